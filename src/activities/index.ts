@@ -1,0 +1,27 @@
+/** All activities, built from their dependencies so tests can pass real ones pointed at test servers. */
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { createInferenceActivities } from './inference';
+import { createNodeActivities } from './nodes';
+import { createRecordActivities } from './records';
+import type { Provider } from './providers/provider';
+
+/** What the activities need from the outside world. */
+export interface ActivityDeps {
+  db: Pool;
+  providers: Record<string, Provider>;
+  logger: Logger;
+  healthPollMs?: number;
+}
+
+/** Returns every activity implementation, keyed by name. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createNodeActivities({ providers: deps.providers, logger: deps.logger, healthPollMs: deps.healthPollMs }),
+    ...createInferenceActivities(),
+    ...createRecordActivities(deps.db),
+  };
+}
+
+/** The activity interface workflows proxy (import it as a type only). */
+export type Activities = ReturnType<typeof createActivities>;

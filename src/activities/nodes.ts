@@ -1,0 +1,109 @@
+/** Node lifecycle activities: provision, wait for health, watch, terminate, reconcile orphans. */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Lane } from '../domain/types';
+import type { Logger } from 'pino';
+import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type Provider } from './providers/provider';
+
+/** Dependencies of the node activities. */
+export interface NodeActivityDeps {
+  providers: Record<string, Provider>;
+  logger: Logger;
+  /** Poll interval of health checks. */
+  healthPollMs?: number;
+  /** Consecutive failed health checks after which a ready node counts as lost. */
+  healthFailuresToLose?: number;
+}
+
+/** Input naming one node. */
+export interface NodeRef {
+  poolId: string;
+  nodeId: string;
+  lane: Lane;
+}
+
+/** Builds the node activities over the given providers. */
+export function createNodeActivities(deps: NodeActivityDeps) {
+  const pollMs = deps.healthPollMs ?? 500;
+  const failuresToLose = deps.healthFailuresToLose ?? 3;
+
+  function providerFor(lane: Lane): Provider {
+    const provider = deps.providers[lane.provider];
+    if (!provider) throw ApplicationFailure.nonRetryable(`provider ${lane.provider} is not configured`, 'InvalidRequest');
+    return provider;
+  }
+
+  return {
+    /** Asks the lane's provider for a node; idempotent by node id. CapacityUnavailable is not retried here. */
+    async provisionNode(input: NodeRef & { model: string; laneIndex: number }): Promise<{ url: string; laneIndex: number }> {
+      const log = deps.logger.child({ poolId: input.poolId, nodeId: input.nodeId, lane: input.laneIndex });
+      try {
+        const node = await providerFor(input.lane).provision(input);
+        log.info({ url: node.url }, 'node provisioned');
+        return { url: node.url, laneIndex: node.laneIndex };
+      } catch (err) {
+        if (err instanceof CapacityUnavailableError) {
+          log.warn({ reason: err.message }, 'lane has no capacity');
+          throw ApplicationFailure.nonRetryable(err.message, 'CapacityUnavailable');
+        }
+        if (err instanceof AuthFailedError || err instanceof InvalidRequestError) {
+          throw ApplicationFailure.nonRetryable(err.message, err.name);
+        }
+        throw err;
+      }
+    },
+
+    /** Polls the node until it answers healthy, heartbeating; fails if it disappears. */
+    async waitNodeReady(input: NodeRef): Promise<{ url: string }> {
+      const provider = providerFor(input.lane);
+      const ctx = Context.current();
+      for (;;) {
+        const status = await provider.describe(input.poolId, input.nodeId);
+        if (!status.exists) throw ApplicationFailure.nonRetryable(`node vanished while booting: ${status.reason}`, 'NodeLost');
+        if (status.healthy && status.url) return { url: status.url };
+        ctx.heartbeat({ reason: status.reason });
+        await ctx.sleep(pollMs);
+      }
+    },
+
+    /**
+     * Watches a ready node for as long as it lives; returns when the provider reports it gone or it fails
+     * `healthFailuresToLose` health checks in a row. Cancelled when the pool releases the node.
+     */
+    async watchNode(input: NodeRef): Promise<{ lost: true; reason: string }> {
+      const provider = providerFor(input.lane);
+      const ctx = Context.current();
+      let failures = 0;
+      for (;;) {
+        const status = await provider.describe(input.poolId, input.nodeId);
+        if (!status.exists) return { lost: true, reason: status.reason ?? 'node gone' };
+        failures = status.healthy ? 0 : failures + 1;
+        if (failures >= failuresToLose) return { lost: true, reason: `failed ${failures} health checks: ${status.reason}` };
+        ctx.heartbeat();
+        await ctx.sleep(pollMs);
+      }
+    },
+
+    /** Terminates a node; a node already gone is fine. */
+    async terminateNode(input: NodeRef): Promise<void> {
+      await providerFor(input.lane).terminate(input.poolId, input.nodeId);
+      deps.logger.info({ poolId: input.poolId, nodeId: input.nodeId }, 'node terminated');
+    },
+
+    /** Terminates nodes a provider holds for the pool that the pool does not know (left by a crash). */
+    async reconcileNodes(input: { poolId: string; providers: string[]; knownNodeIds: string[] }): Promise<string[]> {
+      const known = new Set(input.knownNodeIds);
+      const removed: string[] = [];
+      for (const name of input.providers) {
+        const provider = deps.providers[name];
+        if (!provider) continue;
+        for (const id of await provider.list(input.poolId)) {
+          if (known.has(id)) continue;
+          await provider.terminate(input.poolId, id);
+          removed.push(id);
+          deps.logger.warn({ poolId: input.poolId, nodeId: id }, 'orphaned node terminated');
+        }
+      }
+      return removed;
+    },
+  };
+}

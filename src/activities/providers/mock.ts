@@ -1,0 +1,196 @@
+/**
+ * The mock provider: each node is a local fake model server process on a free loopback port.
+ * Nodes are recorded in files under the data folder so that a restarted worker finds (and does not
+ * duplicate) the nodes an earlier worker started, and so orphans can be listed and removed.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { hashString, seededRandom } from '../../domain/random';
+import { CapacityUnavailableError, type NodeStatus, type Provider, type ProvisionRequest, type ProvisionedNode } from './provider';
+
+/** Knobs of the mock provider. */
+export interface MockProviderOptions {
+  /** Folder where node records live. */
+  stateDir: string;
+  coldStartSeconds: number;
+  tokensPerSecond: number;
+  /** Probability that a spot request finds no capacity. */
+  spotShortageProbability: number;
+  /** Expected spot interruptions per node-hour (0 = never). */
+  spotInterruptionsPerHour: number;
+  seed: number;
+}
+
+interface MockNodeRecord {
+  nodeId: string;
+  poolId: string;
+  laneIndex: number;
+  pid: number;
+  port: number;
+  createdAt: number;
+}
+
+const NODE_SCRIPT = path.join(__dirname, '..', '..', 'mock-node', `server${path.extname(__filename)}`);
+
+/** Mock capacity: real processes, fake GPUs. */
+export class MockProvider implements Provider {
+  readonly name = 'mock';
+  private readonly random: () => number;
+  private readonly inFlight = new Map<string, Promise<ProvisionedNode>>();
+
+  constructor(private readonly options: MockProviderOptions) {
+    this.random = seededRandom(options.seed);
+  }
+
+  async provision(request: ProvisionRequest): Promise<ProvisionedNode> {
+    const pending = this.inFlight.get(request.nodeId);
+    if (pending) return pending;
+    const started = this.provisionOnce(request).finally(() => this.inFlight.delete(request.nodeId));
+    this.inFlight.set(request.nodeId, started);
+    return started;
+  }
+
+  private async provisionOnce(request: ProvisionRequest): Promise<ProvisionedNode> {
+    const existing = await this.read(request.nodeId);
+    if (existing && isAlive(existing.pid)) {
+      return { nodeId: existing.nodeId, laneIndex: existing.laneIndex, url: urlOf(existing) };
+    }
+    if (request.lane.market === 'spot' && this.random() < this.options.spotShortageProbability) {
+      throw new CapacityUnavailableError(`mock: no ${request.lane.gpu} spot capacity`);
+    }
+    const interruptAfterMs = this.interruptionDelayMs(request);
+    const execArgs = NODE_SCRIPT.endsWith('.ts') ? ['--import', require.resolve('tsx')] : [];
+    const child = spawn(process.execPath, [...execArgs, NODE_SCRIPT], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: {
+        PATH: process.env.PATH,
+        MOCK_NODE_ID: request.nodeId,
+        MOCK_MODEL: request.model,
+        MOCK_COLD_START_MS: String(Math.round(this.options.coldStartSeconds * 1000)),
+        MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond),
+        MOCK_INTERRUPT_AFTER_MS: String(interruptAfterMs),
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      let buffered = '';
+      const timer = setTimeout(() => reject(new Error('mock node did not report its port within 15 s')), 15_000);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('utf8');
+        const line = buffered.split('\n')[0];
+        if (buffered.includes('\n')) {
+          clearTimeout(timer);
+          try {
+            resolve(Number(JSON.parse(line).port));
+          } catch (err) {
+            reject(err);
+          }
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`mock node exited early with code ${code}`));
+      });
+    });
+    child.stdout!.destroy();
+    child.removeAllListeners('exit');
+    child.unref();
+    const record: MockNodeRecord = {
+      nodeId: request.nodeId,
+      poolId: request.poolId,
+      laneIndex: request.laneIndex,
+      pid: child.pid!,
+      port,
+      createdAt: Date.now(),
+    };
+    await this.write(record);
+    return { nodeId: record.nodeId, laneIndex: record.laneIndex, url: urlOf(record) };
+  }
+
+  /** Spot nodes die after an exponentially distributed lifetime when interruptions are on. */
+  private interruptionDelayMs(request: ProvisionRequest): number {
+    const rate = this.options.spotInterruptionsPerHour;
+    if (request.lane.market !== 'spot' || rate <= 0) return 0;
+    const u = seededRandom(this.options.seed ^ hashString(request.nodeId))();
+    return Math.max(1, Math.round((-Math.log(1 - u) / rate) * 3_600_000));
+  }
+
+  async describe(_poolId: string, nodeIdToCheck: string): Promise<NodeStatus> {
+    const record = await this.read(nodeIdToCheck);
+    if (!record) return { nodeId: nodeIdToCheck, exists: false, healthy: false, reason: 'no such node' };
+    if (!isAlive(record.pid)) return { nodeId: nodeIdToCheck, exists: false, healthy: false, reason: 'node process is gone' };
+    const url = urlOf(record);
+    try {
+      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+      return { nodeId: nodeIdToCheck, exists: true, healthy: res.ok, url, reason: res.ok ? undefined : `health ${res.status}` };
+    } catch (err) {
+      return { nodeId: nodeIdToCheck, exists: true, healthy: false, url, reason: (err as Error).message };
+    }
+  }
+
+  async terminate(_poolId: string, nodeIdToStop: string): Promise<void> {
+    const record = await this.read(nodeIdToStop);
+    if (!record) return;
+    if (isAlive(record.pid)) {
+      process.kill(record.pid, 'SIGTERM');
+      for (let i = 0; i < 40 && isAlive(record.pid); i++) await new Promise((r) => setTimeout(r, 50));
+      if (isAlive(record.pid)) process.kill(record.pid, 'SIGKILL');
+    }
+    await fs.rm(this.file(nodeIdToStop), { force: true });
+  }
+
+  async list(poolId: string): Promise<string[]> {
+    return (await this.readAll()).filter((r) => r.poolId === poolId).map((r) => r.nodeId);
+  }
+
+  /** Every mock node this data folder knows about (used by the embedded stack to stop them on exit). */
+  async terminateAll(): Promise<number> {
+    const all = await this.readAll();
+    await Promise.all(all.map((r) => this.terminate(r.poolId, r.nodeId)));
+    return all.length;
+  }
+
+  private file(id: string): string {
+    return path.join(this.options.stateDir, `${id}.json`);
+  }
+
+  private async read(id: string): Promise<MockNodeRecord | undefined> {
+    try {
+      return JSON.parse(await fs.readFile(this.file(id), 'utf8')) as MockNodeRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async readAll(): Promise<MockNodeRecord[]> {
+    let names: string[] = [];
+    try {
+      names = await fs.readdir(this.options.stateDir);
+    } catch {
+      return [];
+    }
+    const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.read(n.slice(0, -5))));
+    return records.filter((r): r is MockNodeRecord => r !== undefined);
+  }
+
+  private async write(record: MockNodeRecord): Promise<void> {
+    await fs.mkdir(this.options.stateDir, { recursive: true });
+    const tmp = `${this.file(record.nodeId)}.${process.pid}.tmp`;
+    await fs.writeFile(tmp, JSON.stringify(record));
+    await fs.rename(tmp, this.file(record.nodeId));
+  }
+}
+
+function urlOf(record: MockNodeRecord): string {
+  return `http://127.0.0.1:${record.port}`;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,30 @@
+/** The API process on its own (docker-compose): needs TEMPORAL_ADDRESS and DATABASE_URL. */
+import { createApp } from './api/app';
+import { loadConfig } from './config';
+import { logger } from './logger';
+import { connectTemporal, openDatabase, resumePools } from './runtime';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  if (!config.TEMPORAL_ADDRESS || !config.DATABASE_URL) throw new Error('TEMPORAL_ADDRESS and DATABASE_URL are required');
+  const db = await openDatabase(config.DATABASE_URL);
+  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  await resumePools(db, temporal, config.TEMPORAL_TASK_QUEUE);
+  const app = createApp(
+    {
+      client: temporal.client,
+      db,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      indexed: temporal.indexed,
+      defaultTtlSeconds: config.DEFAULT_JOB_TTL_SECONDS,
+      defaultMaxAttempts: config.DEFAULT_JOB_MAX_ATTEMPTS,
+    },
+    { apiKey: config.ZEROPOOL_API_KEY, bodyLimit: config.BODY_LIMIT, providers: ['mock'] },
+  );
+  app.listen(config.PORT, config.HOST, () => logger.info({ port: config.PORT }, 'API listening'));
+}
+
+main().catch((err) => {
+  logger.fatal({ err }, 'API failed to start');
+  process.exit(1);
+});

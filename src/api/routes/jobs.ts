@@ -1,0 +1,122 @@
+/** /v1/jobs: submit (202 + status URL), read status, cancel. */
+import { randomUUID } from 'node:crypto';
+import { Router } from 'express';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { z } from 'zod';
+import { getJob, getPool, insertJob } from '../../db/store';
+import { jobStatusKey, poolKey } from '../../domain/search-attributes';
+import { TERMINAL_JOB_STATUSES, type JobInput, type JobView, type PoolView } from '../../domain/types';
+import { ENTITY_ID_PATTERN, jobWorkflowId, poolWorkflowId } from '../../ids';
+import type { jobWorkflow } from '../../workflows/job';
+import { cancelJobSignal, jobStateQuery, poolStateQuery } from '../../workflows/messages';
+import type { ApiContext } from '../context';
+import { ApiError } from '../errors';
+
+const submitJobSchema = z
+  .object({
+    pool: z.string().regex(ENTITY_ID_PATTERN),
+    payload: z.record(z.unknown()),
+    ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    maxAttempts: z.number().int().min(1).max(20).optional(),
+  })
+  .strict();
+
+/** The public shape of a job (snake_case timings, as clients of the earlier gateway expect). */
+export function presentJob(view: JobView) {
+  return {
+    id: view.id,
+    pool: view.pool,
+    status: view.status,
+    attempt: view.attempt,
+    node_id: view.nodeId ?? null,
+    submitted_at: new Date(view.submittedAt).toISOString(),
+    finished_at: view.finishedAt ? new Date(view.finishedAt).toISOString() : null,
+    queue_ms: view.queueMs ?? null,
+    cold_start_ms: view.coldStartMs ?? null,
+    run_ms: view.runMs ?? null,
+    tokens: view.usage ? { prompt: view.usage.promptTokens, completion: view.usage.completionTokens } : null,
+    result: view.result ?? null,
+    error: view.error ?? null,
+  };
+}
+
+/** Routes for jobs. */
+export function jobRoutes(ctx: ApiContext): Router {
+  const router = Router();
+  // Pool lookups are on the submit hot path; definitions change rarely, so cache them briefly.
+  const poolCache = new Map<string, { model: string; at: number }>();
+
+  async function poolModel(id: string): Promise<string> {
+    const cached = poolCache.get(id);
+    if (cached && Date.now() - cached.at < 5000) return cached.model;
+    const pool = await getPool(ctx.db, id);
+    if (!pool) throw new ApiError(404, 'not_found', `pool ${id} does not exist`);
+    poolCache.set(id, { model: pool.config.model, at: Date.now() });
+    return pool.config.model;
+  }
+
+  router.post('/', async (req, res) => {
+    const body = submitJobSchema.parse(req.body);
+    const model = await poolModel(body.pool);
+    const jobId = randomUUID();
+    const input: JobInput = {
+      jobId,
+      poolId: body.pool,
+      model,
+      payload: body.payload,
+      ttlSeconds: body.ttlSeconds ?? ctx.defaultTtlSeconds,
+      maxAttempts: body.maxAttempts ?? ctx.defaultMaxAttempts,
+      submittedAt: Date.now(),
+      indexed: ctx.indexed,
+    };
+    await insertJob(ctx.db, { id: jobId, pool: body.pool, status: 'queued', attempt: 1, submittedAt: input.submittedAt });
+    await ctx.client.workflow.start<typeof jobWorkflow>('jobWorkflow', {
+      workflowId: jobWorkflowId(jobId),
+      taskQueue: ctx.taskQueue,
+      args: [input],
+      typedSearchAttributes: ctx.indexed
+        ? [
+            { key: poolKey, value: body.pool },
+            { key: jobStatusKey, value: 'queued' },
+          ]
+        : undefined,
+    });
+    const statusUrl = `/v1/jobs/${jobId}`;
+    res.status(202).location(statusUrl).json({ id: jobId, status: 'queued', status_url: statusUrl });
+  });
+
+  async function jobView(id: string): Promise<JobView> {
+    const stored = await getJob(ctx.db, id);
+    if (!stored) throw new ApiError(404, 'not_found', `job ${id} does not exist`);
+    if (TERMINAL_JOB_STATUSES.includes(stored.status)) return stored;
+    try {
+      const live = await ctx.client.workflow.getHandle(jobWorkflowId(id)).query(jobStateQuery);
+      if (live.status === 'queued') {
+        // "provisioning" tells a waiting client that capacity is on its way rather than merely queued.
+        const pool: PoolView | undefined = await ctx.client.workflow
+          .getHandle(poolWorkflowId(live.pool))
+          .query(poolStateQuery)
+          .catch(() => undefined);
+        if (pool?.nodes.some((n) => n.state === 'provisioning')) return { ...live, status: 'provisioning' };
+      }
+      return live;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return stored;
+      throw err;
+    }
+  }
+
+  router.get('/:id', async (req, res) => {
+    if (!/^[0-9a-f-]{36}$/.test(req.params.id)) throw new ApiError(404, 'not_found', `job ${req.params.id} does not exist`);
+    res.json(presentJob(await jobView(req.params.id)));
+  });
+
+  router.delete('/:id', async (req, res) => {
+    const view = await jobView(req.params.id);
+    if (TERMINAL_JOB_STATUSES.includes(view.status)) throw new ApiError(409, 'conflict', `job is already ${view.status}`);
+    await ctx.client.workflow.getHandle(jobWorkflowId(req.params.id)).signal(cancelJobSignal, { reason: 'cancelled by request' });
+    res.status(202).json({ id: view.id, status: 'cancelling' });
+  });
+
+  return router;
+}

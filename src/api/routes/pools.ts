@@ -1,0 +1,85 @@
+/** /v1/pools: create, list, read live state, change config, drain, resume, scale to zero. */
+import { Router } from 'express';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { z } from 'zod';
+import { getPool, insertPool, listPools, updatePoolConfig } from '../../db/store';
+import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
+import type { PoolConfig, PoolView } from '../../domain/types';
+import { ENTITY_ID_PATTERN, poolWorkflowId } from '../../ids';
+import { drainPoolUpdate, poolStateQuery, resumePoolUpdate, scaleToZeroUpdate, updatePoolConfigUpdate } from '../../workflows/messages';
+import type { ApiContext } from '../context';
+import { ApiError } from '../errors';
+import { ensurePoolWorkflow } from '../pool-workflows';
+
+const createPoolSchema = z.object({ id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') }).passthrough();
+
+/** Known providers: a lane naming another one is refused at creation. */
+export function checkProviders(config: PoolConfig, providers: string[]): void {
+  const unknown = config.lanes.filter((l) => !providers.includes(l.provider)).map((l) => l.provider);
+  if (unknown.length > 0) {
+    throw new ApiError(400, 'invalid_request', `unknown provider(s): ${[...new Set(unknown)].join(', ')}`, { providers });
+  }
+}
+
+/** Routes for pools. */
+export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
+  const router = Router();
+
+  async function requirePool(id: string) {
+    const pool = await getPool(ctx.db, id);
+    if (!pool) throw new ApiError(404, 'not_found', `pool ${id} does not exist`);
+    return pool;
+  }
+
+  async function liveView(id: string): Promise<PoolView> {
+    return ctx.client.workflow.getHandle(poolWorkflowId(id)).query(poolStateQuery);
+  }
+
+  router.post('/', async (req, res) => {
+    const { id, ...rest } = createPoolSchema.parse(req.body);
+    const config = poolConfigSchema.parse(rest) as PoolConfig;
+    checkProviders(config, ctx.providers);
+    if (!(await insertPool(ctx.db, id, config))) throw new ApiError(409, 'conflict', `pool ${id} already exists`);
+    await ensurePoolWorkflow(ctx, id, config);
+    res.status(201).location(`/v1/pools/${id}`).json({ id, config });
+  });
+
+  router.get('/', async (_req, res) => {
+    const pools = await listPools(ctx.db);
+    res.json({ pools: pools.map((p) => ({ id: p.id, config: p.config, createdAt: p.createdAt })) });
+  });
+
+  router.get('/:id', async (req, res) => {
+    const pool = await requirePool(req.params.id);
+    res.json({ id: pool.id, createdAt: pool.createdAt, ...(await liveView(pool.id)) });
+  });
+
+  router.patch('/:id', async (req, res) => {
+    const pool = await requirePool(req.params.id);
+    const patch = poolConfigPatchSchema.parse(req.body);
+    const merged = poolConfigSchema.safeParse({ ...pool.config, ...patch });
+    if (!merged.success) throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => i.message).join('; '));
+    const config = merged.data as PoolConfig;
+    checkProviders(config, ctx.providers);
+    try {
+      const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.id)).executeUpdate(updatePoolConfigUpdate, { args: [config] });
+      await updatePoolConfig(ctx.db, pool.id, config);
+      res.json({ id: pool.id, ...view });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) throw new ApiError(409, 'conflict', String(err.cause?.message ?? err.message));
+      throw err;
+    }
+  });
+
+  const operatorAction = (path: string, update: typeof drainPoolUpdate) =>
+    router.post(`/:id/${path}`, async (req, res) => {
+      const pool = await requirePool(req.params.id);
+      const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.id)).executeUpdate(update);
+      res.json({ id: pool.id, ...view });
+    });
+  operatorAction('drain', drainPoolUpdate);
+  operatorAction('resume', resumePoolUpdate);
+  operatorAction('scale-to-zero', scaleToZeroUpdate);
+
+  return router;
+}

@@ -1,0 +1,49 @@
+/** Configuration: every environment variable, parsed once by one zod schema. Defaults live here only. */
+import path from 'node:path';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['0', '1', 'true', 'false', ''])
+  .default('0')
+  .transform((v) => v === '1' || v === 'true');
+
+/** The schema of the environment. `.env.example` lists the same variables. */
+export const configSchema = z.object({
+  ZEROPOOL_DATA_DIR: z.string().default('.zeropool'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().default('127.0.0.1'),
+  ZEROPOOL_API_KEY: z.string().min(16, 'ZEROPOOL_API_KEY must be at least 16 characters').optional(),
+  BODY_LIMIT: z.string().default('1mb'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TEMPORAL_ADDRESS: z.string().optional(),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().default('zeropool'),
+  TEMPORAL_UI_PORT: z.coerce.number().int().default(8233),
+  TEMPORAL_PORT: z.coerce.number().int().default(7233),
+  TEMPORAL_CLI_PATH: z.string().optional(),
+  TEMPORAL_TEST_SERVER_PATH: z.string().optional(),
+  DATABASE_URL: z.string().optional(),
+  EMBEDDED_POSTGRES_PORT: z.coerce.number().int().default(5433),
+  DEFAULT_JOB_TTL_SECONDS: z.coerce.number().int().min(1).default(3600),
+  DEFAULT_JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+  MOCK_COLD_START_SECONDS: z.coerce.number().min(0).default(3),
+  MOCK_TOKENS_PER_SECOND: z.coerce.number().positive().default(50),
+  MOCK_SPOT_SHORTAGE_PROBABILITY: z.coerce.number().min(0).max(1).default(0),
+  MOCK_SPOT_INTERRUPTIONS_PER_HOUR: z.coerce.number().min(0).default(0),
+  MOCK_SEED: z.coerce.number().int().default(42),
+  ZEROPOOL_INDEXED: bool,
+  WORKER_HEALTH_POLL_MS: z.coerce.number().int().min(50).default(500),
+});
+
+/** Parsed configuration. */
+export type Config = z.infer<typeof configSchema> & { dataDir: string };
+
+/** Parses the environment (or the given object); throws one readable error listing every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n  ');
+    throw new Error(`invalid configuration:\n  ${problems}`);
+  }
+  return { ...parsed.data, dataDir: path.resolve(parsed.data.ZEROPOOL_DATA_DIR) };
+}

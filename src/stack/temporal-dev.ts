@@ -1,0 +1,69 @@
+/** Runs the Temporal CLI dev server as a child process (SQLite file in the data folder, Web UI). */
+import { Connection } from '@temporalio/client';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import devServerConfig from '../../temporal/dev-server.json';
+
+/** A running dev server. */
+export interface DevServer {
+  address: string;
+  uiUrl: string;
+  namespace: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Command-line flags that apply temporal/dev-server.json (namespace, search attributes, dynamic config). */
+export function devServerArgs(options: { dbFile?: string; port: number; uiPort: number; headless?: boolean }): string[] {
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--log-level', 'error'];
+  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (options.headless) args.push('--headless');
+  else args.push('--ui-port', String(options.uiPort));
+  args.push('--namespace', devServerConfig.namespace);
+  for (const [name, type] of Object.entries(devServerConfig.searchAttributes)) args.push('--search-attribute', `${name}=${type}`);
+  for (const [key, value] of Object.entries(devServerConfig.dynamicConfig)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  return args;
+}
+
+/** Starts the dev server and waits until it answers. */
+export async function startDevServer(options: { cliPath: string; dataDir: string; port: number; uiPort: number }): Promise<DevServer> {
+  mkdirSync(options.dataDir, { recursive: true });
+  const child = spawn(options.cliPath, devServerArgs({ ...options, dbFile: path.join(options.dataDir, 'temporal.db') }), {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-4000);
+  });
+  const address = `127.0.0.1:${options.port}`;
+  const started = Date.now();
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`temporal dev server exited with ${child.exitCode}: ${stderr}`);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      await connection.workflowService.getSystemInfo({});
+      await connection.close();
+      break;
+    } catch {
+      if (Date.now() - started > 60_000) {
+        child.kill('SIGKILL');
+        throw new Error(`temporal dev server did not answer on ${address} within 60 s: ${stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  return {
+    address,
+    uiUrl: `http://127.0.0.1:${options.uiPort}`,
+    namespace: devServerConfig.namespace,
+    process: child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }),
+  };
+}

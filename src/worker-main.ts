@@ -1,0 +1,30 @@
+/** A worker process on its own (docker-compose, scaling out): needs TEMPORAL_ADDRESS and DATABASE_URL. */
+import { loadConfig } from './config';
+import { logger } from './logger';
+import { connectTemporal, openDatabase } from './runtime';
+import { createProviders, createWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  if (!config.TEMPORAL_ADDRESS || !config.DATABASE_URL) throw new Error('TEMPORAL_ADDRESS and DATABASE_URL are required');
+  const db = await openDatabase(config.DATABASE_URL);
+  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const worker = await createWorker({
+    connection: temporal.nativeConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    db,
+    providers: createProviders(config),
+    healthPollMs: config.WORKER_HEALTH_POLL_MS,
+  });
+  process.on('SIGTERM', () => worker.shutdown());
+  process.on('SIGINT', () => worker.shutdown());
+  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker running');
+  await worker.run();
+  await db.end();
+}
+
+main().catch((err) => {
+  logger.fatal({ err }, 'worker failed');
+  process.exit(1);
+});

@@ -1,0 +1,59 @@
+/** Worker start-up: registers the workflows and activities on the task queue. */
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Pool } from 'pg';
+import path from 'node:path';
+import { createActivities } from './activities';
+import { MockProvider } from './activities/providers/mock';
+import type { Provider } from './activities/providers/provider';
+import type { Config } from './config';
+import { logger } from './logger';
+
+/** Builds the providers enabled by the configuration (mock always). */
+export function createProviders(config: Config): Record<string, Provider> & { mock: MockProvider } {
+  return {
+    mock: new MockProvider({
+      stateDir: path.join(config.dataDir, 'mock-nodes'),
+      coldStartSeconds: config.MOCK_COLD_START_SECONDS,
+      tokensPerSecond: config.MOCK_TOKENS_PER_SECOND,
+      spotShortageProbability: config.MOCK_SPOT_SHORTAGE_PROBABILITY,
+      spotInterruptionsPerHour: config.MOCK_SPOT_INTERRUPTIONS_PER_HOUR,
+      seed: config.MOCK_SEED,
+    }),
+  };
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** Workflow code bundled once per process. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: quietBundlerLogger });
+  return bundle;
+}
+
+const quietBundlerLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (m: string) => logger.warn(m),
+  error: (m: string) => logger.error(m),
+};
+
+/** Creates (not runs) a worker for the given connection and dependencies. */
+export async function createWorker(options: {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  db: Pool;
+  providers: Record<string, Provider>;
+  healthPollMs?: number;
+}): Promise<Worker> {
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: createActivities({ db: options.db, providers: options.providers, logger, healthPollMs: options.healthPollMs }),
+    maxConcurrentActivityTaskExecutions: 500,
+  });
+}

@@ -1,0 +1,3 @@
+/** Every workflow the worker registers. */
+export { poolWorkflow } from './pool';
+export { jobWorkflow } from './job';

@@ -1,0 +1,414 @@
+/**
+ * The pool entity workflow: one per pool, long-running. It owns the pool's nodes, queue and placements,
+ * scales from zero, bursts over the baseline, tears down after a durable idle timer (cancelled by a burst),
+ * falls back across lanes, replaces lost nodes, and continues-as-new with plain JSON state.
+ */
+import {
+  ActivityCancellationType,
+  allHandlersFinished,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { LedgerEvent, LedgerEventType } from '../db/ledger';
+import { jobWorkflowId, nodeId as makeNodeId } from '../ids';
+import { enqueueJob, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from '../domain/placement';
+import { newPoolState, toPoolView } from '../domain/pool-view';
+import { validatePoolConfig } from '../domain/pool-config';
+import {
+  activeNodes,
+  allLanesShortBackoffMs,
+  availableLanes,
+  baseline,
+  isIdle,
+  nextLaneAvailableAt,
+  nodesToAdd,
+  teardownCandidates,
+} from '../domain/scaling';
+import type { NodeRecord, PlacementGrant, PoolConfig, PoolState } from '../domain/types';
+import {
+  drainPoolUpdate,
+  jobArrivedSignal,
+  jobFinishedSignal,
+  jobPlacedSignal,
+  jobRevokedSignal,
+  jobWithdrawnSignal,
+  poolStateQuery,
+  resumePoolUpdate,
+  scaleToZeroUpdate,
+  updatePoolConfigUpdate,
+} from './messages';
+
+/** Input of the pool workflow: a fresh config, or the state carried over by continue-as-new. */
+export interface PoolWorkflowInput {
+  poolId: string;
+  config: PoolConfig;
+  state?: PoolState;
+}
+
+const provisioning = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
+});
+const booting = proxyActivities<Activities>({
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
+});
+// Watches live as long as a node; a crashed worker's watch is retried on another worker.
+const watching = proxyActivities<Activities>({
+  startToCloseTimeout: '3650 days',
+  heartbeatTimeout: '30 seconds',
+  cancellationType: ActivityCancellationType.TRY_CANCEL,
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
+});
+const bookkeeping = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '30 seconds' },
+});
+
+/** The pool workflow. */
+export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
+  const state: PoolState = input.state ?? newPoolState(input.poolId, input.config);
+  const poolId = state.poolId;
+  let wake = true;
+  let teardownRun: { scope: CancellationScope; pending: NodeRecord[]; current?: NodeRecord; key: string } | undefined;
+  let forceTeardown = false;
+  const watchScopes: Record<string, CancellationScope> = {};
+  const lifecycles: Record<string, true> = {};
+
+  const now = () => Date.now();
+  const touch = () => {
+    wake = true;
+  };
+
+  const ledger = (eventType: LedgerEventType, key: string, extra: Partial<LedgerEvent> = {}) => {
+    void bookkeeping
+      .recordLedgerEvent({ eventKey: `${poolId}:${key}`, eventType, occurredAt: now(), poolId, ...extra })
+      .catch((err) => log.error('ledger write failed', { poolId, key, error: String(err) }));
+  };
+
+  const noteWorkArrived = () => {
+    state.idleSince = undefined;
+    state.baselineSuspended = false;
+    cancelTeardown();
+  };
+
+  /** A burst during teardown keeps every node whose terminate call has not gone out. */
+  function cancelTeardown(): void {
+    if (!teardownRun) return;
+    const run = teardownRun;
+    run.scope.cancel();
+    const kept = run.pending.filter((n) => n !== run.current && state.nodes.includes(n));
+    run.pending = run.current ? [run.current] : [];
+    for (const node of kept) {
+      node.state = 'ready';
+      void runNodeLifecycle(node);
+    }
+    if (kept.length > 0) {
+      ledger('teardown_cancelled', `${run.key}:cancelled`, { details: { kept: kept.map((n) => n.id) } });
+      log.info('teardown cancelled by new work', { poolId, kept: kept.map((n) => n.id) });
+    }
+    touch();
+  }
+
+  setHandler(jobArrivedSignal, ({ jobId, attempt, front }) => {
+    if (enqueueJob(state, { jobId, attempt, enqueuedAt: now() }, front)) {
+      noteWorkArrived();
+      touch();
+    }
+  });
+  setHandler(jobFinishedSignal, ({ jobId, attempt }) => {
+    const placement = state.running.find((p) => p.jobId === jobId);
+    if (placement && placement.attempt === attempt) {
+      releasePlacement(state, jobId);
+      touch();
+    }
+  });
+  setHandler(jobWithdrawnSignal, ({ jobId }) => {
+    state.queue = state.queue.filter((q) => q.jobId !== jobId);
+    releasePlacement(state, jobId);
+    touch();
+  });
+  setHandler(poolStateQuery, () => toPoolView(state, teardownRun !== undefined));
+  setHandler(
+    updatePoolConfigUpdate,
+    (config) => {
+      state.config = config;
+      touch();
+      return toPoolView(state, teardownRun !== undefined);
+    },
+    { validator: (config) => validatePoolConfig(config, state.config) },
+  );
+  setHandler(drainPoolUpdate, () => {
+    state.draining = true;
+    touch();
+    return toPoolView(state, teardownRun !== undefined);
+  });
+  setHandler(resumePoolUpdate, () => {
+    state.draining = false;
+    state.baselineSuspended = false;
+    touch();
+    return toPoolView(state, teardownRun !== undefined);
+  });
+  setHandler(scaleToZeroUpdate, () => {
+    state.baselineSuspended = true;
+    forceTeardown = true;
+    touch();
+    return toPoolView(state, teardownRun !== undefined);
+  });
+
+  async function signalJob(jobId: string, kind: 'place', grant: PlacementGrant): Promise<void>;
+  async function signalJob(jobId: string, kind: 'revoke', body: { attempt: number; reason: string }): Promise<void>;
+  async function signalJob(jobId: string, kind: 'place' | 'revoke', body: unknown): Promise<void> {
+    const handle = getExternalWorkflowHandle(jobWorkflowId(jobId));
+    try {
+      if (kind === 'place') await handle.signal(jobPlacedSignal, body as PlacementGrant);
+      else await handle.signal(jobRevokedSignal, body as { attempt: number; reason: string });
+    } catch (err) {
+      // The job is gone (finished or terminated): its slot must not stay taken.
+      log.warn('job unreachable; releasing its slot', { poolId, jobId, error: String(err) });
+      state.queue = state.queue.filter((q) => q.jobId !== jobId);
+      releasePlacement(state, jobId);
+      touch();
+    }
+  }
+
+  function removeNode(node: NodeRecord): void {
+    state.nodes = state.nodes.filter((n) => n.id !== node.id);
+    watchScopes[node.id]?.cancel();
+    delete watchScopes[node.id];
+    touch();
+  }
+
+  function laneDetails(node: NodeRecord): Partial<LedgerEvent> {
+    return { nodeId: node.id, lane: node.lane, details: { laneIndex: node.laneIndex } };
+  }
+
+  async function terminate(node: NodeRecord, reason: string): Promise<void> {
+    if (node.lane) {
+      await CancellationScope.nonCancellable(() =>
+        provisioning.terminateNode({ poolId, nodeId: node.id, lane: node.lane! }),
+      );
+      if (node.billedFrom !== undefined) {
+        ledger('node_terminated', `${node.id}:terminated`, {
+          ...laneDetails(node),
+          details: { laneIndex: node.laneIndex, reason, billedSeconds: (now() - node.billedFrom) / 1000 },
+        });
+      }
+    }
+    removeNode(node);
+  }
+
+  /** Acquires a lane for a node; false when the node is no longer needed. */
+  async function acquireLane(node: NodeRecord): Promise<boolean> {
+    let round = 0;
+    const stillNeeded = () => state.nodes.includes(node) && !(isIdle(state) && activeNodes(state).length - 1 >= baseline(state));
+    for (;;) {
+      if (!stillNeeded()) return false;
+      for (const index of availableLanes(state.config, state.laneCooldownUntil, now())) {
+        const lane = state.config.lanes[index];
+        node.laneIndex = index;
+        node.lane = lane;
+        node.provisioningAttempts += 1;
+        try {
+          const result = await provisioning.provisionNode({ poolId, nodeId: node.id, lane, laneIndex: index, model: state.config.model });
+          node.laneIndex = result.laneIndex;
+          node.lane = state.config.lanes[result.laneIndex] ?? lane;
+          node.url = result.url;
+          node.billedFrom = now();
+          ledger('node_provisioning', `${node.id}:provisioning`, laneDetails(node));
+          return true;
+        } catch (err) {
+          const reason = String((err as Error).cause ?? err);
+          state.laneCooldownUntil[String(index)] = now() + state.config.laneCooldownSeconds * 1000;
+          log.warn('lane unavailable; trying the next', { poolId, nodeId: node.id, lane: index, reason });
+        }
+      }
+      node.laneIndex = -1;
+      node.lane = undefined;
+      round += 1;
+      const untilLane = nextLaneAvailableAt(state.laneCooldownUntil) - now();
+      const wait = Math.max(1000, Math.min(allLanesShortBackoffMs(round), untilLane));
+      await condition(() => !stillNeeded(), wait);
+    }
+  }
+
+  /** Drives one node from wherever it is (provisioning, ready, terminating) to its end. */
+  async function runNodeLifecycle(node: NodeRecord): Promise<void> {
+    if (lifecycles[node.id]) return;
+    lifecycles[node.id] = true;
+    try {
+      if (node.state === 'provisioning') {
+        const acquired = node.billedFrom !== undefined && node.lane ? await reprovision(node) : await acquireLane(node);
+        if (!acquired) {
+          removeNode(node);
+          return;
+        }
+        try {
+          const ready = await booting.waitNodeReady({ poolId, nodeId: node.id, lane: node.lane! });
+          node.url = ready.url;
+        } catch (err) {
+          log.warn('node failed to boot; replacing it', { poolId, nodeId: node.id, error: String(err) });
+          await terminate(node, 'boot failed');
+          return;
+        }
+        if (!state.nodes.includes(node)) return;
+        node.state = 'ready';
+        node.readyAt = now();
+        ledger('node_ready', `${node.id}:ready`, laneDetails(node));
+        touch();
+      }
+      while (node.state === 'ready' && state.nodes.includes(node)) {
+        const scope = new CancellationScope();
+        watchScopes[node.id] = scope;
+        try {
+          const loss = await scope.run(() => watching.watchNode({ poolId, nodeId: node.id, lane: node.lane! }));
+          await handleNodeLost(node, loss.reason);
+          return;
+        } catch (err) {
+          if (!isCancellation(err)) throw err;
+          // Cancelled: the node is being terminated, or the watch restarts after a cancelled teardown.
+        } finally {
+          if (watchScopes[node.id] === scope) delete watchScopes[node.id];
+        }
+        if (node.state === 'ready') continue;
+      }
+      if (node.state === 'terminating' && state.nodes.includes(node) && !teardownRun) {
+        await terminate(node, 'teardown');
+      }
+    } finally {
+      delete lifecycles[node.id];
+      touch();
+    }
+  }
+
+  /** After continue-as-new or a crash: the provider already accepted the node, ask again (idempotent). */
+  async function reprovision(node: NodeRecord): Promise<boolean> {
+    try {
+      const result = await provisioning.provisionNode({
+        poolId,
+        nodeId: node.id,
+        lane: node.lane!,
+        laneIndex: node.laneIndex,
+        model: state.config.model,
+      });
+      node.url = result.url;
+      return true;
+    } catch {
+      return acquireLane(node);
+    }
+  }
+
+  async function handleNodeLost(node: NodeRecord, reason: string): Promise<void> {
+    log.warn('node lost; requeueing its jobs', { poolId, nodeId: node.id, reason });
+    ledger('node_lost', `${node.id}:lost`, { ...laneDetails(node), details: { laneIndex: node.laneIndex, reason } });
+    const requeued = requeueJobsOfNode(state, node.id, now());
+    node.state = 'terminating';
+    for (const job of requeued) void signalJob(job.jobId, 'revoke', { attempt: job.attempt, reason: `node ${node.id} lost: ${reason}` });
+    touch();
+    await terminate(node, `lost: ${reason}`);
+  }
+
+  function startNodes(count: number): void {
+    for (let i = 0; i < count; i++) {
+      state.nodeSequence += 1;
+      const node: NodeRecord = {
+        id: makeNodeId(poolId, state.nodeSequence),
+        laneIndex: -1,
+        state: 'provisioning',
+        requestedAt: now(),
+        slots: Array.from({ length: state.config.slotsPerNode }, () => null),
+        provisioningAttempts: 0,
+      };
+      state.nodes.push(node);
+      void runNodeLifecycle(node);
+    }
+  }
+
+  function dispatchPlacements(): void {
+    const decisions = placeQueuedJobs(state, now());
+    for (const { job, node, slot } of decisions) {
+      const coldStartMs = Math.max(0, (node.readyAt ?? 0) - job.enqueuedAt);
+      void signalJob(job.jobId, 'place', { attempt: job.attempt, nodeId: node.id, nodeUrl: node.url!, slot, coldStartMs });
+    }
+  }
+
+  /** Tears down idle nodes above the baseline; a job arriving before a node's terminate call keeps it. */
+  async function teardown(candidates: NodeRecord[], graceSeconds: number): Promise<void> {
+    state.teardownSequence = (state.teardownSequence ?? 0) + 1;
+    const key = `teardown:${state.teardownSequence}`;
+    for (const node of candidates) {
+      node.state = 'terminating';
+      watchScopes[node.id]?.cancel();
+    }
+    ledger('teardown_started', `${key}:started`, { details: { nodes: candidates.map((n) => n.id), graceSeconds } });
+    const run = { scope: new CancellationScope(), pending: [...candidates], current: undefined as NodeRecord | undefined, key };
+    teardownRun = run;
+    try {
+      await run.scope.run(async () => {
+        if (graceSeconds > 0) await sleep(graceSeconds * 1000);
+        while (run.pending.length > 0 && !run.scope.consideredCancelled) {
+          run.current = run.pending[0];
+          await terminate(run.current, 'idle teardown');
+          run.pending.shift();
+          run.current = undefined;
+        }
+      });
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+    } finally {
+      // A node whose terminate call was already under way when the teardown was cancelled is finished off.
+      for (const node of run.pending) if (state.nodes.includes(node) && node.state === 'terminating') await terminate(node, 'idle teardown');
+      teardownRun = undefined;
+      touch();
+    }
+  }
+
+  // Resume whatever the previous run (or a crash) left in flight, after removing orphans.
+  const providersInUse = [...new Set(state.config.lanes.map((l) => l.provider))];
+  await bookkeeping.reconcileNodes({ poolId, providers: providersInUse, knownNodeIds: state.nodes.map((n) => n.id) });
+  for (const node of state.nodes) void runNodeLifecycle(node);
+
+  for (;;) {
+    wake = false;
+    dispatchPlacements();
+    if (!state.draining || !isIdle(state)) startNodes(nodesToAdd(state));
+
+    if (isIdle(state)) {
+      if (state.idleSince === undefined) state.idleSince = now();
+      const candidates = state.draining ? activeNodes(state).filter((n) => n.state === 'ready') : teardownCandidates(state);
+      const readyCandidates = candidates.filter((n) => n.state === 'ready');
+      const idleDeadline = state.idleSince + state.config.idleTimeoutSeconds * 1000;
+      if (readyCandidates.length > 0 && !teardownRun && (forceTeardown || state.draining || now() >= idleDeadline)) {
+        const grace = forceTeardown || state.draining ? 0 : state.config.teardownGraceSeconds;
+        forceTeardown = false;
+        void teardown(readyCandidates, grace);
+        continue;
+      }
+      forceTeardown = false;
+      if (readyCandidates.length > 0 && !teardownRun) {
+        await condition(() => wake || workflowInfo().continueAsNewSuggested, idleDeadline - now());
+      } else {
+        await condition(() => wake || workflowInfo().continueAsNewSuggested);
+      }
+    } else {
+      state.idleSince = undefined;
+      await condition(() => wake || workflowInfo().continueAsNewSuggested);
+    }
+
+    if (workflowInfo().continueAsNewSuggested && !teardownRun) {
+      await condition(allHandlersFinished);
+      // In-flight node work resumes in the next run: every provider call is idempotent by node id.
+      await continueAsNew<typeof poolWorkflow>({ poolId, config: state.config, state });
+    }
+  }
+}
