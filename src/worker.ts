@@ -47,6 +47,8 @@ export async function createWorker(options: {
   db: Pool;
   providers: Record<string, Provider>;
   healthPollMs?: number;
+  /** 0 turns off the sticky cache (each task replays history): used where workers come and go in tests. */
+  maxCachedWorkflows?: number;
 }): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
@@ -55,5 +57,6 @@ export async function createWorker(options: {
     workflowBundle: await workflowBundle(),
     activities: createActivities({ db: options.db, providers: options.providers, logger, healthPollMs: options.healthPollMs }),
     maxConcurrentActivityTaskExecutions: 500,
+    maxCachedWorkflows: options.maxCachedWorkflows,
   });
 }

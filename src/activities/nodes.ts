@@ -1,8 +1,8 @@
-/** Node lifecycle activities: provision, wait for health, watch, terminate, reconcile orphans. */
+/** Node lifecycle activities: provision, wait for health, check health, terminate, reconcile orphans. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Lane } from '../domain/types';
 import type { Logger } from 'pino';
-import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type Provider } from './providers/provider';
+import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type NodeStatus, type Provider } from './providers/provider';
 
 /** Dependencies of the node activities. */
 export interface NodeActivityDeps {
@@ -10,8 +10,6 @@ export interface NodeActivityDeps {
   logger: Logger;
   /** Poll interval of health checks. */
   healthPollMs?: number;
-  /** Consecutive failed health checks after which a ready node counts as lost. */
-  healthFailuresToLose?: number;
 }
 
 /** Input naming one node. */
@@ -24,7 +22,6 @@ export interface NodeRef {
 /** Builds the node activities over the given providers. */
 export function createNodeActivities(deps: NodeActivityDeps) {
   const pollMs = deps.healthPollMs ?? 500;
-  const failuresToLose = deps.healthFailuresToLose ?? 3;
 
   function providerFor(lane: Lane): Provider {
     const provider = deps.providers[lane.provider];
@@ -65,22 +62,17 @@ export function createNodeActivities(deps: NodeActivityDeps) {
       }
     },
 
-    /**
-     * Watches a ready node for as long as it lives; returns when the provider reports it gone or it fails
-     * `healthFailuresToLose` health checks in a row. Cancelled when the pool releases the node.
-     */
-    async watchNode(input: NodeRef): Promise<{ lost: true; reason: string }> {
-      const provider = providerFor(input.lane);
-      const ctx = Context.current();
-      let failures = 0;
-      for (;;) {
-        const status = await provider.describe(input.poolId, input.nodeId);
-        if (!status.exists) return { lost: true, reason: status.reason ?? 'node gone' };
-        failures = status.healthy ? 0 : failures + 1;
-        if (failures >= failuresToLose) return { lost: true, reason: `failed ${failures} health checks: ${status.reason}` };
-        ctx.heartbeat();
-        await ctx.sleep(pollMs);
-      }
+    /** One health check of each given node (describe at its provider). */
+    async checkNodes(input: { poolId: string; nodes: Array<{ nodeId: string; lane: Lane }> }): Promise<NodeStatus[]> {
+      return Promise.all(
+        input.nodes.map(async ({ nodeId, lane }) => {
+          try {
+            return await providerFor(lane).describe(input.poolId, nodeId);
+          } catch (err) {
+            return { nodeId, exists: true, healthy: false, reason: `describe failed: ${(err as Error).message}` };
+          }
+        }),
+      );
     },
 
     /** Terminates a node; a node already gone is fine. */

@@ -21,6 +21,7 @@ export const poolConfigSchema = z
     idleTimeoutSeconds: z.number().min(0).max(7 * 24 * 3600).default(60),
     laneCooldownSeconds: z.number().min(0).max(24 * 3600).default(180),
     teardownGraceSeconds: z.number().min(0).max(3600).default(10),
+    healthCheckIntervalSeconds: z.number().min(1).max(3600).default(15),
     lanes: z.array(laneSchema).min(1).max(16),
   })
   .strict()
@@ -37,6 +38,7 @@ export const poolConfigPatchSchema = z
     idleTimeoutSeconds: z.number().min(0).max(7 * 24 * 3600),
     laneCooldownSeconds: z.number().min(0).max(24 * 3600),
     teardownGraceSeconds: z.number().min(0).max(3600),
+    healthCheckIntervalSeconds: z.number().min(1).max(3600),
     lanes: z.array(laneSchema).min(1).max(16),
   })
   .partial()

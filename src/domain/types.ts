@@ -23,6 +23,8 @@ export interface PoolConfig {
   laneCooldownSeconds: number;
   /** Drain window between the idle timer firing and the first terminate call; a burst in it keeps the nodes. */
   teardownGraceSeconds: number;
+  /** How often ready nodes are health-checked (spot interruptions are found this way). */
+  healthCheckIntervalSeconds: number;
   lanes: Lane[];
 }
 
@@ -43,6 +45,8 @@ export interface NodeRecord {
   requestedAt: number;
   /** Jobs on this node, one entry per slot (null = free). */
   slots: (string | null)[];
+  /** Consecutive failed health checks. */
+  healthFailures?: number;
   /** Lane attempts made for this node (all-lanes-short rounds back off on this). */
   provisioningAttempts: number;
 }

@@ -4,7 +4,6 @@
  * falls back across lanes, replaces lost nodes, and continues-as-new with plain JSON state.
  */
 import {
-  ActivityCancellationType,
   allHandlersFinished,
   CancellationScope,
   condition,
@@ -63,17 +62,13 @@ const booting = proxyActivities<Activities>({
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3 },
 });
-// Watches live as long as a node; a crashed worker's watch is retried on another worker.
-const watching = proxyActivities<Activities>({
-  startToCloseTimeout: '3650 days',
-  heartbeatTimeout: '30 seconds',
-  cancellationType: ActivityCancellationType.TRY_CANCEL,
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
-});
 const bookkeeping = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', maximumInterval: '30 seconds' },
 });
+
+/** Consecutive failed health checks after which a ready node counts as lost. */
+const HEALTH_FAILURES_TO_LOSE = 3;
 
 /** The pool workflow. */
 export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
@@ -82,7 +77,6 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   let wake = true;
   let teardownRun: { scope: CancellationScope; pending: NodeRecord[]; current?: NodeRecord; key: string } | undefined;
   let forceTeardown = false;
-  const watchScopes: Record<string, CancellationScope> = {};
   const lifecycles: Record<string, true> = {};
 
   const now = () => Date.now();
@@ -109,10 +103,7 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     run.scope.cancel();
     const kept = run.pending.filter((n) => n !== run.current && state.nodes.includes(n));
     run.pending = run.current ? [run.current] : [];
-    for (const node of kept) {
-      node.state = 'ready';
-      void runNodeLifecycle(node);
-    }
+    for (const node of kept) node.state = 'ready';
     if (kept.length > 0) {
       ledger('teardown_cancelled', `${run.key}:cancelled`, { details: { kept: kept.map((n) => n.id) } });
       log.info('teardown cancelled by new work', { poolId, kept: kept.map((n) => n.id) });
@@ -184,8 +175,6 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
 
   function removeNode(node: NodeRecord): void {
     state.nodes = state.nodes.filter((n) => n.id !== node.id);
-    watchScopes[node.id]?.cancel();
-    delete watchScopes[node.id];
     touch();
   }
 
@@ -267,21 +256,6 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
         ledger('node_ready', `${node.id}:ready`, laneDetails(node));
         touch();
       }
-      while (node.state === 'ready' && state.nodes.includes(node)) {
-        const scope = new CancellationScope();
-        watchScopes[node.id] = scope;
-        try {
-          const loss = await scope.run(() => watching.watchNode({ poolId, nodeId: node.id, lane: node.lane! }));
-          await handleNodeLost(node, loss.reason);
-          return;
-        } catch (err) {
-          if (!isCancellation(err)) throw err;
-          // Cancelled: the node is being terminated, or the watch restarts after a cancelled teardown.
-        } finally {
-          if (watchScopes[node.id] === scope) delete watchScopes[node.id];
-        }
-        if (node.state === 'ready') continue;
-      }
       if (node.state === 'terminating' && state.nodes.includes(node) && !teardownRun) {
         await terminate(node, 'teardown');
       }
@@ -318,6 +292,28 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     await terminate(node, `lost: ${reason}`);
   }
 
+  /**
+   * Checks ready nodes every healthCheckIntervalSeconds with one short activity (not a long-running
+   * watch: that would hold a worker slot per node and stop time skipping in tests). No nodes, no events.
+   */
+  async function healthLoop(): Promise<void> {
+    for (;;) {
+      await condition(() => state.nodes.some((n) => n.state === 'ready'));
+      await sleep(state.config.healthCheckIntervalSeconds * 1000);
+      const ready = state.nodes.filter((n) => n.state === 'ready' && n.lane);
+      if (ready.length === 0) continue;
+      const statuses = await bookkeeping.checkNodes({ poolId, nodes: ready.map((n) => ({ nodeId: n.id, lane: n.lane! })) });
+      for (const status of statuses) {
+        const node = state.nodes.find((n) => n.id === status.nodeId);
+        if (!node || node.state !== 'ready') continue;
+        node.healthFailures = status.healthy ? 0 : (node.healthFailures ?? 0) + 1;
+        if (!status.exists || (node.healthFailures ?? 0) >= HEALTH_FAILURES_TO_LOSE) {
+          void handleNodeLost(node, status.reason ?? 'failed health checks');
+        }
+      }
+    }
+  }
+
   function startNodes(count: number): void {
     for (let i = 0; i < count; i++) {
       state.nodeSequence += 1;
@@ -346,10 +342,7 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   async function teardown(candidates: NodeRecord[], graceSeconds: number): Promise<void> {
     state.teardownSequence = (state.teardownSequence ?? 0) + 1;
     const key = `teardown:${state.teardownSequence}`;
-    for (const node of candidates) {
-      node.state = 'terminating';
-      watchScopes[node.id]?.cancel();
-    }
+    for (const node of candidates) node.state = 'terminating';
     ledger('teardown_started', `${key}:started`, { details: { nodes: candidates.map((n) => n.id), graceSeconds } });
     const run = { scope: new CancellationScope(), pending: [...candidates], current: undefined as NodeRecord | undefined, key };
     teardownRun = run;
@@ -376,7 +369,8 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   // Resume whatever the previous run (or a crash) left in flight, after removing orphans.
   const providersInUse = [...new Set(state.config.lanes.map((l) => l.provider))];
   await bookkeeping.reconcileNodes({ poolId, providers: providersInUse, knownNodeIds: state.nodes.map((n) => n.id) });
-  for (const node of state.nodes) void runNodeLifecycle(node);
+  for (const node of state.nodes) if (node.state !== 'ready') void runNodeLifecycle(node);
+  void healthLoop();
 
   for (;;) {
     wake = false;

@@ -1,0 +1,29 @@
+// `npm test`: finds (or pip-installs) the Temporal binaries, then runs every test file with node's test runner.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const tsx = ['--import', 'tsx'];
+const locate = spawnSync(process.execPath, [...tsx, '-e', `
+  const { ensureTemporalBinary } = require('./src/stack/temporal-binaries.ts');
+  process.stdout.write(JSON.stringify({ cli: ensureTemporalBinary('cli') ?? '', testServer: ensureTemporalBinary('test-server') ?? '' }));
+`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+if (locate.status !== 0) process.exit(locate.status ?? 1);
+const found = JSON.parse(locate.stdout);
+const env = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+if (found.cli) env.TEMPORAL_CLI_PATH = found.cli;
+if (found.testServer) env.TEMPORAL_TEST_SERVER_PATH = found.testServer;
+console.log(`temporal CLI: ${found.cli || '(SDK download)'}\ntemporal test server: ${found.testServer || '(SDK download)'}`);
+
+function testFiles(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name);
+    if (statSync(full).isDirectory()) return testFiles(full);
+    return name.endsWith('.test.ts') ? [full] : [];
+  });
+}
+const selected = process.argv.slice(2);
+const files = selected.length > 0 ? selected : testFiles(path.join(root, 'test')).sort();
+const run = spawnSync(process.execPath, [...tsx, '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { cwd: root, env, stdio: 'inherit' });
+process.exit(run.status ?? 1);

@@ -1,0 +1,32 @@
+/** A real PostgreSQL for tests: embedded, in a temp folder, migrated. */
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type pg from 'pg';
+import { openDatabase } from '../../src/runtime';
+import { freePort, startEmbeddedPostgres } from '../../src/stack/postgres';
+
+/** A database for one test file. */
+export interface TestDatabase {
+  db: pg.Pool;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts embedded PostgreSQL (or uses TEST_DATABASE_URL) and applies the schema. */
+export async function startTestDatabase(): Promise<TestDatabase> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zeropool-pg-'));
+  // As root, PostgreSQL runs as its own user, which must be able to enter the folder.
+  chmodSync(dir, 0o755);
+  const embedded = await startEmbeddedPostgres(dir, await freePort());
+  const db = await openDatabase(embedded.url);
+  return {
+    db,
+    url: embedded.url,
+    close: async () => {
+      await db.end();
+      await embedded.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

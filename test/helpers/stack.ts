@@ -1,0 +1,157 @@
+/** Drives real pool and job workflows on a test environment with a real worker, mock nodes and PostgreSQL. */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import type pg from 'pg';
+import { MockProvider, type MockProviderOptions } from '../../src/activities/providers/mock';
+import type { Provider } from '../../src/activities/providers/provider';
+import { ledgerRowsForPool } from '../../src/db/ledger';
+import { insertJob } from '../../src/db/store';
+import type { JobInput, JobView, PoolConfig, PoolView } from '../../src/domain/types';
+import { poolConfigSchema } from '../../src/domain/pool-config';
+import { jobWorkflowId, poolWorkflowId } from '../../src/ids';
+import type { jobWorkflow } from '../../src/workflows/job';
+import { jobStateQuery, poolStateQuery } from '../../src/workflows/messages';
+import type { poolWorkflow } from '../../src/workflows/pool';
+import { createWorker } from '../../src/worker';
+
+/** A mock provider in a fresh temp folder. */
+export function testMockProvider(options: Partial<MockProviderOptions> = {}): MockProvider {
+  return new MockProvider({
+    stateDir: mkdtempSync(path.join(os.tmpdir(), 'zeropool-nodes-')),
+    coldStartSeconds: 0.2,
+    tokensPerSecond: 200,
+    spotShortageProbability: 0,
+    spotInterruptionsPerHour: 0,
+    seed: 7,
+    ...options,
+  });
+}
+
+/** A pool config with test-friendly defaults (realistic durations: time skips). */
+export function poolConfig(overrides: Partial<PoolConfig> = {}): PoolConfig {
+  return poolConfigSchema.parse({
+    model: 'test-model',
+    maxNodes: 5,
+    slotsPerNode: 4,
+    idleTimeoutSeconds: 600,
+    teardownGraceSeconds: 30,
+    lanes: [
+      { provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.5 },
+      { provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.2 },
+    ],
+    ...overrides,
+  }) as PoolConfig;
+}
+
+/** Test handle over one environment. */
+export class PoolHarness {
+  readonly taskQueue = `q-${randomUUID().slice(0, 8)}`;
+  /**
+   * A plain client: unlike env.client it never unlocks time skipping while waiting, so on the
+   * time-skipping server time only jumps inside env.sleep() and a test decides exactly how far.
+   */
+  readonly client: Client;
+
+  constructor(
+    readonly env: TestWorkflowEnvironment,
+    readonly db: pg.Pool,
+    readonly providers: Record<string, Provider>,
+  ) {
+    this.client = new Client({ connection: env.connection, namespace: env.namespace ?? 'default' });
+  }
+
+  /** A worker on this harness's task queue (run it with worker.runUntil). */
+  worker(options: { maxCachedWorkflows?: number } = {}): Promise<Worker> {
+    return createWorker({
+      ...options,
+      connection: this.env.nativeConnection,
+      namespace: this.env.namespace ?? 'default',
+      taskQueue: this.taskQueue,
+      db: this.db,
+      providers: this.providers,
+      healthPollMs: 100,
+    });
+  }
+
+  private readonly started: string[] = [];
+
+  /**
+   * Terminates every pool workflow this harness started. A pool left running without a worker keeps
+   * scheduling health checks that nobody runs, and a pending activity stops the test server skipping time.
+   */
+  async close(): Promise<void> {
+    for (const workflowId of this.started) {
+      await this.client.workflow.getHandle(workflowId).terminate('test over').catch(() => undefined);
+    }
+  }
+
+  async startPool(poolId: string, config: PoolConfig): Promise<void> {
+    this.started.push(poolWorkflowId(poolId));
+    await this.client.workflow.start<typeof poolWorkflow>('poolWorkflow', {
+      workflowId: poolWorkflowId(poolId),
+      taskQueue: this.taskQueue,
+      args: [{ poolId, config }],
+    });
+  }
+
+  pool(poolId: string): Promise<PoolView> {
+    return this.client.workflow.getHandle(poolWorkflowId(poolId)).query(poolStateQuery);
+  }
+
+  async submit(poolId: string, payload: Record<string, unknown> = { prompt: 'hello' }, extra: Partial<JobInput> = {}): Promise<string> {
+    const jobId = randomUUID();
+    const input: JobInput = {
+      jobId,
+      poolId,
+      model: 'test-model',
+      payload,
+      ttlSeconds: 3600,
+      maxAttempts: 3,
+      submittedAt: Date.now(),
+      indexed: false,
+      ...extra,
+    };
+    await insertJob(this.db, { id: jobId, pool: poolId, status: 'queued', attempt: 1, submittedAt: input.submittedAt });
+    await this.client.workflow.start<typeof jobWorkflow>('jobWorkflow', {
+      workflowId: jobWorkflowId(jobId),
+      taskQueue: this.taskQueue,
+      args: [input],
+    });
+    return jobId;
+  }
+
+  result(jobId: string): Promise<JobView> {
+    return this.client.workflow.getHandle<typeof jobWorkflow>(jobWorkflowId(jobId)).result();
+  }
+
+  job(jobId: string): Promise<JobView> {
+    return this.client.workflow.getHandle(jobWorkflowId(jobId)).query(jobStateQuery);
+  }
+
+  ledger(poolId: string) {
+    return ledgerRowsForPool(this.db, poolId);
+  }
+
+  /** Polls until `check` returns a truthy value (real time; for conditions driven by activities). */
+  async until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+    const started = Date.now();
+    for (;;) {
+      const value = await check();
+      if (value) return value;
+      if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Counts of ledger event types. */
+export function countEvents(rows: Array<{ event_type: string }>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const row of rows) counts[row.event_type] = (counts[row.event_type] ?? 0) + 1;
+  return counts;
+}

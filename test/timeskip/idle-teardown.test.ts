@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { after, afterEach, before, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { timeSkippingEnv } from '../helpers/temporal';
+import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { countEvents, PoolHarness, poolConfig, testMockProvider } from '../helpers/stack';
+
+const harnesses: PoolHarness[] = [];
+function harness(): PoolHarness {
+  const h = new PoolHarness(env, database.db, { mock });
+  harnesses.push(h);
+  return h;
+}
+import type { MockProvider } from '../../src/activities/providers/mock';
+
+let env: TestWorkflowEnvironment;
+let database: TestDatabase;
+let mock: MockProvider;
+
+afterEach(async () => {
+  for (const h of harnesses.splice(0)) await h.close();
+});
+before(async () => {
+  [env, database] = await Promise.all([timeSkippingEnv(), startTestDatabase()]);
+  mock = testMockProvider();
+});
+after(async () => {
+  await mock?.terminateAll();
+  await env?.teardown();
+  await database?.close();
+});
+
+test('durable idle timer: waits idleTimeout, any arrival restarts it, a worker restart neither resets nor loses it', async () => {
+  const h = harness();
+  const config = poolConfig({ idleTimeoutSeconds: 600, teardownGraceSeconds: 30, minNodes: 0 });
+  let firstNode = '';
+  // No sticky cache: the second worker must not wait on the first one's sticky queue.
+  await (await h.worker({ maxCachedWorkflows: 0 })).runUntil(async () => {
+    await h.startPool('idle', config);
+    const job = await h.result(await h.submit('idle'));
+    assert.equal(job.status, 'completed');
+    firstNode = job.nodeId!;
+    await env.sleep('9 minutes');
+    assert.equal((await h.pool('idle')).nodes.length, 1, 'still warm before the timeout');
+    // An arrival at minute 9 restarts the 10-minute wait.
+    assert.equal((await h.result(await h.submit('idle'))).status, 'completed');
+    await env.sleep('9 minutes');
+    assert.equal((await h.pool('idle')).nodes.length, 1, 'the arrival restarted the wait');
+  });
+  // Worker gone and a new one started: the pool's timer is in Temporal, not in the worker.
+  await (await h.worker({ maxCachedWorkflows: 0 })).runUntil(async () => {
+    await env.sleep('2 minutes');
+    const view = await h.until('teardown under way', async () => {
+      const v = await h.pool('idle');
+      return v.phase === 'tearing_down' || v.nodes.length === 0 ? v : undefined;
+    });
+    assert.ok(view, 'teardown started after the full idle timeout');
+    await env.sleep('1 minute');
+    const done = await h.until('nodes terminated', async () => {
+      const v = await h.pool('idle');
+      return v.nodes.length === 0 ? v : undefined;
+    });
+    assert.equal(done.phase, 'idle');
+  });
+  assert.deepEqual(await mock.list('idle'), [], 'the provider holds no node for the pool');
+  const events = countEvents(await h.ledger('idle'));
+  assert.equal(events.node_provisioning, 1);
+  assert.equal(events.node_terminated, 1);
+  assert.equal(events.teardown_started, 1);
+  assert.equal(events.teardown_cancelled, undefined);
+  assert.ok(firstNode);
+});
+
+test('a job arriving during teardown cancels it: the node is kept, the job runs on it, nothing is lost', async () => {
+  const h = harness();
+  await (await h.worker()).runUntil(async () => {
+    await h.startPool('burst', poolConfig({ idleTimeoutSeconds: 600, teardownGraceSeconds: 60, slotsPerNode: 2 }));
+    const jobs = await Promise.all([h.submit('burst'), h.submit('burst'), h.submit('burst')]);
+    const firsts = await Promise.all(jobs.map((id) => h.result(id)));
+    assert.ok(firsts.every((j) => j.status === 'completed'));
+    const nodesBefore = (await h.pool('burst')).nodes.map((n) => n.id).sort();
+    assert.equal(nodesBefore.length, 2);
+    await env.sleep(605_000);
+    const tearing = await h.pool('burst');
+    assert.equal(tearing.phase, 'tearing_down');
+    assert.ok(tearing.nodes.every((n) => n.state === 'terminating'));
+    const late = await Promise.all([h.submit('burst'), h.submit('burst')]);
+    const results = await Promise.all(late.map((id) => h.result(id)));
+    assert.deepEqual(results.map((r) => r.status), ['completed', 'completed']);
+    for (const r of results) assert.ok(nodesBefore.includes(r.nodeId!), `job ran on a kept node, not ${r.nodeId}`);
+    const after = await h.pool('burst');
+    assert.deepEqual(after.nodes.map((n) => n.id).sort(), nodesBefore);
+    assert.ok(after.nodes.every((n) => n.state === 'ready'));
+    assert.deepEqual((await mock.list('burst')).sort(), nodesBefore, 'no node was terminated at the provider');
+  });
+  const events = countEvents(await h.ledger('burst'));
+  assert.equal(events.teardown_started, 1);
+  assert.equal(events.teardown_cancelled, 1);
+  assert.equal(events.node_terminated, undefined);
+  assert.equal(events.node_provisioning, 2);
+});
+
+test('burst over a warm baseline: jobs run on the baseline first; burst nodes only past burstThreshold, never beyond maxNodes', async () => {
+  const h = harness();
+  await (await h.worker()).runUntil(async () => {
+    await h.startPool('base', poolConfig({ minNodes: 1, maxNodes: 3, slotsPerNode: 2, burstThreshold: 2 }));
+    const warm = await h.until('baseline ready', async () => {
+      const v = await h.pool('base');
+      return v.nodes.length === 1 && v.nodes[0].state === 'ready' ? v : undefined;
+    });
+    const baselineNode = warm.nodes[0].id;
+    // 4 slow jobs: 2 run on the baseline, 2 queue — not past the threshold of 2, so no burst node.
+    const slow = { messages: [{ role: 'user', content: 'long' }], max_tokens: 200 };
+    const first = await Promise.all(Array.from({ length: 4 }, () => h.submit('base', slow)));
+    await h.until('four accounted for', async () => {
+      const v = await h.pool('base');
+      return v.running + v.queued === 4;
+    });
+    const within = await h.pool('base');
+    assert.equal(within.nodes.length, 1, 'a backlog within burstThreshold adds no node');
+    assert.equal(within.nodes[0].busySlots, 2, 'the baseline runs jobs first');
+    // 6 more: backlog 8 - 0 free = 8 > 2 → burst, capped at maxNodes.
+    const second = await Promise.all(Array.from({ length: 6 }, () => h.submit('base', slow)));
+    const results = await Promise.all([...first, ...second].map((id) => h.result(id)));
+    assert.ok(results.every((r) => r.status === 'completed'));
+    assert.ok(results.filter((r) => r.nodeId === baselineNode).length >= 2, 'the baseline ran jobs');
+    const view = await h.pool('base');
+    assert.equal(view.nodes.length, 3, 'burst stopped at maxNodes');
+    await env.sleep('12 minutes');
+    await h.until('back to baseline', async () => {
+      const v = await h.pool('base');
+      return v.nodes.length === 1 ? v : undefined;
+    });
+    assert.equal((await h.pool('base')).nodes[0].id, baselineNode, 'the baseline node stays');
+  });
+});
