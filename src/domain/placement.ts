@@ -12,7 +12,7 @@ export interface PlacementDecision {
 /**
  * Places queued jobs in queue order (requeued jobs sit at the front) onto free slots of ready nodes,
  * least-loaded node first so a request does not share a node while another stands idle.
- * Terminating and provisioning nodes never receive jobs. Mutates state; returns what it placed.
+ * Terminating, provisioning and suspect nodes never receive jobs. Mutates state; returns what it placed.
  */
 export function placeQueuedJobs(state: PoolState, now: number): PlacementDecision[] {
   const decisions: PlacementDecision[] = [];
@@ -33,7 +33,7 @@ export function placeQueuedJobs(state: PoolState, now: number): PlacementDecisio
 function leastLoadedReadyNode(nodes: NodeRecord[]): NodeRecord | undefined {
   let best: NodeRecord | undefined;
   for (const node of nodes) {
-    if (node.state !== 'ready') continue;
+    if (node.state !== 'ready' || node.suspect) continue;
     const busy = busySlots(node);
     if (busy >= node.slots.length) continue;
     if (!best || busy < busySlots(best)) best = node;

@@ -45,6 +45,8 @@ export interface NodeRecord {
   requestedAt: number;
   /** Jobs on this node, one entry per slot (null = free). */
   slots: (string | null)[];
+  /** A job reported this node unreachable: no placements until a health check clears it. */
+  suspect?: boolean;
   /** Consecutive failed health checks. */
   healthFailures?: number;
   /** Lane attempts made for this node (all-lanes-short rounds back off on this). */

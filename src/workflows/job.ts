@@ -159,6 +159,6 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     view.attempt = current.attempt + 1;
     grant = undefined;
     setStatus('queued');
-    await pool.signal(jobArrivedSignal, { jobId: input.jobId, attempt: view.attempt, front: true });
+    await pool.signal(jobArrivedSignal, { jobId: input.jobId, attempt: view.attempt, front: true, failedNodeId: current.nodeId });
   }
 }

@@ -2,8 +2,8 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { JobView, PlacementGrant, PoolConfig, PoolView } from '../domain/types';
 
-/** A job (or a new attempt of it) asks its pool for a slot. */
-export const jobArrivedSignal = defineSignal<[{ jobId: string; attempt: number; front: boolean }]>('jobArrived');
+/** A job (or a new attempt of it, naming the node that failed it) asks its pool for a slot. */
+export const jobArrivedSignal = defineSignal<[{ jobId: string; attempt: number; front: boolean; failedNodeId?: string }]>('jobArrived');
 /** A job's attempt is over (any outcome): its slot is free. */
 export const jobFinishedSignal = defineSignal<[{ jobId: string; attempt: number }]>('jobFinished');
 /** A job leaves the pool for good (TTL expired, cancelled) whether queued or placed. */

@@ -77,6 +77,7 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   let wake = true;
   let teardownRun: { scope: CancellationScope; pending: NodeRecord[]; current?: NodeRecord; key: string } | undefined;
   let forceTeardown = false;
+  let healthCheckRequested = false;
   const lifecycles: Record<string, true> = {};
 
   const now = () => Date.now();
@@ -111,7 +112,13 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     touch();
   }
 
-  setHandler(jobArrivedSignal, ({ jobId, attempt, front }) => {
+  setHandler(jobArrivedSignal, ({ jobId, attempt, front, failedNodeId }) => {
+    const failedNode = failedNodeId ? state.nodes.find((n) => n.id === failedNodeId && n.state === 'ready') : undefined;
+    if (failedNode) {
+      // Stop placing there and look now rather than at the next periodic check.
+      failedNode.suspect = true;
+      healthCheckRequested = true;
+    }
     if (enqueueJob(state, { jobId, attempt, enqueuedAt: now() }, front)) {
       noteWorkArrived();
       touch();
@@ -299,7 +306,8 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   async function healthLoop(): Promise<void> {
     for (;;) {
       await condition(() => state.nodes.some((n) => n.state === 'ready'));
-      await sleep(state.config.healthCheckIntervalSeconds * 1000);
+      await condition(() => healthCheckRequested, state.config.healthCheckIntervalSeconds * 1000);
+      healthCheckRequested = false;
       const ready = state.nodes.filter((n) => n.state === 'ready' && n.lane);
       if (ready.length === 0) continue;
       const statuses = await bookkeeping.checkNodes({ poolId, nodes: ready.map((n) => ({ nodeId: n.id, lane: n.lane! })) });
@@ -307,6 +315,10 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
         const node = state.nodes.find((n) => n.id === status.nodeId);
         if (!node || node.state !== 'ready') continue;
         node.healthFailures = status.healthy ? 0 : (node.healthFailures ?? 0) + 1;
+        if (status.healthy && node.suspect) {
+          node.suspect = false;
+          touch();
+        }
         if (!status.exists || (node.healthFailures ?? 0) >= HEALTH_FAILURES_TO_LOSE) {
           void handleNodeLost(node, status.reason ?? 'failed health checks');
         }
