@@ -53,13 +53,14 @@ export interface PoolWorkflowInput {
   state?: PoolState;
 }
 
+// A provider call takes seconds; a short timeout lets a crashed worker's call be retried soon.
 const provisioning = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
+  startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 const booting = proxyActivities<Activities>({
   startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3 },
 });
 const bookkeeping = proxyActivities<Activities>({

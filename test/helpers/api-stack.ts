@@ -1,0 +1,161 @@
+/** The whole service for integration tests: dev server, embedded PostgreSQL, real worker(s), HTTP API. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync } from 'node:fs';
+import type { Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { createApp } from '../../src/api/app';
+import { MockProvider } from '../../src/activities/providers/mock';
+import { createWorker } from '../../src/worker';
+import { startTestDatabase, type TestDatabase } from './postgres';
+import { devServerEnv } from './temporal';
+
+/** Options of a test stack. */
+export interface ApiStackOptions {
+  dynamicConfig?: Record<string, unknown>;
+  coldStartSeconds?: number;
+  tokensPerSecond?: number;
+  /** Run the worker as a child process (so a test can kill it) instead of in-process. */
+  workerProcess?: boolean;
+}
+
+/** A running stack. */
+export class ApiStack {
+  baseUrl = '';
+  dataDir = mkdtempSync(path.join(os.tmpdir(), 'zeropool-it-'));
+  taskQueue = 'zeropool-it';
+  mock!: MockProvider;
+  env!: TestWorkflowEnvironment;
+  database!: TestDatabase;
+  private server?: Server;
+  private worker?: { worker: Worker; done: Promise<void> };
+  workerChild?: ChildProcess;
+
+  constructor(private readonly options: ApiStackOptions = {}) {}
+
+  async start(): Promise<this> {
+    chmodSync(this.dataDir, 0o755);
+    [this.env, this.database] = await Promise.all([devServerEnv(this.options.dynamicConfig), startTestDatabase()]);
+    this.mock = new MockProvider({
+      stateDir: path.join(this.dataDir, 'mock-nodes'),
+      coldStartSeconds: this.options.coldStartSeconds ?? 0.5,
+      tokensPerSecond: this.options.tokensPerSecond ?? 200,
+      spotShortageProbability: 0,
+      spotInterruptionsPerHour: 0,
+      seed: 1,
+    });
+    if (this.options.workerProcess) await this.startWorkerProcess();
+    else await this.startWorkerInProcess();
+    const app = createApp(
+      { client: this.env.client, db: this.database.db, taskQueue: this.taskQueue, indexed: true, defaultTtlSeconds: 600, defaultMaxAttempts: 3 },
+      { bodyLimit: '64kb', providers: ['mock'] },
+    );
+    await new Promise<void>((resolve) => {
+      this.server = app.listen(0, '127.0.0.1', () => resolve());
+    });
+    const address = this.server!.address();
+    this.baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    return this;
+  }
+
+  async startWorkerInProcess(): Promise<void> {
+    const worker = await createWorker({
+      connection: this.env.nativeConnection,
+      namespace: 'default',
+      taskQueue: this.taskQueue,
+      db: this.database.db,
+      providers: { mock: this.mock },
+      healthPollMs: 100,
+    });
+    this.worker = { worker, done: worker.run() };
+  }
+
+  /** Starts `src/worker-main.ts` as a child process and waits for it to poll. */
+  async startWorkerProcess(): Promise<ChildProcess> {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', 'worker-main.ts')], {
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: this.env.address,
+        DATABASE_URL: this.database.url,
+        TEMPORAL_TASK_QUEUE: this.taskQueue,
+        ZEROPOOL_DATA_DIR: this.dataDir,
+        MOCK_COLD_START_SECONDS: String(this.options.coldStartSeconds ?? 0.5),
+        MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond ?? 200),
+        WORKER_HEALTH_POLL_MS: '100',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    this.workerChild = child;
+    return child;
+  }
+
+  /** Kills the worker process at once (SIGKILL: no shutdown, activities in flight are lost). */
+  killWorkerProcess(): Promise<void> {
+    const child = this.workerChild;
+    if (!child || child.exitCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+
+  async request<T = any>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${this.baseUrl}${url}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  /** Polls until `check` returns a truthy value. */
+  async until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+    const started = Date.now();
+    for (;;) {
+      const value = await check();
+      if (value) return value;
+      if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await new Promise((resolve) => (this.server ? this.server.close(() => resolve(undefined)) : resolve(undefined)));
+    if (this.worker) {
+      this.worker.worker.shutdown();
+      await this.worker.done.catch(() => undefined);
+    }
+    if (this.workerChild && this.workerChild.exitCode === null) {
+      const child = this.workerChild;
+      await new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.kill('SIGTERM');
+      });
+    }
+    await this.mock?.terminateAll();
+    await this.env?.teardown();
+    await this.database?.close();
+  }
+}
+
+/** A pool body for POST /v1/pools. */
+export function poolBody(id: string, overrides: Record<string, unknown> = {}) {
+  return {
+    id,
+    model: 'llama-3-8b',
+    maxNodes: 5,
+    slotsPerNode: 4,
+    idleTimeoutSeconds: 3,
+    teardownGraceSeconds: 0.5,
+    healthCheckIntervalSeconds: 2,
+    lanes: [
+      { provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.45 },
+      { provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.1 },
+    ],
+    ...overrides,
+  };
+}

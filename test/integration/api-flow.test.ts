@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ledgerRowsForPool } from '../../src/db/ledger';
+import { jobWorkflowId, poolWorkflowId } from '../../src/ids';
+import { countEvents } from '../helpers/stack';
+import { ApiStack, poolBody } from '../helpers/api-stack';
+
+let stack: ApiStack;
+before(async () => {
+  stack = await new ApiStack({ coldStartSeconds: 1 }).start();
+});
+after(async () => {
+  await stack?.stop();
+});
+
+/** Saves a workflow's history under test/histories for the replay test (RECORD_HISTORIES=1). */
+async function recordHistory(workflowId: string, name: string): Promise<void> {
+  if (process.env.RECORD_HISTORIES !== '1') return;
+  const history = await stack.env.client.workflow.getHandle(workflowId).fetchHistory();
+  const dir = path.join(__dirname, '..', 'histories');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(history));
+}
+
+test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) nodes, the pool returns to zero, the ledger is exact', async () => {
+  const created = await stack.request('POST', '/v1/pools', poolBody('twenty'));
+  assert.equal(created.status, 201);
+  const submitted = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => stack.request('POST', '/v1/jobs', { pool: 'twenty', payload: { prompt: `job ${i}` } })),
+  );
+  for (const s of submitted) {
+    assert.equal(s.status, 202);
+    assert.match(s.body.status_url, /^\/v1\/jobs\/[0-9a-f-]{36}$/);
+  }
+  let peakNodes = 0;
+  const finals = await stack.until('all jobs terminal', async () => {
+    const pool = await stack.request('GET', '/v1/pools/twenty');
+    peakNodes = Math.max(peakNodes, pool.body.nodes.length);
+    const jobs = await Promise.all(submitted.map((s) => stack.request('GET', s.body.status_url)));
+    return jobs.every((j) => j.body.status === 'completed') ? jobs.map((j) => j.body) : undefined;
+  });
+  for (const job of finals) {
+    assert.equal(job.tokens.completion, 16);
+    assert.ok(job.queue_ms >= 0 && job.run_ms > 0);
+  }
+  assert.ok(peakNodes >= 1 && peakNodes <= 5, `peak ${peakNodes} nodes`);
+  const drained = await stack.until('back to zero', async () => {
+    const pool = await stack.request('GET', '/v1/pools/twenty');
+    return pool.body.nodes.length === 0 && pool.body.phase === 'idle' ? pool.body : undefined;
+  });
+  assert.equal(drained.placedTotal, 20);
+  assert.deepEqual(await stack.mock.list('twenty'), []);
+
+  const rows = await ledgerRowsForPool(stack.database.db, 'twenty');
+  const nodes = new Set(rows.filter((r) => r.event_type === 'node_provisioning').map((r) => r.node_id));
+  assert.ok(nodes.size <= 5);
+  assert.deepEqual(countEvents(rows), {
+    node_provisioning: nodes.size,
+    node_ready: nodes.size,
+    teardown_started: 1,
+    node_terminated: nodes.size,
+    job_completed: 20,
+  });
+  for (const r of rows.filter((r) => r.event_type === 'node_terminated')) {
+    assert.ok(Number(r.details.billedSeconds) > 0, 'billed seconds recorded');
+    assert.equal(r.market, 'spot');
+  }
+  await recordHistory(poolWorkflowId('twenty'), 'pool-scale-from-zero');
+  await recordHistory(jobWorkflowId(submitted[0].body.id), 'job-completed');
+});
+
+test('a burst arriving during teardown over HTTP: teardown is cancelled and nothing is lost', async () => {
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('burst', { teardownGraceSeconds: 5, idleTimeoutSeconds: 2 }))).status, 201);
+  const first = await stack.request('POST', '/v1/jobs', { pool: 'burst', payload: { prompt: 'warm up' } });
+  await stack.until('first done', async () => (await stack.request('GET', first.body.status_url)).body.status === 'completed');
+  const nodeBefore = (await stack.request('GET', '/v1/pools/burst')).body.nodes[0].id;
+  await stack.until('teardown under way', async () => (await stack.request('GET', '/v1/pools/burst')).body.phase === 'tearing_down', 20_000);
+  const burst = await Promise.all(Array.from({ length: 6 }, () => stack.request('POST', '/v1/jobs', { pool: 'burst', payload: { prompt: 'again' } })));
+  const done = await stack.until('burst done', async () => {
+    const jobs = await Promise.all(burst.map((b) => stack.request('GET', b.body.status_url)));
+    return jobs.every((j) => ['completed', 'failed', 'expired'].includes(j.body.status)) ? jobs.map((j) => j.body) : undefined;
+  });
+  assert.deepEqual(done.map((j) => j.status), Array(6).fill('completed'));
+  assert.ok(done.some((j) => j.node_id === nodeBefore), 'the node kept from teardown served the burst');
+  const events = countEvents(await ledgerRowsForPool(stack.database.db, 'burst'));
+  assert.equal(events.teardown_cancelled, 1);
+  await recordHistory(poolWorkflowId('burst'), 'pool-teardown-cancelled');
+});
+
+test('bad input gets a clear error and nothing is created', async () => {
+  const noLanes = await stack.request('POST', '/v1/pools', { id: 'bad', model: 'm', maxNodes: 1, lanes: [] });
+  assert.equal(noLanes.status, 400);
+  assert.equal(noLanes.body.error.code, 'invalid_request');
+  assert.ok(noLanes.body.error.details.some((d: { path: string }) => d.path === 'lanes'));
+  const unknownProvider = await stack.request('POST', '/v1/pools', poolBody('bad2', { lanes: [{ provider: 'nope', market: 'spot', gpu: 'x', pricePerHour: 1 }] }));
+  assert.equal(unknownProvider.status, 400);
+  assert.equal((await stack.request('GET', '/v1/pools/bad2')).status, 404);
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('twenty'))).status, 409);
+  const missingPool = await stack.request('POST', '/v1/jobs', { pool: 'does-not-exist', payload: {} });
+  assert.equal(missingPool.status, 404);
+  assert.equal((await stack.request('POST', '/v1/jobs', { pool: 'twenty' })).status, 400);
+  const big = await stack.request('POST', '/v1/jobs', { pool: 'twenty', payload: { prompt: 'x'.repeat(100_000) } });
+  assert.equal(big.status, 413);
+  assert.equal(big.body.error.code, 'payload_too_large');
+  assert.equal((await stack.request('GET', '/v1/jobs/00000000-0000-0000-0000-000000000000')).status, 404);
+  const patch = await stack.request('PATCH', '/v1/pools/twenty', { minNodes: 9, maxNodes: 2 });
+  assert.equal(patch.status, 400);
+  const ok = await stack.request('PATCH', '/v1/pools/twenty', { maxNodes: 7 });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body.config.maxNodes, 7);
+});
+
+test('operator actions: drain finishes work then releases every node; scale-to-zero releases idle baseline nodes now', async () => {
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('ops', { minNodes: 1, idleTimeoutSeconds: 600 }))).status, 201);
+  await stack.until('baseline ready', async () => (await stack.request('GET', '/v1/pools/ops')).body.nodes.some((n: { state: string }) => n.state === 'ready'));
+  const zero = await stack.request('POST', '/v1/pools/ops/scale-to-zero');
+  assert.equal(zero.status, 200);
+  await stack.until('scaled to zero', async () => (await stack.request('GET', '/v1/pools/ops')).body.nodes.length === 0, 20_000);
+  const job = await stack.request('POST', '/v1/jobs', { pool: 'ops', payload: { prompt: 'wake' } });
+  await stack.until('job done', async () => (await stack.request('GET', job.body.status_url)).body.status === 'completed');
+  assert.equal((await stack.request('POST', '/v1/pools/ops/drain')).status, 200);
+  const drained = await stack.until('drained', async () => {
+    const v = (await stack.request('GET', '/v1/pools/ops')).body;
+    return v.phase === 'drained' ? v : undefined;
+  }, 20_000);
+  assert.equal(drained.nodes.length, 0);
+});
