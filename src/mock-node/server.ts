@@ -2,6 +2,7 @@
  * A fake OpenAI-compatible model server: one mock "GPU node". Runs as its own process so that it
  * outlives a worker crash, like a real cloud node would. Configured by environment variables.
  */
+import { renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 
 const nodeIdentity = process.env.MOCK_NODE_ID ?? 'mock-node';
@@ -108,7 +109,22 @@ const server = http.createServer((req, res) => {
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  process.stdout.write(`${JSON.stringify({ port })}\n`);
+  const recordFile = process.env.MOCK_RECORD_FILE;
+  if (recordFile) {
+    // The node reports itself, so a provider that crashed while starting it can still find it.
+    const record = {
+      nodeId: nodeIdentity,
+      poolId: process.env.MOCK_POOL_ID ?? '',
+      laneIndex: Number(process.env.MOCK_LANE_INDEX ?? 0),
+      pid: process.pid,
+      port,
+      createdAt: bootedAt,
+    };
+    writeFileSync(`${recordFile}.${process.pid}.tmp`, JSON.stringify(record));
+    renameSync(`${recordFile}.${process.pid}.tmp`, recordFile);
+  } else {
+    process.stdout.write(`${JSON.stringify({ port })}\n`);
+  }
 });
 
 if (interruptAfterMs > 0) setTimeout(() => process.exit(0), interruptAfterMs).unref();

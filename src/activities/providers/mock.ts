@@ -4,7 +4,7 @@
  * duplicate) the nodes an earlier worker started, and so orphans can be listed and removed.
  */
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { hashString, seededRandom } from '../../domain/random';
 import { CapacityUnavailableError, type NodeStatus, type Provider, type ProvisionRequest, type ProvisionedNode } from './provider';
@@ -54,58 +54,58 @@ export class MockProvider implements Provider {
   private async provisionOnce(request: ProvisionRequest): Promise<ProvisionedNode> {
     const existing = await this.read(request.nodeId);
     if (existing && isAlive(existing.pid)) {
-      return { nodeId: existing.nodeId, laneIndex: existing.laneIndex, url: urlOf(existing) };
+      // Started earlier (perhaps by a worker that crashed before it could report): adopt it.
+      const adopted = existing.port > 0 ? existing : await this.waitForPort(request.nodeId, existing.pid);
+      return { nodeId: adopted.nodeId, laneIndex: adopted.laneIndex, url: urlOf(adopted) };
     }
     if (request.lane.market === 'spot' && this.random() < this.options.spotShortageProbability) {
       throw new CapacityUnavailableError(`mock: no ${request.lane.gpu} spot capacity`);
     }
-    const interruptAfterMs = this.interruptionDelayMs(request);
+    await fs.mkdir(this.options.stateDir, { recursive: true });
     const execArgs = NODE_SCRIPT.endsWith('.ts') ? ['--import', require.resolve('tsx')] : [];
     const child = spawn(process.execPath, [...execArgs, NODE_SCRIPT], {
       detached: true,
-      stdio: ['ignore', 'pipe', 'ignore'],
+      stdio: 'ignore',
       env: {
         PATH: process.env.PATH,
         MOCK_NODE_ID: request.nodeId,
+        MOCK_POOL_ID: request.poolId,
+        MOCK_LANE_INDEX: String(request.laneIndex),
+        MOCK_RECORD_FILE: this.file(request.nodeId),
         MOCK_MODEL: request.model,
         MOCK_COLD_START_MS: String(Math.round(this.options.coldStartSeconds * 1000)),
         MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond),
-        MOCK_INTERRUPT_AFTER_MS: String(interruptAfterMs),
+        MOCK_INTERRUPT_AFTER_MS: String(this.interruptionDelayMs(request)),
       },
     });
-    const port = await new Promise<number>((resolve, reject) => {
-      let buffered = '';
-      const timer = setTimeout(() => reject(new Error('mock node did not report its port within 15 s')), 15_000);
-      child.stdout!.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('utf8');
-        const line = buffered.split('\n')[0];
-        if (buffered.includes('\n')) {
-          clearTimeout(timer);
-          try {
-            resolve(Number(JSON.parse(line).port));
-          } catch (err) {
-            reject(err);
-          }
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`mock node exited early with code ${code}`));
-      });
-    });
-    child.stdout!.destroy();
-    child.removeAllListeners('exit');
     child.unref();
-    const record: MockNodeRecord = {
+    // Recorded before anything can fail: a crash from here on leaves a node that the next attempt adopts
+    // (or reconciliation removes), never an unknown process. The node adds its port once it listens.
+    const pending: MockNodeRecord = {
       nodeId: request.nodeId,
       poolId: request.poolId,
       laneIndex: request.laneIndex,
       pid: child.pid!,
-      port,
+      port: 0,
       createdAt: Date.now(),
     };
-    await this.write(record);
+    writeFileSync(this.file(request.nodeId), JSON.stringify(pending));
+    const record = await this.waitForPort(request.nodeId, child.pid!);
     return { nodeId: record.nodeId, laneIndex: record.laneIndex, url: urlOf(record) };
+  }
+
+  /** Waits until the node process has written its port into its record. */
+  private async waitForPort(id: string, pid: number): Promise<MockNodeRecord> {
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      const record = await this.read(id);
+      if (record && record.port > 0) return record;
+      if (!isAlive(pid)) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await fs.rm(this.file(id), { force: true });
+    throw new Error(`mock node ${id} did not start listening`);
   }
 
   /** Spot nodes die after an exponentially distributed lifetime when interruptions are on. */
@@ -174,12 +174,6 @@ export class MockProvider implements Provider {
     return records.filter((r): r is MockNodeRecord => r !== undefined);
   }
 
-  private async write(record: MockNodeRecord): Promise<void> {
-    await fs.mkdir(this.options.stateDir, { recursive: true });
-    const tmp = `${this.file(record.nodeId)}.${process.pid}.tmp`;
-    await fs.writeFile(tmp, JSON.stringify(record));
-    await fs.rename(tmp, this.file(record.nodeId));
-  }
 }
 
 function urlOf(record: MockNodeRecord): string {

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ledgerRowsForPool } from '../../src/db/ledger';
+import { ApiStack, poolBody } from '../helpers/api-stack';
+
+let stack: ApiStack;
+before(async () => {
+  // Cold start long enough that the kill lands while nodes are still booting.
+  stack = await new ApiStack({ coldStartSeconds: 4, workerProcess: true }).start();
+});
+after(async () => {
+  await stack?.stop();
+});
+
+test('the worker killed in the middle of scale-up and restarted: provisioning finishes, every job completes, no node orphaned', async () => {
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('crash', { slotsPerNode: 2, maxNodes: 4 }))).status, 201);
+  const jobs = await Promise.all(Array.from({ length: 8 }, () => stack.request('POST', '/v1/jobs', { pool: 'crash', payload: { prompt: 'hi' } })));
+  const booting = await stack.until('nodes booting', async () => {
+    const pool = await stack.request('GET', '/v1/pools/crash');
+    const provisioning = pool.body.nodes?.filter((n: { state: string }) => n.state === 'provisioning') ?? [];
+    return provisioning.length > 0 && (await stack.mock.list('crash')).length > 0 ? pool.body : undefined;
+  });
+  assert.ok(booting.nodes.length >= 1);
+  await stack.killWorkerProcess();
+  const startedBeforeKill = await stack.mock.list('crash');
+  await stack.startWorkerProcess();
+
+  const finals = await stack.until(
+    'all jobs completed after the restart',
+    async () => {
+      const all = await Promise.all(jobs.map((j) => stack.request('GET', j.body.status_url)));
+      return all.every((j) => j.body.status === 'completed') ? all.map((j) => j.body) : undefined;
+    },
+    90_000,
+  );
+  assert.equal(finals.length, 8);
+  // Provisioning cut off by the crash resumes once the lost activity attempts time out.
+  const pool = await stack.until(
+    'every node ready',
+    async () => {
+      const view = (await stack.request('GET', '/v1/pools/crash')).body;
+      return view.nodes.every((n: { state: string }) => n.state === 'ready') ? view : undefined;
+    },
+    90_000,
+  );
+  const poolNodes = pool.nodes.map((n: { id: string }) => n.id).sort();
+  assert.deepEqual((await stack.mock.list('crash')).sort(), poolNodes, 'the provider holds exactly the pool’s nodes');
+  for (const id of startedBeforeKill) assert.ok(poolNodes.includes(id), `node ${id} started before the crash was adopted, not orphaned`);
+  const rows = await ledgerRowsForPool(stack.database.db, 'crash');
+  const provisioned = rows.filter((r) => r.event_type === 'node_provisioning').map((r) => r.node_id).sort();
+  assert.deepEqual(provisioned, poolNodes, 'one provisioning row per node, none twice');
+});
