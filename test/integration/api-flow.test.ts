@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ledgerRowsForPool } from '../../src/db/ledger';
 import { jobWorkflowId, poolWorkflowId } from '../../src/ids';
 import { countEvents } from '../helpers/stack';
+import { recordHistory } from '../helpers/histories';
 import { ApiStack, poolBody } from '../helpers/api-stack';
 
 let stack: ApiStack;
@@ -15,14 +14,6 @@ after(async () => {
   await stack?.stop();
 });
 
-/** Saves a workflow's history under test/histories for the replay test (RECORD_HISTORIES=1). */
-async function recordHistory(workflowId: string, name: string): Promise<void> {
-  if (process.env.RECORD_HISTORIES !== '1') return;
-  const history = await stack.env.client.workflow.getHandle(workflowId).fetchHistory();
-  const dir = path.join(__dirname, '..', 'histories');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(history));
-}
 
 test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) nodes, the pool returns to zero, the ledger is exact', async () => {
   const created = await stack.request('POST', '/v1/pools', poolBody('twenty'));
@@ -67,8 +58,8 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
     assert.ok(Number(r.details.billedSeconds) > 0, 'billed seconds recorded');
     assert.equal(r.market, 'spot');
   }
-  await recordHistory(poolWorkflowId('twenty'), 'pool-scale-from-zero');
-  await recordHistory(jobWorkflowId(submitted[0].body.id), 'job-completed');
+  await recordHistory(stack.env.client, poolWorkflowId('twenty'), 'pool-scale-from-zero');
+  await recordHistory(stack.env.client, jobWorkflowId(submitted[0].body.id), 'job-completed');
 });
 
 test('a burst arriving during teardown over HTTP: teardown is cancelled and nothing is lost', async () => {
@@ -86,7 +77,7 @@ test('a burst arriving during teardown over HTTP: teardown is cancelled and noth
   assert.ok(done.some((j) => j.node_id === nodeBefore), 'the node kept from teardown served the burst');
   const events = countEvents(await ledgerRowsForPool(stack.database.db, 'burst'));
   assert.equal(events.teardown_cancelled, 1);
-  await recordHistory(poolWorkflowId('burst'), 'pool-teardown-cancelled');
+  await recordHistory(stack.env.client, poolWorkflowId('burst'), 'pool-teardown-cancelled');
 });
 
 test('bad input gets a clear error and nothing is created', async () => {

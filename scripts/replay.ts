@@ -1,0 +1,44 @@
+/**
+ * `npm run replay -- --workflow-id <id> [--run-id <run>] [--address host:port] [--namespace ns]`
+ * Fetches a live workflow history and replays it against the current workflow code; exits 1 and names
+ * the problem when the code is no longer deterministic for that history.
+ */
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { workflowBundle } from '../src/worker';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'workflow-id': { type: 'string' },
+      'run-id': { type: 'string' },
+      address: { type: 'string', default: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' },
+      namespace: { type: 'string', default: process.env.TEMPORAL_NAMESPACE ?? 'default' },
+    },
+  });
+  const workflowId = values['workflow-id'];
+  if (!workflowId) {
+    process.stderr.write('usage: npm run replay -- --workflow-id <id> [--run-id <run>] [--address host:port]\n');
+    process.exit(2);
+  }
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const connection = await Connection.connect({ address: values.address });
+  const client = new Client({ connection, namespace: values.namespace });
+  const history = await client.workflow.getHandle(workflowId, values['run-id']).fetchHistory();
+  process.stdout.write(`replaying ${workflowId}: ${history.events?.length ?? 0} events\n`);
+  try {
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
+    process.stdout.write('ok: the current code replays this history deterministically\n');
+  } catch (err) {
+    process.stdout.write(`NONDETERMINISM: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  } finally {
+    await connection.close();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`replay failed: ${(err as Error).message}\n`);
+  process.exit(1);
+});

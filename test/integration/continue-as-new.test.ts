@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { poolWorkflowId } from '../../src/ids';
+import { ApiStack, poolBody } from '../helpers/api-stack';
+import { recordHistory } from '../helpers/histories';
+
+let stack: ApiStack;
+before(async () => {
+  // A tiny history limit makes Temporal suggest continue-as-new after a few dozen events.
+  stack = await new ApiStack({ dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': 60 } }).start();
+});
+after(async () => {
+  await stack?.stop();
+});
+
+test('the pool continues-as-new when Temporal suggests it, losing no queued job, node or idle timer', async () => {
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('can', { slotsPerNode: 2, maxNodes: 3, idleTimeoutSeconds: 4 }))).status, 201);
+  const handle = stack.env.client.workflow.getHandle(poolWorkflowId('can'));
+  const firstRun = (await handle.describe()).runId;
+  const all: string[] = [];
+  for (let wave = 0; wave < 4; wave++) {
+    const jobs = await Promise.all(Array.from({ length: 6 }, () => stack.request('POST', '/v1/jobs', { pool: 'can', payload: { prompt: `w${wave}` } })));
+    all.push(...jobs.map((j) => j.body.status_url));
+  }
+  const finals = await stack.until('all completed', async () => {
+    const views = await Promise.all(all.map((url) => stack.request('GET', url)));
+    return views.every((v) => v.body.status === 'completed') ? views.map((v) => v.body) : undefined;
+  });
+  assert.equal(finals.length, 24);
+  const description = await handle.describe();
+  assert.notEqual(description.runId, firstRun, 'the pool continued as new at least once');
+  await recordHistory(stack.env.client, poolWorkflowId('can'), 'pool-continued-as-new', firstRun);
+  const view = (await stack.request('GET', '/v1/pools/can')).body;
+  assert.equal(view.placedTotal, 24, 'placements carried across runs');
+  assert.ok(view.nodes.length >= 1 && view.nodes.length <= 3, 'nodes carried across runs');
+  const nodesAfterCan = view.nodes.map((n: { id: string }) => n.id);
+  assert.deepEqual((await stack.mock.list('can')).sort(), [...nodesAfterCan].sort(), 'no node orphaned or duplicated');
+  // The idle timer still fires in the new run.
+  await stack.until('back to zero', async () => (await stack.request('GET', '/v1/pools/can')).body.nodes.length === 0, 30_000);
+  assert.deepEqual(await stack.mock.list('can'), []);
+});
