@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { appendLedgerEvent, ledgerRowsForPool } from '../../src/db/ledger';
+import { createRecordActivities } from '../../src/activities/records';
+import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
+
+let database: TestDatabase;
+before(async () => {
+  database = await startTestDatabase();
+});
+after(async () => {
+  await database?.close();
+});
+
+test('ledger writes are idempotent by event key (a retried activity adds no second row)', async () => {
+  const event = { eventKey: 'p1:n1:provisioning', eventType: 'node_provisioning' as const, occurredAt: 1_700_000_000_000, poolId: 'p1', nodeId: 'n1', lane: { provider: 'mock', market: 'spot' as const, gpu: 'A10G', pricePerHour: 0.45 } };
+  assert.equal(await appendLedgerEvent(database.db, event), true);
+  assert.equal(await appendLedgerEvent(database.db, event), false);
+  const { recordLedgerEvent } = createRecordActivities(database.db);
+  await recordLedgerEvent(event);
+  const rows = await ledgerRowsForPool(database.db, 'p1');
+  assert.equal(rows.length, 1);
+  assert.equal(Number(rows[0].price_per_hour), 0.45);
+  assert.equal(rows[0].occurred_at.getTime(), 1_700_000_000_000);
+});
+
+test('PostgreSQL itself refuses UPDATE, DELETE and TRUNCATE on the ledger', async () => {
+  await appendLedgerEvent(database.db, { eventKey: 'p2:x', eventType: 'teardown_started', occurredAt: Date.now(), poolId: 'p2' });
+  await assert.rejects(database.db.query("UPDATE ledger SET pool_id = 'evil' WHERE pool_id = 'p2'"), /append-only/);
+  await assert.rejects(database.db.query("DELETE FROM ledger WHERE pool_id = 'p2'"), /append-only/);
+  await assert.rejects(database.db.query('TRUNCATE ledger'), /append-only/);
+  assert.equal((await ledgerRowsForPool(database.db, 'p2')).length, 1);
+});
+
+test('a job outcome and its ledger row are written together, and a terminal record is never overwritten', async () => {
+  const { recordJobOutcome } = createRecordActivities(database.db);
+  const view = { id: '11111111-1111-1111-1111-111111111111', pool: 'p3', status: 'completed' as const, attempt: 1, submittedAt: 1, finishedAt: 2 };
+  const event = { eventKey: `${view.id}:completed`, eventType: 'job_completed' as const, occurredAt: 2, poolId: 'p3', jobId: view.id };
+  await recordJobOutcome({ view, event });
+  await recordJobOutcome({ view: { ...view, status: 'failed' }, event });
+  const stored = await database.db.query('SELECT status FROM jobs WHERE id = $1', [view.id]);
+  assert.equal(stored.rows[0].status, 'completed');
+  assert.equal((await ledgerRowsForPool(database.db, 'p3')).length, 1);
+});
