@@ -142,6 +142,8 @@ export interface JobView {
   nodeId?: string;
   submittedAt: number;
   placedAt?: number;
+  /** Epoch ms (worker clock) at which the request of the successful attempt reached the node. */
+  startedAt?: number;
   finishedAt?: number;
   queueMs?: number;
   coldStartMs?: number;

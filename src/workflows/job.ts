@@ -133,6 +133,7 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
       view.usage = result.usage;
       view.result = { text: result.text };
       view.runMs = result.finishedAt - result.startedAt;
+      view.startedAt = result.startedAt;
       return finish('completed');
     }
     if (cancelReason !== undefined) {

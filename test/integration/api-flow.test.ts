@@ -134,7 +134,7 @@ test('with ZEROPOOL_API_KEY set, every route but /health needs the bearer key', 
     for (const [method, url] of [['GET', '/v1/pools'], ['GET', '/v1/pools/twenty'], ['POST', '/v1/jobs'], ['GET', '/v1/jobs/x'], ['POST', '/v1/pools/twenty/drain']]) {
       const none = await fetch(`${base}${url}`, { method });
       assert.equal(none.status, 401, `${method} ${url} without a key`);
-      assert.equal((await none.json()).error.code, 'unauthorized');
+      assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'unauthorized');
       const wrong = await fetch(`${base}${url}`, { method, headers: { authorization: 'Bearer wrong-key-0123456789abcdef' } });
       assert.equal(wrong.status, 401, `${method} ${url} with a wrong key`);
     }

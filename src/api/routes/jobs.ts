@@ -30,6 +30,7 @@ export function presentJob(view: JobView) {
     attempt: view.attempt,
     node_id: view.nodeId ?? null,
     submitted_at: new Date(view.submittedAt).toISOString(),
+    started_at: view.startedAt ? new Date(view.startedAt).toISOString() : null,
     finished_at: view.finishedAt ? new Date(view.finishedAt).toISOString() : null,
     queue_ms: view.queueMs ?? null,
     cold_start_ms: view.coldStartMs ?? null,
