@@ -101,7 +101,17 @@ async function main(): Promise<void> {
     const sentAt = Date.now();
     sent.push(post('/v1/jobs', { pool: 'bench', payload }).then((r) => ({ id: r.id, sentAt })));
   }
-  const latencies = (await waitAll(await Promise.all(sent))).map((r) => r.latency);
+  const sentJobs = await Promise.all(sent);
+  const latencies = (await waitAll(sentJobs)).map((r) => r.latency);
+  if (process.env.BENCH_TRACE === '1') {
+    // Where one job's time goes: its history's event times relative to the POST.
+    const { id, sentAt } = sentJobs[Math.floor(sentJobs.length / 2)];
+    const history = await temporal.client.workflow.getHandle(`job:${id}`).fetchHistory();
+    for (const event of history.events ?? []) {
+      const t = Number(event.eventTime!.seconds) * 1000 + Math.round((event.eventTime!.nanos ?? 0) / 1e6);
+      process.stdout.write(`job +${t - sentAt} ms  ${event.eventType}\n`);
+    }
+  }
 
   // 2. Throughput: CONCURRENCY clients in a closed loop, each submitting and waiting for its job to start.
   let next = 0;
