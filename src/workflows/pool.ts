@@ -385,6 +385,9 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   for (const node of state.nodes) if (node.state !== 'ready') void runNodeLifecycle(node);
   void healthLoop();
 
+  // Continue-as-new waits for a running teardown: waking on the suggestion alone would spin the loop.
+  const readyToContinueAsNew = () => workflowInfo().continueAsNewSuggested && !teardownRun;
+
   for (;;) {
     wake = false;
     dispatchPlacements();
@@ -403,16 +406,16 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
       }
       forceTeardown = false;
       if (readyCandidates.length > 0 && !teardownRun) {
-        await condition(() => wake || workflowInfo().continueAsNewSuggested, idleDeadline - now());
+        await condition(() => wake || readyToContinueAsNew(), idleDeadline - now());
       } else {
-        await condition(() => wake || workflowInfo().continueAsNewSuggested);
+        await condition(() => wake || readyToContinueAsNew());
       }
     } else {
       state.idleSince = undefined;
-      await condition(() => wake || workflowInfo().continueAsNewSuggested);
+      await condition(() => wake || readyToContinueAsNew());
     }
 
-    if (workflowInfo().continueAsNewSuggested && !teardownRun) {
+    if (readyToContinueAsNew()) {
       await condition(allHandlersFinished);
       // In-flight node work resumes in the next run: every provider call is idempotent by node id.
       await continueAsNew<typeof poolWorkflow>({ poolId, config: state.config, state });
