@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const cli = ensureTemporalBinary('cli');
   if (!cli) throw new Error('no temporal CLI');
   const temporalPort = await freePort();
-  const dev = await startDevServer({ cliPath: cli, dataDir, port: temporalPort, uiPort: await freePort() });
+  const dev = await startDevServer({ cliPath: cli, dataDir, port: temporalPort, uiPort: await freePort(), inMemory: process.env.BENCH_IN_MEMORY === '1' });
   const temporal = await connectTemporal(dev.address, 'default');
   const providers = createProviders(config);
   const worker = await createWorker({ connection: temporal.nativeConnection, namespace: 'default', taskQueue: 'bench', db, providers });

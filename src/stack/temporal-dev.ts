@@ -31,9 +31,9 @@ export function devServerArgs(options: { dbFile?: string; port: number; uiPort: 
 }
 
 /** Starts the dev server and waits until it answers. */
-export async function startDevServer(options: { cliPath: string; dataDir: string; port: number; uiPort: number }): Promise<DevServer> {
+export async function startDevServer(options: { cliPath: string; dataDir: string; port: number; uiPort: number; inMemory?: boolean }): Promise<DevServer> {
   mkdirSync(options.dataDir, { recursive: true });
-  const child = spawn(options.cliPath, devServerArgs({ ...options, dbFile: path.join(options.dataDir, 'temporal.db') }), {
+  const child = spawn(options.cliPath, devServerArgs({ ...options, dbFile: options.inMemory ? undefined : path.join(options.dataDir, 'temporal.db') }), {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -12,6 +12,7 @@ import {
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { InferenceResult } from '../activities/inference';
@@ -97,7 +98,9 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     return finish('failed', `pool ${input.poolId} is not running: ${String(err)}`);
   }
 
-  const deadline = input.submittedAt + input.ttlSeconds * 1000;
+  // The TTL runs on the workflow clock from the job's start (ms after the API accepted it), not on the API's
+  // clock: the two may disagree, and retries or preemption never restart it.
+  const deadline = workflowInfo().startTime.getTime() + input.ttlSeconds * 1000;
   for (;;) {
     const placed = await condition(() => grant !== undefined || cancelReason !== undefined, Math.max(0, deadline - Date.now()));
     if (cancelReason !== undefined) {

@@ -58,6 +58,12 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
     assert.ok(Number(r.details.billedSeconds) > 0, 'billed seconds recorded');
     assert.equal(r.market, 'spot');
   }
+  // Jobs are findable by pool and status (the Web UI's search uses the same visibility query).
+  const indexed = await stack.until('visibility caught up', async () => {
+    const count = await stack.env.client.workflow.count(`ZeropoolPool = "twenty" AND ZeropoolStatus = "completed"`);
+    return count.count === 20 ? count : undefined;
+  });
+  assert.equal(indexed.count, 20);
   await recordHistory(stack.env.client, poolWorkflowId('twenty'), 'pool-scale-from-zero');
   await recordHistory(stack.env.client, jobWorkflowId(submitted[0].body.id), 'job-completed');
 });
@@ -78,6 +84,24 @@ test('a burst arriving during teardown over HTTP: teardown is cancelled and noth
   const events = countEvents(await ledgerRowsForPool(stack.database.db, 'burst'));
   assert.equal(events.teardown_cancelled, 1);
   await recordHistory(stack.env.client, poolWorkflowId('burst'), 'pool-teardown-cancelled');
+});
+
+test('DELETE /v1/jobs/:id cancels a parked job; it ends cancelled and leaves the queue', async () => {
+  const pool = poolBody('cancel', { lanes: [{ provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.45 }] });
+  assert.equal((await stack.request('POST', '/v1/pools', { ...pool, maxNodes: 1, slotsPerNode: 1 })).status, 201);
+  const slow = await stack.request('POST', '/v1/jobs', { pool: 'cancel', payload: { prompt: 'slow', max_tokens: 400 } });
+  const parked = await stack.request('POST', '/v1/jobs', { pool: 'cancel', payload: { prompt: 'parked' } });
+  await stack.until('parked job queued', async () => (await stack.request('GET', '/v1/pools/cancel')).body.queuedJobIds?.includes(parked.body.id));
+  const cancel = await stack.request('DELETE', parked.body.status_url);
+  assert.equal(cancel.status, 202);
+  const final = await stack.until('cancelled', async () => {
+    const job = await stack.request('GET', parked.body.status_url);
+    return job.body.status === 'cancelled' ? job.body : undefined;
+  });
+  assert.equal(final.error, 'cancelled by request');
+  assert.equal((await stack.request('GET', '/v1/pools/cancel')).body.queuedJobIds.includes(parked.body.id), false);
+  assert.equal((await stack.request('DELETE', parked.body.status_url)).status, 409, 'already terminal');
+  await stack.until('slow job done', async () => (await stack.request('GET', slow.body.status_url)).body.status === 'completed');
 });
 
 test('bad input gets a clear error and nothing is created', async () => {

@@ -133,3 +133,25 @@ test('a lost spot node: its running jobs go back to the front of the queue, run 
   assert.equal(events.node_lost ?? 0, 1, 'the loss is on the ledger');
   assert.equal(events.job_completed, 2);
 });
+
+test('a job not placed before its TTL ends expired: kept, visible, withdrawn from the queue, on the ledger', async () => {
+  const mock = switchable();
+  const h = new PoolHarness(env, database.db, { mock });
+  harnesses.push(h);
+  const spotOnly = poolConfig({ lanes: [{ provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.5 }] });
+  await (await h.worker()).runUntil(async () => {
+    await h.startPool('ttl', spotOnly);
+    const jobId = await h.submit('ttl', { prompt: 'never placed' }, { ttlSeconds: 120 });
+    await h.until('queued', async () => (await h.pool('ttl')).queued === 1);
+    await env.sleep('1 minute');
+    assert.equal((await h.job(jobId)).status, 'queued', 'still waiting within its TTL');
+    await env.sleep('2 minutes');
+    const view = await h.result(jobId);
+    assert.equal(view.status, 'expired');
+    assert.match(view.error ?? '', /ttl of 120 s/);
+    assert.equal((await h.pool('ttl')).queued, 0, 'withdrawn from the queue');
+    const stored = await database.db.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
+    assert.equal(stored.rows[0].status, 'expired', 'kept, not deleted');
+  });
+  assert.equal(countEvents(await h.ledger('ttl')).job_expired, 1);
+});
