@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { testMockProvider } from '../helpers/stack';
+
+const provider = testMockProvider({ coldStartSeconds: 0.5, tokensPerSecond: 500 });
+after(async () => {
+  await provider.terminateAll();
+});
+
+const lane = { provider: 'mock', market: 'on-demand' as const, gpu: 'A10G', pricePerHour: 1 };
+
+test('mock node: unhealthy while cold-starting, then OpenAI-compatible completions, streaming and not', async () => {
+  const node = await provider.provision({ poolId: 'p', nodeId: 'p-n1', model: 'm', lane, laneIndex: 0 });
+  assert.equal((await fetch(`${node.url}/health`)).status, 503, 'still loading');
+  assert.equal((await provider.describe('p', 'p-n1')).healthy, false);
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal((await provider.describe('p', 'p-n1')).healthy, true);
+
+  const plain = await fetch(`${node.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'two words' }], max_tokens: 5 }),
+  });
+  const body = (await plain.json()) as { object: string; choices: Array<{ message: { content: string } }>; usage: Record<string, number> };
+  assert.equal(body.object, 'chat.completion');
+  assert.equal(body.usage.completion_tokens, 5);
+  assert.equal(body.usage.prompt_tokens, 2);
+  assert.equal(body.choices[0].message.content.trim().split(' ').length, 5);
+
+  const streamed = await fetch(`${node.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }], max_tokens: 3, stream: true }),
+  });
+  assert.match(streamed.headers.get('content-type') ?? '', /text\/event-stream/);
+  const events = (await streamed.text()).split('\n\n').filter(Boolean);
+  assert.equal(events.at(-1), 'data: [DONE]');
+  assert.equal(events.filter((e) => e.includes('"delta":{"content"')).length, 3);
+
+  const bad = await fetch(`${node.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ max_tokens: 1 }) });
+  assert.equal(bad.status, 400);
+});
+
+test('mock provider: provisioning is idempotent by node id, terminate is final, spot shortage is typed', async () => {
+  const first = await provider.provision({ poolId: 'p', nodeId: 'p-n2', model: 'm', lane, laneIndex: 0 });
+  const again = await provider.provision({ poolId: 'p', nodeId: 'p-n2', model: 'm', lane, laneIndex: 0 });
+  assert.equal(again.url, first.url, 'the same node, not a second one');
+  assert.deepEqual((await provider.list('p')).sort(), ['p-n1', 'p-n2']);
+  await provider.terminate('p', 'p-n2');
+  assert.equal((await provider.describe('p', 'p-n2')).exists, false);
+  await provider.terminate('p', 'p-n2');
+
+  const short = testMockProvider({ spotShortageProbability: 1 });
+  await assert.rejects(
+    short.provision({ poolId: 'q', nodeId: 'q-n1', model: 'm', lane: { ...lane, market: 'spot' }, laneIndex: 0 }),
+    (err: Error) => err.name === 'CapacityUnavailable',
+  );
+  assert.deepEqual(await short.list('q'), [], 'a refused request leaves no node');
+});
