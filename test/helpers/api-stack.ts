@@ -9,6 +9,7 @@ import type { Worker } from '@temporalio/worker';
 import { createApp } from '../../src/api/app';
 import { MockProvider } from '../../src/activities/providers/mock';
 import { createWorker } from '../../src/worker';
+import { waitUntil } from './wait';
 import { startTestDatabase, type TestDatabase } from './postgres';
 import { devServerEnv } from './temporal';
 
@@ -113,15 +114,10 @@ export class ApiStack {
   }
 
   /** Polls until `check` returns a truthy value. */
-  async until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-    const started = Date.now();
-    for (;;) {
-      const value = await check();
-      if (value) return value;
-      if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+    return waitUntil(what, check, timeoutMs, 100);
   }
+
 
   async stop(): Promise<void> {
     await new Promise((resolve) => (this.server ? this.server.close(() => resolve(undefined)) : resolve(undefined)));

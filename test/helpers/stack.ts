@@ -18,6 +18,7 @@ import type { jobWorkflow } from '../../src/workflows/job';
 import { jobStateQuery, poolStateQuery } from '../../src/workflows/messages';
 import type { poolWorkflow } from '../../src/workflows/pool';
 import { createWorker } from '../../src/worker';
+import { waitUntil } from './wait';
 
 /** A mock provider in a fresh temp folder. */
 export function testMockProvider(options: Partial<MockProviderOptions> = {}): MockProvider {
@@ -138,15 +139,10 @@ export class PoolHarness {
   }
 
   /** Polls until `check` returns a truthy value (real time; for conditions driven by activities). */
-  async until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-    const started = Date.now();
-    for (;;) {
-      const value = await check();
-      if (value) return value;
-      if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+    return waitUntil(what, check, timeoutMs, 50);
   }
+
 }
 
 /** Counts of ledger event types. */

@@ -1,37 +1,14 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { timeSkippingEnv } from '../helpers/temporal';
-import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { countEvents, PoolHarness, poolConfig, testMockProvider } from '../helpers/stack';
+import { test } from 'node:test';
+import { countEvents, poolConfig } from '../helpers/stack';
+import { timeSkippingSuite } from '../helpers/suite';
 
-const harnesses: PoolHarness[] = [];
-function harness(): PoolHarness {
-  const h = new PoolHarness(env, database.db, { mock });
-  harnesses.push(h);
-  return h;
-}
-import type { MockProvider } from '../../src/activities/providers/mock';
-
-let env: TestWorkflowEnvironment;
-let database: TestDatabase;
-let mock: MockProvider;
-
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.close();
-});
-before(async () => {
-  [env, database] = await Promise.all([timeSkippingEnv(), startTestDatabase()]);
-  mock = testMockProvider();
-});
-after(async () => {
-  await mock?.terminateAll();
-  await env?.teardown();
-  await database?.close();
-});
+const suite = timeSkippingSuite();
 
 test('durable idle timer: waits idleTimeout, any arrival restarts it, a worker restart neither resets nor loses it', async () => {
-  const h = harness();
+  const h = suite.harness();
+  const env = suite.env();
+  const mock = suite.mock();
   const config = poolConfig({ idleTimeoutSeconds: 600, teardownGraceSeconds: 30, minNodes: 0 });
   let firstNode = '';
   // No sticky cache: the second worker must not wait on the first one's sticky queue.
@@ -72,7 +49,9 @@ test('durable idle timer: waits idleTimeout, any arrival restarts it, a worker r
 });
 
 test('a job arriving during teardown cancels it: the node is kept, the job runs on it, nothing is lost', async () => {
-  const h = harness();
+  const h = suite.harness();
+  const env = suite.env();
+  const mock = suite.mock();
   await (await h.worker()).runUntil(async () => {
     await h.startPool('burst', poolConfig({ idleTimeoutSeconds: 600, teardownGraceSeconds: 60, slotsPerNode: 2 }));
     const jobs = await Promise.all([h.submit('burst'), h.submit('burst'), h.submit('burst')]);
@@ -101,7 +80,8 @@ test('a job arriving during teardown cancels it: the node is kept, the job runs 
 });
 
 test('burst over a warm baseline: jobs run on the baseline first; burst nodes only past burstThreshold, never beyond maxNodes', async () => {
-  const h = harness();
+  const h = suite.harness();
+  const env = suite.env();
   await (await h.worker()).runUntil(async () => {
     await h.startPool('base', poolConfig({ minNodes: 1, maxNodes: 3, slotsPerNode: 2, burstThreshold: 2 }));
     const warm = await h.until('baseline ready', async () => {

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { timeSkippingEnv } from '../helpers/temporal';
-import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { countEvents, PoolHarness, poolConfig, testMockProvider } from '../helpers/stack';
+import { test } from 'node:test';
+import { countEvents, poolConfig, testMockProvider } from '../helpers/stack';
+import { timeSkippingSuite } from '../helpers/suite';
 import { MockProvider } from '../../src/activities/providers/mock';
 import { CapacityUnavailableError, type ProvisionRequest, type ProvisionedNode } from '../../src/activities/providers/provider';
 
@@ -18,34 +16,17 @@ class SwitchableSpotProvider extends MockProvider {
   }
 }
 
-let env: TestWorkflowEnvironment;
-let database: TestDatabase;
-const harnesses: PoolHarness[] = [];
-const providers: MockProvider[] = [];
-
-before(async () => {
-  [env, database] = await Promise.all([timeSkippingEnv(), startTestDatabase()]);
-});
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.close();
-  for (const p of providers.splice(0)) await p.terminateAll();
-});
-after(async () => {
-  await env?.teardown();
-  await database?.close();
-});
+const suite = timeSkippingSuite();
 
 function switchable(): SwitchableSpotProvider {
   const base = testMockProvider();
-  const p = new SwitchableSpotProvider((base as unknown as { options: ConstructorParameters<typeof MockProvider>[0] }).options);
-  providers.push(p);
-  return p;
+  return suite.track(new SwitchableSpotProvider((base as unknown as { options: ConstructorParameters<typeof MockProvider>[0] }).options));
 }
 
 test('spot shortage falls back to on-demand and the spot lane cools down before it is tried again', async () => {
   const mock = switchable();
-  const h = new PoolHarness(env, database.db, { mock });
-  harnesses.push(h);
+  const h = suite.harness({ mock });
+  const env = suite.env();
   await (await h.worker()).runUntil(async () => {
     await h.startPool('lanes', poolConfig({ slotsPerNode: 1, maxNodes: 3, laneCooldownSeconds: 180 }));
     const first = await h.result(await h.submit('lanes'));
@@ -79,8 +60,8 @@ test('spot shortage falls back to on-demand and the spot lane cools down before 
 
 test('when every lane is short, jobs stay parked and provisioning retries with backoff until capacity returns', async () => {
   const mock = switchable();
-  const h = new PoolHarness(env, database.db, { mock });
-  harnesses.push(h);
+  const h = suite.harness({ mock });
+  const env = suite.env();
   const spotOnly = poolConfig({ lanes: [{ provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.5 }], laneCooldownSeconds: 60 });
   await (await h.worker()).runUntil(async () => {
     await h.startPool('short', spotOnly);
@@ -103,10 +84,9 @@ test('when every lane is short, jobs stay parked and provisioning retries with b
 });
 
 test('a lost spot node: its running jobs go back to the front of the queue, run elsewhere, and capacity is replaced', async () => {
-  const mock = testMockProvider({ tokensPerSecond: 20 });
-  providers.push(mock);
-  const h = new PoolHarness(env, database.db, { mock });
-  harnesses.push(h);
+  const mock = suite.track(testMockProvider({ tokensPerSecond: 20 }));
+  const h = suite.harness({ mock });
+  const env = suite.env();
   await (await h.worker()).runUntil(async () => {
     await h.startPool('loss', poolConfig({ slotsPerNode: 2, maxNodes: 2, healthCheckIntervalSeconds: 15 }));
     const payload = { messages: [{ role: 'user', content: 'long' }], max_tokens: 60 };
@@ -136,8 +116,8 @@ test('a lost spot node: its running jobs go back to the front of the queue, run 
 
 test('a job not placed before its TTL ends expired: kept, visible, withdrawn from the queue, on the ledger', async () => {
   const mock = switchable();
-  const h = new PoolHarness(env, database.db, { mock });
-  harnesses.push(h);
+  const h = suite.harness({ mock });
+  const env = suite.env();
   const spotOnly = poolConfig({ lanes: [{ provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.5 }] });
   await (await h.worker()).runUntil(async () => {
     await h.startPool('ttl', spotOnly);
@@ -150,7 +130,7 @@ test('a job not placed before its TTL ends expired: kept, visible, withdrawn fro
     assert.equal(view.status, 'expired');
     assert.match(view.error ?? '', /ttl of 120 s/);
     assert.equal((await h.pool('ttl')).queued, 0, 'withdrawn from the queue');
-    const stored = await database.db.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
+    const stored = await suite.database().db.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
     assert.equal(stored.rows[0].status, 'expired', 'kept, not deleted');
   });
   assert.equal(countEvents(await h.ledger('ttl')).job_expired, 1);

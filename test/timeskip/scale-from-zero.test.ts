@@ -1,37 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { timeSkippingEnv } from '../helpers/temporal';
-import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
-import { countEvents, PoolHarness, poolConfig, testMockProvider } from '../helpers/stack';
+import { test } from 'node:test';
+import { countEvents, poolConfig } from '../helpers/stack';
+import { timeSkippingSuite } from '../helpers/suite';
 
-const harnesses: PoolHarness[] = [];
-function harness(): PoolHarness {
-  const h = new PoolHarness(env, database.db, { mock });
-  harnesses.push(h);
-  return h;
-}
-import type { MockProvider } from '../../src/activities/providers/mock';
-
-let env: TestWorkflowEnvironment;
-let database: TestDatabase;
-let mock: MockProvider;
-
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.close();
-});
-before(async () => {
-  [env, database] = await Promise.all([timeSkippingEnv(), startTestDatabase()]);
-  mock = testMockProvider();
-});
-after(async () => {
-  await mock?.terminateAll();
-  await env?.teardown();
-  await database?.close();
-});
+const suite = timeSkippingSuite();
 
 test('N jobs at zero start ceil(N / slotsPerNode) nodes, not N, and every job completes', async () => {
-  const h = harness();
+  const h = suite.harness();
   const worker = await h.worker();
   await worker.runUntil(async () => {
     await h.startPool('zero', poolConfig({ maxNodes: 10, slotsPerNode: 4 }));
@@ -45,7 +20,7 @@ test('N jobs at zero start ceil(N / slotsPerNode) nodes, not N, and every job co
 });
 
 test('scale from zero never exceeds maxNodes; parked jobs run in arrival order', async () => {
-  const h = harness();
+  const h = suite.harness();
   const worker = await h.worker();
   await worker.runUntil(async () => {
     await h.startPool('order', poolConfig({ maxNodes: 1, slotsPerNode: 1 }));
