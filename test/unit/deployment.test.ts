@@ -39,7 +39,9 @@ test('Temporal config: compose and the dev server register the same search attri
   const setup = readFileSync(path.join(root, 'temporal', 'setup.sh'), 'utf8');
   for (const name of Object.keys(devServerConfig.searchAttributes)) assert.match(setup, new RegExp(name));
   const production = parse(readFileSync(path.join(root, 'temporal', 'dynamicconfig', 'production.yaml'), 'utf8'));
-  for (const key of Object.keys(devServerConfig.dynamicConfig)) assert.ok(production[key], `production.yaml sets ${key}`);
+  for (const [key, value] of Object.entries(devServerConfig.dynamicConfig)) {
+    assert.deepEqual(production[key]?.[0]?.value, value, `production.yaml sets ${key} to ${value}`);
+  }
 });
 
 test('.env.example lists every configuration variable', () => {

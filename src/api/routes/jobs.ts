@@ -41,6 +41,19 @@ export function presentJob(view: JobView) {
   };
 }
 
+/** Resolves to undefined if the promise has not settled within `ms`. */
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Routes for jobs. */
 export function jobRoutes(ctx: ApiContext): Router {
   const router = Router();
@@ -91,7 +104,9 @@ export function jobRoutes(ctx: ApiContext): Router {
     if (!stored) throw new ApiError(404, 'not_found', `job ${id} does not exist`);
     if (TERMINAL_JOB_STATUSES.includes(stored.status)) return stored;
     try {
-      const live = await ctx.client.workflow.getHandle(jobWorkflowId(id)).query(jobStateQuery);
+      // A query needs a worker; with none up, answer the stored record after 2 s rather than hang.
+      const live = await withTimeout(ctx.client.workflow.getHandle(jobWorkflowId(id)).query(jobStateQuery), 2000);
+      if (!live) return stored;
       if (live.status === 'queued') {
         // "provisioning" tells a waiting client that capacity is on its way rather than merely queued.
         const pool: PoolView | undefined = await ctx.client.workflow
