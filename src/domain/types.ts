@@ -89,6 +89,8 @@ export interface PoolState {
   placedTotal: number;
   /** Workflow time (ms) when the pool last became idle: the durable idle timer counts from here. */
   idleSince?: number;
+  /** Jobs that left for good, newest last (bounded): a late duplicate arrival of one of them is ignored. */
+  recentlyDone?: string[];
   /** Teardowns started so far (gives each one a stable ledger key). */
   teardownSequence?: number;
 }
@@ -125,6 +127,11 @@ export interface JobInput {
   submittedAt: number;
   /** Whether custom search attributes are registered on this Temporal server. */
   indexed: boolean;
+  /**
+   * The API signalled the job's arrival to the pool itself (two fewer workflow tasks on the hot path).
+   * The job then re-sends it only if no slot came within a few seconds, in case that signal was lost.
+   */
+  arrivalSignalled?: boolean;
 }
 
 /** Token usage reported by a model server. */

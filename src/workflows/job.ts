@@ -33,6 +33,9 @@ const bookkeeping = proxyActivities<Activities>({
   retry: { initialInterval: '500 milliseconds', maximumInterval: '30 seconds' },
 });
 
+/** How long a job whose arrival the API signalled waits for a slot before announcing itself too. */
+const ARRIVAL_CONFIRM_MS = 5000;
+
 /** The job workflow. Returns the job's final view. */
 export async function jobWorkflow(input: JobInput): Promise<JobView> {
   const view: JobView = { id: input.jobId, pool: input.poolId, status: 'queued', attempt: 1, submittedAt: input.submittedAt };
@@ -92,15 +95,30 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     return view;
   };
 
-  try {
-    await poolHandle.signal(jobArrivedSignal, { jobId: input.jobId, attempt: 1, front: false });
-  } catch (err) {
-    return finish('failed', `pool ${input.poolId} is not running: ${String(err)}`);
-  }
-
   // The TTL runs on the workflow clock from the job's start (ms after the API accepted it), not on the API's
   // clock: the two may disagree, and retries or preemption never restart it.
   const deadline = workflowInfo().startTime.getTime() + input.ttlSeconds * 1000;
+
+  const announce = async (): Promise<string | undefined> => {
+    try {
+      await poolHandle.signal(jobArrivedSignal, { jobId: input.jobId, attempt: 1, front: false });
+      return undefined;
+    } catch (err) {
+      return `pool ${input.poolId} is not running: ${String(err)}`;
+    }
+  };
+  if (input.arrivalSignalled) {
+    // A duplicate arrival is ignored by the pool, so re-sending after a quiet spell is always safe.
+    const window = Math.min(ARRIVAL_CONFIRM_MS, Math.max(0, deadline - Date.now()));
+    const heard = await condition(() => grant !== undefined || cancelReason !== undefined, window);
+    if (!heard) {
+      const problem = await announce();
+      if (problem) return finish('failed', problem);
+    }
+  } else {
+    const problem = await announce();
+    if (problem) return finish('failed', problem);
+  }
   for (;;) {
     const placed = await condition(() => grant !== undefined || cancelReason !== undefined, Math.max(0, deadline - Date.now()));
     if (cancelReason !== undefined) {

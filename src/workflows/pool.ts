@@ -68,6 +68,9 @@ const bookkeeping = proxyActivities<Activities>({
   retry: { initialInterval: '500 milliseconds', maximumInterval: '30 seconds' },
 });
 
+/** How many finished job ids the pool remembers to ignore late duplicate arrivals. */
+const RECENTLY_DONE_LIMIT = 500;
+
 /** Consecutive failed health checks after which a ready node counts as lost. */
 const HEALTH_FAILURES_TO_LOSE = 3;
 
@@ -113,7 +116,13 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     touch();
   }
 
+  const markDone = (jobId: string) => {
+    state.recentlyDone = [...(state.recentlyDone ?? []).slice(-(RECENTLY_DONE_LIMIT - 1)), jobId];
+  };
+
   setHandler(jobArrivedSignal, ({ jobId, attempt, front, failedNodeId }) => {
+    // A job re-announces itself when its first arrival may have been lost; once it is done, that is noise.
+    if (state.recentlyDone?.includes(jobId)) return;
     const failedNode = failedNodeId ? state.nodes.find((n) => n.id === failedNodeId && n.state === 'ready') : undefined;
     if (failedNode) {
       // Stop placing there and look now rather than at the next periodic check.
@@ -129,12 +138,14 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     const placement = state.running.find((p) => p.jobId === jobId);
     if (placement && placement.attempt === attempt) {
       releasePlacement(state, jobId);
+      markDone(jobId);
       touch();
     }
   });
   setHandler(jobWithdrawnSignal, ({ jobId }) => {
     state.queue = state.queue.filter((q) => q.jobId !== jobId);
     releasePlacement(state, jobId);
+    markDone(jobId);
     touch();
   });
   setHandler(poolStateQuery, () => toPoolView(state, teardownRun !== undefined));

@@ -36,6 +36,6 @@ test('the pool continues-as-new when Temporal suggests it, losing no queued job,
   const nodesAfterCan = view.nodes.map((n: { id: string }) => n.id);
   assert.deepEqual((await stack.mock.list('can')).sort(), [...nodesAfterCan].sort(), 'no node orphaned or duplicated');
   // The idle timer still fires in the new run.
-  await stack.until('back to zero', async () => (await stack.request('GET', '/v1/pools/can')).body.nodes.length === 0, 30_000);
+  await stack.until('back to zero', async () => (await stack.request('GET', '/v1/pools/can')).body.nodes.length === 0, 30_000).catch(async (e) => { console.log('DBG', JSON.stringify((await stack.request('GET', '/v1/pools/can')).body)); throw e; });
   assert.deepEqual(await stack.mock.list('can'), []);
 });

@@ -8,7 +8,7 @@ import { jobStatusKey, poolKey } from '../../domain/search-attributes';
 import { TERMINAL_JOB_STATUSES, type JobInput, type JobView, type PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, jobWorkflowId, poolWorkflowId } from '../../ids';
 import type { jobWorkflow } from '../../workflows/job';
-import { cancelJobSignal, jobStateQuery, poolStateQuery } from '../../workflows/messages';
+import { cancelJobSignal, jobArrivedSignal, jobStateQuery, poolStateQuery } from '../../workflows/messages';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
 
@@ -82,6 +82,7 @@ export function jobRoutes(ctx: ApiContext): Router {
       maxAttempts: body.maxAttempts ?? ctx.defaultMaxAttempts,
       submittedAt: Date.now(),
       indexed: ctx.indexed,
+      arrivalSignalled: true,
     };
     await insertJob(ctx.db, { id: jobId, pool: body.pool, status: 'queued', attempt: 1, submittedAt: input.submittedAt });
     await ctx.client.workflow.start<typeof jobWorkflow>('jobWorkflow', {
@@ -95,6 +96,11 @@ export function jobRoutes(ctx: ApiContext): Router {
           ]
         : undefined,
     });
+    // Straight to the pool: saves the job two workflow tasks. If this signal is lost, the job re-sends it.
+    await ctx.client.workflow
+      .getHandle(poolWorkflowId(body.pool))
+      .signal(jobArrivedSignal, { jobId, attempt: 1, front: false })
+      .catch((err) => res.locals.log.warn({ jobId, poolId: body.pool, err: String(err) }, 'arrival signal failed; the job will announce itself'));
     const statusUrl = `/v1/jobs/${jobId}`;
     res.status(202).location(statusUrl).json({ id: jobId, status: 'queued', status_url: statusUrl });
   });
