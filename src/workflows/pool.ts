@@ -11,6 +11,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -89,10 +90,20 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     wake = true;
   };
 
+  // Ledger writes run in the background, but continue-as-new waits for them: a run that closes drops the
+  // activities it still has pending, and a lost row is lost money.
+  let pendingLedgerWrites = 0;
+  // Runs recorded before this rule continued-as-new without waiting; they must replay as they ran.
+  const ledgerBeforeContinueAsNew = patched('ledger-writes-before-continue-as-new');
   const ledger = (eventType: LedgerEventType, key: string, extra: Partial<LedgerEvent> = {}) => {
+    pendingLedgerWrites += 1;
     void bookkeeping
       .recordLedgerEvent({ eventKey: `${poolId}:${key}`, eventType, occurredAt: now(), poolId, ...extra })
-      .catch((err) => log.error('ledger write failed', { poolId, key, error: String(err) }));
+      .catch((err) => log.error('ledger write failed', { poolId, key, error: String(err) }))
+      .finally(() => {
+        pendingLedgerWrites -= 1;
+        touch();
+      });
   };
 
   const noteWorkArrived = () => {
@@ -396,8 +407,10 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   for (const node of state.nodes) if (node.state !== 'ready') void runNodeLifecycle(node);
   void healthLoop();
 
-  // Continue-as-new waits for a running teardown: waking on the suggestion alone would spin the loop.
-  const readyToContinueAsNew = () => workflowInfo().continueAsNewSuggested && !teardownRun;
+  // Continue-as-new waits for a running teardown and for ledger writes: waking on the suggestion alone
+  // would spin the loop.
+  const readyToContinueAsNew = () =>
+    workflowInfo().continueAsNewSuggested && !teardownRun && (pendingLedgerWrites === 0 || !ledgerBeforeContinueAsNew);
 
   for (;;) {
     wake = false;

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { ledgerRowsForPool } from '../../src/db/ledger';
 import { poolWorkflowId } from '../../src/ids';
+import { countEvents } from '../helpers/stack';
 import { ApiStack, poolBody } from '../helpers/api-stack';
 import { recordHistory } from '../helpers/histories';
 
@@ -38,4 +40,10 @@ test('the pool continues-as-new when Temporal suggests it, losing no queued job,
   // The idle timer still fires in the new run.
   await stack.until('back to zero', async () => (await stack.request('GET', '/v1/pools/can')).body.nodes.length === 0, 30_000).catch(async (e) => { console.log('DBG', JSON.stringify((await stack.request('GET', '/v1/pools/can')).body)); throw e; });
   assert.deepEqual(await stack.mock.list('can'), []);
+  // Not a row lost across runs: every node billed is also closed, every job recorded.
+  const events = countEvents(await ledgerRowsForPool(stack.database.db, 'can'));
+  assert.ok(events.node_provisioning >= 1);
+  assert.equal(events.node_terminated, events.node_provisioning, 'each billed node has its terminated row');
+  assert.equal(events.node_ready, events.node_provisioning);
+  assert.equal(events.job_completed, 24);
 });
