@@ -7,6 +7,8 @@ export interface StoredPool {
   id: string;
   config: PoolConfig;
   createdAt: Date;
+  /** Draining pools take no new jobs. */
+  draining: boolean;
 }
 
 /** Inserts a pool; returns false if the id is taken. */
@@ -20,17 +22,22 @@ export async function updatePoolConfig(db: Pick<Pool, 'query'>, id: string, conf
   await db.query('UPDATE pools SET config = $2, updated_at = now() WHERE id = $1', [id, JSON.stringify(config)]);
 }
 
+/** Marks a pool as draining (no new jobs) or accepting again. */
+export async function setPoolDraining(db: Pick<Pool, 'query'>, id: string, draining: boolean): Promise<void> {
+  await db.query('UPDATE pools SET draining = $2, updated_at = now() WHERE id = $1', [id, draining]);
+}
+
 /** One pool, or undefined. */
 export async function getPool(db: Pick<Pool, 'query'>, id: string): Promise<StoredPool | undefined> {
-  const result = await db.query('SELECT id, config, created_at FROM pools WHERE id = $1', [id]);
+  const result = await db.query('SELECT id, config, created_at, draining FROM pools WHERE id = $1', [id]);
   const row = result.rows[0];
-  return row ? { id: row.id, config: row.config, createdAt: row.created_at } : undefined;
+  return row ? { id: row.id, config: row.config, createdAt: row.created_at, draining: row.draining } : undefined;
 }
 
 /** Every pool, oldest first. */
 export async function listPools(db: Pick<Pool, 'query'>): Promise<StoredPool[]> {
-  const result = await db.query('SELECT id, config, created_at FROM pools ORDER BY created_at, id');
-  return result.rows.map((row) => ({ id: row.id, config: row.config, createdAt: row.created_at }));
+  const result = await db.query('SELECT id, config, created_at, draining FROM pools ORDER BY created_at, id');
+  return result.rows.map((row) => ({ id: row.id, config: row.config, createdAt: row.created_at, draining: row.draining }));
 }
 
 /** Records a job the API accepted (status queued). */

@@ -141,6 +141,13 @@ test('operator actions: drain finishes work then releases every node; scale-to-z
     return v.phase === 'drained' ? v : undefined;
   }, 20_000);
   assert.equal(drained.nodes.length, 0);
+  await new Promise((r) => setTimeout(r, 1100));
+  const refused = await stack.request('POST', '/v1/jobs', { pool: 'ops', payload: { prompt: 'too late' } });
+  assert.equal(refused.status, 409);
+  assert.equal(refused.body.error.code, 'pool_draining');
+  assert.equal((await stack.request('POST', '/v1/pools/ops/resume')).status, 200);
+  await new Promise((r) => setTimeout(r, 1100));
+  assert.equal((await stack.request('POST', '/v1/jobs', { pool: 'ops', payload: { prompt: 'back' } })).status, 202);
 });
 
 test('with ZEROPOOL_API_KEY set, every route but /health needs the bearer key', async () => {

@@ -58,15 +58,19 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | unde
 export function jobRoutes(ctx: ApiContext): Router {
   const router = Router();
   // Pool lookups are on the submit hot path; definitions change rarely, so cache them briefly.
-  const poolCache = new Map<string, { model: string; at: number }>();
+  // A drain is seen here within a second; the pool still runs anything that slipped in meanwhile.
+  const poolCache = new Map<string, { model: string; draining: boolean; at: number }>();
 
   async function poolModel(id: string): Promise<string> {
-    const cached = poolCache.get(id);
-    if (cached && Date.now() - cached.at < 5000) return cached.model;
-    const pool = await getPool(ctx.db, id);
-    if (!pool) throw new ApiError(404, 'not_found', `pool ${id} does not exist`);
-    poolCache.set(id, { model: pool.config.model, at: Date.now() });
-    return pool.config.model;
+    let cached = poolCache.get(id);
+    if (!cached || Date.now() - cached.at >= 1000) {
+      const pool = await getPool(ctx.db, id);
+      if (!pool) throw new ApiError(404, 'not_found', `pool ${id} does not exist`);
+      cached = { model: pool.config.model, draining: pool.draining, at: Date.now() };
+      poolCache.set(id, cached);
+    }
+    if (cached.draining) throw new ApiError(409, 'pool_draining', `pool ${id} is draining: it takes no new jobs (POST /v1/pools/${id}/resume)`);
+    return cached.model;
   }
 
   router.post('/', async (req, res) => {

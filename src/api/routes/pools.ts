@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { z } from 'zod';
-import { getPool, insertPool, listPools, updatePoolConfig } from '../../db/store';
+import { getPool, insertPool, listPools, setPoolDraining, updatePoolConfig } from '../../db/store';
 import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
 import type { PoolConfig, PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, poolWorkflowId } from '../../ids';
@@ -71,14 +71,16 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
     }
   });
 
-  const operatorAction = (path: string, update: typeof drainPoolUpdate) =>
+  const operatorAction = (path: string, update: typeof drainPoolUpdate, draining?: boolean) =>
     router.post(`/:id/${path}`, async (req, res) => {
       const pool = await requirePool(req.params.id);
+      // The API refuses new jobs from the moment a drain is asked for; the pool finishes what it has.
+      if (draining !== undefined) await setPoolDraining(ctx.db, pool.id, draining);
       const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.id)).executeUpdate(update);
       res.json({ id: pool.id, ...view });
     });
-  operatorAction('drain', drainPoolUpdate);
-  operatorAction('resume', resumePoolUpdate);
+  operatorAction('drain', drainPoolUpdate, true);
+  operatorAction('resume', resumePoolUpdate, false);
   operatorAction('scale-to-zero', scaleToZeroUpdate);
 
   return router;
