@@ -16,7 +16,7 @@ after(async () => {
 });
 
 test('the pool continues-as-new when Temporal suggests it, losing no queued job, node or idle timer', async () => {
-  assert.equal((await stack.request('POST', '/v1/pools', poolBody('can', { slotsPerNode: 2, maxNodes: 3, idleTimeoutSeconds: 4 }))).status, 201);
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('can', { slotsPerNode: 2, maxNodes: 3, idleTimeoutSeconds: 8 }))).status, 201);
   const handle = stack.env.client.workflow.getHandle(poolWorkflowId('can'));
   const firstRun = (await handle.describe()).runId;
   const all: string[] = [];

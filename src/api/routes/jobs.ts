@@ -11,6 +11,7 @@ import type { jobWorkflow } from '../../workflows/job';
 import { cancelJobSignal, jobArrivedSignal, jobStateQuery, poolStateQuery } from '../../workflows/messages';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
+import { queryWithRetry } from '../query';
 
 const submitJobSchema = z
   .object({
@@ -39,19 +40,6 @@ export function presentJob(view: JobView) {
     result: view.result ?? null,
     error: view.error ?? null,
   };
-}
-
-/** Resolves to undefined if the promise has not settled within `ms`. */
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Routes for jobs. */
@@ -115,14 +103,13 @@ export function jobRoutes(ctx: ApiContext): Router {
     if (TERMINAL_JOB_STATUSES.includes(stored.status)) return stored;
     try {
       // A query needs a worker; with none up, answer the stored record after 2 s rather than hang.
-      const live = await withTimeout(ctx.client.workflow.getHandle(jobWorkflowId(id)).query(jobStateQuery), 2000);
+      const live = await queryWithRetry(ctx.client.workflow.getHandle(jobWorkflowId(id)), jobStateQuery, 1);
       if (!live) return stored;
       if (live.status === 'queued') {
         // "provisioning" tells a waiting client that capacity is on its way rather than merely queued.
-        const pool: PoolView | undefined = await ctx.client.workflow
-          .getHandle(poolWorkflowId(live.pool))
-          .query(poolStateQuery)
-          .catch(() => undefined);
+        const pool: PoolView | undefined = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(live.pool)), poolStateQuery, 1).catch(
+          () => undefined,
+        );
         if (pool?.nodes.some((n) => n.state === 'provisioning')) return { ...live, status: 'provisioning' };
       }
       return live;

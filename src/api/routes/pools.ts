@@ -9,6 +9,7 @@ import { ENTITY_ID_PATTERN, poolWorkflowId } from '../../ids';
 import { drainPoolUpdate, poolStateQuery, resumePoolUpdate, scaleToZeroUpdate, updatePoolConfigUpdate } from '../../workflows/messages';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
+import { queryWithRetry } from '../query';
 import { ensurePoolWorkflow } from '../pool-workflows';
 
 const createPoolSchema = z.object({ id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') }).passthrough();
@@ -32,7 +33,9 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
   }
 
   async function liveView(id: string): Promise<PoolView> {
-    return ctx.client.workflow.getHandle(poolWorkflowId(id)).query(poolStateQuery);
+    const view = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(id)), poolStateQuery);
+    if (!view) throw new ApiError(503, 'unavailable', `pool ${id} did not answer: is a worker running?`);
+    return view;
   }
 
   router.post('/', async (req, res) => {
