@@ -2,11 +2,6 @@
 import path from 'node:path';
 import { z } from 'zod';
 
-const bool = z
-  .enum(['0', '1', 'true', 'false', ''])
-  .default('0')
-  .transform((v) => v === '1' || v === 'true');
-
 /** The schema of the environment. `.env.example` lists the same variables. */
 export const configSchema = z.object({
   ZEROPOOL_DATA_DIR: z.string().default('.zeropool'),
@@ -31,7 +26,6 @@ export const configSchema = z.object({
   MOCK_SPOT_SHORTAGE_PROBABILITY: z.coerce.number().min(0).max(1).default(0),
   MOCK_SPOT_INTERRUPTIONS_PER_HOUR: z.coerce.number().min(0).default(0),
   MOCK_SEED: z.coerce.number().int().default(42),
-  ZEROPOOL_INDEXED: bool,
   WORKER_HEALTH_POLL_MS: z.coerce.number().int().min(50).default(500),
 });
 

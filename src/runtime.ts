@@ -2,7 +2,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import pg from 'pg';
-import type { Config } from './config';
 import { migrate } from './db/schema';
 import { listPools } from './db/store';
 import { logger } from './logger';

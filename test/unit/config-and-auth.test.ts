@@ -10,7 +10,7 @@ test('config: defaults, coercion, and one error naming every bad variable', () =
   const config = loadConfig({});
   assert.equal(config.PORT, 8080);
   assert.equal(config.MOCK_COLD_START_SECONDS, 3);
-  assert.equal(loadConfig({ PORT: '9000', ZEROPOOL_INDEXED: 'true' }).PORT, 9000);
+  assert.equal(loadConfig({ PORT: '9000' }).PORT, 9000);
   assert.throws(() => loadConfig({ PORT: 'x', ZEROPOOL_API_KEY: 'short' }), /PORT[\s\S]*ZEROPOOL_API_KEY/);
 });
 
