@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
-import { getJob, getPool, insertJob } from '../../db/store';
+import { getJob, getPool, insertJob, saveJobOutcome } from '../../db/store';
 import { jobStatusKey, poolKey } from '../../domain/search-attributes';
 import { TERMINAL_JOB_STATUSES, type JobInput, type JobView, type PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, jobWorkflowId, poolWorkflowId } from '../../ids';
@@ -76,8 +76,9 @@ export function jobRoutes(ctx: ApiContext): Router {
       indexed: ctx.indexed,
       arrivalSignalled: true,
     };
-    await insertJob(ctx.db, { id: jobId, pool: body.pool, status: 'queued', attempt: 1, submittedAt: input.submittedAt });
-    await ctx.client.workflow.start<typeof jobWorkflow>('jobWorkflow', {
+    // The record and the workflow are independent writes: do them together (both land before the 202).
+    const record = insertJob(ctx.db, { id: jobId, pool: body.pool, status: 'queued', attempt: 1, submittedAt: input.submittedAt });
+    const started = ctx.client.workflow.start<typeof jobWorkflow>('jobWorkflow', {
       workflowId: jobWorkflowId(jobId),
       taskQueue: ctx.taskQueue,
       args: [input],
@@ -88,6 +89,15 @@ export function jobRoutes(ctx: ApiContext): Router {
           ]
         : undefined,
     });
+    const [recorded, start] = await Promise.allSettled([record, started]);
+    if (start.status === 'rejected') {
+      // Never leave a record that reads "queued" for a job that does not exist.
+      if (recorded.status === 'fulfilled') {
+        await saveJobOutcome(ctx.db, { id: jobId, pool: body.pool, status: 'failed', attempt: 1, submittedAt: input.submittedAt, finishedAt: Date.now(), error: 'not started' });
+      }
+      throw start.reason;
+    }
+    if (recorded.status === 'rejected') throw recorded.reason;
     // Straight to the pool: saves the job two workflow tasks. If this signal is lost, the job re-sends it.
     await ctx.client.workflow
       .getHandle(poolWorkflowId(body.pool))
