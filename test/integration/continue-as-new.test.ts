@@ -38,7 +38,16 @@ test('the pool continues-as-new when Temporal suggests it, losing no queued job,
   const nodesAfterCan = view.nodes.map((n: { id: string }) => n.id);
   assert.deepEqual((await stack.mock.list('can')).sort(), [...nodesAfterCan].sort(), 'no node orphaned or duplicated');
   // The idle timer still fires in the new run.
-  await stack.until('back to zero', async () => (await stack.request('GET', '/v1/pools/can')).body.nodes.length === 0, 30_000).catch(async (e) => { console.log('DBG', JSON.stringify((await stack.request('GET', '/v1/pools/can')).body)); throw e; });
+  let lastSeen: unknown;
+  await stack
+    .until('back to zero', async () => {
+      lastSeen = (await stack.request('GET', '/v1/pools/can')).body;
+      return (lastSeen as { nodes?: unknown[] }).nodes?.length === 0;
+    }, 30_000)
+    .catch((err: Error) => {
+      // Say what the pool looked like, so a rare failure here can be diagnosed from the CI log.
+      throw new Error(`${err.message}; pool was ${JSON.stringify(lastSeen)}`);
+    });
   assert.deepEqual(await stack.mock.list('can'), []);
   // Not a row lost across runs: every node billed is also closed, every job recorded.
   const events = countEvents(await ledgerRowsForPool(stack.database.db, 'can'));
