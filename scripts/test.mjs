@@ -23,7 +23,8 @@ function testFiles(dir) {
     return name.endsWith('.test.ts') ? [full] : [];
   });
 }
-const selected = process.argv.slice(2);
+// Arguments may name files or folders.
+const selected = process.argv.slice(2).flatMap((arg) => (statSync(arg).isDirectory() ? testFiles(arg).sort() : [arg]));
 const files = selected.length > 0 ? selected : testFiles(path.join(root, 'test')).sort();
 const run = spawnSync(process.execPath, [...tsx, '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { cwd: root, env, stdio: 'inherit' });
 process.exit(run.status ?? 1);

@@ -2,7 +2,7 @@
 import { createApp } from './api/app';
 import { loadConfig } from './config';
 import { logger } from './logger';
-import { connectTemporal, openDatabase, resumePools } from './runtime';
+import { apiContext, apiOptions, connectTemporal, openDatabase, readinessCheck, resumePools } from './runtime';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -10,17 +10,8 @@ async function main(): Promise<void> {
   const db = await openDatabase(config.DATABASE_URL);
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   await resumePools(db, temporal, config.TEMPORAL_TASK_QUEUE);
-  const app = createApp(
-    {
-      client: temporal.client,
-      db,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      indexed: temporal.indexed,
-      defaultTtlSeconds: config.DEFAULT_JOB_TTL_SECONDS,
-      defaultMaxAttempts: config.DEFAULT_JOB_MAX_ATTEMPTS,
-    },
-    { apiKey: config.ZEROPOOL_API_KEY, bodyLimit: config.BODY_LIMIT, providers: ['mock'] },
-  );
+  const options = apiOptions(config, config.ZEROPOOL_API_KEY, ['mock'], readinessCheck(db, temporal.connection));
+  const app = createApp(apiContext(config, db, temporal), options);
   app.listen(config.PORT, config.HOST, () => logger.info({ port: config.PORT }, 'API listening'));
 }
 

@@ -8,6 +8,12 @@ export const configSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default('127.0.0.1'),
   ZEROPOOL_API_KEY: z.string().min(16, 'ZEROPOOL_API_KEY must be at least 16 characters').optional(),
+  ZEROPOOL_INSECURE: z
+    .enum(['', '0', '1', 'false', 'true'])
+    .default('0')
+    .transform((v) => v === '1' || v === 'true'),
+  DEFAULT_MAX_JOBS_IN_FLIGHT: z.coerce.number().int().min(1).default(1000),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   BODY_LIMIT: z.string().default('1mb'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TEMPORAL_ADDRESS: z.string().optional(),
@@ -34,7 +40,9 @@ export type Config = z.infer<typeof configSchema> & { dataDir: string };
 
 /** Parses the environment (or the given object); throws one readable error listing every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const parsed = configSchema.safeParse(env);
+  // An empty variable (as `.env.example` leaves them) means "not set".
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const parsed = configSchema.safeParse(present);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n  ');
     throw new Error(`invalid configuration:\n  ${problems}`);

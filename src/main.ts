@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { createApp } from './api/app';
 import { loadConfig } from './config';
 import { logger } from './logger';
-import { connectTemporal, openDatabase, resumePools } from './runtime';
+import { apiContext, apiOptions, connectTemporal, embeddedAdminKey, openDatabase, readinessCheck, resumePools } from './runtime';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './stack/postgres';
 import { ensureTemporalBinary } from './stack/temporal-binaries';
 import { startDevServer, type DevServer } from './stack/temporal-dev';
@@ -75,33 +75,33 @@ async function main(): Promise<void> {
   });
 
   const resumed = await resumePools(db, temporal, config.TEMPORAL_TASK_QUEUE);
-  const app = createApp(
-    {
-      client: temporal.client,
-      db,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      indexed: temporal.indexed,
-      defaultTtlSeconds: config.DEFAULT_JOB_TTL_SECONDS,
-      defaultMaxAttempts: config.DEFAULT_JOB_MAX_ATTEMPTS,
-    },
-    { apiKey: config.ZEROPOOL_API_KEY, bodyLimit: config.BODY_LIMIT, providers: Object.keys(providers) },
-  );
+  const admin = embeddedAdminKey(config);
+  const options = apiOptions(config, admin?.key, Object.keys(providers), readinessCheck(db, temporal.connection));
+  const app = createApp(apiContext(config, db, temporal), options);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
   });
   stops.push(() => new Promise((resolve) => server.close(() => resolve(undefined))));
 
   const apiUrl = `http://${config.HOST}:${config.PORT}`;
-  const auth = config.ZEROPOOL_API_KEY ? ` -H 'Authorization: Bearer $ZEROPOOL_API_KEY'` : '';
+  const auth = admin ? ` -H "Authorization: Bearer $ZEROPOOL_KEY"` : '';
+  const keyLines = !admin
+    ? ['  Auth:            OFF (ZEROPOOL_INSECURE=1)']
+    : admin.generated
+      ? [`  Admin key:       ${admin.key}`, `                   (generated on first run, kept in ${admin.file})`]
+      : [`  Admin key:       ${admin.file ? `in ${admin.file}` : 'ZEROPOOL_API_KEY'}`];
   process.stdout.write(
     [
       '',
       `zeropool is running (mock mode, ${resumed} pool(s) resumed)`,
       `  API:             ${apiUrl}`,
       `  Temporal Web UI: ${uiUrl}`,
+      `  API docs:        ${apiUrl}/docs`,
       `  Data folder:     ${config.dataDir}`,
+      ...keyLines,
       '',
       'Try it:',
+      ...(admin ? [`  export ZEROPOOL_KEY=${admin.generated ? admin.key : admin.file ? `$(cat ${admin.file})` : '$ZEROPOOL_API_KEY'}`] : []),
       `  curl -s -X POST ${apiUrl}/v1/pools${auth} -H 'content-type: application/json' \\`,
       `    -d '{"id":"demo","model":"llama-3-8b","maxNodes":3,"slotsPerNode":4,"idleTimeoutSeconds":60,"lanes":[{"provider":"mock","market":"spot","gpu":"A10G","pricePerHour":0.45},{"provider":"mock","market":"on-demand","gpu":"A10G","pricePerHour":1.1}]}'`,
       `  curl -s -X POST ${apiUrl}/v1/jobs${auth} -H 'content-type: application/json' \\`,

@@ -1,11 +1,18 @@
 /** Connects the pieces a zeropool process needs: PostgreSQL, Temporal, search attributes. */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import pg from 'pg';
 import { migrate } from './db/schema';
 import { listPools } from './db/store';
+import type { AppOptions } from './api/app';
+import type { ApiContext } from './api/context';
+import type { Config } from './config';
 import { logger } from './logger';
 import { ensurePoolWorkflow } from './api/pool-workflows';
+import { poolKey } from './ids';
 
 /** Opens a PostgreSQL pool and applies the schema. */
 export async function openDatabase(url: string): Promise<pg.Pool> {
@@ -48,6 +55,59 @@ export async function connectTemporal(address: string, namespace: string): Promi
 /** Makes sure every stored pool has its workflow running (after a restart, or on a new Temporal server). */
 export async function resumePools(db: pg.Pool, temporal: TemporalHandles, taskQueue: string): Promise<number> {
   const pools = await listPools(db);
-  for (const pool of pools) await ensurePoolWorkflow({ client: temporal.client, taskQueue, indexed: temporal.indexed }, pool.id, pool.config);
+  for (const pool of pools) await ensurePoolWorkflow({ client: temporal.client, taskQueue, indexed: temporal.indexed }, poolKey(pool.workspaceId, pool.id), pool.config);
   return pools.length;
+}
+
+/** Readiness: PostgreSQL answers a query and the Temporal frontend answers its health check (2 s each). */
+export function readinessCheck(db: pg.Pool, connection: Connection): () => Promise<Record<string, boolean>> {
+  const within = <T>(promise: Promise<T>) =>
+    Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000).unref())]).catch(() => false);
+  return async () => {
+    const [postgres, temporal] = await Promise.all([within(db.query('SELECT 1')), within(connection.healthService.check({}))]);
+    return { postgres, temporal };
+  };
+}
+
+/**
+ * The admin key of the embedded stack: ZEROPOOL_API_KEY if set; otherwise the one generated on first run
+ * and kept (mode 0600) in the data folder, so `npm start` stays one command and is never open.
+ */
+export function embeddedAdminKey(config: Config): { key: string; generated: boolean; file?: string } | undefined {
+  if (config.ZEROPOOL_API_KEY) return { key: config.ZEROPOOL_API_KEY, generated: false };
+  if (config.ZEROPOOL_INSECURE) return undefined;
+  const file = path.join(config.dataDir, 'admin-key');
+  if (existsSync(file)) return { key: readFileSync(file, 'utf8').trim(), generated: false, file };
+  mkdirSync(config.dataDir, { recursive: true });
+  const key = `zp_admin_${randomBytes(24).toString('base64url')}`;
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return { key, generated: true, file };
+}
+
+/** The API's options from the configuration; refuses an open server unless ZEROPOOL_INSECURE=1 says so. */
+export function apiOptions(config: Config, adminKey: string | undefined, providers: string[], checkReady: AppOptions['checkReady']): AppOptions {
+  if (!adminKey && !config.ZEROPOOL_INSECURE) {
+    throw new Error('no API key: set ZEROPOOL_API_KEY (16+ characters), or ZEROPOOL_INSECURE=1 to serve without auth on a trusted network');
+  }
+  if (!adminKey) logger.warn('!!! ZEROPOOL_INSECURE=1: the API accepts requests WITHOUT A KEY; anyone who can reach it controls it and its spend !!!');
+  return {
+    apiKey: adminKey,
+    insecure: config.ZEROPOOL_INSECURE,
+    bodyLimit: config.BODY_LIMIT,
+    providers,
+    defaultMaxJobsInFlight: config.DEFAULT_MAX_JOBS_IN_FLIGHT,
+    checkReady,
+  };
+}
+
+/** The route context from the configuration and connections. */
+export function apiContext(config: Config, db: pg.Pool, temporal: TemporalHandles): ApiContext {
+  return {
+    client: temporal.client,
+    db,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    indexed: temporal.indexed,
+    defaultTtlSeconds: config.DEFAULT_JOB_TTL_SECONDS,
+    defaultMaxAttempts: config.DEFAULT_JOB_MAX_ATTEMPTS,
+  };
 }

@@ -1,5 +1,7 @@
 /** A worker process on its own (docker-compose, scaling out): needs TEMPORAL_ADDRESS and DATABASE_URL. */
+import { createServer } from 'node:http';
 import { loadConfig } from './config';
+import { registry } from './metrics';
 import { logger } from './logger';
 import { connectTemporal, openDatabase } from './runtime';
 import { createProviders, createWorker } from './worker';
@@ -17,6 +19,13 @@ async function main(): Promise<void> {
     providers: createProviders(config),
     healthPollMs: config.WORKER_HEALTH_POLL_MS,
   });
+  if (config.METRICS_PORT !== undefined) {
+    // Counters fed by this worker's activities (job outcomes, queue time, cold starts, GPU-seconds, cost).
+    createServer(async (req, res) => {
+      if (req.url !== '/metrics') return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+    }).listen(config.METRICS_PORT, config.HOST, () => logger.info({ port: config.METRICS_PORT }, 'metrics listening'));
+  }
   process.on('SIGTERM', () => worker.shutdown());
   process.on('SIGINT', () => worker.shutdown());
   logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker running');

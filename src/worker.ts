@@ -2,7 +2,7 @@
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import path from 'node:path';
-import { createActivities } from './activities';
+import { createActivities, type ActivityDeps } from './activities';
 import { MockProvider } from './activities/providers/mock';
 import type { Provider } from './activities/providers/provider';
 import type { Config } from './config';
@@ -49,13 +49,20 @@ export async function createWorker(options: {
   healthPollMs?: number;
   /** 0 turns off the sticky cache (each task replays history): used where workers come and go in tests. */
   maxCachedWorkflows?: number;
+  afterLedgerWrite?: ActivityDeps['afterLedgerWrite'];
 }): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowBundle: await workflowBundle(),
-    activities: createActivities({ db: options.db, providers: options.providers, logger, healthPollMs: options.healthPollMs }),
+    activities: createActivities({
+      db: options.db,
+      providers: options.providers,
+      logger,
+      healthPollMs: options.healthPollMs,
+      afterLedgerWrite: options.afterLedgerWrite,
+    }),
     maxConcurrentActivityTaskExecutions: 500,
     maxCachedWorkflows: options.maxCachedWorkflows,
   });

@@ -1,6 +1,7 @@
 /** All activities, built from their dependencies so tests can pass real ones pointed at test servers. */
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
+import type { LedgerEvent } from '../db/ledger';
 import { createInferenceActivities } from './inference';
 import { createNodeActivities } from './nodes';
 import { createRecordActivities } from './records';
@@ -12,6 +13,8 @@ export interface ActivityDeps {
   providers: Record<string, Provider>;
   logger: Logger;
   healthPollMs?: number;
+  /** Test seam: called after each ledger insert; throwing there proves a retried write adds no second row. */
+  afterLedgerWrite?: (event: LedgerEvent) => void;
 }
 
 /** Returns every activity implementation, keyed by name. */
@@ -19,7 +22,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createNodeActivities({ providers: deps.providers, logger: deps.logger, healthPollMs: deps.healthPollMs }),
     ...createInferenceActivities(),
-    ...createRecordActivities(deps.db),
+    ...createRecordActivities(deps.db, deps.afterLedgerWrite),
   };
 }
 

@@ -3,13 +3,16 @@ import type { Pool } from 'pg';
 import { appendLedgerEvent, type LedgerEvent } from '../db/ledger';
 import { saveJobOutcome } from '../db/store';
 import type { JobView } from '../domain/types';
+import { observeLedgerEvent } from '../metrics';
 
 /** Builds the record-keeping activities over a PostgreSQL pool. */
-export function createRecordActivities(db: Pool) {
+export function createRecordActivities(db: Pool, afterLedgerWrite?: (event: LedgerEvent) => void) {
   return {
     /** Appends one ledger event (ON CONFLICT (event_key) DO NOTHING). */
     async recordLedgerEvent(event: LedgerEvent): Promise<void> {
-      await appendLedgerEvent(db, event);
+      const written = await appendLedgerEvent(db, event);
+      afterLedgerWrite?.(event);
+      if (written) observeLedgerEvent(event);
     },
 
     /** Stores a job's terminal view and its ledger row in one transaction. */
@@ -18,8 +21,10 @@ export function createRecordActivities(db: Pool) {
       try {
         await client.query('BEGIN');
         await saveJobOutcome(client, input.view);
-        await appendLedgerEvent(client, input.event);
+        const written = await appendLedgerEvent(client, input.event);
         await client.query('COMMIT');
+        afterLedgerWrite?.(input.event);
+        if (written) observeLedgerEvent(input.event);
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;

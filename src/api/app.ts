@@ -1,39 +1,88 @@
-/** The HTTP API (express 5): request ids, structured logs, auth, routes, one error body. */
+/** The HTTP API (express 5): request ids, structured logs, auth, routes, docs, metrics, one error body. */
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import { logger } from '../logger';
-import { requireApiKey } from './auth';
+import { listPools } from '../db/store';
+import type { PoolView } from '../domain/types';
+import { poolKey, poolWorkflowId } from '../ids';
+import { httpRequests, registry, setPoolStateSource } from '../metrics';
+import { poolStateQuery } from '../workflows/messages';
+import { withTimeout } from './query';
+import { authenticate, requireAdmin } from './auth';
 import type { ApiContext } from './context';
+import { docsRoutes } from './docs';
 import { ApiError, errorHandler } from './errors';
+import { JobService } from './job-service';
+import { compatRoutes } from './routes/compat';
 import { jobRoutes } from './routes/jobs';
+import { ledgerRoutes } from './routes/ledger';
 import { poolRoutes } from './routes/pools';
+import { workspaceRoutes } from './routes/workspaces';
 
 /** Options of the app beyond the route context. */
 export interface AppOptions {
+  /** Bootstrap admin key (ZEROPOOL_API_KEY). */
   apiKey?: string;
+  /** Accept requests without a key, as the admin of the default workspace (ZEROPOOL_INSECURE=1). */
+  insecure?: boolean;
   bodyLimit: string;
   providers: string[];
+  /** In-flight job limit of workspaces created through the API. */
+  defaultMaxJobsInFlight?: number;
+  /** Readiness: resolves when Temporal and PostgreSQL answer. */
+  checkReady?: () => Promise<Record<string, boolean>>;
 }
 
 /** Builds the express app. */
 export function createApp(ctx: ApiContext, options: AppOptions): express.Express {
+  if (!options.apiKey && !options.insecure) throw new Error('refusing to serve without an API key: set ZEROPOOL_API_KEY, or ZEROPOOL_INSECURE=1 for a trusted network');
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.set('query parser', 'simple');
   app.use((req, res, next) => {
     const requestId = req.header('x-request-id')?.slice(0, 100) || randomUUID();
     res.setHeader('x-request-id', requestId);
     res.locals.log = logger.child({ requestId });
+    const stopTimer = httpRequests.startTimer({ method: req.method });
+    res.on('finish', () => stopTimer({ route: routeLabel(req), status: String(res.statusCode) }));
     next();
   });
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.use(requireApiKey(options.apiKey));
+  app.get('/ready', async (_req, res) => {
+    const checks = options.checkReady ? await options.checkReady() : {};
+    const ready = Object.values(checks).every(Boolean);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+  });
+  app.use(docsRoutes());
+  app.use(authenticate({ adminKey: options.apiKey, insecure: options.insecure ?? false, db: ctx.db }));
   app.use(express.json({ limit: options.bodyLimit }));
+  app.get('/metrics', requireAdmin, async (_req, res) => {
+    res.setHeader('content-type', registry.contentType);
+    res.send(await registry.metrics());
+  });
+  setPoolStateSource(async () => {
+    const pools = await listPools(ctx.db);
+    const views = await Promise.all(
+      pools.map((p) => withTimeout(ctx.client.workflow.getHandle(poolWorkflowId(poolKey(p.workspaceId, p.id))).query(poolStateQuery), 1000).catch(() => undefined)),
+    );
+    return views.filter((v): v is PoolView => v !== undefined);
+  });
+  const jobs = new JobService(ctx);
+  app.use('/v1/workspaces', workspaceRoutes({ ...ctx, defaultMaxJobsInFlight: options.defaultMaxJobsInFlight ?? 1000 }));
   app.use('/v1/pools', poolRoutes({ ...ctx, providers: options.providers }));
-  app.use('/v1/jobs', jobRoutes(ctx));
+  app.use('/v1/jobs', jobRoutes(ctx, jobs));
+  app.use('/v1', ledgerRoutes(ctx));
+  app.use('/v1', compatRoutes(jobs));
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler);
   return app;
+}
+
+/** The matched route pattern (not the raw path: ids would explode the label set). */
+function routeLabel(req: express.Request): string {
+  const route = (req as { route?: { path?: string } }).route?.path;
+  return route ? `${req.baseUrl}${route === '/' ? '' : route}` || '/' : 'unmatched';
 }

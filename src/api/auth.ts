@@ -1,25 +1,99 @@
-/** Bearer-token auth: every route but /health needs `Authorization: Bearer <ZEROPOOL_API_KEY>` when a key is set. */
-import { createHash, timingSafeEqual } from 'node:crypto';
+/**
+ * Authentication: every route but the public ones needs a key, as `Authorization: Bearer <key>` or (for
+ * clients of the earlier gateway) `X-ZeroGate-Key: <key>`. The bootstrap admin key from the environment acts
+ * in the default workspace and may manage workspaces; workspace keys act in their own workspace only.
+ */
+import { timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
+import type { Pool } from 'pg';
+import { findApiKey, keyDigest, parseKeyId, type ApiKeyRecord } from '../db/workspaces';
+import { DEFAULT_WORKSPACE } from '../ids';
 import { ApiError } from './errors';
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
+/** Who is calling. */
+export interface Principal {
+  workspaceId: string;
+  admin: boolean;
+  /** Id of the workspace key used; null for the admin key or insecure mode. */
+  keyId: string | null;
 }
 
-/** Compares in constant time (over fixed-length digests, so the key's length does not leak either). */
+/** Compares in constant time over fixed-length digests, so neither content nor length leaks. */
 export function keysMatch(presented: string, expected: string): boolean {
-  return timingSafeEqual(digest(presented), digest(expected));
+  return timingSafeEqual(keyDigest(presented), keyDigest(expected));
 }
 
-/** Middleware; a no-op when no key is configured. */
-export function requireApiKey(apiKey: string | undefined): RequestHandler {
-  return (req, _res, next) => {
-    if (!apiKey || req.path === '/health') return next();
-    const header = req.header('authorization') ?? '';
-    const match = /^Bearer\s+(.+)$/i.exec(header);
-    if (!match) return next(new ApiError(401, 'unauthorized', 'missing Authorization: Bearer <key>'));
-    if (!keysMatch(match[1].trim(), apiKey)) return next(new ApiError(401, 'unauthorized', 'invalid API key'));
-    next();
+/** Routes anyone may call: liveness, readiness and the API description. */
+export const PUBLIC_PATHS = ['/health', '/ready', '/openapi.json'];
+const isPublic = (path: string) => PUBLIC_PATHS.includes(path) || path === '/docs' || path.startsWith('/docs/');
+
+/** The key a request presents, if any. */
+export function presentedKey(header: (name: string) => string | undefined): string | undefined {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header('authorization') ?? '')?.[1];
+  return bearer ?? (header('x-zerogate-key')?.trim() || undefined);
+}
+
+/** How long a looked-up key record is reused: a revoked key stops working within this time. */
+const KEY_CACHE_MS = 5000;
+
+export interface AuthOptions {
+  /** Bootstrap admin key; required unless `insecure`. */
+  adminKey?: string;
+  /** Requests without a key act as the admin of the default workspace (ZEROPOOL_INSECURE=1). */
+  insecure: boolean;
+  db: Pick<Pool, 'query'>;
+}
+
+/** Middleware that resolves the caller into `res.locals.principal` or answers 401. */
+export function authenticate(options: AuthOptions): RequestHandler {
+  const cache = new Map<string, { record: ApiKeyRecord | undefined; at: number }>();
+
+  async function lookup(keyId: string): Promise<ApiKeyRecord | undefined> {
+    const hit = cache.get(keyId);
+    if (hit && Date.now() - hit.at < KEY_CACHE_MS) return hit.record;
+    const record = await findApiKey(options.db, keyId);
+    if (cache.size > 10_000) cache.clear();
+    cache.set(keyId, { record, at: Date.now() });
+    return record;
+  }
+
+  async function resolve(key: string | undefined): Promise<Principal | undefined> {
+    if (key === undefined) return options.insecure ? { workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null } : undefined;
+    if (options.adminKey && keysMatch(key, options.adminKey)) return { workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null };
+    const keyId = parseKeyId(key);
+    if (!keyId) return undefined;
+    const record = await lookup(keyId);
+    // Compare even when the id is unknown, so a miss takes the same time as a wrong secret.
+    const matches = timingSafeEqual(keyDigest(key), record?.keyHash ?? keyDigest(''));
+    if (!record || !matches || record.revokedAt) return undefined;
+    return { workspaceId: record.workspaceId, admin: false, keyId: record.id };
+  }
+
+  return (req, res, next) => {
+    if (isPublic(req.path)) return next();
+    const key = presentedKey((name) => req.header(name));
+    resolve(key).then(
+      (principal) => {
+        if (!principal) {
+          const message = key === undefined ? 'missing API key: send Authorization: Bearer <key>' : 'invalid API key';
+          return next(new ApiError(401, 'unauthorized', message));
+        }
+        res.locals.principal = principal;
+        res.locals.log = res.locals.log.child({ workspaceId: principal.workspaceId });
+        next();
+      },
+      (err) => next(err),
+    );
   };
+}
+
+/** Only the admin key may pass. */
+export const requireAdmin: RequestHandler = (_req, res, next) => {
+  if (!(res.locals.principal as Principal | undefined)?.admin) return next(new ApiError(403, 'forbidden', 'this route needs the admin key'));
+  next();
+};
+
+/** The caller (set by `authenticate`). */
+export function principalOf(res: { locals: Record<string, any> }): Principal {
+  return res.locals.principal as Principal;
 }

@@ -10,6 +10,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly details?: unknown,
+    /** Extra response headers (e.g. Retry-After). */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
@@ -29,6 +31,7 @@ export function validationError(error: ZodError): ApiError {
 export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
   if (err instanceof ZodError) err = validationError(err);
   if (err instanceof ApiError) {
+    for (const [name, value] of Object.entries(err.headers ?? {})) res.setHeader(name, value);
     res.status(err.status).json({ error: { code: err.code, message: err.message, details: err.details ?? null } });
     return;
   }

@@ -1,6 +1,7 @@
 /** The append-only ledger of billable and lifecycle events. */
 import type { Pool } from 'pg';
 import type { Lane } from '../domain/types';
+import { DEFAULT_WORKSPACE, splitPoolKey } from '../ids';
 
 /** Ledger event types written in this version. */
 export type LedgerEventType =
@@ -21,7 +22,10 @@ export interface LedgerEvent {
   eventType: LedgerEventType;
   /** Epoch ms. */
   occurredAt: number;
+  /** Pool key (see poolKey): the row's workspace and pool name are taken from it. */
   poolId?: string;
+  /** Workspace of an event that names no pool. */
+  workspaceId?: string;
   nodeId?: string;
   jobId?: string;
   lane?: Lane;
@@ -31,6 +35,10 @@ export interface LedgerEvent {
 /** A row as read back. */
 export interface LedgerRow {
   id: string;
+  workspace_id: string;
+  seq: string;
+  prev_hash: string;
+  row_hash: string;
   event_key: string;
   event_type: LedgerEventType;
   occurred_at: Date;
@@ -46,15 +54,16 @@ export interface LedgerRow {
 
 /** Appends an event; a repeated event key is a no-op. Returns true if this call wrote the row. */
 export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEvent): Promise<boolean> {
+  const owner = event.poolId ? splitPoolKey(event.poolId) : { workspaceId: event.workspaceId ?? DEFAULT_WORKSPACE, poolId: null };
   const result = await db.query(
-    `INSERT INTO ledger (event_key, event_type, occurred_at, pool_id, node_id, job_id, provider, market, gpu, price_per_hour, details)
-     VALUES ($1, $2, to_timestamp($3 / 1000.0), $4, $5, $6, $7, $8, $9, $10, $11)
+    `INSERT INTO ledger (event_key, event_type, occurred_at, workspace_id, pool_id, node_id, job_id, provider, market, gpu, price_per_hour, details)
+     VALUES ($1, $2, to_timestamp($3 / 1000.0), $12, $4, $5, $6, $7, $8, $9, $10, $11)
      ON CONFLICT (event_key) DO NOTHING`,
     [
       event.eventKey,
       event.eventType,
       event.occurredAt,
-      event.poolId ?? null,
+      owner.poolId,
       event.nodeId ?? null,
       event.jobId ?? null,
       event.lane?.provider ?? null,
@@ -62,13 +71,64 @@ export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEv
       event.lane?.gpu ?? null,
       event.lane?.pricePerHour ?? null,
       JSON.stringify(event.details ?? {}),
+      owner.workspaceId,
     ],
   );
   return (result.rowCount ?? 0) > 0;
 }
 
 /** Ledger rows of a pool in the order they happened. */
-export async function ledgerRowsForPool(db: Pick<Pool, 'query'>, poolId: string): Promise<LedgerRow[]> {
-  const result = await db.query<LedgerRow>('SELECT * FROM ledger WHERE pool_id = $1 ORDER BY occurred_at, id', [poolId]);
+export async function ledgerRowsForPool(db: Pick<Pool, 'query'>, poolId: string, workspaceId = DEFAULT_WORKSPACE): Promise<LedgerRow[]> {
+  const result = await db.query<LedgerRow>('SELECT * FROM ledger WHERE workspace_id = $1 AND pool_id = $2 ORDER BY occurred_at, id', [
+    workspaceId,
+    poolId,
+  ]);
   return result.rows;
+}
+
+/** Result of recomputing a workspace's hash chain. */
+export interface ChainVerification {
+  workspaceId: string;
+  ok: boolean;
+  rows: number;
+  /** Hash of the last row: keep it somewhere else to detect a rewrite of the whole chain. */
+  headHash: string | null;
+  /** The first row that does not match, and why. */
+  firstBroken?: { id: string; seq: string; eventKey: string; reason: string };
+}
+
+const VERIFY_BATCH = 5000;
+
+/**
+ * Recomputes every row's hash of a workspace in chain order. A changed row fails its own hash; a deleted
+ * row leaves a gap in `seq`; a row inserted out of band breaks the link of the row after it.
+ */
+export async function verifyLedgerChain(db: Pick<Pool, 'query'>, workspaceId: string): Promise<ChainVerification> {
+  let expectedSeq = 1n;
+  let previousHash = 'genesis';
+  let rows = 0;
+  for (;;) {
+    const batch = await db.query<{ id: string; seq: string; event_key: string; prev_hash: string; row_hash: string; recomputed: string }>(
+      `SELECT id, seq, event_key, prev_hash, row_hash, ledger_row_digest(prev_hash, l) AS recomputed
+         FROM ledger l WHERE workspace_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
+      [workspaceId, expectedSeq.toString(), VERIFY_BATCH],
+    );
+    for (const row of batch.rows) {
+      const broken = (reason: string): ChainVerification => ({
+        workspaceId,
+        ok: false,
+        rows,
+        headHash: null,
+        firstBroken: { id: row.id, seq: row.seq, eventKey: row.event_key, reason },
+      });
+      if (BigInt(row.seq) !== expectedSeq) return broken(`row ${expectedSeq} is missing (the chain jumps to ${row.seq})`);
+      if (row.prev_hash !== previousHash) return broken('prev_hash does not match the previous row: a row was removed or inserted');
+      if (row.recomputed !== row.row_hash) return broken('row_hash does not match the row: its contents were changed');
+      previousHash = row.row_hash;
+      expectedSeq += 1n;
+      rows += 1;
+    }
+    if (batch.rows.length < VERIFY_BATCH) break;
+  }
+  return { workspaceId, ok: true, rows, headHash: rows > 0 ? previousHash : null };
 }

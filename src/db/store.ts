@@ -1,9 +1,13 @@
-/** Pool definitions and job records in PostgreSQL. */
+/** Pool definitions and job records in PostgreSQL, each owned by a workspace. */
 import type { Pool } from 'pg';
 import type { JobView, PoolConfig } from '../domain/types';
+import { splitPoolKey } from '../ids';
+
+type Db = Pick<Pool, 'query'>;
 
 /** A stored pool definition. */
 export interface StoredPool {
+  workspaceId: string;
   id: string;
   config: PoolConfig;
   createdAt: Date;
@@ -11,57 +15,96 @@ export interface StoredPool {
   draining: boolean;
 }
 
-/** Inserts a pool; returns false if the id is taken. */
-export async function insertPool(db: Pick<Pool, 'query'>, id: string, config: PoolConfig): Promise<boolean> {
-  const result = await db.query('INSERT INTO pools (id, config) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [id, JSON.stringify(config)]);
+const POOL_COLUMNS = 'workspace_id, id, config, created_at, draining';
+const toPool = (row: any): StoredPool => ({
+  workspaceId: row.workspace_id,
+  id: row.id,
+  config: row.config,
+  createdAt: row.created_at,
+  draining: row.draining,
+});
+
+/** Inserts a pool; returns false if the workspace already has one of that id. */
+export async function insertPool(db: Db, workspaceId: string, id: string, config: PoolConfig): Promise<boolean> {
+  const result = await db.query('INSERT INTO pools (workspace_id, id, config) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
+    workspaceId,
+    id,
+    JSON.stringify(config),
+  ]);
   return (result.rowCount ?? 0) > 0;
 }
 
 /** Replaces a pool's config. */
-export async function updatePoolConfig(db: Pick<Pool, 'query'>, id: string, config: PoolConfig): Promise<void> {
-  await db.query('UPDATE pools SET config = $2, updated_at = now() WHERE id = $1', [id, JSON.stringify(config)]);
+export async function updatePoolConfig(db: Db, workspaceId: string, id: string, config: PoolConfig): Promise<void> {
+  await db.query('UPDATE pools SET config = $3, updated_at = now() WHERE workspace_id = $1 AND id = $2', [workspaceId, id, JSON.stringify(config)]);
 }
 
 /** Marks a pool as draining (no new jobs) or accepting again. */
-export async function setPoolDraining(db: Pick<Pool, 'query'>, id: string, draining: boolean): Promise<void> {
-  await db.query('UPDATE pools SET draining = $2, updated_at = now() WHERE id = $1', [id, draining]);
+export async function setPoolDraining(db: Db, workspaceId: string, id: string, draining: boolean): Promise<void> {
+  await db.query('UPDATE pools SET draining = $3, updated_at = now() WHERE workspace_id = $1 AND id = $2', [workspaceId, id, draining]);
 }
 
-/** One pool, or undefined. */
-export async function getPool(db: Pick<Pool, 'query'>, id: string): Promise<StoredPool | undefined> {
-  const result = await db.query('SELECT id, config, created_at, draining FROM pools WHERE id = $1', [id]);
-  const row = result.rows[0];
-  return row ? { id: row.id, config: row.config, createdAt: row.created_at, draining: row.draining } : undefined;
+/** One pool of a workspace, or undefined. */
+export async function getPool(db: Db, workspaceId: string, id: string): Promise<StoredPool | undefined> {
+  const result = await db.query(`SELECT ${POOL_COLUMNS} FROM pools WHERE workspace_id = $1 AND id = $2`, [workspaceId, id]);
+  return result.rows[0] ? toPool(result.rows[0]) : undefined;
 }
 
-/** Every pool, oldest first. */
-export async function listPools(db: Pick<Pool, 'query'>): Promise<StoredPool[]> {
-  const result = await db.query('SELECT id, config, created_at, draining FROM pools ORDER BY created_at, id');
-  return result.rows.map((row) => ({ id: row.id, config: row.config, createdAt: row.created_at, draining: row.draining }));
+/** A workspace's pools (or every pool when no workspace is given), oldest first. */
+export async function listPools(db: Db, workspaceId?: string): Promise<StoredPool[]> {
+  const result = workspaceId
+    ? await db.query(`SELECT ${POOL_COLUMNS} FROM pools WHERE workspace_id = $1 ORDER BY created_at, id`, [workspaceId])
+    : await db.query(`SELECT ${POOL_COLUMNS} FROM pools ORDER BY created_at, id`);
+  return result.rows.map(toPool);
 }
 
-/** Records a job the API accepted (status queued). */
-export async function insertJob(db: Pick<Pool, 'query'>, view: JobView): Promise<void> {
+/** Result of recording a newly accepted job. */
+export type InsertJobResult = { inserted: true } | { inserted: false; reason: 'limit'; limit: number };
+
+/**
+ * Records a job the API accepted (status queued) and takes one of its workspace's in-flight places, in one
+ * statement: two submissions racing for the last place cannot both win.
+ */
+export async function insertJob(db: Db, view: JobView): Promise<InsertJobResult> {
+  const { workspaceId, poolId } = splitPoolKey(view.pool);
+  const result = await db.query(
+    `WITH place AS (
+       UPDATE workspaces SET jobs_in_flight = jobs_in_flight + 1
+        WHERE id = $1 AND jobs_in_flight < max_jobs_in_flight RETURNING id)
+     INSERT INTO jobs (id, workspace_id, pool_id, status, submitted_at, view)
+     SELECT $2, place.id, $3, $4, to_timestamp($5 / 1000.0), $6 FROM place`,
+    [workspaceId, view.id, poolId, view.status, view.submittedAt, JSON.stringify(view)],
+  );
+  if ((result.rowCount ?? 0) > 0) return { inserted: true };
+  const limit = await db.query('SELECT max_jobs_in_flight FROM workspaces WHERE id = $1', [workspaceId]);
+  return { inserted: false, reason: 'limit', limit: limit.rows[0]?.max_jobs_in_flight ?? 0 };
+}
+
+/**
+ * Stores a job's terminal view and gives back its in-flight place. A terminal row is never overwritten,
+ * so a retried write gives nothing back twice.
+ */
+export async function saveJobOutcome(db: Db, view: JobView): Promise<void> {
+  const { workspaceId, poolId } = splitPoolKey(view.pool);
+  const finishedAt = view.finishedAt ?? Date.now();
+  const closed = await db.query(
+    `WITH closed AS (
+       UPDATE jobs SET status = $2, finished_at = to_timestamp($3 / 1000.0), view = $4
+        WHERE id = $1 AND finished_at IS NULL RETURNING workspace_id)
+     UPDATE workspaces SET jobs_in_flight = jobs_in_flight - 1 FROM closed WHERE workspaces.id = closed.workspace_id`,
+    [view.id, view.status, finishedAt, JSON.stringify(view)],
+  );
+  if ((closed.rowCount ?? 0) > 0) return;
+  // No open record: either it is terminal already (keep it) or it was never written (write it now).
   await db.query(
-    `INSERT INTO jobs (id, pool_id, status, submitted_at, view) VALUES ($1, $2, $3, to_timestamp($4 / 1000.0), $5)
-     ON CONFLICT (id) DO NOTHING`,
-    [view.id, view.pool, view.status, view.submittedAt, JSON.stringify(view)],
+    `INSERT INTO jobs (id, workspace_id, pool_id, status, submitted_at, finished_at, view)
+     VALUES ($1, $2, $3, $4, to_timestamp($5 / 1000.0), to_timestamp($6 / 1000.0), $7) ON CONFLICT (id) DO NOTHING`,
+    [view.id, workspaceId, poolId, view.status, view.submittedAt, finishedAt, JSON.stringify(view)],
   );
 }
 
-/** Stores a job's terminal view. A terminal row is never overwritten by a later write. */
-export async function saveJobOutcome(db: Pick<Pool, 'query'>, view: JobView): Promise<void> {
-  await db.query(
-    `INSERT INTO jobs (id, pool_id, status, submitted_at, finished_at, view)
-     VALUES ($1, $2, $3, to_timestamp($4 / 1000.0), to_timestamp($5 / 1000.0), $6)
-     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at, view = EXCLUDED.view
-     WHERE jobs.finished_at IS NULL`,
-    [view.id, view.pool, view.status, view.submittedAt, view.finishedAt ?? Date.now(), JSON.stringify(view)],
-  );
-}
-
-/** A job's stored view, or undefined. */
-export async function getJob(db: Pick<Pool, 'query'>, id: string): Promise<JobView | undefined> {
-  const result = await db.query('SELECT view FROM jobs WHERE id = $1', [id]);
+/** A job's stored view if it belongs to the workspace, or undefined (another workspace's job does not exist). */
+export async function getJob(db: Db, workspaceId: string, id: string): Promise<JobView | undefined> {
+  const result = await db.query('SELECT view FROM jobs WHERE id = $1 AND workspace_id = $2', [id, workspaceId]);
   return result.rows[0]?.view as JobView | undefined;
 }

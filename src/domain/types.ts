@@ -158,6 +158,16 @@ export interface JobView {
   usage?: TokenUsage;
   result?: unknown;
   error?: string;
+  /** Every attempt that reached a node, in workflow time (epoch ms): analytics counts node busy time from these. */
+  runs?: JobRun[];
+}
+
+/** One attempt of a job on a node slot. */
+export interface JobRun {
+  nodeId: string;
+  attempt: number;
+  startedAt: number;
+  endedAt: number;
 }
 
 /** What the pool tells a job when it gets a slot. */

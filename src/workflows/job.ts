@@ -89,7 +89,7 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
         poolId: input.poolId,
         jobId: input.jobId,
         nodeId: view.nodeId,
-        details: { attempt: view.attempt, usage: view.usage, queueMs: view.queueMs, runMs: view.runMs, error },
+        details: { attempt: view.attempt, usage: view.usage, queueMs: view.queueMs, runMs: view.runMs, error, runs: view.runs ?? [] },
       },
     });
     return view;
@@ -139,6 +139,7 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     let result: InferenceResult | undefined;
     let failure: unknown;
     runScope = new CancellationScope();
+    const runStartedAt = Date.now();
     try {
       result = await runScope.run(() =>
         inference.runInference({ jobId: input.jobId, attempt: current.attempt, nodeUrl: current.nodeUrl, model: input.model, payload: input.payload }),
@@ -147,6 +148,7 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
       failure = err;
     } finally {
       runScope = undefined;
+      (view.runs ??= []).push({ nodeId: current.nodeId, attempt: current.attempt, startedAt: runStartedAt, endedAt: Date.now() });
     }
 
     if (result) {

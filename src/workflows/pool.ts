@@ -21,6 +21,7 @@ import type { Activities } from '../activities';
 import type { LedgerEvent, LedgerEventType } from '../db/ledger';
 import { jobWorkflowId, nodeId as makeNodeId } from '../ids';
 import { enqueueJob, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from '../domain/placement';
+import { onDemandReferencePrice } from '../domain/money';
 import { newPoolState, toPoolView } from '../domain/pool-view';
 import { validatePoolConfig } from '../domain/pool-config';
 import {
@@ -244,7 +245,11 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
           node.lane = state.config.lanes[result.laneIndex] ?? lane;
           node.url = result.url;
           node.billedFrom = now();
-          ledger('node_provisioning', `${node.id}:provisioning`, laneDetails(node));
+          // The always-on counterfactual is priced from this row, so analytics needs no outside figure.
+          ledger('node_provisioning', `${node.id}:provisioning`, {
+            ...laneDetails(node),
+            details: { laneIndex: node.laneIndex, referencePricePerHour: onDemandReferencePrice(state.config) },
+          });
           return true;
         } catch (err) {
           const reason = String((err as Error).cause ?? err);
@@ -283,7 +288,10 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
         if (!state.nodes.includes(node)) return;
         node.state = 'ready';
         node.readyAt = now();
-        ledger('node_ready', `${node.id}:ready`, laneDetails(node));
+        ledger('node_ready', `${node.id}:ready`, {
+          ...laneDetails(node),
+          details: { laneIndex: node.laneIndex, bootSeconds: (node.readyAt - (node.billedFrom ?? node.readyAt)) / 1000 },
+        });
         touch();
       }
       if (node.state === 'terminating' && state.nodes.includes(node) && !teardownRun) {

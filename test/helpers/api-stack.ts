@@ -20,7 +20,12 @@ export interface ApiStackOptions {
   tokensPerSecond?: number;
   /** Run the worker as a child process (so a test can kill it) instead of in-process. */
   workerProcess?: boolean;
+  /** In-flight job limit of workspaces created through the API. */
+  maxJobsInFlight?: number;
 }
+
+/** The bootstrap admin key of test stacks. */
+export const TEST_ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 
 /** A running stack. */
 export class ApiStack {
@@ -51,7 +56,7 @@ export class ApiStack {
     else await this.startWorkerInProcess();
     const app = createApp(
       { client: this.env.client, db: this.database.db, taskQueue: this.taskQueue, indexed: true, defaultTtlSeconds: 600, defaultMaxAttempts: 3 },
-      { bodyLimit: '64kb', providers: ['mock'] },
+      { apiKey: TEST_ADMIN_KEY, bodyLimit: '64kb', providers: ['mock'], defaultMaxJobsInFlight: this.options.maxJobsInFlight ?? 1000 },
     );
     await new Promise<void>((resolve) => {
       this.server = app.listen(0, '127.0.0.1', () => resolve());
@@ -103,14 +108,29 @@ export class ApiStack {
     });
   }
 
-  async request<T = any>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const res = await fetch(`${this.baseUrl}${url}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+  /** An API call with the admin key, another key, or none (null). */
+  async request<T = any>(method: string, url: string, body?: unknown, key: string | null = TEST_ADMIN_KEY): Promise<{ status: number; body: T; headers: Headers }> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (key !== null) headers.authorization = `Bearer ${key}`;
+    const res = await fetch(`${this.baseUrl}${url}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    let parsed: any = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = text;
+    }
+    return { status: res.status, body: parsed, headers: res.headers };
+  }
+
+  /** Creates a workspace and returns a key of it. */
+  async workspaceKey(id: string, maxJobsInFlight?: number): Promise<string> {
+    const created = await this.request('POST', '/v1/workspaces', { id, ...(maxJobsInFlight ? { maxJobsInFlight } : {}) });
+    if (created.status !== 201) throw new Error(`workspace ${id}: ${created.status} ${JSON.stringify(created.body)}`);
+    const key = await this.request('POST', `/v1/workspaces/${id}/keys`, { label: 'test' });
+    if (key.status !== 201) throw new Error(`key for ${id}: ${key.status} ${JSON.stringify(key.body)}`);
+    return key.body.key;
   }
 
   /** Polls until `check` returns a truthy value. */

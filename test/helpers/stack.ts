@@ -9,7 +9,7 @@ import type { Worker } from '@temporalio/worker';
 import type pg from 'pg';
 import { MockProvider, type MockProviderOptions } from '../../src/activities/providers/mock';
 import type { Provider } from '../../src/activities/providers/provider';
-import { ledgerRowsForPool } from '../../src/db/ledger';
+import { ledgerRowsForPool, type LedgerEvent } from '../../src/db/ledger';
 import { insertJob } from '../../src/db/store';
 import type { JobInput, JobView, PoolConfig, PoolView } from '../../src/domain/types';
 import { poolConfigSchema } from '../../src/domain/pool-config';
@@ -67,7 +67,7 @@ export class PoolHarness {
   }
 
   /** A worker on this harness's task queue (run it with worker.runUntil). */
-  worker(options: { maxCachedWorkflows?: number } = {}): Promise<Worker> {
+  worker(options: { maxCachedWorkflows?: number; afterLedgerWrite?: (event: LedgerEvent) => void } = {}): Promise<Worker> {
     return createWorker({
       ...options,
       connection: this.env.nativeConnection,

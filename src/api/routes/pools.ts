@@ -5,14 +5,15 @@ import { z } from 'zod';
 import { getPool, insertPool, listPools, setPoolDraining, updatePoolConfig } from '../../db/store';
 import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
 import type { PoolConfig, PoolView } from '../../domain/types';
-import { ENTITY_ID_PATTERN, poolWorkflowId } from '../../ids';
+import { ENTITY_ID_PATTERN, poolKey, poolWorkflowId } from '../../ids';
 import { drainPoolUpdate, poolStateQuery, resumePoolUpdate, scaleToZeroUpdate, updatePoolConfigUpdate } from '../../workflows/messages';
+import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
 import { queryWithRetry } from '../query';
 import { ensurePoolWorkflow } from '../pool-workflows';
 
-const createPoolSchema = z.object({ id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') }).passthrough();
+export const createPoolSchema = z.object({ id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') }).passthrough();
 
 /** Known providers: a lane naming another one is refused at creation. */
 export function checkProviders(config: PoolConfig, providers: string[]): void {
@@ -26,48 +27,52 @@ export function checkProviders(config: PoolConfig, providers: string[]): void {
 export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
   const router = Router();
 
-  async function requirePool(id: string) {
-    const pool = await getPool(ctx.db, id);
+  /** The caller's pool (another workspace's pool does not exist for it), with its key. */
+  async function requirePool(res: Parameters<typeof principalOf>[0], id: string) {
+    const workspaceId = principalOf(res).workspaceId;
+    const pool = ENTITY_ID_PATTERN.test(id) ? await getPool(ctx.db, workspaceId, id) : undefined;
     if (!pool) throw new ApiError(404, 'not_found', `pool ${id} does not exist`);
-    return pool;
+    return { ...pool, key: poolKey(workspaceId, pool.id) };
   }
 
-  async function liveView(id: string): Promise<PoolView> {
-    const view = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(id)), poolStateQuery);
-    if (!view) throw new ApiError(503, 'unavailable', `pool ${id} did not answer: is a worker running?`);
-    return view;
+  /** The live state, named as the caller knows the pool. */
+  async function liveView(pool: { id: string; key: string }): Promise<PoolView> {
+    const view = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(pool.key)), poolStateQuery);
+    if (!view) throw new ApiError(503, 'unavailable', `pool ${pool.id} did not answer: is a worker running?`);
+    return { ...view, poolId: pool.id };
   }
 
   router.post('/', async (req, res) => {
     const { id, ...rest } = createPoolSchema.parse(req.body);
     const config = poolConfigSchema.parse(rest) as PoolConfig;
     checkProviders(config, ctx.providers);
-    if (!(await insertPool(ctx.db, id, config))) throw new ApiError(409, 'conflict', `pool ${id} already exists`);
-    await ensurePoolWorkflow(ctx, id, config);
+    const workspaceId = principalOf(res).workspaceId;
+    if (!(await insertPool(ctx.db, workspaceId, id, config))) throw new ApiError(409, 'conflict', `pool ${id} already exists`);
+    await ensurePoolWorkflow(ctx, poolKey(workspaceId, id), config);
     res.status(201).location(`/v1/pools/${id}`).json({ id, config });
   });
 
   router.get('/', async (_req, res) => {
-    const pools = await listPools(ctx.db);
-    res.json({ pools: pools.map((p) => ({ id: p.id, config: p.config, createdAt: p.createdAt })) });
+    const pools = await listPools(ctx.db, principalOf(res).workspaceId);
+    res.json({ pools: pools.map((p) => ({ id: p.id, config: p.config, createdAt: p.createdAt, draining: p.draining })) });
   });
 
   router.get('/:id', async (req, res) => {
-    const pool = await requirePool(req.params.id);
-    res.json({ id: pool.id, createdAt: pool.createdAt, ...(await liveView(pool.id)) });
+    const pool = await requirePool(res, req.params.id);
+    res.json({ id: pool.id, createdAt: pool.createdAt, ...(await liveView(pool)) });
   });
 
   router.patch('/:id', async (req, res) => {
-    const pool = await requirePool(req.params.id);
+    const pool = await requirePool(res, req.params.id);
     const patch = poolConfigPatchSchema.parse(req.body);
     const merged = poolConfigSchema.safeParse({ ...pool.config, ...patch });
     if (!merged.success) throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => i.message).join('; '));
     const config = merged.data as PoolConfig;
     checkProviders(config, ctx.providers);
     try {
-      const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.id)).executeUpdate(updatePoolConfigUpdate, { args: [config] });
-      await updatePoolConfig(ctx.db, pool.id, config);
-      res.json({ id: pool.id, ...view });
+      const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.key)).executeUpdate(updatePoolConfigUpdate, { args: [config] });
+      await updatePoolConfig(ctx.db, pool.workspaceId, pool.id, config);
+      res.json({ id: pool.id, ...view, poolId: pool.id });
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) throw new ApiError(409, 'conflict', String(err.cause?.message ?? err.message));
       throw err;
@@ -76,11 +81,11 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
 
   const operatorAction = (path: string, update: typeof drainPoolUpdate, draining?: boolean) =>
     router.post(`/:id/${path}`, async (req, res) => {
-      const pool = await requirePool(req.params.id);
+      const pool = await requirePool(res, req.params.id);
       // The API refuses new jobs from the moment a drain is asked for; the pool finishes what it has.
-      if (draining !== undefined) await setPoolDraining(ctx.db, pool.id, draining);
-      const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.id)).executeUpdate(update);
-      res.json({ id: pool.id, ...view });
+      if (draining !== undefined) await setPoolDraining(ctx.db, pool.workspaceId, pool.id, draining);
+      const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.key)).executeUpdate(update);
+      res.json({ id: pool.id, ...view, poolId: pool.id });
     });
   operatorAction('drain', drainPoolUpdate, true);
   operatorAction('resume', resumePoolUpdate, false);

@@ -1,0 +1,236 @@
+/**
+ * The OpenAPI 3.1 document, generated from the same zod schemas the routes parse requests with. Response
+ * shapes are described here; a test checks that every route the app serves is in the document.
+ */
+import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import { laneSchema, poolConfigPatchSchema, poolConfigSchema } from '../domain/pool-config';
+import { ENTITY_ID_PATTERN } from '../ids';
+import { computeSchema } from './routes/compat';
+import { submitJobSchema } from './routes/jobs';
+import { analyticsQuerySchema, ledgerQuerySchema } from './routes/ledger';
+import { createWorkspaceSchema, issueKeySchema, updateWorkspaceSchema } from './routes/workspaces';
+
+const errorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().nullable() }),
+});
+
+const ERROR_TEXT: Record<number, string> = {
+  400: 'Invalid request (the details name each bad field)',
+  401: 'Missing or invalid API key',
+  403: 'The route needs the admin key',
+  404: 'No such resource in the caller’s workspace',
+  409: 'Conflict with the current state',
+  413: 'Request body over the size limit',
+  429: 'Workspace at its in-flight job limit (see Retry-After)',
+  503: 'A dependency (Temporal worker, PostgreSQL) did not answer',
+};
+
+const nodeView = z.object({
+  id: z.string(),
+  state: z.enum(['provisioning', 'ready', 'terminating']),
+  laneIndex: z.number().int(),
+  lane: laneSchema.optional(),
+  url: z.string().optional(),
+  readyAt: z.number().optional(),
+  busySlots: z.number().int(),
+});
+const poolView = z.object({
+  id: z.string(),
+  poolId: z.string(),
+  createdAt: z.string().optional(),
+  phase: z.enum(['idle', 'scaling_up', 'active', 'waiting_idle', 'tearing_down', 'draining', 'drained']),
+  config: poolConfigSchema,
+  nodes: z.array(nodeView),
+  queued: z.number().int(),
+  running: z.number().int(),
+  queuedJobIds: z.array(z.string()),
+  laneCooldownUntil: z.record(z.number()),
+  draining: z.boolean(),
+  placedTotal: z.number().int(),
+});
+const jobStatus = z.enum(['queued', 'provisioning', 'running', 'completed', 'failed', 'expired', 'cancelled']);
+const job = z.object({
+  id: z.string().uuid(),
+  pool: z.string(),
+  status: jobStatus,
+  attempt: z.number().int(),
+  node_id: z.string().nullable(),
+  submitted_at: z.string(),
+  started_at: z.string().nullable(),
+  finished_at: z.string().nullable(),
+  queue_ms: z.number().nullable(),
+  cold_start_ms: z.number().nullable(),
+  run_ms: z.number().nullable(),
+  tokens: z.object({ prompt: z.number(), completion: z.number() }).nullable(),
+  result: z.unknown().nullable(),
+  error: z.string().nullable(),
+});
+const workspace = z.object({ id: z.string(), name: z.string(), maxJobsInFlight: z.number().int(), jobsInFlight: z.number().int(), createdAt: z.string() });
+const figures = z.object({
+  jobs: z.object({ completed: z.number(), failed: z.number(), expired: z.number(), cancelled: z.number() }),
+  jobs_processed: z.number(),
+  tokens: z.object({ input: z.number(), output: z.number() }),
+  gpu_seconds_billed: z.number(),
+  cost_usd: z.number(),
+  idle_seconds: z.number(),
+  idle_tax_usd: z.number(),
+  peak_nodes: z.number().int(),
+  always_on_cost_usd: z.number(),
+  savings_usd: z.number(),
+  cold_starts: z.object({ count: z.number(), p50_seconds: z.number().nullable(), p95_seconds: z.number().nullable() }),
+  queue_overhead_ms: z.object({ average: z.number().nullable(), p95: z.number().nullable() }),
+});
+const analytics = figures.extend({
+  workspace: z.string(),
+  window: z.object({ from: z.string(), to: z.string() }),
+  pools: z.array(figures.extend({ pool: z.string(), reference_price_per_hour: z.number().nullable(), active_window_seconds: z.number() })),
+  formula: z.record(z.string()),
+  total_inferences_processed: z.number(),
+  total_tokens_generated: z.number(),
+  aggregated_idle_tax_saved_usd: z.number(),
+  average_queue_overhead_ms: z.number().nullable(),
+});
+const ledgerEvent = z.object({
+  seq: z.number().int(),
+  event_key: z.string(),
+  event_type: z.string(),
+  occurred_at: z.string(),
+  pool_id: z.string().nullable(),
+  node_id: z.string().nullable(),
+  job_id: z.string().nullable(),
+  provider: z.string().nullable(),
+  market: z.string().nullable(),
+  gpu: z.string().nullable(),
+  price_per_hour: z.number().nullable(),
+  details: z.record(z.unknown()),
+  prev_hash: z.string(),
+  row_hash: z.string(),
+});
+const legacyStatus = z.object({
+  job_id: z.string(),
+  status: z.enum(['queued', 'processing', 'completed', 'failed', 'expired', 'cancelled']),
+  result: z.string().nullable(),
+  error: z.string().nullable(),
+  queue_time_ms: z.number().nullable(),
+  cold_start_ms: z.number().nullable(),
+  processing_time_ms: z.number().nullable(),
+  tokens_generated: z.number().nullable(),
+  created_at: z.string(),
+  completed_at: z.string().nullable(),
+});
+
+const idParam = z.object({ id: z.string().regex(ENTITY_ID_PATTERN) });
+const jobIdParam = z.object({ id: z.string().uuid() });
+const json = (schema: z.ZodTypeAny, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+interface PathSpec {
+  method: RouteConfig['method'];
+  path: string;
+  summary: string;
+  tag: string;
+  ok: [number, z.ZodTypeAny | null, string];
+  errors: number[];
+  request?: RouteConfig['request'];
+  /** No key needed. */
+  public?: boolean;
+}
+
+/** Every route the API serves. */
+export const API_PATHS: PathSpec[] = [
+  { method: 'get', path: '/health', summary: 'Liveness', tag: 'service', ok: [200, z.object({ status: z.literal('ok') }), 'Alive'], errors: [], public: true },
+  {
+    method: 'get',
+    path: '/ready',
+    summary: 'Readiness: Temporal and PostgreSQL reachable',
+    tag: 'service',
+    ok: [200, z.object({ status: z.string(), checks: z.record(z.boolean()) }), 'Ready'],
+    errors: [503],
+    public: true,
+  },
+  { method: 'get', path: '/openapi.json', summary: 'This document', tag: 'service', ok: [200, z.record(z.unknown()), 'OpenAPI 3.1'], errors: [], public: true },
+  { method: 'get', path: '/docs', summary: 'Interactive API docs', tag: 'service', ok: [200, null, 'HTML page'], errors: [], public: true },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics (admin key)', tag: 'service', ok: [200, null, 'Prometheus text format'], errors: [401, 403] },
+
+  { method: 'post', path: '/v1/workspaces', summary: 'Create a workspace (admin key)', tag: 'workspaces', request: { body: { content: { 'application/json': { schema: createWorkspaceSchema } } } }, ok: [201, workspace, 'Created'], errors: [400, 401, 403, 409, 413] },
+  { method: 'get', path: '/v1/workspaces', summary: 'List workspaces (admin key)', tag: 'workspaces', ok: [200, z.object({ workspaces: z.array(workspace) }), 'Workspaces'], errors: [401, 403] },
+  { method: 'get', path: '/v1/workspaces/{id}', summary: 'Read a workspace (admin key)', tag: 'workspaces', request: { params: idParam }, ok: [200, workspace, 'Workspace'], errors: [401, 403, 404] },
+  { method: 'patch', path: '/v1/workspaces/{id}', summary: 'Rename or change the in-flight limit (admin key)', tag: 'workspaces', request: { params: idParam, body: { content: { 'application/json': { schema: updateWorkspaceSchema } } } }, ok: [200, workspace, 'Updated'], errors: [400, 401, 403, 404] },
+  {
+    method: 'post',
+    path: '/v1/workspaces/{id}/keys',
+    summary: 'Issue an API key for the workspace; the key is shown only in this answer (admin key)',
+    tag: 'workspaces',
+    request: { params: idParam, body: { content: { 'application/json': { schema: issueKeySchema } } } },
+    ok: [201, z.object({ id: z.string(), workspace: z.string(), key: z.string(), label: z.string(), createdAt: z.string() }), 'Issued'],
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'get',
+    path: '/v1/workspaces/{id}/keys',
+    summary: 'List the workspace’s keys, without secrets (admin key)',
+    tag: 'workspaces',
+    request: { params: idParam },
+    ok: [200, z.object({ keys: z.array(z.object({ id: z.string(), label: z.string(), createdAt: z.string(), revokedAt: z.string().nullable() })) }), 'Keys'],
+    errors: [401, 403, 404],
+  },
+  { method: 'delete', path: '/v1/workspaces/{id}/keys/{keyId}', summary: 'Revoke a key (admin key)', tag: 'workspaces', request: { params: idParam.extend({ keyId: z.string() }) }, ok: [204, null, 'Revoked'], errors: [401, 403, 404] },
+
+  { method: 'post', path: '/v1/pools', summary: 'Create a pool', tag: 'pools', request: { body: { content: { 'application/json': { schema: z.object({ id: z.string().regex(ENTITY_ID_PATTERN) }).and(poolConfigSchema) } } } }, ok: [201, z.object({ id: z.string(), config: poolConfigSchema }), 'Created'], errors: [400, 401, 409, 413] },
+  { method: 'get', path: '/v1/pools', summary: 'List the workspace’s pools', tag: 'pools', ok: [200, z.object({ pools: z.array(z.object({ id: z.string(), config: poolConfigSchema, createdAt: z.string(), draining: z.boolean() })) }), 'Pools'], errors: [401] },
+  { method: 'get', path: '/v1/pools/{id}', summary: 'Live state of a pool: nodes, queue, phase', tag: 'pools', request: { params: idParam }, ok: [200, poolView, 'Pool'], errors: [401, 404, 503] },
+  { method: 'patch', path: '/v1/pools/{id}', summary: 'Change a pool’s config', tag: 'pools', request: { params: idParam, body: { content: { 'application/json': { schema: poolConfigPatchSchema } } } }, ok: [200, poolView, 'Updated'], errors: [400, 401, 404, 409] },
+  { method: 'post', path: '/v1/pools/{id}/drain', summary: 'Stop taking jobs; finish what is queued and running, then release nodes', tag: 'pools', request: { params: idParam }, ok: [200, poolView, 'Draining'], errors: [401, 404] },
+  { method: 'post', path: '/v1/pools/{id}/resume', summary: 'Take jobs again after a drain', tag: 'pools', request: { params: idParam }, ok: [200, poolView, 'Resumed'], errors: [401, 404] },
+  { method: 'post', path: '/v1/pools/{id}/scale-to-zero', summary: 'Release idle nodes now (the baseline returns with the next job)', tag: 'pools', request: { params: idParam }, ok: [200, poolView, 'Scaling to zero'], errors: [401, 404] },
+
+  { method: 'post', path: '/v1/jobs', summary: 'Submit a job', tag: 'jobs', request: { body: { content: { 'application/json': { schema: submitJobSchema } } } }, ok: [202, z.object({ id: z.string().uuid(), status: z.literal('queued'), status_url: z.string() }), 'Accepted'], errors: [400, 401, 404, 409, 413, 429] },
+  { method: 'get', path: '/v1/jobs/{id}', summary: 'A job’s status, timings, tokens and result', tag: 'jobs', request: { params: jobIdParam }, ok: [200, job, 'Job'], errors: [401, 404] },
+  { method: 'delete', path: '/v1/jobs/{id}', summary: 'Cancel a job', tag: 'jobs', request: { params: jobIdParam }, ok: [202, z.object({ id: z.string(), status: z.literal('cancelling') }), 'Cancelling'], errors: [401, 404, 409] },
+
+  { method: 'get', path: '/v1/analytics', summary: 'Jobs, tokens, cost, idle tax, savings, cold starts and queue overhead', tag: 'money', request: { query: analyticsQuerySchema }, ok: [200, analytics, 'Analytics'], errors: [400, 401] },
+  { method: 'get', path: '/v1/ledger', summary: 'Ledger rows of the workspace, in chain order', tag: 'money', request: { query: ledgerQuerySchema }, ok: [200, z.object({ events: z.array(ledgerEvent), next_after: z.number().nullable() }), 'Rows'], errors: [400, 401] },
+  {
+    method: 'get',
+    path: '/v1/ledger/verify',
+    summary: 'Recompute the workspace’s hash chain and name the first broken row',
+    tag: 'money',
+    ok: [200, z.object({ workspace: z.string(), ok: z.boolean(), rows_checked: z.number(), head_hash: z.string().nullable(), first_broken: z.object({ seq: z.number(), event_key: z.string(), reason: z.string() }).nullable() }), 'Verification'],
+    errors: [401],
+  },
+
+  { method: 'post', path: '/v1/compute', summary: 'Earlier gateway: submit a prompt to the pool serving the model', tag: 'compatibility', request: { body: { content: { 'application/json': { schema: computeSchema } } } }, ok: [202, z.object({ job_id: z.string(), status: z.literal('queued'), pool: z.string(), status_url: z.string() }), 'Accepted'], errors: [400, 401, 404, 409, 413, 429] },
+  { method: 'get', path: '/v1/status/{id}', summary: 'Earlier gateway: a job’s status', tag: 'compatibility', request: { params: jobIdParam }, ok: [200, legacyStatus, 'Status'], errors: [401, 404] },
+];
+
+/** Builds the document. */
+export function openApiDocument() {
+  const registry = new OpenAPIRegistry();
+  registry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <key>' });
+  registry.registerComponent('securitySchemes', 'zerogateKey', { type: 'apiKey', in: 'header', name: 'X-ZeroGate-Key', description: 'The earlier gateway’s header' });
+  const errorSchema = registry.register('Error', errorBody);
+  for (const spec of API_PATHS) {
+    const responses: RouteConfig['responses'] = {
+      [spec.ok[0]]: spec.ok[1] ? json(spec.ok[1], spec.ok[2]) : { description: spec.ok[2] },
+    };
+    for (const status of spec.errors) responses[status] = json(errorSchema, ERROR_TEXT[status]);
+    responses[500] = json(errorSchema, 'Internal error');
+    registry.registerPath({
+      method: spec.method,
+      path: spec.path,
+      summary: spec.summary,
+      tags: [spec.tag],
+      security: spec.public ? [] : [{ bearer: [] }, { zerogateKey: [] }],
+      request: spec.request,
+      responses,
+    });
+  }
+  return new OpenApiGeneratorV31(registry.definitions).generateDocument({
+    openapi: '3.1.0',
+    info: {
+      title: 'zeropool',
+      version: '1.0.0',
+      description: 'Scale-to-zero control plane for GPU inference capacity. Every error answers { error: { code, message, details } }.',
+    },
+  });
+}

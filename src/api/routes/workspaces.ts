@@ -1,0 +1,81 @@
+/** /v1/workspaces: tenants and their API keys. Admin key only. */
+import { Router } from 'express';
+import { z } from 'zod';
+import { createWorkspace, getWorkspace, issueApiKey, listApiKeys, listWorkspaces, revokeApiKey, updateWorkspace, type Workspace } from '../../db/workspaces';
+import { ENTITY_ID_PATTERN } from '../../ids';
+import { requireAdmin } from '../auth';
+import type { ApiContext } from '../context';
+import { ApiError } from '../errors';
+
+export const createWorkspaceSchema = z
+  .object({
+    id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63'),
+    name: z.string().min(1).max(200).optional(),
+    maxJobsInFlight: z.number().int().min(1).max(1_000_000).optional(),
+  })
+  .strict();
+export const updateWorkspaceSchema = z
+  .object({ name: z.string().min(1).max(200).optional(), maxJobsInFlight: z.number().int().min(1).max(1_000_000).optional() })
+  .strict();
+export const issueKeySchema = z.object({ label: z.string().max(200).optional() }).strict();
+
+export function presentWorkspace(w: Workspace) {
+  return { id: w.id, name: w.name, maxJobsInFlight: w.maxJobsInFlight, jobsInFlight: w.jobsInFlight, createdAt: w.createdAt.toISOString() };
+}
+
+/** Routes for workspaces and keys. */
+export function workspaceRoutes(ctx: ApiContext & { defaultMaxJobsInFlight: number }): Router {
+  const router = Router();
+  router.use(requireAdmin);
+
+  async function requireWorkspace(id: string): Promise<Workspace> {
+    const workspace = ENTITY_ID_PATTERN.test(id) ? await getWorkspace(ctx.db, id) : undefined;
+    if (!workspace) throw new ApiError(404, 'not_found', `workspace ${id} does not exist`);
+    return workspace;
+  }
+
+  router.post('/', async (req, res) => {
+    const body = createWorkspaceSchema.parse(req.body);
+    const created = await createWorkspace(ctx.db, body.id, body.name ?? body.id, body.maxJobsInFlight ?? ctx.defaultMaxJobsInFlight);
+    if (!created) throw new ApiError(409, 'conflict', `workspace ${body.id} already exists`);
+    res.status(201).location(`/v1/workspaces/${created.id}`).json(presentWorkspace(created));
+  });
+
+  router.get('/', async (_req, res) => {
+    res.json({ workspaces: (await listWorkspaces(ctx.db)).map(presentWorkspace) });
+  });
+
+  router.get('/:id', async (req, res) => {
+    res.json(presentWorkspace(await requireWorkspace(req.params.id)));
+  });
+
+  router.patch('/:id', async (req, res) => {
+    await requireWorkspace(req.params.id);
+    const updated = await updateWorkspace(ctx.db, req.params.id, updateWorkspaceSchema.parse(req.body));
+    res.json(presentWorkspace(updated!));
+  });
+
+  router.post('/:id/keys', async (req, res) => {
+    const workspace = await requireWorkspace(req.params.id);
+    const body = issueKeySchema.parse(req.body ?? {});
+    const issued = await issueApiKey(ctx.db, workspace.id, body.label ?? '');
+    // The only time the key is shown: it is stored as a digest.
+    res.status(201).json({ id: issued.id, workspace: workspace.id, key: issued.key, label: body.label ?? '', createdAt: issued.createdAt.toISOString() });
+  });
+
+  router.get('/:id/keys', async (req, res) => {
+    const workspace = await requireWorkspace(req.params.id);
+    const keys = await listApiKeys(ctx.db, workspace.id);
+    res.json({
+      keys: keys.map((k) => ({ id: k.id, label: k.label, createdAt: k.createdAt.toISOString(), revokedAt: k.revokedAt?.toISOString() ?? null })),
+    });
+  });
+
+  router.delete('/:id/keys/:keyId', async (req, res) => {
+    const workspace = await requireWorkspace(req.params.id);
+    if (!(await revokeApiKey(ctx.db, workspace.id, req.params.keyId))) throw new ApiError(404, 'not_found', `no live key ${req.params.keyId}`);
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,104 @@
+/** Workspaces (tenants) and their API keys. Keys are stored as SHA-256 digests, never in clear. */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Pool } from 'pg';
+
+type Db = Pick<Pool, 'query'>;
+
+/** A workspace as stored. */
+export interface Workspace {
+  id: string;
+  name: string;
+  maxJobsInFlight: number;
+  jobsInFlight: number;
+  createdAt: Date;
+}
+
+/** A key's stored record (the digest stays in the database layer and the auth check). */
+export interface ApiKeyRecord {
+  id: string;
+  workspaceId: string;
+  keyHash: Buffer;
+  label: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+const toWorkspace = (row: any): Workspace => ({
+  id: row.id,
+  name: row.name,
+  maxJobsInFlight: row.max_jobs_in_flight,
+  jobsInFlight: row.jobs_in_flight,
+  createdAt: row.created_at,
+});
+
+/** SHA-256 of a presented or issued key. Keys carry 192 random bits, so a fast digest is enough. */
+export function keyDigest(key: string): Buffer {
+  return createHash('sha256').update(key).digest();
+}
+
+/** `zp_<12 hex id>_<secret>`: the id finds the record, the whole key is checked against its digest. */
+export function parseKeyId(key: string): string | undefined {
+  return /^zp_([0-9a-f]{12})_[A-Za-z0-9_-]{32}$/.exec(key)?.[1];
+}
+
+/** Creates a workspace; false if the id is taken. */
+export async function createWorkspace(db: Db, id: string, name: string, maxJobsInFlight: number): Promise<Workspace | undefined> {
+  const result = await db.query(
+    'INSERT INTO workspaces (id, name, max_jobs_in_flight) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING *',
+    [id, name, maxJobsInFlight],
+  );
+  return result.rows[0] ? toWorkspace(result.rows[0]) : undefined;
+}
+
+export async function getWorkspace(db: Db, id: string): Promise<Workspace | undefined> {
+  const result = await db.query('SELECT * FROM workspaces WHERE id = $1', [id]);
+  return result.rows[0] ? toWorkspace(result.rows[0]) : undefined;
+}
+
+export async function listWorkspaces(db: Db): Promise<Workspace[]> {
+  const result = await db.query('SELECT * FROM workspaces ORDER BY created_at, id');
+  return result.rows.map(toWorkspace);
+}
+
+/** Changes a workspace's name or in-flight limit. */
+export async function updateWorkspace(db: Db, id: string, patch: { name?: string; maxJobsInFlight?: number }): Promise<Workspace | undefined> {
+  const result = await db.query(
+    'UPDATE workspaces SET name = coalesce($2, name), max_jobs_in_flight = coalesce($3, max_jobs_in_flight) WHERE id = $1 RETURNING *',
+    [id, patch.name ?? null, patch.maxJobsInFlight ?? null],
+  );
+  return result.rows[0] ? toWorkspace(result.rows[0]) : undefined;
+}
+
+/** Issues a new key for a workspace. The clear key is returned once and never stored. */
+export async function issueApiKey(db: Db, workspaceId: string, label: string): Promise<{ id: string; key: string; createdAt: Date }> {
+  const id = randomBytes(6).toString('hex');
+  const key = `zp_${id}_${randomBytes(24).toString('base64url')}`;
+  const result = await db.query('INSERT INTO api_keys (id, workspace_id, key_hash, label) VALUES ($1, $2, $3, $4) RETURNING created_at', [
+    id,
+    workspaceId,
+    keyDigest(key),
+    label,
+  ]);
+  return { id, key, createdAt: result.rows[0].created_at };
+}
+
+export async function findApiKey(db: Db, id: string): Promise<ApiKeyRecord | undefined> {
+  const result = await db.query('SELECT * FROM api_keys WHERE id = $1', [id]);
+  const row = result.rows[0];
+  return row
+    ? { id: row.id, workspaceId: row.workspace_id, keyHash: row.key_hash, label: row.label, createdAt: row.created_at, revokedAt: row.revoked_at }
+    : undefined;
+}
+
+export async function listApiKeys(db: Db, workspaceId: string): Promise<Array<Omit<ApiKeyRecord, 'keyHash'>>> {
+  const result = await db.query('SELECT id, workspace_id, label, created_at, revoked_at FROM api_keys WHERE workspace_id = $1 ORDER BY created_at', [
+    workspaceId,
+  ]);
+  return result.rows.map((row) => ({ id: row.id, workspaceId: row.workspace_id, label: row.label, createdAt: row.created_at, revokedAt: row.revoked_at }));
+}
+
+/** Revokes a key; false if the workspace has no such live key. */
+export async function revokeApiKey(db: Db, workspaceId: string, id: string): Promise<boolean> {
+  const result = await db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL', [id, workspaceId]);
+  return (result.rowCount ?? 0) > 0;
+}

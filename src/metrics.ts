@@ -1,0 +1,104 @@
+/**
+ * Prometheus metrics. Counters and histograms are fed by the activities that write the ledger, only when
+ * their row was new (a retried activity counts once); pool gauges are read from the pool workflows when
+ * scraped. One registry per process: the embedded stack serves both halves on the API's /metrics.
+ */
+import client from 'prom-client';
+import type { LedgerEvent } from './db/ledger';
+import type { PoolView } from './domain/types';
+import { splitPoolKey } from './ids';
+
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry, prefix: 'zeropool_process_' });
+
+const jobsTotal = new client.Counter({
+  name: 'zeropool_jobs_total',
+  help: 'Jobs that reached a terminal state, by outcome',
+  labelNames: ['workspace', 'pool', 'status'],
+  registers: [registry],
+});
+const queueSeconds = new client.Histogram({
+  name: 'zeropool_job_queue_seconds',
+  help: 'Submission to placement on a node slot',
+  labelNames: ['workspace', 'pool'],
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900],
+  registers: [registry],
+});
+const coldStartSeconds = new client.Histogram({
+  name: 'zeropool_node_cold_start_seconds',
+  help: 'Provider accepted the node to node ready',
+  labelNames: ['workspace', 'pool', 'provider', 'market'],
+  buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+  registers: [registry],
+});
+const gpuSeconds = new client.Counter({
+  name: 'zeropool_gpu_seconds_billed_total',
+  help: 'Billed node-seconds of terminated nodes',
+  labelNames: ['workspace', 'pool', 'provider', 'market', 'gpu'],
+  registers: [registry],
+});
+const costUsd = new client.Counter({
+  name: 'zeropool_cost_usd_total',
+  help: 'Billed node-seconds × lane price of terminated nodes, in USD',
+  labelNames: ['workspace', 'pool', 'provider', 'market', 'gpu'],
+  registers: [registry],
+});
+export const httpRequests = new client.Histogram({
+  name: 'zeropool_http_request_duration_seconds',
+  help: 'API request duration',
+  labelNames: ['method', 'route', 'status'],
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers: [registry],
+});
+
+/** Source of live pool states for the gauges (set by the API process). */
+let poolStates: (() => Promise<PoolView[]>) | undefined;
+export function setPoolStateSource(source: () => Promise<PoolView[]>): void {
+  poolStates = source;
+}
+
+new client.Gauge({
+  name: 'zeropool_nodes',
+  help: 'Nodes by pool, lane and state',
+  labelNames: ['workspace', 'pool', 'provider', 'market', 'gpu', 'state'],
+  registers: [registry],
+  async collect() {
+    this.reset();
+    for (const view of (await poolStates?.()) ?? []) {
+      const { workspaceId, poolId } = splitPoolKey(view.poolId);
+      for (const node of view.nodes) {
+        const lane = node.lane;
+        this.inc({ workspace: workspaceId, pool: poolId, provider: lane?.provider ?? 'none', market: lane?.market ?? 'none', gpu: lane?.gpu ?? 'none', state: node.state });
+      }
+    }
+  },
+});
+new client.Gauge({
+  name: 'zeropool_queue_depth',
+  help: 'Jobs waiting for a slot, by pool',
+  labelNames: ['workspace', 'pool'],
+  registers: [registry],
+  async collect() {
+    this.reset();
+    for (const view of (await poolStates?.()) ?? []) {
+      const { workspaceId, poolId } = splitPoolKey(view.poolId);
+      this.set({ workspace: workspaceId, pool: poolId }, view.queued);
+    }
+  },
+});
+
+/** Feeds the counters from a ledger event that was just written for the first time. */
+export function observeLedgerEvent(event: LedgerEvent): void {
+  const { workspaceId: workspace, poolId: pool } = event.poolId ? splitPoolKey(event.poolId) : { workspaceId: event.workspaceId ?? 'default', poolId: '' };
+  const details = event.details ?? {};
+  const lane = { provider: event.lane?.provider ?? 'none', market: event.lane?.market ?? 'none', gpu: event.lane?.gpu ?? 'none' };
+  if (event.eventType.startsWith('job_')) {
+    jobsTotal.inc({ workspace, pool, status: event.eventType.slice(4) });
+    if (typeof details.queueMs === 'number') queueSeconds.observe({ workspace, pool }, details.queueMs / 1000);
+  } else if (event.eventType === 'node_ready' && typeof details.bootSeconds === 'number') {
+    coldStartSeconds.observe({ workspace, pool, provider: lane.provider, market: lane.market }, details.bootSeconds);
+  } else if (event.eventType === 'node_terminated' && typeof details.billedSeconds === 'number') {
+    gpuSeconds.inc({ workspace, pool, ...lane }, details.billedSeconds);
+    costUsd.inc({ workspace, pool, ...lane }, (details.billedSeconds * (event.lane?.pricePerHour ?? 0)) / 3600);
+  }
+}

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import { appendLedgerEvent, verifyLedgerChain, type LedgerEvent } from '../../src/db/ledger';
+import { migrate } from '../../src/db/schema';
+import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
+
+let database: TestDatabase;
+before(async () => {
+  database = await startTestDatabase();
+});
+after(async () => {
+  await database?.close();
+});
+
+const event = (key: string, poolKey: string, extra: Partial<LedgerEvent> = {}): LedgerEvent => ({
+  eventKey: key,
+  eventType: 'node_provisioning',
+  occurredAt: 1_700_000_000_000,
+  poolId: poolKey,
+  nodeId: `${poolKey}-n1`,
+  lane: { provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.45 },
+  details: { laneIndex: 0 },
+  ...extra,
+});
+
+/** Changes a row behind the append-only trigger's back, as a superuser could. */
+async function tamper(sql: string, params: unknown[]): Promise<void> {
+  const client = await database.db.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('ALTER TABLE ledger DISABLE TRIGGER ledger_append_only');
+    await client.query(sql, params);
+    await client.query('ALTER TABLE ledger ENABLE TRIGGER ledger_append_only');
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+}
+
+test('each workspace has its own hash chain; rows carry workspace, pool and node ids', async () => {
+  for (let i = 0; i < 5; i++) await appendLedgerEvent(database.db, event(`a${i}`, 'alpha.p'));
+  for (let i = 0; i < 3; i++) await appendLedgerEvent(database.db, event(`b${i}`, 'beta.p'));
+  // A repeated key writes nothing and leaves no hole in the chain.
+  assert.equal(await appendLedgerEvent(database.db, event('a1', 'alpha.p')), false);
+  const rows = await database.db.query("SELECT workspace_id, pool_id, node_id, seq FROM ledger WHERE workspace_id IN ('alpha', 'beta') ORDER BY workspace_id, seq");
+  assert.deepEqual(rows.rows.map((r) => `${r.workspace_id}/${r.pool_id}/${r.seq}`), ['alpha/p/1', 'alpha/p/2', 'alpha/p/3', 'alpha/p/4', 'alpha/p/5', 'beta/p/1', 'beta/p/2', 'beta/p/3']);
+  assert.equal(rows.rows[0].node_id, 'alpha.p-n1');
+  const alpha = await verifyLedgerChain(database.db, 'alpha');
+  assert.equal(alpha.ok, true);
+  assert.equal(alpha.rows, 5);
+  assert.match(alpha.headHash ?? '', /^[0-9a-f]{64}$/);
+  assert.equal((await verifyLedgerChain(database.db, 'beta')).rows, 3);
+});
+
+test('concurrent writers of one workspace still form one unbroken chain', async () => {
+  await Promise.all(Array.from({ length: 40 }, (_, i) => appendLedgerEvent(database.db, event(`c${i}`, 'gamma.p'))));
+  const result = await verifyLedgerChain(database.db, 'gamma');
+  assert.equal(result.ok, true, JSON.stringify(result.firstBroken));
+  assert.equal(result.rows, 40);
+});
+
+test('verify names the first changed row, a removed row, and a row rewritten with a fresh hash', async () => {
+  for (let i = 0; i < 6; i++) await appendLedgerEvent(database.db, event(`d${i}`, 'delta.p', { details: { laneIndex: 0, n: i } }));
+  await tamper("UPDATE ledger SET price_per_hour = 0.01 WHERE event_key = 'd3'", []);
+  let result = await verifyLedgerChain(database.db, 'delta');
+  assert.equal(result.ok, false);
+  assert.equal(result.firstBroken?.eventKey, 'd3');
+  assert.match(result.firstBroken!.reason, /contents were changed/);
+  assert.equal(result.rows, 3);
+
+  // Rewriting the row's own hash as well moves the break to the next row's link.
+  await tamper("UPDATE ledger SET row_hash = ledger_row_digest(prev_hash, ledger) WHERE event_key = 'd3'", []);
+  result = await verifyLedgerChain(database.db, 'delta');
+  assert.equal(result.firstBroken?.eventKey, 'd4');
+  assert.match(result.firstBroken!.reason, /prev_hash/);
+
+  for (let i = 0; i < 4; i++) await appendLedgerEvent(database.db, event(`e${i}`, 'epsilon.p'));
+  await tamper("DELETE FROM ledger WHERE event_key = 'e1'", []);
+  result = await verifyLedgerChain(database.db, 'epsilon');
+  assert.equal(result.firstBroken?.eventKey, 'e2');
+  assert.match(result.firstBroken!.reason, /row 2 is missing/);
+});
+
+test('upgrading a database from before workspaces chains its old rows and keeps them in the default workspace', async () => {
+  await database.db.query('CREATE DATABASE upgrade_check');
+  const url = new URL(database.url);
+  url.pathname = '/upgrade_check';
+  const old = new pg.Pool({ connectionString: url.toString() });
+  try {
+    await migrate(old, 1);
+    await old.query(
+      `INSERT INTO ledger (event_key, event_type, occurred_at, pool_id, node_id, price_per_hour) VALUES
+       ('old1', 'node_provisioning', now(), 'demo', 'demo-n1', 0.45), ('old2', 'node_terminated', now(), 'demo', 'demo-n1', 0.45)`,
+    );
+    await old.query(`INSERT INTO pools (id, config) VALUES ('demo', '{"model":"m"}')`);
+    await migrate(old);
+    const pools = await old.query('SELECT workspace_id, id FROM pools');
+    assert.deepEqual(pools.rows, [{ workspace_id: 'default', id: 'demo' }]);
+    await appendLedgerEvent(old, event('new1', 'demo'));
+    const result = await verifyLedgerChain(old, 'default');
+    assert.equal(result.ok, true, JSON.stringify(result.firstBroken));
+    assert.equal(result.rows, 3);
+    await assert.rejects(old.query("UPDATE ledger SET pool_id = 'x'"), /append-only/);
+  } finally {
+    await old.end();
+  }
+});
