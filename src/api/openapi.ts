@@ -2,7 +2,7 @@
  * The OpenAPI 3.1 document, generated from the same zod schemas the routes parse requests with. Response
  * shapes are described here; a test checks that every route the app serves is in the document.
  */
-import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
+import { extendZodWithOpenApi, OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { laneSchema, poolConfigPatchSchema, poolConfigSchema } from '../domain/pool-config';
 import { ENTITY_ID_PATTERN } from '../ids';
@@ -10,6 +10,9 @@ import { computeSchema } from './routes/compat';
 import { submitJobSchema } from './routes/jobs';
 import { analyticsQuerySchema, ledgerQuerySchema } from './routes/ledger';
 import { createWorkspaceSchema, issueKeySchema, updateWorkspaceSchema } from './routes/workspaces';
+
+// Adds .openapi() to zod schemas (named components need it); the API process only, never workflow code.
+extendZodWithOpenApi(z);
 
 const errorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().nullable() }),

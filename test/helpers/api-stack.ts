@@ -8,6 +8,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { createApp } from '../../src/api/app';
 import { MockProvider } from '../../src/activities/providers/mock';
+import { readinessCheck } from '../../src/runtime';
 import { createWorker } from '../../src/worker';
 import { waitUntil } from './wait';
 import { startTestDatabase, type TestDatabase } from './postgres';
@@ -56,7 +57,13 @@ export class ApiStack {
     else await this.startWorkerInProcess();
     const app = createApp(
       { client: this.env.client, db: this.database.db, taskQueue: this.taskQueue, indexed: true, defaultTtlSeconds: 600, defaultMaxAttempts: 3 },
-      { apiKey: TEST_ADMIN_KEY, bodyLimit: '64kb', providers: ['mock'], defaultMaxJobsInFlight: this.options.maxJobsInFlight ?? 1000 },
+      {
+        apiKey: TEST_ADMIN_KEY,
+        bodyLimit: '64kb',
+        providers: ['mock'],
+        defaultMaxJobsInFlight: this.options.maxJobsInFlight ?? 1000,
+        checkReady: readinessCheck(this.database.db, this.env.connection),
+      },
     );
     await new Promise<void>((resolve) => {
       this.server = app.listen(0, '127.0.0.1', () => resolve());

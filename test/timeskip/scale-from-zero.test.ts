@@ -39,3 +39,33 @@ test('scale from zero never exceeds maxNodes; parked jobs run in arrival order',
     assert.equal((await h.pool('order')).nodes.length, 1);
   });
 });
+
+test('a ledger write that fails after its insert is retried by Temporal and still leaves exactly one row', async () => {
+  const h = suite.harness();
+  const calls: Record<string, number> = {};
+  const worker = await h.worker({
+    afterLedgerWrite: (event) => {
+      calls[event.eventKey] = (calls[event.eventKey] ?? 0) + 1;
+      // The row is committed; the activity then fails as if the worker lost its reply.
+      if (calls[event.eventKey] === 1) throw new Error(`injected failure after writing ${event.eventKey}`);
+    },
+  });
+  await worker.runUntil(async () => {
+    await h.startPool('retry', poolConfig({ maxNodes: 1 }));
+    const jobId = await h.submit('retry');
+    assert.equal((await h.result(jobId)).status, 'completed');
+    const rows = await h.until('job row written', async () => {
+      const r = await h.ledger('retry');
+      return r.some((row) => row.event_type === 'job_completed') && r.some((row) => row.event_type === 'node_ready') ? r : undefined;
+    });
+    const counts = countEvents(rows);
+    assert.equal(counts.node_provisioning, 1);
+    assert.equal(counts.node_ready, 1);
+    assert.equal(counts.job_completed, 1);
+    const retried = Object.entries(calls).filter(([, n]) => n >= 2).map(([key]) => key);
+    assert.ok(retried.some((k) => k.endsWith(':provisioning')), `provisioning write retried: ${JSON.stringify(calls)}`);
+    assert.ok(retried.includes(`${jobId}:completed`), `job outcome write retried: ${JSON.stringify(calls)}`);
+    const job = await h.db.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
+    assert.equal(job.rows[0].status, 'completed');
+  });
+});

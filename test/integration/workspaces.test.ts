@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { API_PATHS } from '../../src/api/openapi';
+import { ApiStack, poolBody } from '../helpers/api-stack';
+
+let stack: ApiStack;
+let keyA: string;
+let keyB: string;
+let jobA: string;
+const SECRET_PROMPT = 'the secret prompt of team a';
+
+before(async () => {
+  stack = await new ApiStack({ coldStartSeconds: 0.5, tokensPerSecond: 200 }).start();
+  keyA = await stack.workspaceKey('team-a');
+  keyB = await stack.workspaceKey('team-b');
+});
+after(async () => {
+  await stack?.stop();
+});
+
+async function finished(url: string, key: string, statusField = 'status') {
+  return stack.until(`${url} terminal`, async () => {
+    const r = await stack.request('GET', url, undefined, key);
+    return ['completed', 'failed', 'expired', 'cancelled'].includes(r.body?.[statusField]) ? r.body : undefined;
+  });
+}
+
+test('a workspace key runs jobs in its own workspace; X-ZeroGate-Key works as well as Bearer', async () => {
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('chat'), keyA)).status, 201);
+  // Pool names are per workspace: team b may have its own "chat".
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('chat', { maxNodes: 1 }), keyB)).status, 201);
+  const res = await fetch(`${stack.baseUrl}/v1/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-zerogate-key': keyA },
+    body: JSON.stringify({ pool: 'chat', payload: { prompt: SECRET_PROMPT } }),
+  });
+  assert.equal(res.status, 202);
+  jobA = ((await res.json()) as { id: string }).id;
+  const done = await finished(`/v1/jobs/${jobA}`, keyA);
+  assert.equal(done.status, 'completed');
+  assert.equal(done.pool, 'chat');
+  const poolsOfB = await stack.request('GET', '/v1/pools', undefined, keyB);
+  assert.deepEqual(poolsOfB.body.pools.map((p: { config: { maxNodes: number } }) => p.config.maxNodes), [1]);
+});
+
+test('auth matrix over every route: no key and a wrong key are 401, admin routes 403, another workspace’s things 404 without leaking', async () => {
+  const wrongKey = `zp_${'0'.repeat(12)}_${'x'.repeat(32)}`;
+  const fill = (path: string) =>
+    path
+      .replace('/v1/workspaces/{id}', '/v1/workspaces/team-a')
+      .replace('{keyId}', '000000000000')
+      .replace(/\/v1\/(jobs|status)\/\{id\}/, `/v1/$1/${jobA}`)
+      .replace('{id}', 'chat');
+  const ownedByA = (path: string) => /\{id\}/.test(path) && !path.startsWith('/v1/workspaces');
+  for (const spec of API_PATHS) {
+    const url = fill(spec.path);
+    const method = spec.method.toUpperCase();
+    const body = ['POST', 'PATCH'].includes(method) ? {} : undefined;
+    const none = await stack.request(method, url, body, null);
+    if (spec.public) {
+      assert.notEqual(none.status, 401, `${method} ${url} is public`);
+      continue;
+    }
+    assert.equal(none.status, 401, `${method} ${url} without a key`);
+    assert.equal(none.body.error.code, 'unauthorized');
+    assert.equal((await stack.request(method, url, body, wrongKey)).status, 401, `${method} ${url} with a wrong key`);
+    assert.equal((await stack.request(method, url, body, 'not-even-shaped-like-a-key')).status, 401, `${method} ${url} with garbage`);
+    const asB = await stack.request(method, url, body, keyB);
+    if (spec.path.startsWith('/v1/workspaces') || spec.path === '/metrics') {
+      assert.equal(asB.status, 403, `${method} ${url} needs the admin key`);
+    } else if (ownedByA(spec.path)) {
+      if (spec.path.startsWith('/v1/pools/')) continue; // team b has a pool named chat too: checked below
+      assert.equal(asB.status, 404, `${method} ${url} with another workspace's key`);
+      assert.doesNotMatch(JSON.stringify(asB.body), /secret prompt/);
+    }
+  }
+  // Team b's "chat" is its own pool, never team a's.
+  const poolAsB = await stack.request('GET', '/v1/pools/chat', undefined, keyB);
+  assert.equal(poolAsB.body.config.maxNodes, 1);
+  assert.equal((await stack.request('GET', '/v1/pools/only-a-has-this', undefined, keyB)).status, 404);
+  // A revoked key stops working (within the 5 s key cache).
+  const issued = await stack.request('POST', '/v1/workspaces/team-b/keys', { label: 'short-lived' });
+  assert.equal((await stack.request('GET', '/v1/pools', undefined, issued.body.key)).status, 200);
+  assert.equal((await stack.request('DELETE', `/v1/workspaces/team-b/keys/${issued.body.id}`)).status, 204);
+  await stack.until('revocation seen', async () => (await stack.request('GET', '/v1/pools', undefined, issued.body.key)).status === 401, 8000);
+  const listed = await stack.request('GET', '/v1/workspaces/team-b/keys');
+  assert.ok(listed.body.keys.every((k: Record<string, unknown>) => !('key' in k) && !('keyHash' in k)));
+});
+
+test('per-workspace in-flight limit: 429 with Retry-After, and places come back when jobs end', async () => {
+  const key = await stack.workspaceKey('tiny', 2);
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('p'), key)).status, 201);
+  const submit = () => stack.request('POST', '/v1/jobs', { pool: 'p', payload: { prompt: 'x', max_tokens: 200 } }, key);
+  const results = await Promise.all([submit(), submit(), submit(), submit()]);
+  const accepted = results.filter((r) => r.status === 202);
+  const refused = results.filter((r) => r.status === 429);
+  assert.equal(accepted.length, 2);
+  assert.equal(refused.length, 2);
+  assert.equal(refused[0].body.error.code, 'too_many_jobs');
+  assert.ok(Number(refused[0].headers.get('retry-after')) > 0);
+  for (const r of accepted) assert.equal((await finished(r.body.status_url, key)).status, 'completed');
+  assert.equal((await submit()).status, 202);
+  const ws = await stack.request('GET', '/v1/workspaces/tiny');
+  assert.ok(ws.body.jobsInFlight <= 1);
+});
+
+test('earlier gateway routes: /v1/compute by model, /v1/status reports completed and expired truthfully', async () => {
+  const key = await stack.workspaceKey('legacy');
+  const pool = poolBody('one', { model: 'legacy-model', maxNodes: 1, slotsPerNode: 1 });
+  assert.equal((await stack.request('POST', '/v1/pools', pool, key)).status, 201);
+  const unknown = await stack.request('POST', '/v1/compute', { model: 'no-such-model', prompt: 'hi' }, key);
+  assert.equal(unknown.status, 404);
+  const long = await stack.request('POST', '/v1/compute', { model: 'legacy-model', prompt: 'a long one', max_tokens: 1200 }, key);
+  assert.equal(long.status, 202);
+  assert.equal(long.body.pool, 'one');
+  await stack.until('long job processing', async () => (await stack.request('GET', long.body.status_url, undefined, key)).body.status === 'processing');
+  // The only slot is busy for ~6 s: a job with a 1 s TTL must come back "expired", not "processing".
+  const doomed = await stack.request('POST', '/v1/compute', { model: 'legacy-model', prompt: 'no room', ttl_seconds: 1 }, key);
+  const expired = await finished(doomed.body.status_url, key);
+  assert.equal(expired.status, 'expired');
+  assert.match(expired.error, /ttl/);
+  const completed = await finished(long.body.status_url, key);
+  assert.equal(completed.status, 'completed');
+  assert.equal(completed.tokens_generated, 1200);
+  assert.equal(typeof completed.result, 'string');
+  // The status route is authenticated.
+  assert.equal((await stack.request('GET', long.body.status_url, undefined, null)).status, 401);
+});
+
+test('analytics, ledger rows and chain verification answer for the caller’s workspace only', async () => {
+  const a = await stack.request('GET', '/v1/analytics', undefined, keyA);
+  assert.equal(a.status, 200);
+  assert.equal(a.body.workspace, 'team-a');
+  assert.equal(a.body.total_inferences_processed, 1);
+  assert.equal(a.body.total_tokens_generated, 16);
+  assert.ok(a.body.gpu_seconds_billed > 0 && a.body.cost_usd > 0);
+  assert.ok(a.body.idle_tax_usd >= 0 && a.body.idle_tax_usd <= a.body.cost_usd);
+  assert.equal(a.body.aggregated_idle_tax_saved_usd, a.body.savings_usd);
+  assert.ok(typeof a.body.average_queue_overhead_ms === 'number');
+  assert.deepEqual(a.body.pools.map((p: { pool: string }) => p.pool), ['chat']);
+  assert.equal((await stack.request('GET', '/v1/analytics?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z', undefined, keyA)).status, 400);
+  assert.equal((await stack.request('GET', '/v1/analytics?bogus=1', undefined, keyA)).status, 400);
+
+  const rows = await stack.request('GET', '/v1/ledger?limit=1000', undefined, keyA);
+  assert.ok(rows.body.events.length >= 4);
+  assert.ok(rows.body.events.every((e: { node_id: string | null }) => e.node_id === null || e.node_id.startsWith('team-a.chat-')));
+  const verified = await stack.request('GET', '/v1/ledger/verify', undefined, keyA);
+  assert.equal(verified.body.ok, true);
+  assert.equal(verified.body.rows_checked, rows.body.events.length);
+});
+
+test('/ready checks Temporal and PostgreSQL; /metrics (admin) exposes nodes, queue and outcomes', async () => {
+  const ready = await stack.request('GET', '/ready', undefined, null);
+  assert.equal(ready.status, 200);
+  assert.deepEqual(ready.body.checks, { postgres: true, temporal: true });
+  const metrics = await stack.request('GET', '/metrics');
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.body, /zeropool_jobs_total\{workspace="team-a",pool="chat",status="completed"\} 1/);
+  assert.match(metrics.body, /zeropool_queue_depth\{workspace="team-a",pool="chat"\} 0/);
+  assert.match(metrics.body, /zeropool_job_queue_seconds_bucket/);
+  assert.match(metrics.body, /zeropool_node_cold_start_seconds_count/);
+  const docs = await fetch(`${stack.baseUrl}/docs`);
+  assert.equal(docs.status, 200);
+  assert.match(await docs.text(), /swagger-ui-bundle\.js/);
+  assert.equal((await fetch(`${stack.baseUrl}/docs/swagger-ui-bundle.js`)).status, 200);
+});

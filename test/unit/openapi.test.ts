@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { API_PATHS, openApiDocument } from '../../src/api/openapi';
+
+test('the OpenAPI document is valid OpenAPI 3.1', async () => {
+  const validator = new Validator();
+  const result = await validator.validate(openApiDocument() as object);
+  assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
+  assert.equal(validator.version, '3.1');
+});
+
+test('every route the API registers is in the document, with its errors', () => {
+  // Where each router is mounted (src/api/app.ts) and the routes its file registers.
+  const mounts: Record<string, string> = { 'workspaces.ts': '/v1/workspaces', 'pools.ts': '/v1/pools', 'jobs.ts': '/v1/jobs', 'ledger.ts': '/v1', 'compat.ts': '/v1' };
+  const documented = new Set(API_PATHS.map((p) => `${p.method.toUpperCase()} ${p.path}`));
+  const registered: string[] = [];
+  for (const [file, prefix] of Object.entries(mounts)) {
+    const source = readFileSync(path.join(__dirname, '..', '..', 'src', 'api', 'routes', file), 'utf8');
+    for (const [, method, route] of source.matchAll(/router\.(get|post|patch|put|delete)\(\s*'([^']*)'/g)) {
+      registered.push(`${method.toUpperCase()} ${(prefix + (route === '/' ? '' : route)).replace(/:(\w+)/g, '{$1}')}`);
+    }
+    // Operator actions are registered through a helper: POST /:id/<action>.
+    for (const [, action] of source.matchAll(/operatorAction\('([a-z-]+)'/g)) registered.push(`POST ${prefix}/{id}/${action}`);
+  }
+  assert.ok(registered.length >= 20, `found ${registered.length} routes`);
+  for (const route of registered) assert.ok(documented.has(route), `${route} is not in the OpenAPI document`);
+  const doc = openApiDocument() as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+  assert.ok(doc.paths['/v1/jobs'].post.responses['429'], 'the in-flight limit is documented');
+  assert.ok(doc.paths['/v1/pools/{id}'].get.responses['404']);
+});
