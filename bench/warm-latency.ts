@@ -11,6 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
+
+const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 import { loadConfig } from '../src/config';
 import { connectTemporal, openDatabase } from '../src/runtime';
 import { freePort, startEmbeddedPostgres } from '../src/stack/postgres';
@@ -44,14 +46,22 @@ async function main(): Promise<void> {
   const workerDone = worker.run();
   const app = createApp(
     { client: temporal.client, db, taskQueue: 'bench', indexed: temporal.indexed, defaultTtlSeconds: 600, defaultMaxAttempts: 3 },
-    { bodyLimit: '1mb', providers: ['mock'] },
+    { apiKey: BENCH_ADMIN_KEY, bodyLimit: '1mb', providers: ['mock'] },
   );
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const base = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
-  const post = (url: string, body: unknown) =>
-    fetch(`${base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
-  const get = (url: string) => fetch(`${base}${url}`).then((r) => r.json() as Promise<any>);
+  // Load runs with a workspace key, as a tenant's client would (key lookup and in-flight accounting included).
+  const call = (key: string, method: string, url: string, body?: unknown) =>
+    fetch(`${base}${url}`, {
+      method,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then((r) => r.json() as Promise<any>);
+  await call(BENCH_ADMIN_KEY, 'POST', '/v1/workspaces', { id: 'bench', maxJobsInFlight: 100_000 });
+  const workspaceKey: string = (await call(BENCH_ADMIN_KEY, 'POST', '/v1/workspaces/bench/keys', { label: 'bench' })).key;
+  const post = (url: string, body: unknown) => call(workspaceKey, 'POST', url, body);
+  const get = (url: string) => call(workspaceKey, 'GET', url);
 
   await post('/v1/pools', {
     id: 'bench',

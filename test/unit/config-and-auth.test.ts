@@ -38,3 +38,34 @@ test('job payloads become chat completion requests', () => {
   assert.equal(req.stream, true);
   assert.equal(req.model, 'm');
 });
+
+test('auth is on by default: no key and no ZEROPOOL_INSECURE refuses to serve; the embedded stack generates and keeps a key', async () => {
+  const { apiOptions, embeddedAdminKey } = await import('../../src/runtime');
+  const { mkdtempSync, statSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const noop = async () => ({});
+  assert.throws(() => apiOptions(loadConfig({}), undefined, ['mock'], noop), /ZEROPOOL_INSECURE=1/);
+  assert.equal(apiOptions(loadConfig({ ZEROPOOL_INSECURE: '1' }), undefined, ['mock'], noop).insecure, true);
+  assert.equal(apiOptions(loadConfig({}), 'an-admin-key-0123456789', ['mock'], noop).apiKey, 'an-admin-key-0123456789');
+
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'zeropool-key-'));
+  const first = embeddedAdminKey(loadConfig({ ZEROPOOL_DATA_DIR: dataDir }));
+  assert.equal(first?.generated, true);
+  assert.ok((first?.key.length ?? 0) >= 32);
+  assert.equal(statSync(first!.file!).mode & 0o777, 0o600);
+  const second = embeddedAdminKey(loadConfig({ ZEROPOOL_DATA_DIR: dataDir }));
+  assert.deepEqual([second?.key, second?.generated], [first?.key, false], 'kept across restarts');
+  assert.equal(embeddedAdminKey(loadConfig({ ZEROPOOL_DATA_DIR: dataDir, ZEROPOOL_API_KEY: 'from-the-environment-123' }))?.key, 'from-the-environment-123');
+  assert.equal(embeddedAdminKey(loadConfig({ ZEROPOOL_DATA_DIR: dataDir, ZEROPOOL_INSECURE: '1' })), undefined);
+});
+
+test('keys are read from Authorization: Bearer or X-ZeroGate-Key', async () => {
+  const { presentedKey } = await import('../../src/api/auth');
+  const headers = (h: Record<string, string>) => (name: string) => h[name];
+  assert.equal(presentedKey(headers({ authorization: 'Bearer abc' })), 'abc');
+  assert.equal(presentedKey(headers({ authorization: 'bearer  abc ' })), 'abc');
+  assert.equal(presentedKey(headers({ 'x-zerogate-key': 'xyz' })), 'xyz');
+  assert.equal(presentedKey(headers({ authorization: 'Basic abc' })), undefined);
+  assert.equal(presentedKey(headers({})), undefined);
+});
