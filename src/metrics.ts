@@ -4,7 +4,7 @@
  * scraped. One registry per process: the embedded stack serves both halves on the API's /metrics.
  */
 import client from 'prom-client';
-import type { LedgerEvent } from './db/ledger';
+import { ledgerOwner, type LedgerEvent } from './db/ledger';
 import type { PoolView } from './domain/types';
 import { splitPoolKey } from './ids';
 
@@ -57,6 +57,14 @@ export function setPoolStateSource(source: () => Promise<PoolView[]>): void {
   poolStates = source;
 }
 
+/** One sweep of pool queries serves every gauge of a scrape. */
+let sweep: { at: number; views: Promise<PoolView[]> } | undefined;
+function currentPoolStates(): Promise<PoolView[]> {
+  if (!poolStates) return Promise.resolve([]);
+  if (!sweep || Date.now() - sweep.at > 1000) sweep = { at: Date.now(), views: poolStates().catch(() => []) };
+  return sweep.views;
+}
+
 new client.Gauge({
   name: 'zeropool_nodes',
   help: 'Nodes by pool, lane and state',
@@ -64,7 +72,7 @@ new client.Gauge({
   registers: [registry],
   async collect() {
     this.reset();
-    for (const view of (await poolStates?.()) ?? []) {
+    for (const view of await currentPoolStates()) {
       const { workspaceId, poolId } = splitPoolKey(view.poolId);
       for (const node of view.nodes) {
         const lane = node.lane;
@@ -80,7 +88,7 @@ new client.Gauge({
   registers: [registry],
   async collect() {
     this.reset();
-    for (const view of (await poolStates?.()) ?? []) {
+    for (const view of await currentPoolStates()) {
       const { workspaceId, poolId } = splitPoolKey(view.poolId);
       this.set({ workspace: workspaceId, pool: poolId }, view.queued);
     }
@@ -89,7 +97,9 @@ new client.Gauge({
 
 /** Feeds the counters from a ledger event that was just written for the first time. */
 export function observeLedgerEvent(event: LedgerEvent): void {
-  const { workspaceId: workspace, poolId: pool } = event.poolId ? splitPoolKey(event.poolId) : { workspaceId: event.workspaceId ?? 'default', poolId: '' };
+  const owner = ledgerOwner(event);
+  const workspace = owner.workspaceId;
+  const pool = owner.poolId ?? '';
   const details = event.details ?? {};
   const lane = { provider: event.lane?.provider ?? 'none', market: event.lane?.market ?? 'none', gpu: event.lane?.gpu ?? 'none' };
   if (event.eventType.startsWith('job_')) {

@@ -98,7 +98,7 @@ export async function computeAnalytics(db: Db, query: AnalyticsQuery): Promise<A
        SELECT r->>'nodeId' AS node_id,
               range_agg(tstzrange(to_timestamp((r->>'startedAt')::float8 / 1000), to_timestamp((r->>'endedAt')::float8 / 1000))) AS busy
          FROM ledger l CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(l.details->'runs') = 'array' THEN l.details->'runs' ELSE '[]'::jsonb END) r
-        WHERE l.workspace_id = $1 AND l.event_type = ANY($5) AND l.occurred_at >= $2 AND ${poolFilter.replace(/pool_id/g, 'l.pool_id')}
+        WHERE l.workspace_id = $1 AND l.event_type = ANY($5) AND l.occurred_at >= $2 AND ($4::text IS NULL OR l.pool_id = $4)
           AND (r->>'endedAt')::float8 >= (r->>'startedAt')::float8
         GROUP BY 1)
      SELECT b.pool_id, b.node_id, b.price, b.ref_price, b.start_at, b.end_at,

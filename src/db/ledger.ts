@@ -52,9 +52,14 @@ export interface LedgerRow {
   details: Record<string, unknown>;
 }
 
+/** The workspace an event belongs to and its pool's name there (from the pool key). */
+export function ledgerOwner(event: Pick<LedgerEvent, 'poolId' | 'workspaceId'>): { workspaceId: string; poolId: string | null } {
+  return event.poolId ? splitPoolKey(event.poolId) : { workspaceId: event.workspaceId ?? DEFAULT_WORKSPACE, poolId: null };
+}
+
 /** Appends an event; a repeated event key is a no-op. Returns true if this call wrote the row. */
 export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEvent): Promise<boolean> {
-  const owner = event.poolId ? splitPoolKey(event.poolId) : { workspaceId: event.workspaceId ?? DEFAULT_WORKSPACE, poolId: null };
+  const owner = ledgerOwner(event);
   const result = await db.query(
     `INSERT INTO ledger (event_key, event_type, occurred_at, workspace_id, pool_id, node_id, job_id, provider, market, gpu, price_per_hour, details)
      VALUES ($1, $2, to_timestamp($3 / 1000.0), $12, $4, $5, $6, $7, $8, $9, $10, $11)

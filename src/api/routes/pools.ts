@@ -35,11 +35,13 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
     return { ...pool, key: poolKey(workspaceId, pool.id) };
   }
 
-  /** The live state, named as the caller knows the pool. */
+  /** A pool view named as the caller knows the pool (the workflow knows it by its key). */
+  const asNamed = (pool: { id: string }, view: PoolView) => ({ id: pool.id, ...view, poolId: pool.id });
+
   async function liveView(pool: { id: string; key: string }): Promise<PoolView> {
     const view = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(pool.key)), poolStateQuery);
     if (!view) throw new ApiError(503, 'unavailable', `pool ${pool.id} did not answer: is a worker running?`);
-    return { ...view, poolId: pool.id };
+    return view;
   }
 
   router.post('/', async (req, res) => {
@@ -59,7 +61,7 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
 
   router.get('/:id', async (req, res) => {
     const pool = await requirePool(res, req.params.id);
-    res.json({ id: pool.id, createdAt: pool.createdAt, ...(await liveView(pool)) });
+    res.json({ createdAt: pool.createdAt, ...asNamed(pool, await liveView(pool)) });
   });
 
   router.patch('/:id', async (req, res) => {
@@ -72,7 +74,7 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
     try {
       const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.key)).executeUpdate(updatePoolConfigUpdate, { args: [config] });
       await updatePoolConfig(ctx.db, pool.workspaceId, pool.id, config);
-      res.json({ id: pool.id, ...view, poolId: pool.id });
+      res.json(asNamed(pool, view));
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) throw new ApiError(409, 'conflict', String(err.cause?.message ?? err.message));
       throw err;
@@ -85,7 +87,7 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
       // The API refuses new jobs from the moment a drain is asked for; the pool finishes what it has.
       if (draining !== undefined) await setPoolDraining(ctx.db, pool.workspaceId, pool.id, draining);
       const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.key)).executeUpdate(update);
-      res.json({ id: pool.id, ...view, poolId: pool.id });
+      res.json(asNamed(pool, view));
     });
   operatorAction('drain', drainPoolUpdate, true);
   operatorAction('resume', resumePoolUpdate, false);
