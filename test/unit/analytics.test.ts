@@ -85,6 +85,15 @@ test('a window clips billing and busy time, and the always-on fleet runs only fo
   assert.deepEqual(p.jobs, { completed: 3, failed: 1, expired: 0, cancelled: 0 });
 });
 
+test('a job run that crosses the window edge counts as busy only inside the window', async () => {
+  const a = await computeAnalytics(database.db, { workspaceId: 'acme', poolId: 'chat', from: new Date(at(600)), to: new Date(at(900)) });
+  const p = a.pools[0];
+  // A: billed [600,900], busy [700,900] of the run [700,1000] → idle 100 s. B: billed [600,900], busy [690,900] → idle 90 s.
+  close(p.gpuSecondsBilled, 600, 'billed');
+  close(p.idleSeconds, 100 + 90, 'idle');
+  close(p.idleTaxUsd, (100 * 0.45 + 90 * 1.1) / 3600, 'idle tax');
+});
+
 test('a workspace sees none of another workspace’s rows', async () => {
   const other = await computeAnalytics(database.db, { workspaceId: 'default', from: new Date(at(0)), to: new Date(at(3600)) });
   assert.deepEqual(other.pools.map((p) => p.pool), ['chat']);
