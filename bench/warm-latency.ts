@@ -14,7 +14,7 @@ import { createApp } from '../src/api/app';
 
 const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 import { loadConfig } from '../src/config';
-import { connectTemporal, openDatabase } from '../src/runtime';
+import { apiContext, connectTemporal, openDatabase } from '../src/runtime';
 import { freePort, startEmbeddedPostgres } from '../src/stack/postgres';
 import { ensureTemporalBinary } from '../src/stack/temporal-binaries';
 import { startDevServer } from '../src/stack/temporal-dev';
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const worker = await createWorker({ connection: temporal.nativeConnection, namespace: 'default', taskQueue: 'bench', db, providers });
   const workerDone = worker.run();
   const app = createApp(
-    { client: temporal.client, db, taskQueue: 'bench', indexed: temporal.indexed, defaultTtlSeconds: 600, defaultMaxAttempts: 3 },
+    { ...apiContext(config, db, temporal), taskQueue: 'bench', defaultTtlSeconds: 600 },
     { apiKey: BENCH_ADMIN_KEY, bodyLimit: '1mb', providers: ['mock'] },
   );
   const server = app.listen(0, '127.0.0.1');

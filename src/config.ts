@@ -1,6 +1,7 @@
 /** Configuration: every environment variable, parsed once by one zod schema. Defaults live here only. */
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAllowList } from './activities/callbacks/target-guard';
 
 /** The schema of the environment. `.env.example` lists the same variables. */
 export const configSchema = z.object({
@@ -33,6 +34,21 @@ export const configSchema = z.object({
   MOCK_SPOT_INTERRUPTIONS_PER_HOUR: z.coerce.number().min(0).default(0),
   MOCK_SEED: z.coerce.number().int().default(42),
   WORKER_HEALTH_POLL_MS: z.coerce.number().int().min(50).default(500),
+  PREEMPT_PRIORITY_GAP: z.coerce.number().int().min(1).max(4).default(2),
+  NTFY_URL: z.string().url().optional(),
+  NTFY_TOPIC: z.string().regex(/^[-_A-Za-z0-9]{1,64}$/, 'ntfy topics are letters, digits, - and _').optional(),
+  NTFY_TOKEN: z.string().optional(),
+  CALLBACK_ALLOWED_HOSTS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .superRefine((entries, ctx) => {
+      try {
+        parseAllowList(entries);
+      } catch (err) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+      }
+    }),
 });
 
 /** Parsed configuration. */

@@ -36,3 +36,8 @@ export function jobWorkflowId(jobId: string): string {
 export function nodeId(poolKey: string, sequence: number): string {
   return `${poolKey}-n${sequence}`;
 }
+
+/** Workflow id of the child that delivers a job's callback and terminal notification (it outlives the job). */
+export function jobDeliveryWorkflowId(jobId: string): string {
+  return `job-delivery:${jobId}`;
+}

@@ -11,7 +11,7 @@ import { apiContext, apiOptions, connectTemporal, embeddedAdminKey, openDatabase
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './stack/postgres';
 import { ensureTemporalBinary } from './stack/temporal-binaries';
 import { startDevServer, type DevServer } from './stack/temporal-dev';
-import { createProviders, createWorker } from './worker';
+import { createProviders, createWorker, workerSettings } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     db,
     providers,
     healthPollMs: config.WORKER_HEALTH_POLL_MS,
+    ...workerSettings(config),
   });
   const workerDone = worker.run();
   stops.push(async () => {

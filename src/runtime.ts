@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import pg from 'pg';
+import { parseAllowList } from './activities/callbacks/target-guard';
 import { migrate } from './db/schema';
 import { listPools } from './db/store';
 import type { AppOptions } from './api/app';
@@ -109,5 +110,8 @@ export function apiContext(config: Config, db: pg.Pool, temporal: TemporalHandle
     indexed: temporal.indexed,
     defaultTtlSeconds: config.DEFAULT_JOB_TTL_SECONDS,
     defaultMaxAttempts: config.DEFAULT_JOB_MAX_ATTEMPTS,
+    callbackAllowList: parseAllowList(config.CALLBACK_ALLOWED_HOSTS),
+    notify: Boolean(config.NTFY_URL && config.NTFY_TOPIC),
+    defaultPreemptPriorityGap: config.PREEMPT_PRIORITY_GAP,
   };
 }

@@ -4,7 +4,7 @@ import { loadConfig } from './config';
 import { registry } from './metrics';
 import { logger } from './logger';
 import { connectTemporal, openDatabase } from './runtime';
-import { createProviders, createWorker } from './worker';
+import { createProviders, createWorker, workerSettings } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -18,6 +18,7 @@ async function main(): Promise<void> {
     db,
     providers: createProviders(config),
     healthPollMs: config.WORKER_HEALTH_POLL_MS,
+    ...workerSettings(config),
   });
   if (config.METRICS_PORT !== undefined) {
     // Counters fed by this worker's activities (job outcomes, queue time, cold starts, GPU-seconds, cost).

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createActivities, type ActivityDeps } from './activities';
 import { MockProvider } from './activities/providers/mock';
 import type { Provider } from './activities/providers/provider';
+import type { NtfySettings } from './activities/notify';
 import type { Config } from './config';
 import { logger } from './logger';
 
@@ -19,6 +20,14 @@ export function createProviders(config: Config): Record<string, Provider> & { mo
       spotInterruptionsPerHour: config.MOCK_SPOT_INTERRUPTIONS_PER_HOUR,
       seed: config.MOCK_SEED,
     }),
+  };
+}
+
+/** Worker settings taken from the configuration beyond the providers. */
+export function workerSettings(config: Config): { ntfy?: NtfySettings; callbackAllowList: string[] } {
+  return {
+    ntfy: config.NTFY_URL && config.NTFY_TOPIC ? { url: config.NTFY_URL, topic: config.NTFY_TOPIC, token: config.NTFY_TOKEN } : undefined,
+    callbackAllowList: config.CALLBACK_ALLOWED_HOSTS,
   };
 }
 
@@ -50,6 +59,8 @@ export async function createWorker(options: {
   /** 0 turns off the sticky cache (each task replays history): used where workers come and go in tests. */
   maxCachedWorkflows?: number;
   afterLedgerWrite?: ActivityDeps['afterLedgerWrite'];
+  ntfy?: ActivityDeps['ntfy'];
+  callbackAllowList?: string[];
 }): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
@@ -62,8 +73,12 @@ export async function createWorker(options: {
       logger,
       healthPollMs: options.healthPollMs,
       afterLedgerWrite: options.afterLedgerWrite,
+      ntfy: options.ntfy,
+      callbackAllowList: options.callbackAllowList,
     }),
     maxConcurrentActivityTaskExecutions: 500,
+    // A heartbeat is how a preemption or cancel reaches a running inference call: send them within a second.
+    maxHeartbeatThrottleInterval: '1 second',
     maxCachedWorkflows: options.maxCachedWorkflows,
   });
 }

@@ -2,8 +2,11 @@
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { LedgerEvent } from '../db/ledger';
+import { createCallbackActivities } from './callbacks/deliver';
+import { parseAllowList } from './callbacks/target-guard';
 import { createInferenceActivities } from './inference';
 import { createNodeActivities } from './nodes';
+import { createNotifyActivities, type NtfySettings } from './notify';
 import { createRecordActivities } from './records';
 import type { Provider } from './providers/provider';
 
@@ -15,6 +18,10 @@ export interface ActivityDeps {
   healthPollMs?: number;
   /** Test seam: called after each ledger insert; throwing there proves a retried write adds no second row. */
   afterLedgerWrite?: (event: LedgerEvent) => void;
+  /** ntfy target; notifications are skipped without one. */
+  ntfy?: NtfySettings;
+  /** Private or loopback callback targets that are allowed (host names, addresses, CIDR ranges). */
+  callbackAllowList?: string[];
 }
 
 /** Returns every activity implementation, keyed by name. */
@@ -23,6 +30,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createNodeActivities({ providers: deps.providers, logger: deps.logger, healthPollMs: deps.healthPollMs }),
     ...createInferenceActivities(),
     ...createRecordActivities(deps.db, deps.afterLedgerWrite),
+    ...createNotifyActivities(deps.ntfy, deps.logger),
+    ...createCallbackActivities({ db: deps.db, allowList: parseAllowList(deps.callbackAllowList ?? []), logger: deps.logger }),
   };
 }
 

@@ -1,5 +1,6 @@
 /** Runs one job's request against its node's OpenAI-compatible server, streaming and heartbeating. */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { SNAPSHOT_TEXT_LIMIT } from '../domain/job-policy';
 import type { TokenUsage } from '../domain/types';
 
 /** Input of one inference attempt. */
@@ -9,6 +10,17 @@ export interface InferenceInput {
   nodeUrl: string;
   model: string;
   payload: Record<string, unknown>;
+  /** Continue a preempted attempt: the completion so far, which the node extends. */
+  resume?: { completionTokens: number; text: string };
+  /** Handed to the node so it may POST progress to /v1/jobs/:id/progress. */
+  progressToken?: string;
+}
+
+/** Progress as heartbeated, and as handed back when the attempt is stopped. */
+export interface InferenceProgress {
+  completionTokens: number;
+  text: string;
+  at: number;
 }
 
 /** What a finished attempt returns. */
@@ -20,11 +32,36 @@ export interface InferenceResult {
   finishedAt: number;
 }
 
-/** Turns a job payload into a chat completion request: `messages` as given, or `prompt` as one user turn. */
-export function toChatRequest(model: string, payload: Record<string, unknown>): Record<string, unknown> {
+/**
+ * Turns a job payload into a chat completion request: `messages` as given, or `prompt` as one user turn.
+ * A resumed attempt sends the completion so far as a final assistant message to continue (vLLM's
+ * `continue_final_message`), asking only for the tokens still missing.
+ */
+export function toChatRequest(model: string, payload: Record<string, unknown>, resume?: InferenceInput['resume']): Record<string, unknown> {
   const { prompt, ...rest } = payload;
   const messages = rest.messages ?? (typeof prompt === 'string' ? [{ role: 'user', content: prompt }] : undefined);
-  return { ...rest, model, messages, stream: true, stream_options: { include_usage: true } };
+  const request: Record<string, unknown> = { ...rest, model, messages, stream: true, stream_options: { include_usage: true } };
+  if (resume && Array.isArray(messages)) {
+    request.messages = [...messages, { role: 'assistant', content: resume.text }];
+    request.continue_final_message = true;
+    request.add_generation_prompt = false;
+    if (typeof rest.max_tokens === 'number') request.max_tokens = rest.max_tokens - resume.completionTokens;
+  }
+  return request;
+}
+
+/** Why a payload cannot become a chat request, or undefined when it can. */
+export function payloadProblem(payload: Record<string, unknown>): string | undefined {
+  const { prompt, messages } = payload;
+  if (messages !== undefined) {
+    if (!Array.isArray(messages) || messages.length === 0) return 'payload.messages must be a non-empty array';
+    if (messages.some((m) => typeof m !== 'object' || m === null || typeof (m as { role?: unknown }).role !== 'string')) {
+      return 'every payload.messages entry needs a string role';
+    }
+    return undefined;
+  }
+  if (typeof prompt !== 'string' || prompt.length === 0) return 'payload needs a non-empty prompt string or a messages array';
+  return undefined;
 }
 
 /** Creates the inference activity. */
@@ -37,57 +74,87 @@ export function createInferenceActivities() {
     async runInference(input: InferenceInput): Promise<InferenceResult> {
       const ctx = Context.current();
       const startedAt = Date.now();
-      let response: Response;
-      try {
-        response = await fetch(`${input.nodeUrl}/v1/chat/completions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(toChatRequest(input.model, input.payload)),
-          signal: ctx.cancellationSignal,
-        });
-      } catch (err) {
-        if (ctx.cancellationSignal.aborted) throw err;
-        throw ApplicationFailure.retryable(`node unreachable: ${(err as Error).message}`, 'NodeUnavailable');
-      }
-      if (response.status >= 400) {
-        const body = await response.text().catch(() => '');
-        const message = `model server answered ${response.status}: ${body.slice(0, 500)}`;
-        if (response.status >= 500) throw ApplicationFailure.retryable(message, 'NodeUnavailable');
-        throw ApplicationFailure.nonRetryable(message, 'InvalidRequest');
+      const problem = payloadProblem(input.payload);
+      if (problem) throw ApplicationFailure.nonRetryable(problem, 'InvalidRequest');
+      const base = input.resume ?? { completionTokens: 0, text: '' };
+      const wanted = input.payload.max_tokens;
+      if (typeof wanted === 'number' && base.completionTokens >= wanted) {
+        // The preempted attempt had already produced everything asked for.
+        return { text: base.text, usage: { promptTokens: 0, completionTokens: base.completionTokens }, startedAt, finishedAt: Date.now() };
       }
       let text = '';
-      let usage: TokenUsage | undefined;
       let completionTokens = 0;
-      let buffered = '';
-      const decoder = new TextDecoder();
+      const progress = (): InferenceProgress => ({
+        completionTokens: base.completionTokens + completionTokens,
+        text: (base.text + text).slice(0, SNAPSHOT_TEXT_LIMIT),
+        at: Date.now(),
+      });
+      // Heartbeats carry progress and are how a cancel reaches this attempt; beat even while no token comes.
+      const beat = setInterval(() => ctx.heartbeat(progress()), 1000);
+      // Stopped on purpose (preempted, cancelled): hand the progress back with the cancellation.
+      const stopped = () => new CancelledFailure('request aborted at the node', [progress()]);
+      const headers: Record<string, string> = { 'content-type': 'application/json', 'x-zeropool-job-id': input.jobId, 'x-zeropool-attempt': String(input.attempt) };
+      if (input.progressToken) headers['x-zeropool-progress-token'] = input.progressToken;
       try {
-        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-          buffered += decoder.decode(chunk, { stream: true });
-          let newline: number;
-          while ((newline = buffered.indexOf('\n\n')) >= 0) {
-            const event = buffered.slice(0, newline).trim();
-            buffered = buffered.slice(newline + 2);
-            if (!event.startsWith('data:')) continue;
-            const data = event.slice(5).trim();
-            if (data === '[DONE]') continue;
-            const parsed = JSON.parse(data) as {
-              choices?: Array<{ delta?: { content?: string } }>;
-              usage?: { prompt_tokens: number; completion_tokens: number };
-            };
-            const piece = parsed.choices?.[0]?.delta?.content;
-            if (piece) {
-              text += piece;
-              completionTokens += 1;
-              ctx.heartbeat({ completionTokens });
-            }
-            if (parsed.usage) usage = { promptTokens: parsed.usage.prompt_tokens, completionTokens: parsed.usage.completion_tokens };
-          }
+        let response: Response;
+        try {
+          response = await fetch(`${input.nodeUrl}/v1/chat/completions`, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify(toChatRequest(input.model, input.payload, input.resume)),
+            signal: ctx.cancellationSignal,
+          });
+        } catch (err) {
+          if (ctx.cancellationSignal.aborted) throw stopped();
+          throw ApplicationFailure.retryable(`node unreachable: ${(err as Error).message}`, 'NodeUnavailable');
         }
-      } catch (err) {
-        if (ctx.cancellationSignal.aborted) throw err;
-        throw ApplicationFailure.retryable(`stream broke: ${(err as Error).message}`, 'NodeUnavailable');
+        if (response.status >= 400) {
+          const body = await response.text().catch(() => '');
+          const message = `model server answered ${response.status}: ${body.slice(0, 500)}`;
+          if (response.status >= 500) throw ApplicationFailure.retryable(message, 'NodeUnavailable');
+          throw ApplicationFailure.nonRetryable(message, 'InvalidRequest');
+        }
+        let usage: TokenUsage | undefined;
+        let buffered = '';
+        const decoder = new TextDecoder();
+        try {
+          for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+            buffered += decoder.decode(chunk, { stream: true });
+            let newline: number;
+            while ((newline = buffered.indexOf('\n\n')) >= 0) {
+              const event = buffered.slice(0, newline).trim();
+              buffered = buffered.slice(newline + 2);
+              if (!event.startsWith('data:')) continue;
+              const data = event.slice(5).trim();
+              if (data === '[DONE]') continue;
+              const parsed = JSON.parse(data) as {
+                choices?: Array<{ delta?: { content?: string } }>;
+                usage?: { prompt_tokens: number; completion_tokens: number };
+              };
+              const piece = parsed.choices?.[0]?.delta?.content;
+              if (piece) {
+                text += piece;
+                completionTokens += 1;
+                ctx.heartbeat(progress());
+              }
+              if (parsed.usage) usage = { promptTokens: parsed.usage.prompt_tokens, completionTokens: parsed.usage.completion_tokens };
+            }
+          }
+        } catch (err) {
+          if (ctx.cancellationSignal.aborted) throw stopped();
+          throw ApplicationFailure.retryable(`stream broke: ${(err as Error).message}`, 'NodeUnavailable');
+        }
+        if (ctx.cancellationSignal.aborted) throw stopped();
+        const finalUsage = usage ?? { promptTokens: 0, completionTokens };
+        return {
+          text: base.text + text,
+          usage: { promptTokens: finalUsage.promptTokens, completionTokens: base.completionTokens + finalUsage.completionTokens },
+          startedAt,
+          finishedAt: Date.now(),
+        };
+      } finally {
+        clearInterval(beat);
       }
-      return { text, usage: usage ?? { promptTokens: 0, completionTokens }, startedAt, finishedAt: Date.now() };
     },
   };
 }

@@ -14,7 +14,9 @@ import { docsRoutes } from './docs';
 import { ApiError, errorHandler } from './errors';
 import { JobService } from './job-service';
 import { compatRoutes } from './routes/compat';
+import { callbackSecretRoutes } from './routes/callbacks';
 import { jobRoutes } from './routes/jobs';
+import { jobProgressRoute } from './routes/progress';
 import { ledgerRoutes } from './routes/ledger';
 import { poolRoutes } from './routes/pools';
 import { workspaceRoutes } from './routes/workspaces';
@@ -57,6 +59,8 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
   });
   app.use(docsRoutes());
+  // Nodes report progress with the job's own token, not an API key.
+  app.use(jobProgressRoute(ctx, options.bodyLimit));
   app.use(authenticate({ adminKey: options.apiKey, insecure: options.insecure ?? false, db: ctx.db }));
   app.use(express.json({ limit: options.bodyLimit }));
   app.get('/metrics', requireAdmin, async (_req, res) => {
@@ -74,6 +78,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use('/v1/workspaces', workspaceRoutes({ ...ctx, defaultMaxJobsInFlight: options.defaultMaxJobsInFlight ?? 1000 }));
   app.use('/v1/pools', poolRoutes({ ...ctx, providers: options.providers }));
   app.use('/v1/jobs', jobRoutes(ctx, jobs));
+  app.use('/v1/callback-secret', callbackSecretRoutes(ctx));
   app.use('/v1', ledgerRoutes(ctx));
   app.use('/v1', compatRoutes(jobs));
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));

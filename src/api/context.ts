@@ -1,6 +1,7 @@
 /** What route handlers need: the Temporal client, PostgreSQL and settings. */
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
+import type { AllowList } from '../activities/callbacks/target-guard';
 
 /** Dependencies shared by the routes. */
 export interface ApiContext {
@@ -11,4 +12,10 @@ export interface ApiContext {
   indexed: boolean;
   defaultTtlSeconds: number;
   defaultMaxAttempts: number;
+  /** Private callback targets allowed (CALLBACK_ALLOWED_HOSTS); checked again at delivery. */
+  callbackAllowList: AllowList;
+  /** ntfy is configured: jobs ask for notifications. */
+  notify: boolean;
+  /** Preemption gap of pools created without one (PREEMPT_PRIORITY_GAP). */
+  defaultPreemptPriorityGap: number;
 }

@@ -1,6 +1,10 @@
 /** Submitting and reading jobs, shared by /v1/jobs and the earlier gateway's /v1/compute and /v1/status. */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { CallbackTargetRefused, checkCallbackUrlForm } from '../activities/callbacks/target-guard';
+import type { InferenceProgress } from '../activities/inference';
+import type { CallbackState } from '../db/callbacks';
 import type { Logger } from 'pino';
 import { getJob, getPool, insertJob, listPools, saveJobOutcome } from '../db/store';
 import { jobStatusKey, poolKey as poolSearchKey } from '../domain/search-attributes';
@@ -18,7 +22,13 @@ export interface JobRequest {
   payload: Record<string, unknown>;
   ttlSeconds?: number;
   maxAttempts?: number;
+  /** 1 (highest) to 5 (lowest); default 3. */
+  priority?: number;
+  callbackUrl?: string;
 }
+
+/** What the API answers about a job: its view, and the state of its callback once it has one. */
+export type StoredJobView = JobView & { callback?: CallbackState };
 
 /** Seconds a client over its in-flight limit is told to wait. */
 const RETRY_AFTER_SECONDS = 2;
@@ -56,10 +66,21 @@ export class JobService {
   }
 
   /** Accepts a job: its record (holding an in-flight place), its workflow, then a word to its pool. */
-  async submit(workspaceId: string, request: JobRequest, log: Logger): Promise<{ id: string }> {
+  async submit(workspaceId: string, request: JobRequest, log: Logger): Promise<{ id: string; progressToken: string }> {
+    if (request.callbackUrl) {
+      try {
+        checkCallbackUrlForm(request.callbackUrl, this.ctx.callbackAllowList);
+      } catch (err) {
+        if (err instanceof CallbackTargetRefused) throw new ApiError(400, 'invalid_request', err.message, { field: 'callbackUrl' });
+        throw err;
+      }
+    }
     const model = await this.poolModel(workspaceId, request.pool);
     const key = poolKey(workspaceId, request.pool);
     const jobId = randomUUID();
+    const priority = request.priority ?? 3;
+    // The node doing the work presents this to POST /v1/jobs/:id/progress; only its hash is stored.
+    const progressToken = `zpj_${randomBytes(24).toString('base64url')}`;
     const input: JobInput = {
       jobId,
       poolId: key,
@@ -70,10 +91,14 @@ export class JobService {
       submittedAt: Date.now(),
       indexed: this.ctx.indexed,
       arrivalSignalled: true,
+      priority,
+      progressToken,
+      ...(request.callbackUrl ? { callbackUrl: request.callbackUrl } : {}),
+      ...(this.ctx.notify ? { notify: true } : {}),
     };
-    const view: JobView = { id: jobId, pool: key, status: 'queued', attempt: 1, submittedAt: input.submittedAt };
+    const view: JobView = { id: jobId, pool: key, status: 'queued', attempt: 1, submittedAt: input.submittedAt, priority };
     // The record first: it takes the workspace's in-flight place, and a refused job must start nothing.
-    const recorded = await insertJob(this.ctx.db, view);
+    const recorded = await insertJob(this.ctx.db, view, progressToken);
     if (!recorded.inserted) {
       throw new ApiError(429, 'too_many_jobs', `workspace has ${recorded.limit} jobs in flight, its limit; retry when some finish`, {
         limit: recorded.limit,
@@ -100,13 +125,32 @@ export class JobService {
     // Straight to the pool: saves the job two workflow tasks. If this signal is lost, the job re-sends it.
     await this.ctx.client.workflow
       .getHandle(poolWorkflowId(key))
-      .signal(jobArrivedSignal, { jobId, attempt: 1, front: false })
+      .signal(jobArrivedSignal, { jobId, attempt: 1, front: false, priority })
       .catch((err) => log.warn({ jobId, poolId: key, err: String(err) }, 'arrival signal failed; the job will announce itself'));
-    return { id: jobId };
+    return { id: jobId, progressToken };
+  }
+
+  /**
+   * The running attempt's latest heartbeat, when it is further on than what the job holds: heartbeats
+   * live on the server's pending activity, not in the workflow, until the attempt ends.
+   */
+  private async heartbeatProgress(id: string, live: JobView): Promise<JobView['progress']> {
+    try {
+      const described = await this.ctx.client.workflow.getHandle(jobWorkflowId(id)).describe();
+      const pending = described.raw.pendingActivities?.find((a) => a.activityType?.name === 'runInference');
+      const payload = pending?.heartbeatDetails?.payloads?.[0];
+      if (!payload) return undefined;
+      const beat = defaultPayloadConverter.fromPayload<InferenceProgress>(payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0]);
+      const current = live.progress;
+      if (current && current.attempt === live.attempt && current.completionTokens >= beat.completionTokens) return current;
+      return { attempt: live.attempt, completionTokens: beat.completionTokens, text: '', at: beat.at, source: 'heartbeat' };
+    } catch {
+      return undefined;
+    }
   }
 
   /** A job of the workspace: its stored record, or its live state while it runs. 404 for anything else. */
-  async view(workspaceId: string, id: string): Promise<JobView> {
+  async view(workspaceId: string, id: string): Promise<StoredJobView> {
     const stored = /^[0-9a-f-]{36}$/.test(id) ? await getJob(this.ctx.db, workspaceId, id) : undefined;
     if (!stored) throw new ApiError(404, 'not_found', `job ${id} does not exist`);
     if (TERMINAL_JOB_STATUSES.includes(stored.status)) return stored;
@@ -121,6 +165,7 @@ export class JobService {
         );
         if (pool?.nodes.some((n) => n.state === 'provisioning')) return { ...live, status: 'provisioning' };
       }
+      if (live.status === 'running') return { ...live, progress: (await this.heartbeatProgress(id, live)) ?? live.progress };
       return live;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return stored;

@@ -8,6 +8,7 @@ import { laneSchema, poolConfigPatchSchema, poolConfigSchema } from '../domain/p
 import { ENTITY_ID_PATTERN } from '../ids';
 import { computeSchema } from './routes/compat';
 import { submitJobSchema } from './routes/jobs';
+import { progressReportSchema } from './routes/progress';
 import { analyticsQuerySchema, ledgerQuerySchema } from './routes/ledger';
 import { createWorkspaceSchema, issueKeySchema, updateWorkspaceSchema } from './routes/workspaces';
 
@@ -51,23 +52,47 @@ const poolView = z.object({
   laneCooldownUntil: z.record(z.number()),
   draining: z.boolean(),
   placedTotal: z.number().int(),
+  preemptedTotal: z.number().int(),
+  queue: z.array(z.object({ jobId: z.string(), priority: z.number().int(), effectivePriority: z.number().int(), waitingMs: z.number(), retryAt: z.number().optional() })),
+  placements: z.array(z.object({ jobId: z.string(), nodeId: z.string(), slot: z.number().int(), priority: z.number().int(), preempting: z.boolean() })),
+});
+const preemptionCheck = z.object({
+  mode: z.enum(['auto', 'manual']),
+  gap: z.number().int(),
+  preemptions: z.array(z.object({ victim: z.string(), victimPriority: z.number().int(), nodeId: z.string(), preemptor: z.string(), preemptorPriority: z.number().int() })),
+  reasons: z.array(z.string()),
 });
 const jobStatus = z.enum(['queued', 'provisioning', 'running', 'completed', 'failed', 'expired', 'cancelled']);
 const job = z.object({
   id: z.string().uuid(),
   pool: z.string(),
   status: jobStatus,
+  priority: z.number().int().min(1).max(5),
   attempt: z.number().int(),
+  failures: z.number().int(),
+  preemptions: z.number().int(),
   node_id: z.string().nullable(),
   submitted_at: z.string(),
   started_at: z.string().nullable(),
   finished_at: z.string().nullable(),
+  retry_at: z.string().nullable(),
   queue_ms: z.number().nullable(),
   cold_start_ms: z.number().nullable(),
   run_ms: z.number().nullable(),
   tokens: z.object({ prompt: z.number(), completion: z.number() }).nullable(),
+  progress: z.object({ completion_tokens: z.number().int(), source: z.enum(['heartbeat', 'node']), attempt: z.number().int(), reported_at: z.string().nullable() }).nullable(),
   result: z.unknown().nullable(),
   error: z.string().nullable(),
+  callback: z
+    .object({
+      url: z.string(),
+      state: z.enum(['retrying', 'delivered', 'refused', 'failed']),
+      attempts: z.number().int(),
+      last_status: z.number().int().nullable(),
+      last_error: z.string().nullable(),
+      delivered_at: z.string().nullable(),
+    })
+    .optional(),
 });
 const workspace = z.object({ id: z.string(), name: z.string(), maxJobsInFlight: z.number().int(), jobsInFlight: z.number().int(), createdAt: z.string() });
 const figures = z.object({
@@ -123,6 +148,7 @@ const legacyStatus = z.object({
   completed_at: z.string().nullable(),
 });
 
+const callbackSecret = z.object({ workspace: z.string(), secret: z.string(), scheme: z.string() });
 const idParam = z.object({ id: z.string().regex(ENTITY_ID_PATTERN) });
 const jobIdParam = z.object({ id: z.string().uuid() });
 const json = (schema: z.ZodTypeAny, description: string) => ({ description, content: { 'application/json': { schema } } });
@@ -137,6 +163,8 @@ interface PathSpec {
   request?: RouteConfig['request'];
   /** No key needed. */
   public?: boolean;
+  /** Authenticated by the job's progress token instead of an API key. */
+  progressToken?: boolean;
 }
 
 /** Every route the API serves. */
@@ -186,10 +214,24 @@ export const API_PATHS: PathSpec[] = [
   { method: 'post', path: '/v1/pools/{id}/drain', summary: 'Stop taking jobs; finish what is queued and running, then release nodes', tag: 'pools', request: { params: idParam }, ok: [200, poolView, 'Draining'], errors: [401, 404] },
   { method: 'post', path: '/v1/pools/{id}/resume', summary: 'Take jobs again after a drain', tag: 'pools', request: { params: idParam }, ok: [200, poolView, 'Resumed'], errors: [401, 404] },
   { method: 'post', path: '/v1/pools/{id}/scale-to-zero', summary: 'Release idle nodes now (the baseline returns with the next job)', tag: 'pools', request: { params: idParam }, ok: [200, poolView, 'Scaling to zero'], errors: [401, 404] },
+  { method: 'get', path: '/v1/pools/{id}/preempt/check', summary: 'What a preemption round would do now, or why it would do nothing', tag: 'pools', request: { params: idParam }, ok: [200, preemptionCheck, 'Check'], errors: [401, 404, 503] },
+  { method: 'post', path: '/v1/pools/{id}/preempt', summary: 'Run a preemption round now (also for pools in manual mode)', tag: 'pools', request: { params: idParam }, ok: [200, preemptionCheck, 'Preemptions made'], errors: [401, 404] },
 
-  { method: 'post', path: '/v1/jobs', summary: 'Submit a job', tag: 'jobs', request: { body: { content: { 'application/json': { schema: submitJobSchema } } } }, ok: [202, z.object({ id: z.string().uuid(), status: z.literal('queued'), status_url: z.string() }), 'Accepted'], errors: [400, 401, 404, 409, 413, 429] },
+  { method: 'post', path: '/v1/jobs', summary: 'Submit a job', tag: 'jobs', request: { body: { content: { 'application/json': { schema: submitJobSchema } } } }, ok: [202, z.object({ id: z.string().uuid(), status: z.literal('queued'), status_url: z.string(), priority: z.number().int(), progress_token: z.string() }), 'Accepted (progress_token is for the node that reports progress)'], errors: [400, 401, 404, 409, 413, 429] },
   { method: 'get', path: '/v1/jobs/{id}', summary: 'A job’s status, timings, tokens and result', tag: 'jobs', request: { params: jobIdParam }, ok: [200, job, 'Job'], errors: [401, 404] },
-  { method: 'delete', path: '/v1/jobs/{id}', summary: 'Cancel a job', tag: 'jobs', request: { params: jobIdParam }, ok: [202, z.object({ id: z.string(), status: z.literal('cancelling') }), 'Cancelling'], errors: [401, 404, 409] },
+  { method: 'delete', path: '/v1/jobs/{id}', summary: 'Cancel a job in any non-terminal state (a running request is aborted at its node)', tag: 'jobs', request: { params: jobIdParam }, ok: [202, z.object({ id: z.string(), status: z.literal('cancelling') }), 'Cancelling'], errors: [401, 404, 409] },
+  {
+    method: 'post',
+    path: '/v1/jobs/{id}/progress',
+    summary: 'A node reports a job’s progress (Authorization: Bearer <progress_token>, not an API key)',
+    tag: 'jobs',
+    request: { params: jobIdParam, body: { content: { 'application/json': { schema: progressReportSchema } } } },
+    ok: [202, z.object({ id: z.string(), accepted: z.literal(true) }), 'Taken'],
+    errors: [400, 401, 409, 413],
+    progressToken: true,
+  },
+  { method: 'get', path: '/v1/callback-secret', summary: 'The secret the workspace’s callbacks are signed with', tag: 'jobs', ok: [200, callbackSecret, 'Secret'], errors: [401] },
+  { method: 'post', path: '/v1/callback-secret/rotate', summary: 'Replace the workspace’s callback secret', tag: 'jobs', ok: [200, callbackSecret, 'New secret'], errors: [401] },
 
   { method: 'get', path: '/v1/analytics', summary: 'Jobs, tokens, cost, idle tax, savings, cold starts and queue overhead', tag: 'money', request: { query: analyticsQuerySchema }, ok: [200, analytics, 'Analytics'], errors: [400, 401] },
   { method: 'get', path: '/v1/ledger', summary: 'Ledger rows of the workspace, in chain order', tag: 'money', request: { query: ledgerQuerySchema }, ok: [200, z.object({ events: z.array(ledgerEvent), next_after: z.number().nullable() }), 'Rows'], errors: [400, 401] },
@@ -211,6 +253,7 @@ export function openApiDocument() {
   const registry = new OpenAPIRegistry();
   registry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <key>' });
   registry.registerComponent('securitySchemes', 'zerogateKey', { type: 'apiKey', in: 'header', name: 'X-ZeroGate-Key', description: 'The earlier gateway’s header' });
+  registry.registerComponent('securitySchemes', 'progressToken', { type: 'http', scheme: 'bearer', description: 'A job’s progress_token (from its submission), for the node doing the work' });
   const errorSchema = registry.register('Error', errorBody);
   for (const spec of API_PATHS) {
     const responses: RouteConfig['responses'] = {
@@ -223,7 +266,7 @@ export function openApiDocument() {
       path: spec.path,
       summary: spec.summary,
       tags: [spec.tag],
-      security: spec.public ? [] : [{ bearer: [] }, { zerogateKey: [] }],
+      security: spec.public ? [] : spec.progressToken ? [{ progressToken: [] }] : [{ bearer: [] }, { zerogateKey: [] }],
       request: spec.request,
       responses,
     });

@@ -14,7 +14,8 @@ export type LedgerEventType =
   | 'job_completed'
   | 'job_failed'
   | 'job_expired'
-  | 'job_cancelled';
+  | 'job_cancelled'
+  | 'job_preempted';
 
 /** One ledger row to write. `eventKey` makes the write idempotent. */
 export interface LedgerEvent {

@@ -140,10 +140,22 @@ ALTER TABLE ledger ALTER COLUMN row_hash SET NOT NULL;
 CREATE TRIGGER ledger_chain BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION ledger_chain();
 `;
 
+/**
+ * Job queue features: each workspace gets a callback signing secret (random per row: gen_random_uuid is
+ * drawn from a strong source); jobs keep the hash of their progress token and their callback's delivery state.
+ */
+const JOB_QUEUE = `
+ALTER TABLE workspaces ADD COLUMN callback_secret TEXT NOT NULL
+  DEFAULT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+ALTER TABLE jobs ADD COLUMN progress_token_hash BYTEA;
+ALTER TABLE jobs ADD COLUMN callback JSONB;
+`;
+
 /** Migrations in order; never edit one that has shipped, add the next. */
 const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   { version: 1, name: 'base', sql: BASE },
   { version: 2, name: 'workspaces and ledger hash chain', sql: WORKSPACES },
+  { version: 3, name: 'callback secrets, progress tokens, callback state', sql: JOB_QUEUE },
 ];
 
 /** Applies the migrations this database has not had yet (up to `upTo`, for tests of the upgrade path). */

@@ -1,5 +1,7 @@
 /** Pool definitions and job records in PostgreSQL, each owned by a workspace. */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Pool } from 'pg';
+import type { CallbackState } from './callbacks';
 import type { JobView, PoolConfig } from '../domain/types';
 import { splitPoolKey } from '../ids';
 
@@ -65,15 +67,16 @@ export type InsertJobResult = { inserted: true } | { inserted: false; reason: 'l
  * Records a job the API accepted (status queued) and takes one of its workspace's in-flight places, in one
  * statement: two submissions racing for the last place cannot both win.
  */
-export async function insertJob(db: Db, view: JobView): Promise<InsertJobResult> {
+export async function insertJob(db: Db, view: JobView, progressToken?: string): Promise<InsertJobResult> {
   const { workspaceId, poolId } = splitPoolKey(view.pool);
+  const tokenHash = progressToken ? createHash('sha256').update(progressToken).digest() : null;
   const result = await db.query(
     `WITH place AS (
        UPDATE workspaces SET jobs_in_flight = jobs_in_flight + 1
         WHERE id = $1 AND jobs_in_flight < max_jobs_in_flight RETURNING id)
-     INSERT INTO jobs (id, workspace_id, pool_id, status, submitted_at, view)
-     SELECT $2, place.id, $3, $4, to_timestamp($5 / 1000.0), $6 FROM place`,
-    [workspaceId, view.id, poolId, view.status, view.submittedAt, JSON.stringify(view)],
+     INSERT INTO jobs (id, workspace_id, pool_id, status, submitted_at, view, progress_token_hash)
+     SELECT $2, place.id, $3, $4, to_timestamp($5 / 1000.0), $6, $7 FROM place`,
+    [workspaceId, view.id, poolId, view.status, view.submittedAt, JSON.stringify(view), tokenHash],
   );
   if ((result.rowCount ?? 0) > 0) return { inserted: true };
   const limit = await db.query('SELECT max_jobs_in_flight FROM workspaces WHERE id = $1', [workspaceId]);
@@ -103,8 +106,17 @@ export async function saveJobOutcome(db: Db, view: JobView): Promise<void> {
   );
 }
 
-/** A job's stored view if it belongs to the workspace, or undefined (another workspace's job does not exist). */
-export async function getJob(db: Db, workspaceId: string, id: string): Promise<JobView | undefined> {
-  const result = await db.query('SELECT view FROM jobs WHERE id = $1 AND workspace_id = $2', [id, workspaceId]);
-  return result.rows[0]?.view as JobView | undefined;
+/** A job's stored view and callback state if it belongs to the workspace (another workspace's job does not exist). */
+export async function getJob(db: Db, workspaceId: string, id: string): Promise<(JobView & { callback?: CallbackState }) | undefined> {
+  const result = await db.query('SELECT view, callback FROM jobs WHERE id = $1 AND workspace_id = $2', [id, workspaceId]);
+  const row = result.rows[0];
+  return row ? { ...(row.view as JobView), ...(row.callback ? { callback: row.callback as CallbackState } : {}) } : undefined;
+}
+
+/** Whether `token` is the job's progress token (constant-time over digests); false for unknown jobs. */
+export async function progressTokenMatches(db: Db, id: string, token: string): Promise<boolean> {
+  const result = await db.query('SELECT progress_token_hash FROM jobs WHERE id = $1', [id]);
+  const stored: Buffer | null | undefined = result.rows[0]?.progress_token_hash;
+  const presented = createHash('sha256').update(token).digest();
+  return timingSafeEqual(presented, stored ?? Buffer.alloc(32)) && stored !== null && stored !== undefined;
 }

@@ -1,6 +1,11 @@
-/** Placement rules: which queued job goes to which free slot. Pure functions. */
-import type { NodeRecord, Placement, PoolState, QueuedJob } from './types';
+/** Placement rules: which queued job goes to which free slot, by priority then age. Pure functions. */
+import type { NodeRecord, Placement, PoolConfig, PoolState, QueuedJob } from './types';
 import { busySlots } from './scaling';
+
+/** Priority of a job that did not say (and of jobs queued before priorities existed). */
+export const DEFAULT_PRIORITY = 3;
+/** Seconds of waiting that raise a queued job by one priority level, unless the pool says otherwise. */
+export const DEFAULT_AGING_SECONDS = 300;
 
 /** A decision to put a queued job on a node slot. */
 export interface PlacementDecision {
@@ -9,20 +14,59 @@ export interface PlacementDecision {
   slot: number;
 }
 
+/** A queued job's own priority. */
+export function basePriority(job: { priority?: number }): number {
+  return job.priority ?? DEFAULT_PRIORITY;
+}
+
 /**
- * Places queued jobs in queue order (requeued jobs sit at the front) onto free slots of ready nodes,
- * least-loaded node first so a request does not share a node while another stands idle.
- * Terminating, provisioning and suspect nodes never receive jobs. Mutates state; returns what it placed.
+ * The aging rule: a queued job rises one priority level for every `agingSeconds` it has waited, up to 1.
+ * With the default 300 s a priority-5 job competes as priority 1 after 20 minutes, and from then on it is
+ * ahead of every priority-1 job that arrived after it: no job waits forever behind newer arrivals.
+ */
+export function effectivePriority(job: QueuedJob, now: number, config: Pick<PoolConfig, 'agingSeconds'>): number {
+  const step = (config.agingSeconds ?? DEFAULT_AGING_SECONDS) * 1000;
+  const levels = step > 0 ? Math.floor(Math.max(0, now - job.enqueuedAt) / step) : 0;
+  return Math.max(1, basePriority(job) - levels);
+}
+
+/** Whether a job may be placed now (not in a retry backoff). */
+export function isEligible(job: QueuedJob, now: number): boolean {
+  return job.notBefore === undefined || job.notBefore <= now;
+}
+
+/**
+ * Queued jobs in placement order: aged priority, then jobs requeued from a lost node, then age, then
+ * arrival order. Returns a sorted copy; the queue itself keeps arrival order.
+ */
+export function queueOrder(state: Pick<PoolState, 'queue' | 'config'>, now: number): QueuedJob[] {
+  const keyed = state.queue.map((job, index) => ({ job, index, priority: effectivePriority(job, now, state.config) }));
+  keyed.sort(
+    (a, b) =>
+      a.priority - b.priority ||
+      Number(b.job.front ?? false) - Number(a.job.front ?? false) ||
+      a.job.enqueuedAt - b.job.enqueuedAt ||
+      a.index - b.index,
+  );
+  return keyed.map((k) => k.job);
+}
+
+/**
+ * Places eligible queued jobs in queue order onto free slots of ready nodes, least-loaded node first so a
+ * request does not share a node while another stands idle. Terminating, provisioning and suspect nodes
+ * never receive jobs. Mutates state; returns what it placed.
  */
 export function placeQueuedJobs(state: PoolState, now: number): PlacementDecision[] {
   const decisions: PlacementDecision[] = [];
-  while (state.queue.length > 0) {
+  if (state.queue.length === 0) return decisions;
+  for (const job of queueOrder(state, now)) {
+    if (!isEligible(job, now)) continue;
     const node = leastLoadedReadyNode(state.nodes);
     if (!node) break;
     const slot = node.slots.indexOf(null);
-    const job = state.queue.shift()!;
+    state.queue.splice(state.queue.indexOf(job), 1);
     node.slots[slot] = job.jobId;
-    const placement: Placement = { jobId: job.jobId, attempt: job.attempt, nodeId: node.id, slot, placedAt: now };
+    const placement: Placement = { jobId: job.jobId, attempt: job.attempt, nodeId: node.id, slot, placedAt: now, priority: basePriority(job) };
     state.running.push(placement);
     state.placedTotal += 1;
     decisions.push({ job, node, slot });
@@ -41,6 +85,15 @@ function leastLoadedReadyNode(nodes: NodeRecord[]): NodeRecord | undefined {
   return best;
 }
 
+/** Earliest retry time among queued jobs still in backoff (undefined when none is). */
+export function nextRetryAt(state: PoolState, now: number): number | undefined {
+  let earliest: number | undefined;
+  for (const job of state.queue) {
+    if (job.notBefore !== undefined && job.notBefore > now && (earliest === undefined || job.notBefore < earliest)) earliest = job.notBefore;
+  }
+  return earliest;
+}
+
 /** Frees the slot a placement holds and removes it. Returns the removed placement, if any. */
 export function releasePlacement(state: PoolState, jobId: string): Placement | undefined {
   const index = state.running.findIndex((p) => p.jobId === jobId);
@@ -53,7 +106,7 @@ export function releasePlacement(state: PoolState, jobId: string): Placement | u
 
 /**
  * Adds a job to the queue, or ignores a stale or duplicate arrival. A newer attempt of a running job
- * (the job saw its node fail) frees the old slot first. Requeued jobs go to the front.
+ * (the job saw its node fail, or it stopped for a preemption) frees the old slot first.
  * Returns true when the queue changed.
  */
 export function enqueueJob(state: PoolState, job: QueuedJob, front: boolean): boolean {
@@ -67,18 +120,26 @@ export function enqueueJob(state: PoolState, job: QueuedJob, front: boolean): bo
     if (job.attempt <= running.attempt) return false;
     releasePlacement(state, job.jobId);
   }
-  if (front) state.queue.unshift(job);
-  else state.queue.push(job);
+  const entry: QueuedJob = { ...job };
+  if (front) entry.front = true;
+  if (front) state.queue.unshift(entry);
+  else state.queue.push(entry);
   return true;
 }
 
 /**
- * Takes every job off a lost node and puts them at the front of the queue, keeping their order,
- * each with the next attempt number. Returns the requeued jobs.
+ * Takes every job off a lost node and puts them back in the queue ahead of jobs of the same priority,
+ * keeping their order and priority, each with the next attempt number. Returns the requeued jobs.
  */
 export function requeueJobsOfNode(state: PoolState, nodeIdLost: string, now: number): QueuedJob[] {
   const victims = state.running.filter((p) => p.nodeId === nodeIdLost).sort((a, b) => a.placedAt - b.placedAt);
-  const requeued = victims.map((p) => ({ jobId: p.jobId, attempt: p.attempt + 1, enqueuedAt: now }));
+  const requeued: QueuedJob[] = victims.map((p) => ({
+    jobId: p.jobId,
+    attempt: p.attempt + 1,
+    enqueuedAt: now,
+    front: true,
+    ...(p.priority !== undefined ? { priority: p.priority } : {}),
+  }));
   state.running = state.running.filter((p) => p.nodeId !== nodeIdLost);
   state.queue.unshift(...requeued);
   return requeued;

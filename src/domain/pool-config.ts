@@ -22,6 +22,9 @@ export const poolConfigSchema = z
     laneCooldownSeconds: z.number().min(0).max(24 * 3600).default(180),
     teardownGraceSeconds: z.number().min(0).max(3600).default(10),
     healthCheckIntervalSeconds: z.number().min(1).max(3600).default(15),
+    preemptPriorityGap: z.number().int().min(1).max(4).default(2),
+    preemption: z.enum(['auto', 'manual']).default('auto'),
+    agingSeconds: z.number().min(0).max(24 * 3600).default(300),
     lanes: z.array(laneSchema).min(1).max(16),
   })
   .strict()
@@ -39,6 +42,9 @@ export const poolConfigPatchSchema = z
     laneCooldownSeconds: z.number().min(0).max(24 * 3600),
     teardownGraceSeconds: z.number().min(0).max(3600),
     healthCheckIntervalSeconds: z.number().min(1).max(3600),
+    preemptPriorityGap: z.number().int().min(1).max(4),
+    preemption: z.enum(['auto', 'manual']),
+    agingSeconds: z.number().min(0).max(24 * 3600),
     lanes: z.array(laneSchema).min(1).max(16),
   })
   .partial()

@@ -1,4 +1,5 @@
 /** Builds the pool view answered by the state query. Pure. */
+import { basePriority, effectivePriority, queueOrder } from './placement';
 import { busySlots, isIdle } from './scaling';
 import type { PoolPhase, PoolState, PoolView } from './types';
 
@@ -11,8 +12,11 @@ export function poolPhase(state: PoolState, teardownRunning: boolean): PoolPhase
   return isIdle(state) ? 'waiting_idle' : 'active';
 }
 
-/** The JSON answered to operators. */
-export function toPoolView(state: PoolState, teardownRunning: boolean): PoolView {
+/** Queued jobs listed in a view (the count is always exact). */
+const VIEW_QUEUE_LIMIT = 100;
+
+/** The JSON answered to operators. `now` is workflow time (aging depends on it). */
+export function toPoolView(state: PoolState, teardownRunning: boolean, now: number): PoolView {
   return {
     poolId: state.poolId,
     phase: poolPhase(state, teardownRunning),
@@ -32,6 +36,17 @@ export function toPoolView(state: PoolState, teardownRunning: boolean): PoolView
     laneCooldownUntil: state.laneCooldownUntil,
     draining: state.draining,
     placedTotal: state.placedTotal,
+    preemptedTotal: state.preemptedTotal ?? 0,
+    queue: queueOrder(state, now)
+      .slice(0, VIEW_QUEUE_LIMIT)
+      .map((q) => ({
+        jobId: q.jobId,
+        priority: basePriority(q),
+        effectivePriority: effectivePriority(q, now, state.config),
+        waitingMs: Math.max(0, now - q.enqueuedAt),
+        ...(q.notBefore !== undefined && q.notBefore > now ? { retryAt: q.notBefore } : {}),
+      })),
+    placements: state.running.map((p) => ({ jobId: p.jobId, nodeId: p.nodeId, slot: p.slot, priority: basePriority(p), preempting: p.preempting ?? false })),
   };
 }
 

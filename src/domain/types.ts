@@ -25,6 +25,12 @@ export interface PoolConfig {
   teardownGraceSeconds: number;
   /** How often ready nodes are health-checked (spot interruptions are found this way). */
   healthCheckIntervalSeconds: number;
+  /** A queued job may preempt a running one whose priority number is at least this much larger (absent in old pools: 2). */
+  preemptPriorityGap?: number;
+  /** `auto`: the pool preempts by itself; `manual`: only an operator's trigger does (absent: auto). */
+  preemption?: 'auto' | 'manual';
+  /** A queued job gains one priority level per this many seconds waited (absent: 300). */
+  agingSeconds?: number;
   lanes: Lane[];
 }
 
@@ -53,11 +59,21 @@ export interface NodeRecord {
   provisioningAttempts: number;
 }
 
+/** Job priority: 1 is the highest, 5 the lowest. */
+export type Priority = 1 | 2 | 3 | 4 | 5;
+
 /** A job waiting in a pool's queue. */
 export interface QueuedJob {
   jobId: string;
   attempt: number;
+  /** Workflow time (ms) it entered the queue (this time): cold-start time and aging count from here. */
   enqueuedAt: number;
+  /** Absent in jobs queued before priorities existed: 3. */
+  priority?: number;
+  /** Requeued because its node was lost: ahead of jobs of the same effective priority. */
+  front?: boolean;
+  /** Retry backoff: not placed before this workflow time (ms). */
+  notBefore?: number;
 }
 
 /** A job placed on a node slot. */
@@ -67,6 +83,9 @@ export interface Placement {
   nodeId: string;
   slot: number;
   placedAt: number;
+  priority?: number;
+  /** The pool asked the job to stop for a higher-priority one; the slot stays taken until the job confirms. */
+  preempting?: boolean;
 }
 
 /** Phase of a pool, for humans and dashboards. */
@@ -93,6 +112,8 @@ export interface PoolState {
   recentlyDone?: string[];
   /** Teardowns started so far (gives each one a stable ledger key). */
   teardownSequence?: number;
+  /** Preemptions made over the pool's life. */
+  preemptedTotal?: number;
 }
 
 /** Snapshot answered by the pool state query and the API. */
@@ -107,6 +128,11 @@ export interface PoolView {
   laneCooldownUntil: Record<string, number>;
   draining: boolean;
   placedTotal: number;
+  preemptedTotal: number;
+  /** Queued jobs in placement order, with their base and aged priority. */
+  queue: Array<{ jobId: string; priority: number; effectivePriority: number; waitingMs: number; retryAt?: number }>;
+  /** Running jobs with their priority; `preempting` while the pool waits for one to stop. */
+  placements: Array<{ jobId: string; nodeId: string; slot: number; priority: number; preempting: boolean }>;
 }
 
 /** Terminal and live states of a job. */
@@ -132,6 +158,30 @@ export interface JobInput {
    * The job then re-sends it only if no slot came within a few seconds, in case that signal was lost.
    */
   arrivalSignalled?: boolean;
+  /** 1 (highest) to 5 (lowest); absent: 3. */
+  priority?: number;
+  /** Where the terminal state is POSTed (signed with the workspace's callback secret). */
+  callbackUrl?: string;
+  /** Send ntfy notifications for this job's events (set by the API when ntfy is configured). */
+  notify?: boolean;
+  /**
+   * Token a node presents to POST /v1/jobs/:id/progress; the inference call hands it to the node. Only its
+   * hash is stored in PostgreSQL; it is in the history, where it grants nothing that history access does not.
+   */
+  progressToken?: string;
+}
+
+/** How far a job got: the latest progress its node reported, kept across preemption and handed to the next attempt. */
+export interface ProgressSnapshot {
+  /** Placement attempt that produced it. */
+  attempt: number;
+  /** Completion tokens produced so far (across resumed attempts). */
+  completionTokens: number;
+  /** The completion text so far (what a resumed attempt continues from). */
+  text: string;
+  /** Epoch ms when it was reported. */
+  at: number;
+  source: 'heartbeat' | 'node';
 }
 
 /** Token usage reported by a model server. */
@@ -160,6 +210,16 @@ export interface JobView {
   error?: string;
   /** Every attempt that reached a node, in workflow time (epoch ms): analytics counts node busy time from these. */
   runs?: JobRun[];
+  /** 1 (highest) to 5 (lowest). */
+  priority?: number;
+  /** Attempts that failed (node lost, 5xx): counted against maxAttempts. Preemptions are not. */
+  failures?: number;
+  /** Times the job was preempted by a higher-priority job. */
+  preemptions?: number;
+  /** The latest progress snapshot. */
+  progress?: ProgressSnapshot;
+  /** Earliest time (epoch ms, workflow clock) the job may be placed again after a failed attempt. */
+  retryAt?: number;
 }
 
 /** One attempt of a job on a node slot. */
@@ -168,6 +228,8 @@ export interface JobRun {
   attempt: number;
   startedAt: number;
   endedAt: number;
+  /** How the attempt ended. */
+  outcome?: 'completed' | 'failed' | 'preempted' | 'cancelled' | 'revoked';
 }
 
 /** What the pool tells a job when it gets a slot. */

@@ -11,10 +11,39 @@ const coldStartMs = Number(process.env.MOCK_COLD_START_MS ?? 3000);
 const tokensPerSecond = Math.max(1, Number(process.env.MOCK_TOKENS_PER_SECOND ?? 50));
 const interruptAfterMs = Number(process.env.MOCK_INTERRUPT_AFTER_MS ?? 0);
 const bootedAt = Date.now();
+/** Context window of the fake model: asking for more tokens is a client error (400), as on a real server. */
+const CONTEXT_TOKENS = 4096;
 
 let active = 0;
 let maxActive = 0;
 let served = 0;
+let aborted = 0;
+/** Requests that will be failed on purpose: status and how many are left (POST /_mock/fail). */
+let failing: { status: number; remaining: number } | undefined;
+
+/** What the node saw, in order: who started, who finished, who was cut off, and at which token. */
+interface NodeEvent {
+  event: 'start' | 'finish' | 'abort';
+  jobId: string | null;
+  attempt: number | null;
+  /** Index of the first token this request produces (non-zero when it continues a preempted completion). */
+  fromToken: number;
+  /** Tokens produced by this request so far. */
+  tokens: number;
+  active: number;
+  at: number;
+}
+const events: NodeEvent[] = [];
+const EVENT_LIMIT = 10_000;
+function record(event: NodeEvent): void {
+  if (events.length >= EVENT_LIMIT) events.shift();
+  events.push(event);
+}
+
+/** Tokens in a completion text the way this server writes them ("tok0 tok1 "). */
+function countTokens(text: string): number {
+  return text.split(/\s+/).filter(Boolean).length;
+}
 
 function readBody(req: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -35,7 +64,7 @@ function isReady(): boolean {
 }
 
 async function chatCompletions(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-  let body: { messages?: Array<{ content?: unknown }>; max_tokens?: number; stream?: boolean };
+  let body: { messages?: Array<{ role?: string; content?: unknown }>; max_tokens?: number; stream?: boolean; continue_final_message?: boolean };
   try {
     body = JSON.parse(await readBody(req));
   } catch {
@@ -44,29 +73,55 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
     return json(res, 400, { error: { message: 'messages must be a non-empty array', type: 'invalid_request_error' } });
   }
-  const maxTokens = Math.max(1, Math.min(4096, Math.floor(body.max_tokens ?? 16)));
-  const promptTokens = body.messages.reduce((n, m) => n + String(m.content ?? '').split(/\s+/).filter(Boolean).length, 0);
+  if (body.max_tokens !== undefined && body.max_tokens > CONTEXT_TOKENS) {
+    return json(res, 400, { error: { message: `max_tokens ${body.max_tokens} exceeds the model's context of ${CONTEXT_TOKENS}`, type: 'invalid_request_error' } });
+  }
+  if (failing && failing.remaining > 0) {
+    failing.remaining -= 1;
+    return json(res, failing.status, { error: { message: `failing on purpose (${failing.status})`, type: 'server_error' } });
+  }
+  const maxTokens = Math.max(1, Math.floor(body.max_tokens ?? 16));
+  // A resumed request ends with the partial completion as an assistant message to continue: count on from it.
+  const last = body.messages[body.messages.length - 1];
+  const continued = body.continue_final_message === true && last?.role === 'assistant' ? String(last.content ?? '') : undefined;
+  const fromToken = continued === undefined ? 0 : countTokens(continued);
+  const promptMessages = continued === undefined ? body.messages : body.messages.slice(0, -1);
+  const promptTokens = promptMessages.reduce((n, m) => n + countTokens(String(m.content ?? '')), 0);
+  const jobId = (req.headers['x-zeropool-job-id'] as string | undefined) ?? null;
+  const attempt = req.headers['x-zeropool-attempt'] ? Number(req.headers['x-zeropool-attempt']) : null;
   const id = `chatcmpl-${nodeIdentity}-${served + active}`;
   active += 1;
   maxActive = Math.max(maxActive, active);
-  let aborted = false;
-  res.on('close', () => {
-    if (!res.writableFinished) aborted = true;
-  });
+  record({ event: 'start', jobId, attempt, fromToken, tokens: 0, active, at: Date.now() });
+  let cutOff = false;
+  let holding = true;
+  const release = () => {
+    if (holding) active -= 1;
+    holding = false;
+  };
   const tokens: string[] = [];
+  res.on('close', () => {
+    if (res.writableFinished || cutOff) return;
+    // The client went away mid-request: the slot is free from this moment.
+    cutOff = true;
+    aborted += 1;
+    release();
+    record({ event: 'abort', jobId, attempt, fromToken, tokens: tokens.length, active, at: Date.now() });
+  });
   try {
     if (body.stream) {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     }
-    for (let i = 0; i < maxTokens && !aborted; i++) {
+    for (let i = 0; i < maxTokens && !cutOff; i++) {
       await new Promise((r) => setTimeout(r, 1000 / tokensPerSecond));
-      const token = `tok${i} `;
+      if (cutOff) break;
+      const token = `tok${fromToken + i} `;
       tokens.push(token);
-      if (body.stream && !aborted) {
+      if (body.stream) {
         res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content: token }, finish_reason: null }] })}\n\n`);
       }
     }
-    if (aborted) return;
+    if (cutOff) return;
     const usage = { prompt_tokens: promptTokens, completion_tokens: tokens.length, total_tokens: promptTokens + tokens.length };
     if (body.stream) {
       res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: {}, finish_reason: 'length' }], usage })}\n\n`);
@@ -81,8 +136,10 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
       });
     }
     served += 1;
+    release();
+    record({ event: 'finish', jobId, attempt, fromToken, tokens: tokens.length, active, at: Date.now() });
   } finally {
-    active -= 1;
+    release();
   }
 }
 
@@ -91,7 +148,14 @@ const server = http.createServer((req, res) => {
   if (url === '/health') {
     return isReady() ? json(res, 200, { status: 'ok', node: nodeIdentity }) : json(res, 503, { status: 'starting' });
   }
-  if (url === '/_mock/stats') return json(res, 200, { node: nodeIdentity, active, maxActive, served });
+  if (url === '/_mock/stats') return json(res, 200, { node: nodeIdentity, active, maxActive, served, aborted });
+  if (url === '/_mock/events') return json(res, 200, { node: nodeIdentity, events });
+  if (url.startsWith('/_mock/fail') && req.method === 'POST') {
+    // Test knob: the next `count` completion requests answer `status` (a node in trouble).
+    const query = new URL(url, 'http://node').searchParams;
+    failing = { status: Number(query.get('status') ?? 503), remaining: Number(query.get('count') ?? 1) };
+    return json(res, 200, failing);
+  }
   if (url === '/_mock/interrupt' && req.method === 'POST') {
     json(res, 200, { interrupted: true });
     setTimeout(() => process.exit(0), 10);

@@ -1,36 +1,64 @@
 /**
  * The job workflow: one per job. It asks its pool for a slot, waits with its TTL as deadline, runs the
- * request as a heartbeating activity, gives the slot back, and ends in exactly one terminal state.
+ * request as a heartbeating activity, gives the slot back, and ends in exactly one terminal state. It
+ * retries failed attempts with backoff, obeys preemption (stops, keeps its progress, queues again and
+ * resumes from the snapshot), and hands its callback and notification to a child that outlives it.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   condition,
   getExternalWorkflowHandle,
   log,
+  ParentClosePolicy,
   proxyActivities,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { InferenceResult } from '../activities/inference';
 import type { LedgerEventType } from '../db/ledger';
-import type { JobInput, JobStatus, JobView, PlacementGrant } from '../domain/types';
+import { laterSnapshot, retryBackoffMs, SNAPSHOT_TEXT_LIMIT } from '../domain/job-policy';
+import { DEFAULT_PRIORITY } from '../domain/placement';
+import type { JobInput, JobRun, JobStatus, JobView, PlacementGrant, ProgressSnapshot } from '../domain/types';
 import { jobStatusKey } from '../domain/search-attributes';
-import { poolWorkflowId } from '../ids';
-import { cancelJobSignal, jobArrivedSignal, jobFinishedSignal, jobPlacedSignal, jobRevokedSignal, jobStateQuery, jobWithdrawnSignal } from './messages';
+import { jobDeliveryWorkflowId, poolWorkflowId } from '../ids';
+import type { JobEvent } from '../activities/notify';
+import { jobDeliveryWorkflow } from './delivery';
+import {
+  cancelJobSignal,
+  jobArrivedSignal,
+  jobFinishedSignal,
+  jobPlacedSignal,
+  jobPreemptSignal,
+  jobProgressSignal,
+  jobRevokedSignal,
+  jobStateQuery,
+  jobWithdrawnSignal,
+  type JobArrival,
+} from './messages';
 
 const inference = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '30 seconds',
-  // The job retries through its pool (a new placement), never blindly on the same node.
+  heartbeatTimeout: '10 seconds',
+  // A preempted or cancelled request must have ended at the node before the slot is given to anyone else.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  // The job retries through its pool (a new placement, after a backoff), never blindly on the same node.
   retry: { maximumAttempts: 1 },
 });
 const bookkeeping = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', maximumInterval: '30 seconds' },
+});
+// Notifications are best effort: a few tries within a minute, never holding the job up for long.
+const notifications = proxyActivities<Activities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 4 },
 });
 
 /** How long a job whose arrival the API signalled waits for a slot before announcing itself too. */
@@ -38,10 +66,19 @@ const ARRIVAL_CONFIRM_MS = 5000;
 
 /** The job workflow. Returns the job's final view. */
 export async function jobWorkflow(input: JobInput): Promise<JobView> {
-  const view: JobView = { id: input.jobId, pool: input.poolId, status: 'queued', attempt: 1, submittedAt: input.submittedAt };
+  const priority = input.priority ?? DEFAULT_PRIORITY;
+  const view: JobView = { id: input.jobId, pool: input.poolId, status: 'queued', attempt: 1, submittedAt: input.submittedAt, priority };
   let grant: PlacementGrant | undefined;
   let runScope: CancellationScope | undefined;
   let cancelReason: string | undefined;
+  let preemptRequest: { attempt: number; reason: string; byJobId: string } | undefined;
+  let failures = 0;
+  let preemptions = 0;
+  /** The snapshot the next attempt continues from (set by a preemption). */
+  let resumeFrom: ProgressSnapshot | undefined;
+  let pendingNotifications = 0;
+  const terminal = () => view.finishedAt !== undefined;
+
   const poolHandle = getExternalWorkflowHandle(poolWorkflowId(input.poolId));
   // Messages to the pool after arrival must not fail the job if the pool is gone (deleted, terminated).
   const pool = {
@@ -52,6 +89,23 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
         log.warn('pool unreachable', { jobId: input.jobId, poolId: input.poolId, error: String(err) });
       }
     },
+  };
+  // Jobs submitted before priorities existed sent no priority field; keep their arrivals as they were.
+  const arrival = (fields: Omit<JobArrival, 'jobId' | 'priority'>): JobArrival => ({
+    jobId: input.jobId,
+    ...fields,
+    ...(input.priority !== undefined ? { priority } : {}),
+  });
+
+  const notify = (event: JobEvent, detail?: string) => {
+    if (!input.notify) return;
+    pendingNotifications += 1;
+    void notifications
+      .notifyJobEvent({ event, jobId: input.jobId, poolId: input.poolId, priority, attempt: view.attempt, detail })
+      .catch((err) => log.warn('notification failed', { jobId: input.jobId, event, error: String(err) }))
+      .finally(() => {
+        pendingNotifications -= 1;
+      });
   };
 
   setHandler(jobStateQuery, () => view);
@@ -65,7 +119,24 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     grant = undefined;
     runScope?.cancel();
   });
+  setHandler(jobPreemptSignal, (request) => {
+    if (terminal() || request.attempt !== view.attempt || preemptRequest) return;
+    preemptRequest = request;
+    runScope?.cancel();
+  });
+  setHandler(jobProgressSignal, ({ attempt, completionTokens, text, at }) => {
+    if (terminal() || (attempt !== undefined && attempt !== view.attempt)) return;
+    const reported: ProgressSnapshot = {
+      attempt: view.attempt,
+      completionTokens,
+      text: (text ?? '').slice(0, SNAPSHOT_TEXT_LIMIT),
+      at,
+      source: 'node',
+    };
+    view.progress = laterSnapshot(view.progress, reported);
+  });
   setHandler(cancelJobSignal, ({ reason }) => {
+    if (terminal()) return;
     cancelReason = reason ?? 'cancelled by request';
     runScope?.cancel();
   });
@@ -78,6 +149,9 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
   const finish = async (status: JobStatus, error?: string): Promise<JobView> => {
     view.finishedAt = Date.now();
     view.error = error;
+    view.retryAt = undefined;
+    if (failures > 0) view.failures = failures;
+    if (preemptions > 0) view.preemptions = preemptions;
     setStatus(status);
     const eventType = `job_${status}` as LedgerEventType;
     await bookkeeping.recordJobOutcome({
@@ -92,6 +166,16 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
         details: { attempt: view.attempt, usage: view.usage, queueMs: view.queueMs, runMs: view.runMs, error, runs: view.runs ?? [] },
       },
     });
+    if (input.callbackUrl || input.notify) {
+      // The callback may be retried for hours: a child that outlives the job does it, so the job's
+      // result (and whoever waits on it) is not held up.
+      await startChild(jobDeliveryWorkflow, {
+        workflowId: jobDeliveryWorkflowId(input.jobId),
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        args: [{ view, callbackUrl: input.callbackUrl, notify: input.notify ?? false }],
+      });
+    }
+    if (pendingNotifications > 0) await condition(() => pendingNotifications === 0);
     return view;
   };
 
@@ -101,7 +185,7 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
 
   const announce = async (): Promise<string | undefined> => {
     try {
-      await poolHandle.signal(jobArrivedSignal, { jobId: input.jobId, attempt: 1, front: false });
+      await poolHandle.signal(jobArrivedSignal, arrival({ attempt: 1, front: false }));
       return undefined;
     } catch (err) {
       return `pool ${input.poolId} is not running: ${String(err)}`;
@@ -119,6 +203,25 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     const problem = await announce();
     if (problem) return finish('failed', problem);
   }
+
+  /** The attempt stopped for a preemption: keep its progress and queue the next attempt (no retry used). */
+  const requeueAfterPreemption = async (current: PlacementGrant, snapshot: ProgressSnapshot | undefined) => {
+    const request = preemptRequest!;
+    preemptRequest = undefined;
+    preemptions += 1;
+    view.preemptions = preemptions;
+    if (snapshot) {
+      view.progress = laterSnapshot(view.progress, snapshot);
+      resumeFrom = laterSnapshot(resumeFrom, view.progress);
+    }
+    log.info('preempted; queueing again', { jobId: input.jobId, nodeId: current.nodeId, by: request.byJobId, tokens: resumeFrom?.completionTokens ?? 0 });
+    notify('preempted', `${request.reason}; ${resumeFrom?.completionTokens ?? 0} tokens kept`);
+    view.attempt = current.attempt + 1;
+    grant = undefined;
+    setStatus('queued');
+    await pool.signal(jobArrivedSignal, arrival({ attempt: view.attempt, front: false }));
+  };
+
   for (;;) {
     const placed = await condition(() => grant !== undefined || cancelReason !== undefined, Math.max(0, deadline - Date.now()));
     if (cancelReason !== undefined) {
@@ -130,28 +233,46 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
       return finish('expired', `not placed within ttl of ${input.ttlSeconds} s`);
     }
     const current = grant!;
+    view.retryAt = undefined;
+    if (preemptRequest?.attempt === current.attempt) {
+      // Preempted before the request went out: nothing to stop at the node.
+      await requeueAfterPreemption(current, undefined);
+      continue;
+    }
     view.nodeId = current.nodeId;
     view.placedAt ??= Date.now();
     view.queueMs ??= view.placedAt - input.submittedAt;
     view.coldStartMs ??= current.coldStartMs;
     setStatus('running');
+    if (resumeFrom) notify('resumed', `continuing from ${resumeFrom.completionTokens} tokens on ${current.nodeId}`);
 
     let result: InferenceResult | undefined;
     let failure: unknown;
     runScope = new CancellationScope();
     const runStartedAt = Date.now();
+    const run: JobRun = { nodeId: current.nodeId, attempt: current.attempt, startedAt: runStartedAt, endedAt: runStartedAt };
     try {
       result = await runScope.run(() =>
-        inference.runInference({ jobId: input.jobId, attempt: current.attempt, nodeUrl: current.nodeUrl, model: input.model, payload: input.payload }),
+        inference.runInference({
+          jobId: input.jobId,
+          attempt: current.attempt,
+          nodeUrl: current.nodeUrl,
+          model: input.model,
+          payload: input.payload,
+          ...(resumeFrom ? { resume: { completionTokens: resumeFrom.completionTokens, text: resumeFrom.text } } : {}),
+          ...(input.progressToken ? { progressToken: input.progressToken } : {}),
+        }),
       );
     } catch (err) {
       failure = err;
     } finally {
       runScope = undefined;
-      (view.runs ??= []).push({ nodeId: current.nodeId, attempt: current.attempt, startedAt: runStartedAt, endedAt: Date.now() });
+      run.endedAt = Date.now();
+      (view.runs ??= []).push(run);
     }
 
     if (result) {
+      run.outcome = 'completed';
       await pool.signal(jobFinishedSignal, { jobId: input.jobId, attempt: current.attempt });
       view.usage = result.usage;
       view.result = { text: result.text };
@@ -160,29 +281,69 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
       return finish('completed');
     }
     if (cancelReason !== undefined) {
+      run.outcome = 'cancelled';
       await pool.signal(jobWithdrawnSignal, { jobId: input.jobId });
       return finish('cancelled', cancelReason);
     }
+    if (preemptRequest?.attempt === current.attempt) {
+      run.outcome = 'preempted';
+      await requeueAfterPreemption(current, snapshotOf(failure, current.attempt));
+      continue;
+    }
     if (view.attempt > current.attempt) {
       // The pool revoked the slot (node lost) and already requeued us as view.attempt.
-      if (view.attempt > input.maxAttempts) {
+      run.outcome = 'revoked';
+      failures += 1;
+      view.failures = failures;
+      if (failures >= input.maxAttempts) {
         await pool.signal(jobWithdrawnSignal, { jobId: input.jobId });
-        return finish('failed', `gave up after ${input.maxAttempts} attempts: node lost`);
+        return finish('failed', `gave up after ${failures} failed attempts: node lost`);
       }
       setStatus('queued');
       continue;
     }
+    run.outcome = 'failed';
     const cause = failure instanceof ActivityFailure ? failure.cause : failure;
     const retryable = cause instanceof ApplicationFailure ? !cause.nonRetryable : true;
     const message = cause instanceof Error ? cause.message : String(cause);
-    if (!retryable || view.attempt >= input.maxAttempts) {
+    failures += 1;
+    view.failures = failures;
+    if (!retryable || failures >= input.maxAttempts) {
       await pool.signal(jobFinishedSignal, { jobId: input.jobId, attempt: current.attempt });
-      return finish('failed', message);
+      return finish('failed', retryable ? `gave up after ${failures} failed attempts: ${message}` : message);
     }
-    // The node failed us before the pool noticed: ask for a new slot at the front of the queue.
+    // The node failed us before the pool noticed: back off, then take the next free slot ahead of
+    // jobs of the same priority. The pool holds the place (and keeps the capacity) during the backoff.
     view.attempt = current.attempt + 1;
+    view.retryAt = Date.now() + retryBackoffMs(failures);
     grant = undefined;
     setStatus('queued');
-    await pool.signal(jobArrivedSignal, { jobId: input.jobId, attempt: view.attempt, front: true, failedNodeId: current.nodeId });
+    log.warn('attempt failed; retrying after backoff', { jobId: input.jobId, nodeId: current.nodeId, failures, error: message });
+    await pool.signal(
+      jobArrivedSignal,
+      arrival({ attempt: view.attempt, front: true, failedNodeId: current.nodeId, notBefore: view.retryAt }),
+    );
   }
+}
+
+/** The progress an aborted inference attempt reported as it stopped (the activity's cancellation details). */
+function snapshotOf(failure: unknown, attempt: number): ProgressSnapshot | undefined {
+  let error: unknown = failure;
+  while (error instanceof Error) {
+    if (error instanceof CancelledFailure) {
+      const details = error.details?.[0] as { completionTokens?: number; text?: string; at?: number } | undefined;
+      if (details && typeof details.completionTokens === 'number') {
+        return {
+          attempt,
+          completionTokens: details.completionTokens,
+          text: String(details.text ?? '').slice(0, SNAPSHOT_TEXT_LIMIT),
+          at: details.at ?? Date.now(),
+          source: 'heartbeat',
+        };
+      }
+      return undefined;
+    }
+    error = (error as Error & { cause?: unknown }).cause;
+  }
+  return undefined;
 }

@@ -1,9 +1,24 @@
 /** Signals, queries and updates of the pool and job workflows. Names match the constants without suffix. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { PreemptionCheck } from '../domain/preemption';
 import type { JobView, PlacementGrant, PoolConfig, PoolView } from '../domain/types';
 
-/** A job (or a new attempt of it, naming the node that failed it) asks its pool for a slot. */
-export const jobArrivedSignal = defineSignal<[{ jobId: string; attempt: number; front: boolean; failedNodeId?: string }]>('jobArrived');
+/** What a job tells its pool when it asks for a slot. */
+export interface JobArrival {
+  jobId: string;
+  attempt: number;
+  /** Requeued after its node failed it: ahead of jobs of its priority. */
+  front: boolean;
+  /** The node that failed the previous attempt (the pool stops placing there until a health check clears it). */
+  failedNodeId?: string;
+  /** 1 (highest) to 5 (lowest); absent: 3. */
+  priority?: number;
+  /** Retry backoff: the pool holds the job's place but does not place it before this workflow time (ms). */
+  notBefore?: number;
+}
+
+/** A job (or a new attempt of it, after a failure or a preemption) asks its pool for a slot. */
+export const jobArrivedSignal = defineSignal<[JobArrival]>('jobArrived');
 /** A job's attempt is over (any outcome): its slot is free. */
 export const jobFinishedSignal = defineSignal<[{ jobId: string; attempt: number }]>('jobFinished');
 /** A job leaves the pool for good (TTL expired, cancelled) whether queued or placed. */
@@ -18,11 +33,19 @@ export const drainPoolUpdate = defineUpdate<PoolView, []>('drainPool');
 export const resumePoolUpdate = defineUpdate<PoolView, []>('resumePool');
 /** Release every idle node now, baseline included, without waiting for the idle timer. */
 export const scaleToZeroUpdate = defineUpdate<PoolView, []>('scaleToZero');
+/** What a preemption round would do now, and why not if nothing. */
+export const preemptionCheckQuery = defineQuery<PreemptionCheck>('preemptionCheck');
+/** Run a preemption round now (also in `manual` mode); answers what it preempted. */
+export const preemptNowUpdate = defineUpdate<PreemptionCheck, []>('preemptNow');
 
 /** The pool gives a job a node slot. */
 export const jobPlacedSignal = defineSignal<[PlacementGrant]>('jobPlaced');
 /** The pool took the job's slot away (node lost) and requeued it as `attempt`. */
 export const jobRevokedSignal = defineSignal<[{ attempt: number; reason: string }]>('jobRevoked');
+/** The pool needs the job's slot for a higher-priority job: stop, keep progress, queue again as `attempt + 1`. */
+export const jobPreemptSignal = defineSignal<[{ attempt: number; reason: string; byJobId: string }]>('jobPreempt');
+/** Progress a node reported through the API (POST /v1/jobs/:id/progress). */
+export const jobProgressSignal = defineSignal<[{ attempt?: number; completionTokens: number; text?: string; at: number }]>('jobProgress');
 /** Cancel a job in any non-terminal state. */
 export const cancelJobSignal = defineSignal<[{ reason?: string }]>('cancelJob');
 /** A job's live view. */

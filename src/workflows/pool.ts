@@ -20,7 +20,8 @@ import {
 import type { Activities } from '../activities';
 import type { LedgerEvent, LedgerEventType } from '../db/ledger';
 import { jobWorkflowId, nodeId as makeNodeId } from '../ids';
-import { enqueueJob, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from '../domain/placement';
+import { enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from '../domain/placement';
+import { describePlan, planPreemptions, type PreemptionCheck } from '../domain/preemption';
 import { onDemandReferencePrice } from '../domain/money';
 import { newPoolState, toPoolView } from '../domain/pool-view';
 import { validatePoolConfig } from '../domain/pool-config';
@@ -40,9 +41,12 @@ import {
   jobArrivedSignal,
   jobFinishedSignal,
   jobPlacedSignal,
+  jobPreemptSignal,
   jobRevokedSignal,
   jobWithdrawnSignal,
   poolStateQuery,
+  preemptionCheckQuery,
+  preemptNowUpdate,
   resumePoolUpdate,
   scaleToZeroUpdate,
   updatePoolConfigUpdate,
@@ -132,7 +136,7 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     state.recentlyDone = [...(state.recentlyDone ?? []).slice(-(RECENTLY_DONE_LIMIT - 1)), jobId];
   };
 
-  setHandler(jobArrivedSignal, ({ jobId, attempt, front, failedNodeId }) => {
+  setHandler(jobArrivedSignal, ({ jobId, attempt, front, failedNodeId, priority, notBefore }) => {
     // A job re-announces itself when its first arrival may have been lost; once it is done, that is noise.
     if (state.recentlyDone?.includes(jobId)) return;
     const failedNode = failedNodeId ? state.nodes.find((n) => n.id === failedNodeId && n.state === 'ready') : undefined;
@@ -141,7 +145,8 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
       failedNode.suspect = true;
       healthCheckRequested = true;
     }
-    if (enqueueJob(state, { jobId, attempt, enqueuedAt: now() }, front)) {
+    const job = { jobId, attempt, enqueuedAt: now(), ...(priority !== undefined ? { priority } : {}), ...(notBefore !== undefined ? { notBefore } : {}) };
+    if (enqueueJob(state, job, front)) {
       noteWorkArrived();
       touch();
     }
@@ -160,40 +165,44 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     markDone(jobId);
     touch();
   });
-  setHandler(poolStateQuery, () => toPoolView(state, teardownRun !== undefined));
+  setHandler(poolStateQuery, () => toPoolView(state, teardownRun !== undefined, now()));
   setHandler(
     updatePoolConfigUpdate,
     (config) => {
       state.config = config;
       touch();
-      return toPoolView(state, teardownRun !== undefined);
+      return toPoolView(state, teardownRun !== undefined, now());
     },
     { validator: (config) => validatePoolConfig(config, state.config) },
   );
   setHandler(drainPoolUpdate, () => {
     state.draining = true;
     touch();
-    return toPoolView(state, teardownRun !== undefined);
+    return toPoolView(state, teardownRun !== undefined, now());
   });
   setHandler(resumePoolUpdate, () => {
     state.draining = false;
     state.baselineSuspended = false;
     touch();
-    return toPoolView(state, teardownRun !== undefined);
+    return toPoolView(state, teardownRun !== undefined, now());
   });
+  setHandler(preemptionCheckQuery, () => describePlan(state, planPreemptions(state, now())));
+  setHandler(preemptNowUpdate, () => preempt('operator'));
   setHandler(scaleToZeroUpdate, () => {
     state.baselineSuspended = true;
     forceTeardown = true;
     touch();
-    return toPoolView(state, teardownRun !== undefined);
+    return toPoolView(state, teardownRun !== undefined, now());
   });
 
   async function signalJob(jobId: string, kind: 'place', grant: PlacementGrant): Promise<void>;
   async function signalJob(jobId: string, kind: 'revoke', body: { attempt: number; reason: string }): Promise<void>;
-  async function signalJob(jobId: string, kind: 'place' | 'revoke', body: unknown): Promise<void> {
+  async function signalJob(jobId: string, kind: 'preempt', body: { attempt: number; reason: string; byJobId: string }): Promise<void>;
+  async function signalJob(jobId: string, kind: 'place' | 'revoke' | 'preempt', body: unknown): Promise<void> {
     const handle = getExternalWorkflowHandle(jobWorkflowId(jobId));
     try {
       if (kind === 'place') await handle.signal(jobPlacedSignal, body as PlacementGrant);
+      else if (kind === 'preempt') await handle.signal(jobPreemptSignal, body as { attempt: number; reason: string; byJobId: string });
       else await handle.signal(jobRevokedSignal, body as { attempt: number; reason: string });
     } catch (err) {
       // The job is gone (finished or terminated): its slot must not stay taken.
@@ -381,6 +390,29 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     }
   }
 
+  /**
+   * Asks the chosen running jobs to stop for higher-priority waiting ones. The victim's slot stays taken
+   * until the victim's job confirms (by queueing its next attempt) that its request ended at the node, so
+   * the preemptor never shares the slot with it.
+   */
+  function preempt(by: 'pool' | 'operator'): PreemptionCheck {
+    const plan = planPreemptions(state, now());
+    for (const { victim, preemptor } of plan.choices) {
+      victim.preempting = true;
+      state.preemptedTotal = (state.preemptedTotal ?? 0) + 1;
+      const reason = `preempted for job ${preemptor.jobId} (priority ${preemptor.priority ?? 3}) by the ${by}`;
+      log.info('preempting job', { poolId, jobId: victim.jobId, nodeId: victim.nodeId, for: preemptor.jobId });
+      ledger('job_preempted', `${victim.jobId}:preempted:${victim.attempt}`, {
+        jobId: victim.jobId,
+        nodeId: victim.nodeId,
+        details: { attempt: victim.attempt, priority: victim.priority ?? 3, by: preemptor.jobId, byPriority: preemptor.priority ?? 3, trigger: by },
+      });
+      void signalJob(victim.jobId, 'preempt', { attempt: victim.attempt, reason, byJobId: preemptor.jobId });
+    }
+    if (plan.choices.length > 0) touch();
+    return describePlan(state, plan);
+  }
+
   /** Tears down idle nodes above the baseline; a job arriving before a node's terminate call keeps it. */
   async function teardown(candidates: NodeRecord[], graceSeconds: number): Promise<void> {
     state.teardownSequence = (state.teardownSequence ?? 0) + 1;
@@ -424,6 +456,7 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     wake = false;
     dispatchPlacements();
     if (!state.draining || !isIdle(state)) startNodes(nodesToAdd(state));
+    if (state.config.preemption !== 'manual' && state.queue.length > 0) preempt('pool');
 
     if (isIdle(state)) {
       if (state.idleSince === undefined) state.idleSince = now();
@@ -444,7 +477,10 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
       }
     } else {
       state.idleSince = undefined;
-      await condition(() => wake || readyToContinueAsNew());
+      // A job in retry backoff becomes placeable by the clock alone.
+      const retryAt = nextRetryAt(state, now());
+      if (retryAt !== undefined) await condition(() => wake || readyToContinueAsNew(), retryAt - now());
+      else await condition(() => wake || readyToContinueAsNew());
     }
 
     if (readyToContinueAsNew()) {

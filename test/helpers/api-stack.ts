@@ -7,6 +7,8 @@ import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { createApp } from '../../src/api/app';
+import { parseAllowList } from '../../src/activities/callbacks/target-guard';
+import type { NtfySettings } from '../../src/activities/notify';
 import { MockProvider } from '../../src/activities/providers/mock';
 import { readinessCheck } from '../../src/runtime';
 import { createWorker } from '../../src/worker';
@@ -23,7 +25,12 @@ export interface ApiStackOptions {
   workerProcess?: boolean;
   /** In-flight job limit of workspaces created through the API. */
   maxJobsInFlight?: number;
+  /** Send job notifications to this ntfy-shaped server. */
+  ntfy?: NtfySettings;
 }
+
+/** Tests receive callbacks on loopback, which production refuses unless allowed. */
+export const TEST_CALLBACK_ALLOW_LIST = ['127.0.0.1', 'localhost'];
 
 /** The bootstrap admin key of test stacks. */
 export const TEST_ADMIN_KEY = 'test-admin-key-0123456789abcdef';
@@ -56,7 +63,17 @@ export class ApiStack {
     if (this.options.workerProcess) await this.startWorkerProcess();
     else await this.startWorkerInProcess();
     const app = createApp(
-      { client: this.env.client, db: this.database.db, taskQueue: this.taskQueue, indexed: true, defaultTtlSeconds: 600, defaultMaxAttempts: 3 },
+      {
+        client: this.env.client,
+        db: this.database.db,
+        taskQueue: this.taskQueue,
+        indexed: true,
+        defaultTtlSeconds: 600,
+        defaultMaxAttempts: 3,
+        callbackAllowList: parseAllowList(TEST_CALLBACK_ALLOW_LIST),
+        notify: this.options.ntfy !== undefined,
+        defaultPreemptPriorityGap: 2,
+      },
       {
         apiKey: TEST_ADMIN_KEY,
         bodyLimit: '64kb',
@@ -81,6 +98,8 @@ export class ApiStack {
       db: this.database.db,
       providers: { mock: this.mock },
       healthPollMs: 100,
+      callbackAllowList: TEST_CALLBACK_ALLOW_LIST,
+      ntfy: this.options.ntfy,
     });
     this.worker = { worker, done: worker.run() };
   }
@@ -97,6 +116,7 @@ export class ApiStack {
         MOCK_COLD_START_SECONDS: String(this.options.coldStartSeconds ?? 0.5),
         MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond ?? 200),
         WORKER_HEALTH_POLL_MS: '100',
+        CALLBACK_ALLOWED_HOSTS: TEST_CALLBACK_ALLOW_LIST.join(','),
         LOG_LEVEL: 'warn',
       },
       stdio: ['ignore', 'inherit', 'inherit'],

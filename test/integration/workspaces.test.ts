@@ -66,6 +66,12 @@ test('auth matrix over every route: no key and a wrong key are 401, admin routes
     assert.equal((await stack.request(method, url, body, wrongKey)).status, 401, `${method} ${url} with a wrong key`);
     assert.equal((await stack.request(method, url, body, 'not-even-shaped-like-a-key')).status, 401, `${method} ${url} with garbage`);
     const asB = await stack.request(method, url, body, keyB);
+    if (spec.progressToken) {
+      // An API key (even the job's own workspace's) is no progress token.
+      assert.equal(asB.status, 401, `${method} ${url} takes only the job's progress token`);
+      assert.equal((await stack.request(method, url, body, keyA)).status, 401, `${method} ${url} with the owner's API key`);
+      continue;
+    }
     if (spec.path.startsWith('/v1/workspaces') || spec.path === '/metrics') {
       assert.equal(asB.status, 403, `${method} ${url} needs the admin key`);
     } else if (ownedByA(spec.path)) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -14,7 +14,17 @@ test('the OpenAPI document is valid OpenAPI 3.1', async () => {
 
 test('every route the API registers is in the document, with its errors', () => {
   // Where each router is mounted (src/api/app.ts) and the routes its file registers.
-  const mounts: Record<string, string> = { 'workspaces.ts': '/v1/workspaces', 'pools.ts': '/v1/pools', 'jobs.ts': '/v1/jobs', 'ledger.ts': '/v1', 'compat.ts': '/v1' };
+  const mounts: Record<string, string> = {
+    'workspaces.ts': '/v1/workspaces',
+    'pools.ts': '/v1/pools',
+    'jobs.ts': '/v1/jobs',
+    'progress.ts': '',
+    'callbacks.ts': '/v1/callback-secret',
+    'ledger.ts': '/v1',
+    'compat.ts': '/v1',
+  };
+  const routeFiles = readdirSync(path.join(__dirname, '..', '..', 'src', 'api', 'routes'));
+  assert.deepEqual(routeFiles.filter((f) => !(f in mounts)), [], 'every route file has its mount point listed here');
   const documented = new Set(API_PATHS.map((p) => `${p.method.toUpperCase()} ${p.path}`));
   const registered: string[] = [];
   for (const [file, prefix] of Object.entries(mounts)) {

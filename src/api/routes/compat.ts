@@ -14,6 +14,8 @@ export const computeSchema = z
     prompt: z.string().min(1),
     max_tokens: z.number().int().min(1).max(32_768).optional(),
     ttl_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    priority: z.number().int().min(1).max(5).optional(),
+    callback_url: z.string().url().max(2000).optional(),
   })
   .strict();
 
@@ -53,7 +55,11 @@ export function compatRoutes(jobs: JobService): Router {
     const workspaceId = principalOf(res).workspaceId;
     const pool = await jobs.poolForModel(workspaceId, body.model);
     const payload = { prompt: body.prompt, ...(body.max_tokens ? { max_tokens: body.max_tokens } : {}) };
-    const { id } = await jobs.submit(workspaceId, { pool, payload, ttlSeconds: body.ttl_seconds }, res.locals.log);
+    const { id } = await jobs.submit(
+      workspaceId,
+      { pool, payload, ttlSeconds: body.ttl_seconds, priority: body.priority, callbackUrl: body.callback_url },
+      res.locals.log,
+    );
     const statusUrl = `/v1/status/${id}`;
     res.status(202).location(statusUrl).json({ job_id: id, status: 'queued', pool, status_url: statusUrl });
   });

@@ -6,7 +6,15 @@ import { getPool, insertPool, listPools, setPoolDraining, updatePoolConfig } fro
 import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
 import type { PoolConfig, PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, poolKey, poolWorkflowId } from '../../ids';
-import { drainPoolUpdate, poolStateQuery, resumePoolUpdate, scaleToZeroUpdate, updatePoolConfigUpdate } from '../../workflows/messages';
+import {
+  drainPoolUpdate,
+  poolStateQuery,
+  preemptionCheckQuery,
+  preemptNowUpdate,
+  resumePoolUpdate,
+  scaleToZeroUpdate,
+  updatePoolConfigUpdate,
+} from '../../workflows/messages';
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
@@ -46,7 +54,7 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
 
   router.post('/', async (req, res) => {
     const { id, ...rest } = createPoolSchema.parse(req.body);
-    const config = poolConfigSchema.parse(rest) as PoolConfig;
+    const config = poolConfigSchema.parse({ preemptPriorityGap: ctx.defaultPreemptPriorityGap, ...rest }) as PoolConfig;
     checkProviders(config, ctx.providers);
     const workspaceId = principalOf(res).workspaceId;
     if (!(await insertPool(ctx.db, workspaceId, id, config))) throw new ApiError(409, 'conflict', `pool ${id} already exists`);
@@ -92,6 +100,18 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
   operatorAction('drain', drainPoolUpdate, true);
   operatorAction('resume', resumePoolUpdate, false);
   operatorAction('scale-to-zero', scaleToZeroUpdate);
+
+  router.get('/:id/preempt/check', async (_req, res) => {
+    const pool = await requirePool(res, _req.params.id);
+    const check = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(pool.key)), preemptionCheckQuery);
+    if (!check) throw new ApiError(503, 'unavailable', `pool ${pool.id} did not answer: is a worker running?`);
+    res.json(check);
+  });
+
+  router.post('/:id/preempt', async (req, res) => {
+    const pool = await requirePool(res, req.params.id);
+    res.json(await ctx.client.workflow.getHandle(poolWorkflowId(pool.key)).executeUpdate(preemptNowUpdate));
+  });
 
   return router;
 }

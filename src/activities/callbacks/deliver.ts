@@ -1,0 +1,112 @@
+/** Callback delivery: one signed POST per attempt to the job's callback URL, pinned to a checked address. */
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { getCallbackSecret, setCallbackState } from '../../db/callbacks';
+import { presentJob } from '../../domain/job-presenter';
+import type { JobView } from '../../domain/types';
+import { splitPoolKey } from '../../ids';
+import { signCallback, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './signature';
+import { CallbackTargetRefused, checkCallbackTarget, type AllowList, type CheckedTarget } from './target-guard';
+
+/** The callback's body: the event, a delivery id receivers can deduplicate on, and the job as the API shows it. */
+export function callbackBody(view: JobView): string {
+  return JSON.stringify({ event: `job.${view.status}`, delivery: `${view.id}:${view.status}`, job: presentJob(view) });
+}
+
+/** POSTs once, to the checked address only (no second lookup, no redirects followed). */
+function post(target: CheckedTarget, headers: Record<string, string>, body: string): Promise<{ status: number }> {
+  const pinned: LookupFunction = (_host, options, callback) => {
+    if (options.all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address: target.address, family: target.family }]);
+    else callback(null, target.address, target.family);
+  };
+  const client = target.url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = client.request(target.url, { method: 'POST', headers, lookup: pinned, timeout: 10_000 }, (response) => {
+      response.resume();
+      response.on('end', () => resolve({ status: response.statusCode ?? 0 }));
+      response.on('error', reject);
+    });
+    request.on('timeout', () => request.destroy(new Error('receiver did not answer within 10 s')));
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+/** Builds the callback activities. */
+export function createCallbackActivities(deps: { db: Pool; allowList: AllowList; logger: Logger }) {
+  return {
+    /**
+     * Delivers a finished job's callback, signed with its workspace's secret. A 2xx ends it; a network
+     * error, 408, 429 or 5xx is retried by Temporal with backoff; another 4xx or a refused target is final.
+     */
+    async deliverCallback(input: { view: JobView; url: string }): Promise<void> {
+      const attempts = Context.current().info.attempt;
+      const jobId = input.view.id;
+      const log = deps.logger.child({ jobId, poolId: input.view.pool });
+      const state = { url: input.url, attempts };
+      let target: CheckedTarget;
+      try {
+        target = await checkCallbackTarget(input.url, deps.allowList);
+      } catch (err) {
+        const message = (err as Error).message;
+        if (err instanceof CallbackTargetRefused) {
+          await setCallbackState(deps.db, jobId, { ...state, state: 'refused', lastError: message });
+          throw ApplicationFailure.nonRetryable(message, 'CallbackRefused');
+        }
+        await setCallbackState(deps.db, jobId, { ...state, state: 'retrying', lastError: message });
+        throw ApplicationFailure.retryable(message, 'CallbackUnavailable');
+      }
+      const secret = await getCallbackSecret(deps.db, splitPoolKey(input.view.pool).workspaceId);
+      if (!secret) throw ApplicationFailure.nonRetryable('the job’s workspace no longer exists', 'CallbackRefused');
+      const body = callbackBody(input.view);
+      const timestamp = Math.floor(Date.now() / 1000);
+      const headers = {
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+        'user-agent': 'zeropool-callback/1',
+        'x-zeropool-event': `job.${input.view.status}`,
+        'x-zeropool-delivery': `${jobId}:${input.view.status}`,
+        [TIMESTAMP_HEADER]: String(timestamp),
+        [SIGNATURE_HEADER]: signCallback(secret, timestamp, body),
+      };
+      let status: number;
+      try {
+        ({ status } = await post(target, headers, body));
+      } catch (err) {
+        const message = `callback to ${target.url.host} failed: ${(err as Error).message}`;
+        await setCallbackState(deps.db, jobId, { ...state, state: 'retrying', lastError: message });
+        throw ApplicationFailure.retryable(message, 'CallbackUnavailable');
+      }
+      if (status >= 200 && status < 300) {
+        await setCallbackState(deps.db, jobId, { ...state, state: 'delivered', lastStatus: status, deliveredAt: new Date().toISOString() });
+        log.info({ attempts }, 'callback delivered');
+        return;
+      }
+      const message = `callback receiver answered ${status}`;
+      if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+        await setCallbackState(deps.db, jobId, { ...state, state: 'refused', lastStatus: status, lastError: message });
+        throw ApplicationFailure.nonRetryable(message, 'CallbackRefused');
+      }
+      await setCallbackState(deps.db, jobId, { ...state, state: 'retrying', lastStatus: status, lastError: message });
+      throw ApplicationFailure.retryable(message, 'CallbackUnavailable');
+    },
+
+    /** Marks a callback that ran out of retries. */
+    async recordCallbackGivenUp(input: { jobId: string; url: string; error: string }): Promise<void> {
+      const current = await deps.db.query('SELECT callback FROM jobs WHERE id = $1', [input.jobId]);
+      const previous = current.rows[0]?.callback as { state?: string; attempts?: number; lastStatus?: number } | null;
+      if (previous?.state === 'refused') return;
+      await setCallbackState(deps.db, input.jobId, {
+        url: input.url,
+        state: 'failed',
+        attempts: previous?.attempts ?? 0,
+        lastStatus: previous?.lastStatus,
+        lastError: input.error,
+      });
+    },
+  };
+}

@@ -1,0 +1,48 @@
+/** POST /v1/jobs/:id/progress: a node reports how far a job got, with the job's own token. */
+import express, { Router } from 'express';
+import { z } from 'zod';
+import { progressTokenMatches } from '../../db/store';
+import { jobWorkflowId } from '../../ids';
+import { jobProgressSignal } from '../../workflows/messages';
+import type { ApiContext } from '../context';
+import { ApiError } from '../errors';
+
+/** What a node reports to POST /v1/jobs/:id/progress. */
+export const progressReportSchema = z
+  .object({
+    completion_tokens: z.number().int().min(0),
+    /** The completion so far: lets a preempted attempt resume from it. */
+    text: z.string().max(256 * 1024).optional(),
+    /** The attempt the node works on (from the X-Zeropool-Attempt request header); stale reports are ignored. */
+    attempt: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+/**
+ * POST /v1/jobs/:id/progress, for the node doing the work: authenticated by the job's own progress token
+ * (`Authorization: Bearer <token>` or `X-Zeropool-Progress-Token`), not by an API key.
+ */
+export function jobProgressRoute(ctx: ApiContext, bodyLimit: string): Router {
+  const router = Router();
+  router.post('/v1/jobs/:id/progress', express.json({ limit: bodyLimit }), async (req, res) => {
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(req.header('authorization') ?? '')?.[1] ?? req.header('x-zeropool-progress-token')?.trim();
+    if (!token) throw new ApiError(401, 'unauthorized', 'missing progress token: send Authorization: Bearer <progress_token>');
+    const id = req.params.id;
+    if (!/^[0-9a-f-]{36}$/.test(id) || !(await progressTokenMatches(ctx.db, id, token))) {
+      throw new ApiError(401, 'unauthorized', 'invalid progress token for this job');
+    }
+    const report = progressReportSchema.parse(req.body);
+    try {
+      await ctx.client.workflow.getHandle(jobWorkflowId(id)).signal(jobProgressSignal, {
+        completionTokens: report.completion_tokens,
+        text: report.text,
+        attempt: report.attempt,
+        at: Date.now(),
+      });
+    } catch {
+      throw new ApiError(409, 'conflict', `job ${id} is finished: progress is no longer taken`);
+    }
+    res.status(202).json({ id, accepted: true });
+  });
+  return router;
+}

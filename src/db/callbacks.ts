@@ -1,0 +1,33 @@
+/** Callback secrets of workspaces and the delivery state of each job's callback. */
+import { randomBytes } from 'node:crypto';
+import type { Pool } from 'pg';
+
+type Db = Pick<Pool, 'query'>;
+
+/** Where a job's callback stands, as shown on the job. */
+export interface CallbackState {
+  url: string;
+  state: 'retrying' | 'delivered' | 'refused' | 'failed';
+  attempts: number;
+  lastStatus?: number;
+  lastError?: string;
+  deliveredAt?: string;
+}
+
+/** The workspace's callback signing secret. */
+export async function getCallbackSecret(db: Db, workspaceId: string): Promise<string | undefined> {
+  const result = await db.query('SELECT callback_secret FROM workspaces WHERE id = $1', [workspaceId]);
+  return result.rows[0]?.callback_secret;
+}
+
+/** Replaces the workspace's callback secret; returns the new one. Callbacks signed from now on use it. */
+export async function rotateCallbackSecret(db: Db, workspaceId: string): Promise<string> {
+  const secret = randomBytes(32).toString('hex');
+  await db.query('UPDATE workspaces SET callback_secret = $2 WHERE id = $1', [workspaceId, secret]);
+  return secret;
+}
+
+/** Records the latest delivery state of a job's callback. */
+export async function setCallbackState(db: Db, jobId: string, state: CallbackState): Promise<void> {
+  await db.query('UPDATE jobs SET callback = $2 WHERE id = $1', [jobId, JSON.stringify(state)]);
+}
