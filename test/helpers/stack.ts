@@ -7,8 +7,9 @@ import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type pg from 'pg';
+import type { NtfySettings } from '../../src/activities/notify';
 import { MockProvider, type MockProviderOptions } from '../../src/activities/providers/mock';
-import type { Provider } from '../../src/activities/providers/provider';
+import { CapacityUnavailableError, type Provider, type ProvisionedNode, type ProvisionRequest } from '../../src/activities/providers/provider';
 import { ledgerRowsForPool, type LedgerEvent } from '../../src/db/ledger';
 import { insertJob } from '../../src/db/store';
 import type { JobInput, JobView, PoolConfig, PoolView } from '../../src/domain/types';
@@ -31,6 +32,23 @@ export function testMockProvider(options: Partial<MockProviderOptions> = {}): Mo
     seed: 7,
     ...options,
   });
+}
+
+/** The real mock provider, with spot capacity switched off and on by the test, counting requests per lane. */
+export class SwitchableSpotProvider extends MockProvider {
+  spotAvailable = false;
+  readonly requests: number[] = [];
+  override async provision(request: ProvisionRequest): Promise<ProvisionedNode> {
+    this.requests.push(request.laneIndex);
+    if (request.lane.market === 'spot' && !this.spotAvailable) throw new CapacityUnavailableError('no spot capacity (test)');
+    return super.provision(request);
+  }
+}
+
+/** A switchable provider in a fresh temp folder (spot short until the test says otherwise). */
+export function switchableSpotProvider(options: Partial<MockProviderOptions> = {}): SwitchableSpotProvider {
+  const base = testMockProvider(options);
+  return new SwitchableSpotProvider((base as unknown as { options: MockProviderOptions }).options);
 }
 
 /** A pool config with test-friendly defaults (realistic durations: time skips). */
@@ -67,8 +85,11 @@ export class PoolHarness {
   }
 
   /** A worker on this harness's task queue (run it with worker.runUntil). */
-  worker(options: { maxCachedWorkflows?: number; afterLedgerWrite?: (event: LedgerEvent) => void } = {}): Promise<Worker> {
+  worker(
+    options: { maxCachedWorkflows?: number; afterLedgerWrite?: (event: LedgerEvent) => void; ntfy?: NtfySettings; callbackAllowList?: string[] } = {},
+  ): Promise<Worker> {
     return createWorker({
+      callbackAllowList: ['127.0.0.1', 'localhost'],
       ...options,
       connection: this.env.nativeConnection,
       namespace: this.env.namespace ?? 'default',
@@ -138,11 +159,28 @@ export class PoolHarness {
     return ledgerRowsForPool(this.db, poolId);
   }
 
+  /** The mock node's own record of requests (start, finish, abort per job), from its /_mock/events. */
+  async nodeEvents(nodeUrl: string): Promise<NodeEvent[]> {
+    const res = await fetch(`${nodeUrl}/_mock/events`);
+    return ((await res.json()) as { events: NodeEvent[] }).events;
+  }
+
   /** Polls until `check` returns a truthy value (real time; for conditions driven by activities). */
   until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
     return waitUntil(what, check, timeoutMs, 50);
   }
 
+}
+
+/** One entry of a mock node's request log. */
+export interface NodeEvent {
+  event: 'start' | 'finish' | 'abort';
+  jobId: string | null;
+  attempt: number | null;
+  fromToken: number;
+  tokens: number;
+  active: number;
+  at: number;
 }
 
 /** Counts of ledger event types. */

@@ -1,27 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { countEvents, poolConfig, testMockProvider } from '../helpers/stack';
+import { countEvents, poolConfig, switchableSpotProvider, testMockProvider } from '../helpers/stack';
 import { timeSkippingSuite } from '../helpers/suite';
-import { MockProvider } from '../../src/activities/providers/mock';
-import { CapacityUnavailableError, type ProvisionRequest, type ProvisionedNode } from '../../src/activities/providers/provider';
-
-/** The real mock provider, with spot capacity switched off and on by the test, counting requests per lane. */
-class SwitchableSpotProvider extends MockProvider {
-  spotAvailable = false;
-  readonly requests: number[] = [];
-  override async provision(request: ProvisionRequest): Promise<ProvisionedNode> {
-    this.requests.push(request.laneIndex);
-    if (request.lane.market === 'spot' && !this.spotAvailable) throw new CapacityUnavailableError('no spot capacity (test)');
-    return super.provision(request);
-  }
-}
 
 const suite = timeSkippingSuite();
 
-function switchable(): SwitchableSpotProvider {
-  const base = testMockProvider();
-  return suite.track(new SwitchableSpotProvider((base as unknown as { options: ConstructorParameters<typeof MockProvider>[0] }).options));
-}
+const switchable = () => suite.track(switchableSpotProvider());
 
 test('spot shortage falls back to on-demand and the spot lane cools down before it is tried again', async () => {
   const mock = switchable();
