@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { test } from 'node:test';
+import { signCallback, verifyCallback } from '../../src/activities/callbacks/signature';
+import { CallbackTargetRefused, checkCallbackTarget, isNonPublicAddress, parseAllowList } from '../../src/activities/callbacks/target-guard';
+import { ntfyRequest } from '../../src/activities/notify';
+import { loadConfig } from '../../src/config';
+
+const none = parseAllowList([]);
+const resolver = (answers: Record<string, string[]>) => async (host: string) =>
+  (answers[host] ?? []).map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+
+test('private, loopback, link-local, CGNAT, metadata and mapped addresses are not public', () => {
+  for (const address of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1']) {
+    assert.equal(isNonPublicAddress(address), true, address);
+  }
+  for (const address of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) {
+    assert.equal(isNonPublicAddress(address), false, address);
+  }
+});
+
+test('callback targets: public names pass pinned to their address; private answers, odd schemes and credentials are refused', async () => {
+  const dns = resolver({ 'hooks.example.com': ['93.184.216.34'], 'rebind.example.com': ['93.184.216.34', '10.0.0.5'], 'metadata.example.com': ['169.254.169.254'] });
+  const ok = await checkCallbackTarget('https://hooks.example.com/zeropool', none, dns);
+  assert.equal(ok.address, '93.184.216.34');
+  await assert.rejects(checkCallbackTarget('https://rebind.example.com/x', none, dns), CallbackTargetRefused, 'one private answer refuses the name');
+  await assert.rejects(checkCallbackTarget('http://metadata.example.com/latest', none, dns), /169\.254\.169\.254/);
+  await assert.rejects(checkCallbackTarget('http://127.0.0.1:9/x', none, dns), CallbackTargetRefused);
+  await assert.rejects(checkCallbackTarget('http://[::1]:9/x', none, dns), CallbackTargetRefused);
+  await assert.rejects(checkCallbackTarget('ftp://hooks.example.com/x', none, dns), /http or https/);
+  await assert.rejects(checkCallbackTarget('https://user:pw@hooks.example.com/x', none, dns), /credentials/);
+  await assert.rejects(checkCallbackTarget('https://nowhere.example.com/x', none, dns), /cannot resolve/);
+});
+
+test('the allow-list admits named hosts, addresses and ranges, and nothing else', async () => {
+  const allow = parseAllowList(['localhost', '127.0.0.1', '10.20.0.0/16']);
+  const dns = resolver({ localhost: ['127.0.0.1', '::1'], 'build.internal': ['10.20.3.4'], 'other.internal': ['10.30.0.1'] });
+  assert.equal((await checkCallbackTarget('http://localhost:8080/x', allow, dns)).address, '127.0.0.1');
+  assert.equal((await checkCallbackTarget('http://127.0.0.1:8080/x', allow, dns)).address, '127.0.0.1');
+  assert.equal((await checkCallbackTarget('http://build.internal/x', allow, dns)).address, '10.20.3.4');
+  await assert.rejects(checkCallbackTarget('http://other.internal/x', allow, dns), CallbackTargetRefused);
+  await assert.rejects(checkCallbackTarget('http://192.168.0.1/x', allow, dns), CallbackTargetRefused);
+  assert.throws(() => parseAllowList(['10.0.0.0/99']), /bad allow-list range/);
+  assert.throws(() => loadConfig({ CALLBACK_ALLOWED_HOSTS: 'localhost,10.0.0.0/40' }), /CALLBACK_ALLOWED_HOSTS: bad allow-list range/);
+  assert.deepEqual(loadConfig({ CALLBACK_ALLOWED_HOSTS: ' localhost , 10.0.0.0/8 ' }).CALLBACK_ALLOWED_HOSTS, ['localhost', '10.0.0.0/8']);
+});
+
+test('signature: HMAC-SHA256 of "<timestamp>.<body>" in hex; tampering, another secret or a stale timestamp fail', () => {
+  const body = '{"event":"job.completed"}';
+  const now = 1_700_000_000_000;
+  const ts = now / 1000;
+  const header = signCallback('s3cret', ts, body);
+  assert.equal(header, `v1=${createHmac('sha256', 's3cret').update(`${ts}.${body}`).digest('hex')}`);
+  assert.equal(verifyCallback('s3cret', { timestamp: String(ts), signature: header }, body, { now }), true);
+  assert.equal(verifyCallback('s3cret', { timestamp: String(ts), signature: header }, body.replace('completed', 'failed'), { now }), false);
+  assert.equal(verifyCallback('other', { timestamp: String(ts), signature: header }, body, { now }), false);
+  assert.equal(verifyCallback('s3cret', { timestamp: String(ts), signature: header }, body, { now: now + 301_000 }), false);
+  assert.equal(verifyCallback('s3cret', { timestamp: String(ts), signature: undefined }, body, { now }), false);
+});
+
+test('ntfy publish: POST <server>/<topic>, message body, title, priority and tags headers, token when set', () => {
+  const { url, init } = ntfyRequest(
+    { url: 'https://ntfy.example.com/', topic: 'gpu-jobs', token: 'tk_abc' },
+    { event: 'failed', jobId: 'j1', poolId: 'team-a.chat', priority: 2, attempt: 3, detail: 'model server answered 500' },
+  );
+  assert.equal(url, 'https://ntfy.example.com/gpu-jobs');
+  const headers = init.headers as Record<string, string>;
+  assert.equal(init.method, 'POST');
+  assert.equal(headers.Title, 'zeropool job failed');
+  assert.equal(headers.Priority, '4');
+  assert.match(headers.Tags, /^x,zeropool,chat$/);
+  assert.equal(headers.Authorization, 'Bearer tk_abc');
+  assert.match(String(init.body), /Job j1 failed in pool chat \(workspace team-a, priority 2, attempt 3\)\.\nmodel server answered 500/);
+});
