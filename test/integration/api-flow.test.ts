@@ -113,7 +113,7 @@ test('bad input gets a clear error and nothing is created', async () => {
   assert.equal(unknownProvider.status, 400);
   assert.equal((await stack.request('GET', '/v1/pools/bad2')).status, 404);
   assert.equal((await stack.request('POST', '/v1/pools', poolBody('twenty'))).status, 409);
-  const missingPool = await stack.request('POST', '/v1/jobs', { pool: 'does-not-exist', payload: {} });
+  const missingPool = await stack.request('POST', '/v1/jobs', { pool: 'does-not-exist', payload: { prompt: 'x' } });
   assert.equal(missingPool.status, 404);
   assert.equal((await stack.request('POST', '/v1/jobs', { pool: 'twenty' })).status, 400);
   const big = await stack.request('POST', '/v1/jobs', { pool: 'twenty', payload: { prompt: 'x'.repeat(100_000) } });
