@@ -17,6 +17,7 @@ import {
   proxyActivities,
   setHandler,
   startChild,
+  TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -326,12 +327,16 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
   }
 }
 
-/** The progress an aborted inference attempt reported as it stopped (the activity's cancellation details). */
+/**
+ * The progress an aborted inference attempt reported as it stopped: the activity's cancellation details,
+ * or, when its worker died and it timed out instead, its last heartbeat.
+ */
 function snapshotOf(failure: unknown, attempt: number): ProgressSnapshot | undefined {
   let error: unknown = failure;
   while (error instanceof Error) {
-    if (error instanceof CancelledFailure) {
-      const details = error.details?.[0] as { completionTokens?: number; text?: string; at?: number } | undefined;
+    if (error instanceof CancelledFailure || error instanceof TimeoutFailure) {
+      const reported = error instanceof CancelledFailure ? error.details?.[0] : error.lastHeartbeatDetails;
+      const details = reported as { completionTokens?: number; text?: string; at?: number } | undefined;
       if (details && typeof details.completionTokens === 'number') {
         return {
           attempt,
