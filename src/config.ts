@@ -38,6 +38,15 @@ export const configSchema = z.object({
   NTFY_URL: z.string().url().optional(),
   NTFY_TOPIC: z.string().regex(/^[-_A-Za-z0-9]{1,64}$/, 'ntfy topics are letters, digits, - and _').optional(),
   NTFY_TOKEN: z.string().optional(),
+  DOCKER_ENABLED: z.enum(['auto', 'true', 'false']).default('auto'),
+  DOCKER_SOCKET_PATH: z.string().optional(),
+  DOCKER_NETWORK: z.enum(['host', 'bridge']).default('host'),
+  DOCKER_GPU_DEVICE_REQUESTS: z
+    .enum(['0', '1', 'false', 'true'])
+    .default('true')
+    .transform((v) => v === '1' || v === 'true'),
+  NVIDIA_SMI_PATH: z.string().default('nvidia-smi'),
+  VRAM_RESERVE_MB: z.coerce.number().int().min(0).default(1024),
   CALLBACK_ALLOWED_HOSTS: z
     .string()
     .default('')

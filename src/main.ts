@@ -11,6 +11,7 @@ import { apiContext, apiOptions, connectTemporal, embeddedAdminKey, openDatabase
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './stack/postgres';
 import { ensureTemporalBinary } from './stack/temporal-binaries';
 import { startDevServer, type DevServer } from './stack/temporal-dev';
+import { createLocalGpus } from './local-gpus';
 import { createProviders, createWorker, workerSettings } from './worker';
 
 async function main(): Promise<void> {
@@ -56,7 +57,8 @@ async function main(): Promise<void> {
   const temporal = await connectTemporal(address, config.TEMPORAL_NAMESPACE);
   stops.push(() => temporal.connection.close());
 
-  const providers = createProviders(config);
+  const local = await createLocalGpus(config, db, temporal.client);
+  const providers = createProviders(config, local);
   stops.push(async () => logger.info({ stopped: await providers.mock.terminateAll() }, 'mock nodes stopped'));
   process.on('exit', () => providers.mock.killAllSync());
   const worker = await createWorker({
@@ -76,8 +78,9 @@ async function main(): Promise<void> {
   });
 
   const resumed = await resumePools(db, temporal, config.TEMPORAL_TASK_QUEUE);
+  if (local.docker) await local.docker.removeOrphans().catch((err) => logger.error({ err }, 'orphaned container sweep failed'));
   const admin = embeddedAdminKey(config);
-  const options = apiOptions(config, admin?.key, Object.keys(providers), readinessCheck(db, temporal.connection));
+  const options = { ...apiOptions(config, admin?.key, Object.keys(providers), readinessCheck(db, temporal.connection)), local };
   const app = createApp(apiContext(config, db, temporal), options);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));

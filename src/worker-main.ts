@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import { loadConfig } from './config';
 import { registry } from './metrics';
 import { logger } from './logger';
+import { createLocalGpus } from './local-gpus';
 import { connectTemporal, openDatabase } from './runtime';
 import { createProviders, createWorker, workerSettings } from './worker';
 
@@ -11,12 +12,14 @@ async function main(): Promise<void> {
   if (!config.TEMPORAL_ADDRESS || !config.DATABASE_URL) throw new Error('TEMPORAL_ADDRESS and DATABASE_URL are required');
   const db = await openDatabase(config.DATABASE_URL);
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const local = await createLocalGpus(config, db, temporal.client);
+  if (local.docker) await local.docker.removeOrphans();
   const worker = await createWorker({
     connection: temporal.nativeConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     db,
-    providers: createProviders(config),
+    providers: createProviders(config, local),
     healthPollMs: config.WORKER_HEALTH_POLL_MS,
     ...workerSettings(config),
   });

@@ -19,6 +19,10 @@ import { jobRoutes } from './routes/jobs';
 import { jobProgressRoute } from './routes/progress';
 import { ledgerRoutes } from './routes/ledger';
 import { poolRoutes } from './routes/pools';
+import { serviceRoutes } from './routes/services';
+import { gpuRoutes } from './routes/gpu';
+import type { LocalGpus } from './local-gpus';
+import { GpuProbe } from '../gpu/probe';
 import { workspaceRoutes } from './routes/workspaces';
 
 /** Options of the app beyond the route context. */
@@ -31,6 +35,8 @@ export interface AppOptions {
   providers: string[];
   /** In-flight job limit of workspaces created through the API. */
   defaultMaxJobsInFlight?: number;
+  /** The host's GPUs and the docker provider (GET /v1/gpu, /v1/vram, /v1/available); default: probe only. */
+  local?: LocalGpus;
   /** Readiness: resolves when Temporal and PostgreSQL answer. */
   checkReady?: () => Promise<Record<string, boolean>>;
 }
@@ -78,6 +84,8 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use('/v1/workspaces', workspaceRoutes({ ...ctx, defaultMaxJobsInFlight: options.defaultMaxJobsInFlight ?? 1000 }));
   app.use('/v1/pools', poolRoutes({ ...ctx, providers: options.providers }));
   app.use('/v1/jobs', jobRoutes(ctx, jobs));
+  app.use('/v1/services', serviceRoutes({ ...ctx, providers: options.providers }));
+  app.use('/v1', gpuRoutes({ ...ctx, local: options.local ?? { probe: new GpuProbe({ nvidiaSmiPath: 'nvidia-smi' }), reserveMiB: 1024 } }));
   app.use('/v1/callback-secret', callbackSecretRoutes(ctx));
   app.use('/v1', ledgerRoutes(ctx));
   app.use('/v1', compatRoutes(jobs));

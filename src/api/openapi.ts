@@ -11,6 +11,8 @@ import { submitJobSchema } from './routes/jobs';
 import { progressReportSchema } from './routes/progress';
 import { analyticsQuerySchema, ledgerQuerySchema } from './routes/ledger';
 import { createWorkspaceSchema, issueKeySchema, updateWorkspaceSchema } from './routes/workspaces';
+import { createServiceSchema, stopServiceSchema } from './routes/services';
+import { serviceDefinitionSchema } from '../domain/service';
 
 // Adds .openapi() to zod schemas (named components need it); the API process only, never workflow code.
 extendZodWithOpenApi(z);
@@ -43,7 +45,7 @@ const poolView = z.object({
   id: z.string(),
   poolId: z.string(),
   createdAt: z.string().optional(),
-  phase: z.enum(['idle', 'scaling_up', 'active', 'waiting_idle', 'tearing_down', 'draining', 'drained']),
+  phase: z.enum(['idle', 'scaling_up', 'active', 'waiting_idle', 'tearing_down', 'draining', 'drained', 'stopping']),
   config: poolConfigSchema,
   nodes: z.array(nodeView),
   queued: z.number().int(),
@@ -148,6 +150,49 @@ const legacyStatus = z.object({
   completed_at: z.string().nullable(),
 });
 
+const service = z.object({
+  name: z.string(),
+  enabled: z.boolean(),
+  definition: z.record(z.unknown()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  phase: z.string(),
+  containers: z.array(z.object({ nodeId: z.string(), state: z.string(), url: z.string().nullable(), busySlots: z.number().int(), local: z.boolean() })),
+  queued: z.number().int(),
+  running: z.number().int(),
+});
+const gpuReport = z.object({
+  available: z.boolean(),
+  reason: z.string().optional(),
+  probedAt: z.string(),
+  gpus: z.array(
+    z.object({
+      index: z.number().int(),
+      uuid: z.string().nullable(),
+      name: z.string().nullable(),
+      utilizationPercent: z.number().nullable(),
+      memory: z.object({ totalMiB: z.number().nullable(), usedMiB: z.number().nullable(), freeMiB: z.number().nullable(), source: z.enum(['nvidia-smi', 'meminfo']) }),
+      unifiedMemory: z.boolean(),
+      migEnabled: z.boolean().nullable(),
+      temperatureC: z.number().nullable(),
+      powerDrawW: z.number().nullable(),
+      powerLimitW: z.number().nullable(),
+      processes: z.array(z.object({ pid: z.number().nullable(), name: z.string().nullable(), usedMemoryMiB: z.number().nullable() })),
+    }),
+  ),
+});
+const vram = z.object({
+  available: z.boolean(),
+  reason: z.string().optional(),
+  reserveMiBPerGpu: z.number(),
+  gpus: z.array(z.object({ index: z.number().int(), name: z.string().nullable(), totalMiB: z.number(), usedMiB: z.number(), reserveMiB: z.number(), foreignMiB: z.number(), allocatedMiB: z.number(), availableMiB: z.number() })),
+  allocations: z.array(z.object({ service: z.string(), nodeId: z.string(), gpu: z.number().int(), declaredMiB: z.number(), actualMiB: z.number().nullable(), priority: z.number().int() })),
+  otherWorkspacesMiB: z.number(),
+  totals: z.object({ totalMiB: z.number(), reservedMiB: z.number(), foreignMiB: z.number(), allocatedMiB: z.number(), availableMiB: z.number() }),
+  largestFreeMiB: z.number(),
+});
+const availability = z.object({ pool: z.string(), decision: z.enum(['use_local', 'use_cloud', 'queue']), reasons: z.array(z.string()), gpus: z.array(z.number().int()).optional(), lane: z.number().int().optional() });
+const nameParam = z.object({ name: z.string().regex(ENTITY_ID_PATTERN) });
 const callbackSecret = z.object({ workspace: z.string(), secret: z.string(), scheme: z.string() });
 const idParam = z.object({ id: z.string().regex(ENTITY_ID_PATTERN) });
 const jobIdParam = z.object({ id: z.string().uuid() });
@@ -216,6 +261,20 @@ export const API_PATHS: PathSpec[] = [
   { method: 'post', path: '/v1/pools/{id}/scale-to-zero', summary: 'Release idle nodes now (the baseline returns with the next job)', tag: 'pools', request: { params: idParam }, ok: [200, poolView, 'Scaling to zero'], errors: [401, 404] },
   { method: 'get', path: '/v1/pools/{id}/preempt/check', summary: 'What a preemption round would do now, or why it would do nothing', tag: 'pools', request: { params: idParam }, ok: [200, preemptionCheck, 'Check'], errors: [401, 404, 503] },
   { method: 'post', path: '/v1/pools/{id}/preempt', summary: 'Run a preemption round now (also for pools in manual mode)', tag: 'pools', request: { params: idParam }, ok: [200, preemptionCheck, 'Preemptions made'], errors: [401, 404] },
+
+  { method: 'post', path: '/v1/services', summary: 'Register a local GPU service (a container definition run as the pool of the same name on the docker provider)', tag: 'services', request: { body: { content: { 'application/json': { schema: createServiceSchema.and(serviceDefinitionSchema) } } } }, ok: [201, service, 'Registered'], errors: [400, 401, 409, 413, 503] },
+  { method: 'get', path: '/v1/services', summary: 'List the workspace’s services with their containers', tag: 'services', ok: [200, z.object({ services: z.array(service) }), 'Services'], errors: [401] },
+  { method: 'get', path: '/v1/services/{name}', summary: 'A service: definition, enabled, containers, jobs', tag: 'services', request: { params: nameParam }, ok: [200, service, 'Service'], errors: [401, 404] },
+  { method: 'patch', path: '/v1/services/{name}', summary: 'Change a service’s definition (running containers keep theirs until a restart)', tag: 'services', request: { params: nameParam, body: { content: { 'application/json': { schema: z.record(z.unknown()) } } } }, ok: [200, service, 'Updated'], errors: [400, 401, 404, 409] },
+  { method: 'delete', path: '/v1/services/{name}', summary: 'Delete a service with no containers and no jobs (disable it first)', tag: 'services', request: { params: nameParam }, ok: [204, null, 'Deleted'], errors: [401, 404, 409] },
+  { method: 'post', path: '/v1/services/{name}/start', summary: 'Start a container now (the idle timer stops it again if no job comes)', tag: 'services', request: { params: nameParam }, ok: [200, service, 'Starting'], errors: [401, 404, 409, 503] },
+  { method: 'post', path: '/v1/services/{name}/stop', summary: 'Stop its containers: running jobs get drainTimeoutSeconds, then are preempted (progress kept); new jobs start it again', tag: 'services', request: { params: nameParam, body: { content: { 'application/json': { schema: stopServiceSchema } } } }, ok: [202, service, 'Stopping'], errors: [400, 401, 404] },
+  { method: 'post', path: '/v1/services/{name}/restart', summary: 'Stop as above, then start a fresh container from the current definition', tag: 'services', request: { params: nameParam, body: { content: { 'application/json': { schema: stopServiceSchema } } } }, ok: [202, service, 'Restarting'], errors: [400, 401, 404, 409] },
+  { method: 'post', path: '/v1/services/{name}/disable', summary: 'Refuse new jobs; finish queued and running ones, then stop the containers', tag: 'services', request: { params: nameParam }, ok: [200, service, 'Disabled'], errors: [401, 404] },
+  { method: 'post', path: '/v1/services/{name}/enable', summary: 'Take jobs again', tag: 'services', request: { params: nameParam }, ok: [200, service, 'Enabled'], errors: [401, 404] },
+  { method: 'get', path: '/v1/gpu', summary: 'The host’s GPUs from nvidia-smi (available: false without one)', tag: 'local', ok: [200, gpuReport, 'GPUs'], errors: [401] },
+  { method: 'get', path: '/v1/vram', summary: 'VRAM per GPU: total, reserve, used by others, allocated to services, available for new ones', tag: 'local', ok: [200, vram, 'VRAM'], errors: [401] },
+  { method: 'get', path: '/v1/available/{pool}', summary: 'Where a job for this pool would run now: use_local, use_cloud or queue, with the reasons', tag: 'local', request: { params: z.object({ pool: z.string().regex(ENTITY_ID_PATTERN) }) }, ok: [200, availability, 'Decision'], errors: [401, 404, 503] },
 
   { method: 'post', path: '/v1/jobs', summary: 'Submit a job', tag: 'jobs', request: { body: { content: { 'application/json': { schema: submitJobSchema } } } }, ok: [202, z.object({ id: z.string().uuid(), status: z.literal('queued'), status_url: z.string(), priority: z.number().int(), progress_token: z.string() }), 'Accepted (progress_token is for the node that reports progress)'], errors: [400, 401, 404, 409, 413, 429] },
   { method: 'get', path: '/v1/jobs/{id}', summary: 'A job’s status, timings, tokens and result', tag: 'jobs', request: { params: jobIdParam }, ok: [200, job, 'Job'], errors: [401, 404] },

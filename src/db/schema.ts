@@ -151,11 +151,25 @@ ALTER TABLE jobs ADD COLUMN progress_token_hash BYTEA;
 ALTER TABLE jobs ADD COLUMN callback JSONB;
 `;
 
+/** Local GPU services: a container definition per service, run as the pool of the same name. */
+const SERVICES = `
+CREATE TABLE services (
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  name         TEXT NOT NULL,
+  definition   JSONB NOT NULL,
+  enabled      BOOLEAN NOT NULL DEFAULT true,
+  created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+  updated_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+  PRIMARY KEY (workspace_id, name)
+);
+`;
+
 /** Migrations in order; never edit one that has shipped, add the next. */
 const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   { version: 1, name: 'base', sql: BASE },
   { version: 2, name: 'workspaces and ledger hash chain', sql: WORKSPACES },
   { version: 3, name: 'callback secrets, progress tokens, callback state', sql: JOB_QUEUE },
+  { version: 4, name: 'local GPU services', sql: SERVICES },
 ];
 
 /** Applies the migrations this database has not had yet (up to `upTo`, for tests of the upgrade path). */

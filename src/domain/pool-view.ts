@@ -5,6 +5,7 @@ import type { PoolPhase, PoolState, PoolView } from './types';
 
 /** Human-readable phase derived from the state. */
 export function poolPhase(state: PoolState, teardownRunning: boolean): PoolPhase {
+  if (state.stopping) return 'stopping';
   if (state.draining) return state.nodes.length === 0 && isIdle(state) ? 'drained' : 'draining';
   if (teardownRunning || state.nodes.some((n) => n.state === 'terminating')) return 'tearing_down';
   if (state.nodes.some((n) => n.state === 'provisioning')) return 'scaling_up';

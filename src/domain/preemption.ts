@@ -1,6 +1,6 @@
 /** Preemption policy: which running job makes room for which queued one, and why (or why not). Pure. */
 import { basePriority, isEligible } from './placement';
-import { activeNodes, busySlots } from './scaling';
+import { activeNodes, availableLanes, busySlots } from './scaling';
 import type { Placement, PoolState, QueuedJob } from './types';
 
 /** Priority gap that allows a preemption when a pool does not set one. */
@@ -22,7 +22,8 @@ export interface PreemptionPlan {
 
 /**
  * Preempts only when a queued job cannot get capacity any other way: no free slot on a ready node, no
- * node on its way, and the pool already at maxNodes. Then the highest-priority waiting jobs are paired with
+ * node on its way, and the pool already at maxNodes or every lane short (no VRAM on the local GPUs, no cloud
+ * capacity). Then the highest-priority waiting jobs are paired with
  * the lowest-priority running jobs (the most recently placed among equals: the least work thrown away)
  * while the running job's priority number exceeds the waiting one's by at least the gap. Priorities are
  * compared before aging, so a job that aged up never preempts. A preemption already under way serves the
@@ -33,8 +34,12 @@ export function planPreemptions(state: PoolState, now: number): PreemptionPlan {
   const waiting = state.queue.filter((job) => isEligible(job, now));
   if (waiting.length === 0) return { choices: [], reasons: ['no job is waiting'] };
   const active = activeNodes(state);
-  if (active.some((n) => n.state === 'provisioning')) return { choices: [], reasons: ['a node is on its way: waiting jobs will run there'] };
-  if (active.length < state.config.maxNodes) {
+  // A node still looking for a lane (laneIndex -1: every lane short, e.g. no VRAM on the local GPUs) is not on its way.
+  if (active.some((n) => n.state === 'provisioning' && n.laneIndex >= 0)) {
+    return { choices: [], reasons: ['a node is on its way: waiting jobs will run there'] };
+  }
+  const lanesOpen = availableLanes(state.config, state.laneCooldownUntil, now).length > 0;
+  if (active.length < state.config.maxNodes && lanesOpen) {
     return { choices: [], reasons: [`the pool can still add nodes (${active.length} of ${state.config.maxNodes})`] };
   }
   if (active.some((n) => n.state === 'ready' && !n.suspect && busySlots(n) < n.slots.length)) {

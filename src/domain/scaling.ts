@@ -11,10 +11,10 @@ export function busySlots(node: NodeRecord): number {
   return node.slots.filter((s) => s !== null).length;
 }
 
-/** Warm baseline the pool keeps right now. */
+/** Warm baseline the pool keeps right now (minNodes, or more while an operator's start holds nodes warm). */
 export function baseline(state: PoolState): number {
-  if (state.draining || state.baselineSuspended) return 0;
-  return Math.min(state.config.minNodes, state.config.maxNodes);
+  if (state.draining || state.baselineSuspended || state.stopping) return 0;
+  return Math.min(Math.max(state.config.minNodes, state.warmNodes ?? 0), state.config.maxNodes);
 }
 
 /**

@@ -89,7 +89,7 @@ export interface Placement {
 }
 
 /** Phase of a pool, for humans and dashboards. */
-export type PoolPhase = 'idle' | 'scaling_up' | 'active' | 'waiting_idle' | 'tearing_down' | 'draining' | 'drained';
+export type PoolPhase = 'idle' | 'scaling_up' | 'active' | 'waiting_idle' | 'tearing_down' | 'draining' | 'drained' | 'stopping';
 
 /** Everything a pool workflow carries across continue-as-new. */
 export interface PoolState {
@@ -114,6 +114,20 @@ export interface PoolState {
   teardownSequence?: number;
   /** Preemptions made over the pool's life. */
   preemptedTotal?: number;
+  /** Nodes an operator asked to keep up (a service "start") until the idle timer next fires. */
+  warmNodes?: number;
+  /** An operator stop (or restart) under way: queued jobs wait, running ones get until `deadline`. */
+  stopping?: PoolStop;
+}
+
+/** A stop in progress: let running jobs finish until the deadline, preempt the rest, release every node. */
+export interface PoolStop {
+  /** Workflow time (ms) after which running jobs are preempted (their progress kept, requeued). */
+  deadline: number;
+  /** After the nodes are gone: `idle` (jobs that arrive start it again) or `warm` (start one node: a restart). */
+  then: 'idle' | 'warm';
+  /** When the stop was asked for. */
+  since: number;
 }
 
 /** Snapshot answered by the pool state query and the API. */

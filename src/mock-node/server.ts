@@ -170,7 +170,8 @@ const server = http.createServer((req, res) => {
   json(res, 404, { error: { message: `no route ${req.method} ${url}`, type: 'invalid_request_error' } });
 });
 
-server.listen(0, '127.0.0.1', () => {
+// In a container on the host network the node is told its port (MOCK_PORT); as a local process it takes any.
+server.listen(Number(process.env.MOCK_PORT ?? 0), process.env.MOCK_HOST ?? '127.0.0.1', () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const recordFile = process.env.MOCK_RECORD_FILE;

@@ -33,6 +33,13 @@ export const drainPoolUpdate = defineUpdate<PoolView, []>('drainPool');
 export const resumePoolUpdate = defineUpdate<PoolView, []>('resumePool');
 /** Release every idle node now, baseline included, without waiting for the idle timer. */
 export const scaleToZeroUpdate = defineUpdate<PoolView, []>('scaleToZero');
+/** Bring nodes up now without waiting for a job (a service "start"); the idle timer still stops them. */
+export const warmPoolUpdate = defineUpdate<PoolView, [{ nodes: number }]>('warmPool');
+/**
+ * Stop every node (a service "stop", or "restart" with then = warm): queued jobs wait, running jobs get
+ * `drainTimeoutSeconds` to finish and are then preempted (progress kept, requeued). New jobs start it again.
+ */
+export const stopPoolUpdate = defineUpdate<PoolView, [{ drainTimeoutSeconds: number; then: 'idle' | 'warm' }]>('stopPool');
 /** What a preemption round would do now, and why not if nothing. */
 export const preemptionCheckQuery = defineQuery<PreemptionCheck>('preemptionCheck');
 /** Run a preemption round now (also in `manual` mode); answers what it preempted. */

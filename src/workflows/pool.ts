@@ -35,7 +35,7 @@ import {
   nodesToAdd,
   teardownCandidates,
 } from '../domain/scaling';
-import type { NodeRecord, PlacementGrant, PoolConfig, PoolState } from '../domain/types';
+import type { NodeRecord, Placement, PlacementGrant, PoolConfig, PoolState, PoolStop } from '../domain/types';
 import {
   drainPoolUpdate,
   jobArrivedSignal,
@@ -49,7 +49,9 @@ import {
   preemptNowUpdate,
   resumePoolUpdate,
   scaleToZeroUpdate,
+  stopPoolUpdate,
   updatePoolConfigUpdate,
+  warmPoolUpdate,
 } from './messages';
 
 /** Input of the pool workflow: a fresh config, or the state carried over by continue-as-new. */
@@ -114,7 +116,8 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   const noteWorkArrived = () => {
     state.idleSince = undefined;
     state.baselineSuspended = false;
-    cancelTeardown();
+    // A stop's teardown goes on: the new job waits and starts the pool again once the stop is done.
+    if (!state.stopping) cancelTeardown();
   };
 
   /** A burst during teardown keeps every node whose terminate call has not gone out. */
@@ -188,7 +191,46 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   });
   setHandler(preemptionCheckQuery, () => describePlan(state, planPreemptions(state, now())));
   setHandler(preemptNowUpdate, () => preempt('operator'));
+  setHandler(
+    warmPoolUpdate,
+    ({ nodes }) => {
+      if (state.stopping) state.stopping.then = 'warm';
+      else {
+        state.warmNodes = Math.min(nodes, state.config.maxNodes);
+        state.baselineSuspended = false;
+        // The idle timer counts from the start, so a started service with no jobs stops after idleTimeoutSeconds.
+        state.idleSince = undefined;
+        cancelTeardown();
+      }
+      touch();
+      return toPoolView(state, teardownRun !== undefined, now());
+    },
+    {
+      validator: ({ nodes }) => {
+        if (!Number.isInteger(nodes) || nodes < 1) throw new Error('nodes must be a positive integer');
+        if (state.draining) throw new Error('the pool is draining: resume it first');
+      },
+    },
+  );
+  setHandler(
+    stopPoolUpdate,
+    ({ drainTimeoutSeconds, then }) => {
+      const deadline = now() + drainTimeoutSeconds * 1000;
+      // Asking again keeps the earlier deadline: a second stop never gives running jobs more time.
+      state.stopping = { deadline: Math.min(deadline, state.stopping?.deadline ?? deadline), then, since: state.stopping?.since ?? now() };
+      state.warmNodes = 0;
+      touch();
+      return toPoolView(state, teardownRun !== undefined, now());
+    },
+    {
+      validator: ({ drainTimeoutSeconds, then }) => {
+        if (!(drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 24 * 3600)) throw new Error('drainTimeoutSeconds must be between 0 and 86400');
+        if (then !== 'idle' && then !== 'warm') throw new Error('then must be idle or warm');
+      },
+    },
+  );
   setHandler(scaleToZeroUpdate, () => {
+    state.warmNodes = 0;
     state.baselineSuspended = true;
     forceTeardown = true;
     touch();
@@ -398,19 +440,52 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   function preempt(by: 'pool' | 'operator'): PreemptionCheck {
     const plan = planPreemptions(state, now());
     for (const { victim, preemptor } of plan.choices) {
-      victim.preempting = true;
-      state.preemptedTotal = (state.preemptedTotal ?? 0) + 1;
       const reason = `preempted for job ${preemptor.jobId} (priority ${preemptor.priority ?? 3}) by the ${by}`;
-      log.info('preempting job', { poolId, jobId: victim.jobId, nodeId: victim.nodeId, for: preemptor.jobId });
-      ledger('job_preempted', `${victim.jobId}:preempted:${victim.attempt}`, {
-        jobId: victim.jobId,
-        nodeId: victim.nodeId,
-        details: { attempt: victim.attempt, priority: victim.priority ?? 3, by: preemptor.jobId, byPriority: preemptor.priority ?? 3, trigger: by },
-      });
-      void signalJob(victim.jobId, 'preempt', { attempt: victim.attempt, reason, byJobId: preemptor.jobId });
+      preemptOne(victim, reason, preemptor.jobId, by, preemptor.priority ?? 3);
     }
     if (plan.choices.length > 0) touch();
     return describePlan(state, plan);
+  }
+
+  /** Asks one running job to stop (its slot stays taken until it confirms by queueing its next attempt). */
+  function preemptOne(victim: Placement, reason: string, by: string, trigger: string, byPriority?: number): void {
+    victim.preempting = true;
+    state.preemptedTotal = (state.preemptedTotal ?? 0) + 1;
+    log.info('preempting job', { poolId, jobId: victim.jobId, nodeId: victim.nodeId, for: by });
+    ledger('job_preempted', `${victim.jobId}:preempted:${victim.attempt}`, {
+      jobId: victim.jobId,
+      nodeId: victim.nodeId,
+      details: { attempt: victim.attempt, priority: victim.priority ?? 3, by, ...(byPriority !== undefined ? { byPriority } : {}), trigger },
+    });
+    void signalJob(victim.jobId, 'preempt', { attempt: victim.attempt, reason, byJobId: by });
+  }
+
+  /**
+   * One step of an operator stop: wait for running jobs until the deadline, then preempt the rest (their
+   * progress is kept and they run again later), then release every node; done, the pool takes work again.
+   */
+  async function advanceStop(stop: PoolStop): Promise<void> {
+    const unfinished = state.running.filter((p) => !p.preempting);
+    if (unfinished.length > 0 && now() < stop.deadline) {
+      await condition(() => wake || readyToContinueAsNew(), stop.deadline - now());
+      return;
+    }
+    for (const victim of unfinished) preemptOne(victim, 'the pool is stopping (drain timeout passed)', 'stop', 'stop');
+    if (unfinished.length > 0) touch();
+    const ready = state.nodes.filter((n) => n.state === 'ready');
+    if (state.running.length === 0 && ready.length > 0 && !teardownRun) {
+      void teardown(ready, 0);
+      return;
+    }
+    if (state.running.length > 0 || state.nodes.length > 0 || teardownRun) {
+      await condition(() => wake || readyToContinueAsNew());
+      return;
+    }
+    state.stopping = undefined;
+    state.warmNodes = stop.then === 'warm' ? 1 : 0;
+    state.idleSince = undefined;
+    log.info('pool stopped', { poolId, then: stop.then, queued: state.queue.length });
+    touch();
   }
 
   /** Tears down idle nodes above the baseline; a job arriving before a node's terminate call keeps it. */
@@ -454,33 +529,39 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
 
   for (;;) {
     wake = false;
-    dispatchPlacements();
-    if (!state.draining || !isIdle(state)) startNodes(nodesToAdd(state));
-    if (state.config.preemption !== 'manual' && state.queue.length > 0) preempt('pool');
-
-    if (isIdle(state)) {
-      if (state.idleSince === undefined) state.idleSince = now();
-      const candidates = state.draining ? activeNodes(state).filter((n) => n.state === 'ready') : teardownCandidates(state);
-      const readyCandidates = candidates.filter((n) => n.state === 'ready');
-      const idleDeadline = state.idleSince + state.config.idleTimeoutSeconds * 1000;
-      if (readyCandidates.length > 0 && !teardownRun && (forceTeardown || state.draining || now() >= idleDeadline)) {
-        const grace = forceTeardown || state.draining ? 0 : state.config.teardownGraceSeconds;
-        forceTeardown = false;
-        void teardown(readyCandidates, grace);
-        continue;
-      }
-      forceTeardown = false;
-      if (readyCandidates.length > 0 && !teardownRun) {
-        await condition(() => wake || readyToContinueAsNew(), idleDeadline - now());
-      } else {
-        await condition(() => wake || readyToContinueAsNew());
-      }
+    if (state.stopping) {
+      await advanceStop(state.stopping);
     } else {
-      state.idleSince = undefined;
-      // A job in retry backoff becomes placeable by the clock alone.
-      const retryAt = nextRetryAt(state, now());
-      if (retryAt !== undefined) await condition(() => wake || readyToContinueAsNew(), retryAt - now());
-      else await condition(() => wake || readyToContinueAsNew());
+      dispatchPlacements();
+      if (!state.draining || !isIdle(state)) startNodes(nodesToAdd(state));
+      if (state.config.preemption !== 'manual' && state.queue.length > 0) preempt('pool');
+
+      if (isIdle(state)) {
+        if (state.idleSince === undefined) state.idleSince = now();
+        const idleDeadline = state.idleSince + state.config.idleTimeoutSeconds * 1000;
+        // A start keeps its nodes warm until the idle timer first fires; then they go like any idle node.
+        if (state.warmNodes && now() >= idleDeadline) state.warmNodes = 0;
+        const candidates = state.draining ? activeNodes(state).filter((n) => n.state === 'ready') : teardownCandidates(state);
+        const readyCandidates = candidates.filter((n) => n.state === 'ready');
+        if (readyCandidates.length > 0 && !teardownRun && (forceTeardown || state.draining || now() >= idleDeadline)) {
+          const grace = forceTeardown || state.draining ? 0 : state.config.teardownGraceSeconds;
+          forceTeardown = false;
+          void teardown(readyCandidates, grace);
+          continue;
+        }
+        forceTeardown = false;
+        if ((readyCandidates.length > 0 || state.warmNodes) && !teardownRun) {
+          await condition(() => wake || readyToContinueAsNew(), idleDeadline - now());
+        } else {
+          await condition(() => wake || readyToContinueAsNew());
+        }
+      } else {
+        state.idleSince = undefined;
+        // A job in retry backoff becomes placeable by the clock alone.
+        const retryAt = nextRetryAt(state, now());
+        if (retryAt !== undefined) await condition(() => wake || readyToContinueAsNew(), retryAt - now());
+        else await condition(() => wake || readyToContinueAsNew());
+      }
     }
 
     if (readyToContinueAsNew()) {

@@ -12,6 +12,12 @@ import type { NtfySettings } from '../../src/activities/notify';
 import { MockProvider } from '../../src/activities/providers/mock';
 import { readinessCheck } from '../../src/runtime';
 import { createWorker } from '../../src/worker';
+import Docker from 'dockerode';
+import { DockerProvider } from '../../src/activities/providers/docker';
+import type { LocalGpus } from '../../src/api/local-gpus';
+import { GpuProbe } from '../../src/gpu/probe';
+import { temporalPoolControl } from '../../src/local-gpus';
+import { logger } from '../../src/logger';
 import { waitUntil } from './wait';
 import { startTestDatabase, type TestDatabase } from './postgres';
 import { devServerEnv } from './temporal';
@@ -27,6 +33,8 @@ export interface ApiStackOptions {
   maxJobsInFlight?: number;
   /** Send job notifications to this ntfy-shaped server. */
   ntfy?: NtfySettings;
+  /** Turn on the docker provider (a real engine) with GPUs read by this nvidia-smi. */
+  docker?: { nvidiaSmiPath: string; reserveMiB?: number };
 }
 
 /** Tests receive callbacks on loopback, which production refuses unless allowed. */
@@ -41,6 +49,7 @@ export class ApiStack {
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'zeropool-it-'));
   taskQueue = 'zeropool-it';
   mock!: MockProvider;
+  local?: LocalGpus & { docker: DockerProvider };
   env!: TestWorkflowEnvironment;
   database!: TestDatabase;
   private server?: Server;
@@ -60,6 +69,21 @@ export class ApiStack {
       spotInterruptionsPerHour: 0,
       seed: 1,
     });
+    if (this.options.docker) {
+      const probe = new GpuProbe({ nvidiaSmiPath: this.options.docker.nvidiaSmiPath, cacheMs: 0 });
+      const reserveMiB = this.options.docker.reserveMiB ?? 1024;
+      const docker = new DockerProvider({
+        docker: new Docker(),
+        db: this.database.db,
+        gpus: probe,
+        logger,
+        reserveMiB,
+        network: 'host',
+        gpuDeviceRequests: false,
+        pools: temporalPoolControl(this.env.client),
+      });
+      this.local = { probe, docker, reserveMiB };
+    }
     if (this.options.workerProcess) await this.startWorkerProcess();
     else await this.startWorkerInProcess();
     const app = createApp(
@@ -77,7 +101,8 @@ export class ApiStack {
       {
         apiKey: TEST_ADMIN_KEY,
         bodyLimit: '64kb',
-        providers: ['mock'],
+        providers: this.local ? ['mock', 'docker'] : ['mock'],
+        local: this.local,
         defaultMaxJobsInFlight: this.options.maxJobsInFlight ?? 1000,
         checkReady: readinessCheck(this.database.db, this.env.connection),
       },
@@ -96,7 +121,7 @@ export class ApiStack {
       namespace: 'default',
       taskQueue: this.taskQueue,
       db: this.database.db,
-      providers: { mock: this.mock },
+      providers: { mock: this.mock, ...(this.local ? { docker: this.local.docker } : {}) },
       healthPollMs: 100,
       callbackAllowList: TEST_CALLBACK_ALLOW_LIST,
       ntfy: this.options.ntfy,

@@ -22,6 +22,8 @@ test('every route the API registers is in the document, with its errors', () => 
     'callbacks.ts': '/v1/callback-secret',
     'ledger.ts': '/v1',
     'compat.ts': '/v1',
+    'services.ts': '/v1/services',
+    'gpu.ts': '/v1',
   };
   const routeFiles = readdirSync(path.join(__dirname, '..', '..', 'src', 'api', 'routes'));
   assert.deepEqual(routeFiles.filter((f) => !(f in mounts)), [], 'every route file has its mount point listed here');
@@ -34,6 +36,7 @@ test('every route the API registers is in the document, with its errors', () => 
     }
     // Operator actions are registered through a helper: POST /:id/<action>.
     for (const [, action] of source.matchAll(/operatorAction\('([a-z-]+)'/g)) registered.push(`POST ${prefix}/{id}/${action}`);
+    for (const [, action] of source.matchAll(/stopAction\('([a-z-]+)'/g)) registered.push(`POST ${prefix}/{name}/${action}`);
   }
   assert.ok(registered.length >= 20, `found ${registered.length} routes`);
   for (const route of registered) assert.ok(documented.has(route), `${route} is not in the OpenAPI document`);

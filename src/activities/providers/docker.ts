@@ -1,0 +1,398 @@
+/**
+ * The `docker` provider: a node is a container made from a registered service definition, on this host's
+ * GPUs. Admission is by VRAM (declared per service, checked against nvidia-smi and our other containers,
+ * under a PostgreSQL advisory lock so two workers on one host cannot both take the last gigabytes).
+ */
+import Docker from 'dockerode';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { getServiceByPoolKey } from '../../db/services';
+import { admit, servicesToStopForRoom, type GpuMemory, type VramAllocation } from '../../domain/vram';
+import { serviceVramMiB, type ServiceDefinition, type ServiceRecord } from '../../domain/service';
+import type { GpuProbe } from '../../gpu/probe';
+import { splitPoolKey } from '../../ids';
+import { CapacityUnavailableError, InvalidRequestError, type NodeStatus, type ProvisionedNode, type ProvisionRequest, type Provider } from './provider';
+
+/** Labels on every container we create: they say whose it is, so nothing else on the host is ever touched. */
+export const LABEL = {
+  managed: 'zeropool.managed',
+  workspace: 'zeropool.workspace',
+  pool: 'zeropool.pool',
+  service: 'zeropool.service',
+  node: 'zeropool.node',
+  port: 'zeropool.port',
+  gpus: 'zeropool.gpus',
+  vramPerGpu: 'zeropool.vram-mib-per-gpu',
+  priority: 'zeropool.priority',
+} as const;
+
+/** Name of the container of a node. */
+export function containerName(nodeId: string): string {
+  return `zeropool-${nodeId}`;
+}
+
+/** What the provider asks of the pools of other services (through Temporal) when it must make room. */
+export interface PoolControl {
+  /** The pool has no queued or running job. */
+  isIdle(poolKey: string): Promise<boolean>;
+  /** Stops every node of the pool (it starts again when a job arrives). */
+  stop(poolKey: string): Promise<void>;
+}
+
+export interface DockerProviderOptions {
+  docker: Docker;
+  db: Pool;
+  gpus: GpuProbe;
+  logger: Logger;
+  /** VRAM kept free on each GPU for the driver and other tenants, MiB. */
+  reserveMiB: number;
+  /** `host`: containers share the host's network (a free port is chosen per container); `bridge`: the port is published on 127.0.0.1. */
+  network: 'host' | 'bridge';
+  /** Ask Docker for the GPUs (NVIDIA container toolkit). Off where no toolkit is installed. */
+  gpuDeviceRequests: boolean;
+  pools?: PoolControl;
+  /** Health request timeout, ms. */
+  healthTimeoutMs?: number;
+}
+
+/** A container of ours, as listed. */
+interface OurContainer {
+  id: string;
+  name: string;
+  poolKey: string;
+  nodeId: string;
+  state: string;
+  gpus: number[];
+  vramPerGpuMiB: number;
+  priority: number;
+}
+
+const ADMISSION_LOCK = 'zeropool:docker-admission';
+
+function isNotFound(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode === 404;
+}
+
+/** A free TCP port on the loopback interface (the container listens there on the host network). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export class DockerProvider implements Provider {
+  readonly name = 'docker';
+
+  constructor(private readonly options: DockerProviderOptions) {}
+
+  private async serviceOf(poolKey: string): Promise<ServiceRecord | undefined> {
+    return getServiceByPoolKey(this.options.db, poolKey);
+  }
+
+  /** Our containers (any state), from their labels. */
+  async ourContainers(filter: { poolKey?: string } = {}): Promise<OurContainer[]> {
+    const labels = [`${LABEL.managed}=true`, ...(filter.poolKey ? [`${LABEL.pool}=${filter.poolKey}`] : [])];
+    const list = await this.options.docker.listContainers({ all: true, filters: { label: labels } });
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? '').replace(/^\//, ''),
+      poolKey: c.Labels[LABEL.pool] ?? '',
+      nodeId: c.Labels[LABEL.node] ?? '',
+      state: c.State,
+      gpus: (c.Labels[LABEL.gpus] ?? '').split(',').filter(Boolean).map(Number),
+      vramPerGpuMiB: Number(c.Labels[LABEL.vramPerGpu] ?? 0),
+      priority: Number(c.Labels[LABEL.priority] ?? 3),
+    }));
+  }
+
+  async provision(request: ProvisionRequest): Promise<ProvisionedNode> {
+    const service = await this.serviceOf(request.poolId);
+    if (!service) throw new InvalidRequestError(`no registered service for pool ${request.poolId}: only registered services run on docker`);
+    if (!service.enabled) throw new CapacityUnavailableError(`service ${service.name} is disabled`);
+    const definition = service.definition;
+    if (definition.adoptContainer) return this.startAdopted(request, definition);
+
+    const existing = await this.inspect(containerName(request.nodeId));
+    if (existing) {
+      // A retry after a crash: the container was made, maybe not started.
+      if (!existing.State.Running) await this.options.docker.getContainer(existing.Id).start().catch(ignoreAlreadyStarted);
+      return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: await this.urlOf(existing.Id) };
+    }
+    const created = await this.admitAndCreate(request, service);
+    await this.options.docker.getContainer(created).start();
+    this.options.gpus.invalidate();
+    const url = await this.urlOf(created);
+    this.options.logger.info({ poolId: request.poolId, nodeId: request.nodeId, container: containerName(request.nodeId), url }, 'container started');
+    return { nodeId: request.nodeId, laneIndex: request.laneIndex, url };
+  }
+
+  /** VRAM admission and container creation, one at a time across every worker sharing the database. */
+  private async admitAndCreate(request: ProvisionRequest, service: ServiceRecord): Promise<string> {
+    const definition = service.definition;
+    const client = await this.options.db.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [ADMISSION_LOCK]);
+      let gpuIndexes: number[] = [];
+      let perGpuMiB = 0;
+      const vramMiB = serviceVramMiB(definition);
+      if (vramMiB > 0) {
+        const decision = await this.admission(request.poolId, definition, vramMiB);
+        gpuIndexes = decision.gpuIndexes;
+        perGpuMiB = decision.perGpuMiB;
+      }
+      const id = await this.create(request, service, gpuIndexes, perGpuMiB);
+      await client.query('COMMIT');
+      return id;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Decides the GPUs, or stops idle lower-priority services to make room and reports the shortage. */
+  private async admission(poolKey: string, definition: ServiceDefinition, vramMiB: number): Promise<{ gpuIndexes: number[]; perGpuMiB: number }> {
+    const { gpus, allocations } = await this.vramFacts();
+    if (gpus === null) throw new CapacityUnavailableError('no GPU on this host: the service needs VRAM');
+    const request = { vramMiB, gpuCount: definition.gpuCount, gpuIndexes: definition.gpuIndexes, priority: definition.priority, poolKey };
+    const decision = admit(gpus, allocations, this.options.reserveMiB, request);
+    if (decision.fits) return decision;
+    const pools = this.options.pools;
+    if (pools) {
+      const lower = [...new Set(allocations.filter((a) => a.priority > definition.priority && a.poolKey !== poolKey).map((a) => a.poolKey))];
+      const idle = new Set<string>();
+      for (const key of lower) if (await pools.isIdle(key).catch(() => false)) idle.add(key);
+      const withIdle = allocations.map((a) => ({ ...a, idle: idle.has(a.poolKey) }));
+      const victims = servicesToStopForRoom(gpus, withIdle, this.options.reserveMiB, request);
+      if (victims.length > 0) {
+        for (const key of victims) {
+          this.options.logger.warn({ poolId: poolKey, stopping: key }, 'stopping an idle lower-priority service to make room');
+          await pools.stop(key);
+        }
+        throw new CapacityUnavailableError(`no VRAM now (${decision.reason}); stopping idle lower-priority service(s) ${victims.join(', ')} to make room`);
+      }
+    }
+    throw new CapacityUnavailableError(`no VRAM: ${decision.reason}`);
+  }
+
+  /** GPUs (null: none) and what our containers hold on them; `idle` is filled in only when room is needed. */
+  async vramFacts(): Promise<{ gpus: GpuMemory[] | null; allocations: VramAllocation[]; reason?: string }> {
+    const report = await this.options.gpus.probe();
+    const ours = (await this.ourContainers()).filter((c) => c.state !== 'exited' && c.state !== 'dead');
+    const usedByContainer = await this.attributeProcesses(report.rawProcesses, ours);
+    const allocations: VramAllocation[] = ours.flatMap((c) =>
+      c.gpus.map((gpuIndex) => {
+        const seen = usedByContainer.get(c.id);
+        return {
+          poolKey: c.poolKey,
+          nodeId: c.nodeId,
+          gpuIndex,
+          declaredMiB: c.vramPerGpuMiB,
+          actualMiB: seen ? (seen.get(gpuIndex) ?? 0) : null,
+          priority: c.priority,
+          idle: false,
+        };
+      }),
+    );
+    if (!report.available) return { gpus: null, allocations, reason: report.reason };
+    const gpus = report.gpus
+      .filter((g) => g.memory.totalMiB !== null)
+      .map((g) => ({ index: g.index, totalMiB: g.memory.totalMiB!, usedMiB: g.memory.usedMiB ?? g.memory.totalMiB! }));
+    return { gpus, allocations };
+  }
+
+  /**
+   * Which of our containers each GPU process belongs to (its cgroup names the container id), with its
+   * memory per GPU index. Containers none of whose processes were found map to nothing (use unknown).
+   */
+  private async attributeProcesses(
+    processes: Array<{ gpuUuid: string | null; pid: number | null; usedMemoryMiB: number | null }>,
+    ours: OurContainer[],
+  ): Promise<Map<string, Map<number, number>>> {
+    const out = new Map<string, Map<number, number>>();
+    if (processes.length === 0) return out;
+    const report = await this.options.gpus.probe();
+    const indexOf = new Map(report.gpus.map((g) => [g.uuid, g.index]));
+    for (const p of processes) {
+      if (p.pid === null || p.usedMemoryMiB === null) continue;
+      const cgroup = await readFile(`/proc/${p.pid}/cgroup`, 'utf8').catch(() => '');
+      const owner = ours.find((c) => cgroup.includes(c.id));
+      const index = indexOf.get(p.gpuUuid);
+      if (!owner || index === undefined) continue;
+      const perGpu = out.get(owner.id) ?? new Map<number, number>();
+      perGpu.set(index, (perGpu.get(index) ?? 0) + p.usedMemoryMiB);
+      out.set(owner.id, perGpu);
+    }
+    return out;
+  }
+
+  private async create(request: ProvisionRequest, service: ServiceRecord, gpuIndexes: number[], perGpuMiB: number): Promise<string> {
+    const definition = service.definition;
+    const { workspaceId } = splitPoolKey(request.poolId);
+    const host = this.options.network === 'host';
+    const port = host ? await freePort() : definition.port;
+    const fill = (text: string) => text.replaceAll('{port}', String(port));
+    const visible = gpuIndexes.join(',');
+    const env = {
+      ...Object.fromEntries(Object.entries(definition.env ?? {}).map(([k, v]) => [k, fill(v)])),
+      PORT: String(port),
+      ZEROPOOL_NODE_ID: request.nodeId,
+      ZEROPOOL_MODEL: request.model,
+      // The NVIDIA runtime exposes these host GPUs (renumbered from 0 inside the container); ZEROPOOL_GPUS keeps the host indexes.
+      ...(gpuIndexes.length > 0 ? { NVIDIA_VISIBLE_DEVICES: visible, ZEROPOOL_GPUS: visible } : {}),
+    };
+    const spec: Docker.ContainerCreateOptions = {
+      name: containerName(request.nodeId),
+      Image: definition.image,
+      Cmd: definition.command?.map(fill),
+      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      Labels: {
+        [LABEL.managed]: 'true',
+        [LABEL.workspace]: workspaceId,
+        [LABEL.pool]: request.poolId,
+        [LABEL.service]: service.name,
+        [LABEL.node]: request.nodeId,
+        [LABEL.port]: String(port),
+        [LABEL.gpus]: gpuIndexes.join(','),
+        [LABEL.vramPerGpu]: String(perGpuMiB),
+        [LABEL.priority]: String(definition.priority),
+      },
+      StopTimeout: definition.stopTimeoutSeconds,
+      ExposedPorts: host ? undefined : { [`${port}/tcp`]: {} },
+      HostConfig: {
+        NetworkMode: this.options.network,
+        PortBindings: host ? undefined : { [`${port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
+        RestartPolicy: { Name: 'no' },
+        DeviceRequests:
+          gpuIndexes.length > 0 && this.options.gpuDeviceRequests
+            ? [{ Driver: 'nvidia', DeviceIDs: gpuIndexes.map(String), Capabilities: [['gpu']] }]
+            : undefined,
+      },
+    };
+    try {
+      return (await this.options.docker.createContainer(spec)).id;
+    } catch (err) {
+      if (isNotFound(err)) throw new InvalidRequestError(`image ${definition.image} is not on this host: pull or build it first`);
+      if ((err as { statusCode?: number }).statusCode === 409) {
+        // Created by a racing retry of the same node: use it.
+        const existing = await this.inspect(containerName(request.nodeId));
+        if (existing) return existing.Id;
+      }
+      throw err;
+    }
+  }
+
+  /** An existing container named by the service (explicit adoption): started if needed, never removed. */
+  private async startAdopted(request: ProvisionRequest, definition: ServiceDefinition): Promise<ProvisionedNode> {
+    const info = await this.inspect(definition.adoptContainer!);
+    if (!info) throw new InvalidRequestError(`container ${definition.adoptContainer} to adopt does not exist`);
+    const owner = info.Config.Labels?.[LABEL.pool];
+    if (owner && owner !== request.poolId) throw new InvalidRequestError(`container ${definition.adoptContainer} belongs to pool ${owner}`);
+    if (!info.State.Running) {
+      await this.options.docker.getContainer(info.Id).start().catch(ignoreAlreadyStarted);
+      this.options.gpus.invalidate();
+    }
+    return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: await this.urlOf(info.Id, definition.port) };
+  }
+
+  private async inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await this.options.docker.getContainer(name).inspect();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Where a container answers: its published port, or the port it was given on the host network. */
+  private async urlOf(id: string, fallbackPort?: number): Promise<string> {
+    const info = await this.options.docker.getContainer(id).inspect();
+    const labelled = info.Config.Labels?.[LABEL.port];
+    const bindings = Object.values(info.NetworkSettings.Ports ?? {}).flat().filter(Boolean) as Array<{ HostPort: string }>;
+    const published = bindings.find((b) => b.HostPort)?.HostPort;
+    const port = info.HostConfig.NetworkMode === 'host' ? (labelled ?? fallbackPort) : (published ?? labelled ?? fallbackPort);
+    if (!port) throw new Error(`container ${info.Name} exposes no port`);
+    return `http://127.0.0.1:${port}`;
+  }
+
+  private async containerOfNode(poolKey: string, nodeId: string): Promise<{ name: string; adopted: boolean }> {
+    const service = await this.serviceOf(poolKey);
+    const adopted = service?.definition.adoptContainer;
+    return adopted ? { name: adopted, adopted: true } : { name: containerName(nodeId), adopted: false };
+  }
+
+  async describe(poolKey: string, nodeId: string): Promise<NodeStatus> {
+    const { name } = await this.containerOfNode(poolKey, nodeId);
+    const info = await this.inspect(name);
+    if (!info) return { nodeId, exists: false, healthy: false, reason: `container ${name} is gone` };
+    if (!info.State.Running) {
+      const starting = info.State.Status === 'created' || info.State.Status === 'restarting';
+      if (starting) return { nodeId, exists: true, healthy: false, reason: `container ${info.State.Status}` };
+      return { nodeId, exists: false, healthy: false, reason: `container ${info.State.Status} (exit code ${info.State.ExitCode})` };
+    }
+    const service = await this.serviceOf(poolKey);
+    const url = await this.urlOf(info.Id, service?.definition.port);
+    const healthPath = service?.definition.healthPath ?? '/health';
+    try {
+      const response = await fetch(`${url}${healthPath}`, { signal: AbortSignal.timeout(this.options.healthTimeoutMs ?? 2000) });
+      await response.body?.cancel();
+      return response.ok
+        ? { nodeId, exists: true, healthy: true, url }
+        : { nodeId, exists: true, healthy: false, url, reason: `health ${healthPath} answered ${response.status}` };
+    } catch (err) {
+      return { nodeId, exists: true, healthy: false, url, reason: `health ${healthPath} unreachable: ${(err as Error).message}` };
+    }
+  }
+
+  /** Stops the container (SIGTERM, then SIGKILL after the service's stop timeout) and removes it; adopted ones are only stopped. */
+  async terminate(poolKey: string, nodeId: string): Promise<void> {
+    const { name, adopted } = await this.containerOfNode(poolKey, nodeId);
+    const info = await this.inspect(name);
+    if (!info) return;
+    const container = this.options.docker.getContainer(info.Id);
+    if (info.State.Running) {
+      await container.stop().catch((err) => {
+        if ((err as { statusCode?: number }).statusCode !== 304 && !isNotFound(err)) throw err;
+      });
+    }
+    if (!adopted) await container.remove({ force: true }).catch((err) => {
+      if (!isNotFound(err) && (err as { statusCode?: number }).statusCode !== 409) throw err;
+    });
+    this.options.gpus.invalidate();
+    this.options.logger.info({ poolId: poolKey, nodeId, container: name, adopted }, adopted ? 'adopted container stopped' : 'container removed');
+  }
+
+  async list(poolKey: string): Promise<string[]> {
+    return (await this.ourContainers({ poolKey })).map((c) => c.nodeId).filter(Boolean);
+  }
+
+  /**
+   * Start-up sweep: containers labelled as ours whose pool no longer has a service are removed. Those of
+   * a live service are left to their pool, which keeps the nodes it knows and removes the rest.
+   */
+  async removeOrphans(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const c of await this.ourContainers()) {
+      if (await this.serviceOf(c.poolKey)) continue;
+      await this.options.docker.getContainer(c.id).remove({ force: true }).catch((err) => {
+        if (!isNotFound(err)) throw err;
+      });
+      removed.push(c.name);
+      this.options.logger.warn({ poolId: c.poolKey, nodeId: c.nodeId, container: c.name }, 'orphaned container removed (no such service)');
+    }
+    return removed;
+  }
+}
+
+function ignoreAlreadyStarted(err: unknown): void {
+  if ((err as { statusCode?: number }).statusCode !== 304) throw err;
+}

@@ -1,0 +1,121 @@
+/** GET /v1/gpu, /v1/vram and /v1/available/:pool: the host's GPUs, their VRAM, and where a job would run now. */
+import { Router } from 'express';
+import { getServiceByPoolKey } from '../../db/services';
+import { getPool } from '../../db/store';
+import { DOCKER_PROVIDER, serviceVramMiB } from '../../domain/service';
+import { admit } from '../../domain/vram';
+import { availableLanes } from '../../domain/scaling';
+import { ENTITY_ID_PATTERN, poolKey, poolWorkflowId, splitPoolKey } from '../../ids';
+import { poolStateQuery } from '../../workflows/messages';
+import { principalOf } from '../auth';
+import type { ApiContext } from '../context';
+import { ApiError } from '../errors';
+import { vramReport, type LocalGpus } from '../local-gpus';
+import { queryWithRetry } from '../query';
+
+/** Where a job for a pool would run if it were submitted now. */
+export type Availability = 'use_local' | 'use_cloud' | 'queue';
+
+export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
+  const router = Router();
+
+  router.get('/gpu', async (_req, res) => {
+    const { rawProcesses: _raw, ...report } = await ctx.local.probe.probe();
+    res.json(report);
+  });
+
+  router.get('/vram', async (_req, res) => {
+    const principal = principalOf(res);
+    const report = await vramReport(ctx.local);
+    // VRAM is the host's, shared by every workspace; other workspaces' services are shown only as a sum.
+    const mine = report.allocations.filter((a) => principal.admin || splitPoolKey(a.poolKey).workspaceId === principal.workspaceId);
+    const others = report.allocations.filter((a) => !mine.includes(a));
+    res.json({
+      ...report,
+      allocations: mine.map((a) => ({
+        service: principal.admin ? a.poolKey : splitPoolKey(a.poolKey).poolId,
+        nodeId: a.nodeId,
+        gpu: a.gpuIndex,
+        declaredMiB: a.declaredMiB,
+        actualMiB: a.actualMiB,
+        priority: a.priority,
+      })),
+      otherWorkspacesMiB: others.reduce((sum, a) => sum + a.declaredMiB, 0),
+    });
+  });
+
+  router.get('/available/:pool', async (req, res) => {
+    const workspaceId = principalOf(res).workspaceId;
+    const name = req.params.pool;
+    const pool = ENTITY_ID_PATTERN.test(name) ? await getPool(ctx.db, workspaceId, name) : undefined;
+    if (!pool) throw new ApiError(404, 'not_found', `pool ${name} does not exist`);
+    const key = poolKey(workspaceId, pool.id);
+    const view = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(key)), poolStateQuery);
+    if (!view) throw new ApiError(503, 'unavailable', `pool ${name} did not answer: is a worker running?`);
+    const reasons: string[] = [];
+    const answer = (decision: Availability, extra: Record<string, unknown> = {}) => res.json({ pool: name, decision, reasons, ...extra });
+
+    if (view.draining || pool.draining) {
+      reasons.push('the pool is draining or disabled: it takes no new jobs');
+      return answer('queue');
+    }
+    if (view.phase === 'stopping') reasons.push('the pool is stopping: a new job waits until the stop is done, then starts it again');
+    const freeOn = view.nodes.filter((n) => n.state === 'ready' && n.busySlots < view.config.slotsPerNode);
+    const freeLocal = freeOn.find((n) => n.lane?.provider === DOCKER_PROVIDER);
+    if (freeLocal && view.phase !== 'stopping') {
+      reasons.push(`local container ${freeLocal.id} is ready with a free slot`);
+      return answer('use_local');
+    }
+    const freeCloud = freeOn.find((n) => n.lane && n.lane.provider !== DOCKER_PROVIDER);
+    if (freeCloud && view.phase !== 'stopping') {
+      reasons.push(`${freeCloud.lane!.provider} node ${freeCloud.id} is ready with a free slot`);
+      return answer('use_cloud');
+    }
+    const active = view.nodes.filter((n) => n.state !== 'terminating').length;
+    if (active >= view.config.maxNodes) {
+      reasons.push(`every slot is busy and the pool is at maxNodes (${view.config.maxNodes})`);
+      return answer('queue');
+    }
+    const open = availableLanes(view.config, view.laneCooldownUntil, Date.now()).map((i) => ({ index: i, lane: view.config.lanes[i]! }));
+    const local = open.find((l) => l.lane.provider === DOCKER_PROVIDER);
+    if (local) {
+      const service = await getServiceByPoolKey(ctx.db, key);
+      const vramMiB = service ? serviceVramMiB(service.definition) : 0;
+      if (!service) reasons.push('no registered service for this pool: the docker lane cannot start a container');
+      else if (!ctx.local.docker) reasons.push('the docker provider is not enabled on this server');
+      else if (vramMiB === 0) {
+        reasons.push('the service needs no GPU: a container can start now');
+        return answer('use_local');
+      } else {
+        const facts = await ctx.local.docker.vramFacts();
+        if (facts.gpus === null) reasons.push(`no local GPU (${facts.reason ?? 'unknown'})`);
+        else {
+          const d = service.definition;
+          const decision = admit(facts.gpus, facts.allocations, ctx.local.reserveMiB, {
+            vramMiB,
+            gpuCount: d.gpuCount,
+            gpuIndexes: d.gpuIndexes,
+            priority: d.priority,
+            poolKey: key,
+          });
+          if (decision.fits) {
+            reasons.push(`fits on GPU ${decision.gpuIndexes.join(', ')}: needs ${decision.perGpuMiB} MiB per GPU`);
+            return answer('use_local', { gpus: decision.gpuIndexes });
+          }
+          reasons.push(`local GPUs have no room: ${decision.reason}`);
+        }
+      }
+    } else if (view.config.lanes.some((l) => l.provider === DOCKER_PROVIDER)) {
+      reasons.push('the local lane is cooling down after a shortage');
+    }
+    const cloud = open.find((l) => l.lane.provider !== DOCKER_PROVIDER);
+    if (cloud) {
+      reasons.push(`lane ${cloud.index} (${cloud.lane.provider} ${cloud.lane.market} ${cloud.lane.gpu}) can add a node`);
+      return answer('use_cloud', { lane: cloud.index });
+    }
+    reasons.push('no lane can add capacity now: the job would wait in the queue');
+    return answer('queue');
+  });
+
+  return router;
+}
