@@ -79,7 +79,8 @@ export function servicePoolConfig(name: string, definition: ServiceDefinition, d
     slotsPerNode: definition.slotsPerNode,
     burstThreshold: 0,
     idleTimeoutSeconds: definition.idleTimeoutSeconds,
-    laneCooldownSeconds: 15,
+    // A local shortage (no VRAM) can end within seconds (a service stops): look again soon.
+    laneCooldownSeconds: 5,
     teardownGraceSeconds: 0,
     healthCheckIntervalSeconds: 10,
     preemptPriorityGap: defaults.preemptPriorityGap,

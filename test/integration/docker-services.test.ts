@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { InvalidRequestError } from '../../src/activities/providers/provider';
+import { containerName, LABEL } from '../../src/activities/providers/docker';
+import { ApiStack } from '../helpers/api-stack';
+import { busyboxImage, docker, mockNodeImage, recordedNvidiaSmi, removeTestContainers } from '../helpers/docker';
+
+// GPUs are read from a real RTX 4080 SUPER's recorded nvidia-smi output: 16 376 MiB, 1 474 MiB used by others.
+// With a 1 024 MiB reserve, 13 878 MiB are left for services: one 8 GiB service fits, two do not.
+const HEADROOM_MIB = 16_376 - 1_024 - 1_474;
+const PREFIX = 'dk-';
+
+let stack: ApiStack | undefined;
+let image = '';
+let noEngine = '';
+
+before(async () => {
+  try {
+    await docker.ping();
+  } catch (err) {
+    if (process.env.CI) throw new Error(`CI needs a Docker engine (.ci/run starts one): ${(err as Error).message}`);
+    noEngine = (err as Error).message;
+    return;
+  }
+  await removeTestContainers(PREFIX);
+  image = await mockNodeImage();
+  stack = await new ApiStack({ docker: { nvidiaSmiPath: recordedNvidiaSmi('query-gpu_1xRTX4080SUPER_allfields_csv.txt'), reserveMiB: 1_024 } }).start();
+});
+after(async () => {
+  await stack?.stop();
+  if (!noEngine) await removeTestContainers(PREFIX);
+});
+
+function service(name: string, vramGb: number, priority: number, extra: Record<string, unknown> = {}) {
+  return {
+    name,
+    image,
+    command: ['/bin/node', '/app/server.js'],
+    env: { MOCK_PORT: '{port}', MOCK_COLD_START_MS: '300', MOCK_TOKENS_PER_SECOND: '100', MOCK_NODE_ID: name, MOCK_MODEL: name },
+    vramGb,
+    priority,
+    slotsPerNode: 2,
+    idleTimeoutSeconds: 600,
+    drainTimeoutSeconds: 30,
+    stopTimeoutSeconds: 2,
+    ...extra,
+  };
+}
+
+/** Our containers now, by pool key. */
+async function containers() {
+  const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`] } });
+  return list.filter((c) => (c.Labels[LABEL.pool] ?? '').startsWith(PREFIX));
+}
+
+/** Samples the VRAM promised to running containers every 100 ms: the largest sum seen. */
+function vramSampler() {
+  let peak = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const sum = (await containers()).reduce((total, c) => total + Number(c.Labels[LABEL.vramPerGpu] ?? 0), 0);
+      peak = Math.max(peak, sum);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
+}
+
+const terminal = ['completed', 'failed', 'expired', 'cancelled'];
+async function finished(id: string, timeoutMs = 90_000) {
+  return stack!.until(`job ${id} terminal`, async () => {
+    const res = await stack!.request('GET', `/v1/jobs/${id}`);
+    return terminal.includes(res.body.status) ? res.body : undefined;
+  }, timeoutMs);
+}
+async function submit(pool: string, maxTokens: number, priority = 3): Promise<string> {
+  const res = await stack!.request('POST', '/v1/jobs', { pool, priority, payload: { messages: [{ role: 'user', content: 'hi' }], max_tokens: maxTokens } });
+  assert.equal(res.status, 202, JSON.stringify(res.body));
+  return res.body.id;
+}
+const running = (id: string) =>
+  stack!.until(`job ${id} running`, async () => ((await stack!.request('GET', `/v1/jobs/${id}`)).body.status === 'running' ? true : undefined), 60_000);
+
+test('docker provider: a service runs its jobs in a labelled container on the admitted GPU; stop drains running jobs, or preempts them after the drain timeout', async (t) => {
+  if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
+  const created = await stack.request('POST', '/v1/services', service(`${PREFIX}solo`, 8, 3));
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal((await stack.request('POST', '/v1/services', service(`${PREFIX}solo`, 8, 3))).status, 409);
+  assert.equal((await stack.request('POST', '/v1/services', { ...service(`${PREFIX}bad`, 8, 3), vramGb: -1 })).status, 400);
+
+  const first = await finished(await submit(`${PREFIX}solo`, 20));
+  assert.equal(first.status, 'completed', JSON.stringify(first));
+  const [container] = await containers();
+  assert.ok(container, 'the container exists');
+  assert.equal(container.Names[0], `/${containerName(`${PREFIX}solo-n1`)}`);
+  assert.deepEqual(
+    [container.Labels[LABEL.pool], container.Labels[LABEL.service], container.Labels[LABEL.workspace], container.Labels[LABEL.gpus], container.Labels[LABEL.vramPerGpu]],
+    [`${PREFIX}solo`, `${PREFIX}solo`, 'default', '0', '8192'],
+  );
+  const inspected = await docker.getContainer(container.Id).inspect();
+  assert.ok(inspected.Config.Env.includes('NVIDIA_VISIBLE_DEVICES=0'));
+
+  const vram = (await stack.request('GET', '/v1/vram')).body;
+  assert.equal(vram.gpus[0].availableMiB, HEADROOM_MIB - 8_192);
+  assert.deepEqual(vram.allocations.map((a: { service: string; declaredMiB: number; gpu: number }) => [a.service, a.declaredMiB, a.gpu]), [[`${PREFIX}solo`, 8_192, 0]]);
+  const gpu = (await stack.request('GET', '/v1/gpu')).body;
+  assert.deepEqual([gpu.available, gpu.gpus[0].name, gpu.gpus[0].memory.totalMiB], [true, 'NVIDIA GeForce RTX 4080 SUPER', 16_376]);
+  assert.equal((await stack.request('GET', `/v1/available/${PREFIX}solo`)).body.decision, 'use_local');
+
+  // Stop with time to spare: the running job (2 s of tokens) finishes, then the container goes.
+  const drained = await submit(`${PREFIX}solo`, 200);
+  await running(drained);
+  const stopAsked = Date.now();
+  assert.equal((await stack.request('POST', `/v1/services/${PREFIX}solo/stop`, { drainTimeoutSeconds: 30 })).status, 202);
+  await stack.until('container removed after the drain', async () => ((await containers()).length === 0 ? true : undefined), 60_000);
+  const drainedJob = await finished(drained);
+  assert.deepEqual([drainedJob.status, drainedJob.preemptions], ['completed', 0]);
+  assert.ok(Date.parse(drainedJob.finished_at) >= stopAsked, 'the job was still running when the stop was asked');
+
+  // Stop with a 1 s drain timeout on an 8 s job: the job is preempted (progress kept), the container goes,
+  // and the job, still queued, starts the service again and completes from its snapshot.
+  const forced = await submit(`${PREFIX}solo`, 800);
+  await running(forced);
+  await new Promise((r) => setTimeout(r, 1_000));
+  assert.equal((await stack.request('POST', `/v1/services/${PREFIX}solo/stop`, { drainTimeoutSeconds: 1 })).status, 202);
+  const forcedJob = await finished(forced);
+  assert.deepEqual([forcedJob.status, forcedJob.preemptions], ['completed', 1], JSON.stringify(forcedJob));
+  const names = (await containers()).map((c) => c.Names[0]);
+  // n2 was started for the job and stopped under it; n3 served the resumed attempt.
+  assert.deepEqual(names, [`/${containerName(`${PREFIX}solo-n3`)}`], 'a new container served the resumed job');
+
+  // Only registered services are driven.
+  await assert.rejects(
+    stack.local!.docker.provision({ poolId: `${PREFIX}unregistered`, nodeId: `${PREFIX}unregistered-n1`, model: 'x', lane: { provider: 'docker', market: 'on-demand', gpu: 'local', pricePerHour: 0 }, laneIndex: 0 }),
+    InvalidRequestError,
+  );
+  assert.equal((await stack.request('POST', `/v1/services/${PREFIX}solo/disable`)).status, 200);
+  assert.equal((await stack.request('POST', '/v1/jobs', { pool: `${PREFIX}solo`, payload: { prompt: 'hi' } })).status, 409, 'a disabled service refuses jobs');
+  await stack.until('disabled service drained', async () => ((await containers()).length === 0 ? true : undefined), 60_000);
+  assert.equal((await stack.request('DELETE', `/v1/services/${PREFIX}solo`)).status, 204);
+  assert.equal((await stack.request('GET', `/v1/services/${PREFIX}solo`)).status, 404);
+});
+
+test('VRAM admission: a higher-priority service stops an idle lower-priority one to make room; a lower-priority job waits; the GPU is never oversubscribed', async (t) => {
+  if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
+  for (const body of [service(`${PREFIX}bulk`, 8, 5), service(`${PREFIX}chat`, 8, 1)]) {
+    assert.equal((await stack.request('POST', '/v1/services', body)).status, 201);
+  }
+  const sampler = vramSampler();
+  try {
+    assert.equal((await stack.request('POST', `/v1/services/${PREFIX}bulk/start`)).status, 200);
+    await stack.until('bulk container ready', async () => {
+      const s = (await stack!.request('GET', `/v1/services/${PREFIX}bulk`)).body;
+      return s.containers.some((c: { state: string }) => c.state === 'ready') ? true : undefined;
+    });
+    const hint = (await stack.request('GET', `/v1/available/${PREFIX}chat`)).body;
+    assert.equal(hint.decision, 'queue', JSON.stringify(hint));
+    assert.ok(hint.reasons.some((r: string) => /local GPUs have no room/.test(r)), JSON.stringify(hint));
+
+    // Priority 1 over an idle priority 5: bulk is stopped, chat starts and runs the job.
+    const chatJob = await finished(await submit(`${PREFIX}chat`, 20));
+    assert.equal(chatJob.status, 'completed');
+    assert.deepEqual((await containers()).map((c) => c.Labels[LABEL.pool]), [`${PREFIX}chat`]);
+
+    // Priority 5 while chat (priority 1) sits idle: nothing is stopped; the job waits.
+    const bulkJob = await submit(`${PREFIX}bulk`, 20);
+    await new Promise((r) => setTimeout(r, 4_000));
+    const waiting = (await stack.request('GET', `/v1/jobs/${bulkJob}`)).body.status;
+    assert.ok(['queued', 'provisioning'].includes(waiting), `the job waits for capacity (${waiting})`);
+    assert.deepEqual((await containers()).map((c) => c.Labels[LABEL.pool]), [`${PREFIX}chat`]);
+    assert.equal((await stack.request('GET', `/v1/available/${PREFIX}bulk`)).body.decision, 'queue');
+
+    // Once chat stops, the waiting job gets the room.
+    assert.equal((await stack.request('POST', `/v1/services/${PREFIX}chat/stop`)).status, 202);
+    assert.equal((await finished(bulkJob)).status, 'completed');
+  } finally {
+    const peak = await sampler.stop();
+    assert.ok(peak > 0 && peak <= HEADROOM_MIB, `peak VRAM promised ${peak} MiB within ${HEADROOM_MIB}`);
+  }
+});
+
+test('docker provider: start-up removes labelled containers of no service and leaves others alone; adoption by name starts and stops, never removes', async (t) => {
+  if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
+  const busybox = await busyboxImage();
+  const orphan = await docker.createContainer({
+    Image: busybox,
+    name: `zeropool-${PREFIX}ghost-n1`,
+    Cmd: ['/bin/sleep', '600'],
+    Labels: { [LABEL.managed]: 'true', [LABEL.pool]: `${PREFIX}ghost`, [LABEL.node]: `${PREFIX}ghost-n1` },
+    HostConfig: { NetworkMode: 'host' },
+  });
+  await orphan.start();
+  const port = 18_000 + Math.floor(Math.random() * 1_000);
+  const bystander = await docker.createContainer({
+    Image: busybox,
+    name: `${PREFIX}adopt-me`,
+    Cmd: ['/bin/busybox', 'httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', '/www'],
+    HostConfig: { NetworkMode: 'host' },
+  });
+  try {
+    const removed = await stack.local!.docker.removeOrphans();
+    assert.deepEqual(removed, [`zeropool-${PREFIX}ghost-n1`]);
+    await assert.rejects(orphan.inspect(), /no such container/i);
+    assert.equal((await bystander.inspect()).State.Status, 'created', 'a container that is not ours is left alone');
+
+    const adopted = await stack.request('POST', '/v1/services', { ...service(`${PREFIX}adopted`, 0, 3), image: busybox, adoptContainer: `${PREFIX}adopt-me`, port, command: undefined, env: undefined });
+    assert.equal(adopted.status, 201, JSON.stringify(adopted.body));
+    assert.equal((await stack.request('POST', `/v1/services/${PREFIX}adopted/start`)).status, 200);
+    await stack.until('adopted container ready', async () => {
+      const s = (await stack!.request('GET', `/v1/services/${PREFIX}adopted`)).body;
+      return s.containers.some((c: { state: string }) => c.state === 'ready') ? true : undefined;
+    });
+    assert.equal((await bystander.inspect()).State.Running, true);
+    assert.equal((await stack.request('POST', `/v1/services/${PREFIX}adopted/stop`, { drainTimeoutSeconds: 0 })).status, 202);
+    await stack.until('adopted container stopped', async () => ((await bystander.inspect()).State.Running ? undefined : true), 30_000);
+    assert.equal((await bystander.inspect()).Name, `/${PREFIX}adopt-me`, 'stopped, not removed');
+  } finally {
+    await bystander.remove({ force: true }).catch(() => undefined);
+  }
+});
