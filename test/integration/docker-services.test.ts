@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { InvalidRequestError } from '../../src/activities/providers/provider';
 import { containerName, LABEL } from '../../src/activities/providers/docker';
-import { ApiStack } from '../helpers/api-stack';
+import { ApiStack, TEST_ADMIN_KEY } from '../helpers/api-stack';
 import { busyboxImage, docker, mockNodeImage, recordedNvidiaSmi, removeTestContainers } from '../helpers/docker';
 
 // GPUs are read from a real RTX 4080 SUPER's recorded nvidia-smi output: 16 376 MiB, 1 474 MiB used by others.
@@ -224,4 +226,49 @@ test('docker provider: start-up removes labelled containers of no service and le
   } finally {
     await bystander.remove({ force: true }).catch(() => undefined);
   }
+});
+
+/** Runs the real `zeropool` command against the test stack. */
+function cli(args: string[], key: string = TEST_ADMIN_KEY): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'zeropool.js'), ...args], { env: { ...process.env, ZEROPOOL_URL: stack!.baseUrl, ZEROPOOL_API_KEY: key } }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+test('the zeropool CLI against a running stack: register, services, start, submit --wait, job, cancel, gpu, vram, pools, status, stop; errors and usage', async (t) => {
+  if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
+  const name = `${PREFIX}cli`;
+  const registered = await cli(['register', name, '--image', image, '--vram-gb', '2', '--priority', '2', '--cmd', '/bin/node', '--cmd', '/app/server.js', '--env', 'MOCK_PORT={port}', '--env', 'MOCK_COLD_START_MS=200', '--json']);
+  assert.equal(registered.code, 0, registered.stderr);
+  assert.deepEqual([JSON.parse(registered.stdout).name, JSON.parse(registered.stdout).definition.vramGb], [name, 2]);
+  assert.match((await cli(['services'])).stdout, new RegExp(`^${name}\\s+yes\\s+\\S+\\s+0\\s+2 GB\\s+2`, 'm'));
+  assert.match((await cli(['start', name])).stdout, new RegExp(`^${name}: starting`));
+
+  const submitted = await cli(['submit', name, '--prompt', 'hello', '--max-tokens', '5', '--wait', '--json']);
+  assert.equal(submitted.code, 0, submitted.stderr);
+  const job = JSON.parse(submitted.stdout);
+  assert.deepEqual([job.status, job.tokens.completion], ['completed', 5]);
+  assert.match((await cli(['job', job.id])).stdout, new RegExp(`^${job.id}  completed  pool ${name}`));
+  const cancel = await cli(['cancel', job.id]);
+  assert.deepEqual([cancel.code, /409/.test(cancel.stderr)], [1, true], cancel.stderr);
+
+  assert.match((await cli(['gpu'])).stdout, /0\s+NVIDIA GeForce RTX 4080 SUPER\s+7%\s+1\.4 GiB\s+16\.0 GiB/);
+  const vram = JSON.parse((await cli(['vram', '--json'])).stdout);
+  assert.deepEqual(vram.allocations.filter((a: { service: string }) => a.service === name).map((a: { declaredMiB: number }) => a.declaredMiB), [2_048]);
+  assert.match((await cli(['vram'])).stdout, /available for a new service: /);
+  assert.match((await cli(['pools'])).stdout, new RegExp(`^${name}\\s+${name}\\s+\\S+\\s+1\\s+0\\s+0`, 'm'));
+  const status = JSON.parse((await cli(['status', '--json'])).stdout);
+  assert.deepEqual([status.api, status.gpu.available, status.services >= 1], ['ok', true, true]);
+
+  assert.match((await cli(['stop', name, '--drain-timeout', '0'])).stdout, new RegExp(`^${name}: stopping`));
+  await stack.until('cli service stopped', async () => ((await containers()).some((c) => c.Labels[LABEL.pool] === name) ? undefined : true), 30_000);
+
+  const denied = await cli(['status'], 'zp_wrong_key_000000000000000000000');
+  assert.deepEqual([denied.code, /401/.test(denied.stderr)], [1, true], denied.stderr);
+  const usage = await cli(['submit']);
+  assert.deepEqual([usage.code, /missing pool name/.test(usage.stderr)], [2, true], usage.stderr);
+  const badNumber = await cli(['register', 'x', '--image', 'y', '--vram-gb', 'lots']);
+  assert.deepEqual([badNumber.code, /--vram-gb must be a number/.test(badNumber.stderr)], [2, true]);
 });
