@@ -182,6 +182,16 @@ test('VRAM admission: a higher-priority service stops an idle lower-priority one
     // Once chat stops, the waiting job gets the room.
     assert.equal((await stack.request('POST', `/v1/services/${PREFIX}chat/stop`)).status, 202);
     assert.equal((await finished(bulkJob)).status, 'completed');
+
+    // A service with a cloud lane goes there when the local GPU is full (bulk holds it and outranks it).
+    const cloudLanes = [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.1 }];
+    assert.equal((await stack.request('POST', '/v1/services', service(`${PREFIX}spill`, 8, 5, { cloudLanes }))).status, 201);
+    const spillHint = (await stack.request('GET', `/v1/available/${PREFIX}spill`)).body;
+    assert.equal(spillHint.decision, 'use_cloud', JSON.stringify(spillHint));
+    assert.equal((await finished(await submit(`${PREFIX}spill`, 20))).status, 'completed');
+    const spill = (await stack.request('GET', `/v1/pools/${PREFIX}spill`)).body;
+    assert.deepEqual(spill.nodes.map((n: { lane: { provider: string } }) => n.lane.provider), ['mock'], 'the job ran on the cloud lane');
+    assert.ok(!(await containers()).some((c) => c.Labels[LABEL.pool] === `${PREFIX}spill`), 'no local container was made for it');
   } finally {
     const peak = await sampler.stop();
     assert.ok(peak > 0 && peak <= HEADROOM_MIB, `peak VRAM promised ${peak} MiB within ${HEADROOM_MIB}`);
@@ -212,7 +222,10 @@ test('docker provider: start-up removes labelled containers of no service and le
     await assert.rejects(orphan.inspect(), /no such container/i);
     assert.equal((await bystander.inspect()).State.Status, 'created', 'a container that is not ours is left alone');
 
-    const adopted = await stack.request('POST', '/v1/services', { ...service(`${PREFIX}adopted`, 0, 3), image: busybox, adoptContainer: `${PREFIX}adopt-me`, port, command: undefined, env: undefined });
+    const adoptBody = { ...service(`${PREFIX}adopted`, 0, 3), image: busybox, adoptContainer: `${PREFIX}adopt-me`, port, command: undefined, env: undefined };
+    const tenant = await stack.workspaceKey(`${PREFIX}tenant`);
+    assert.equal((await stack.request('POST', '/v1/services', adoptBody, tenant)).status, 403, 'only the admin may hand a host container to a service');
+    const adopted = await stack.request('POST', '/v1/services', adoptBody);
     assert.equal(adopted.status, 201, JSON.stringify(adopted.body));
     assert.equal((await stack.request('POST', `/v1/services/${PREFIX}adopted/start`)).status, 200);
     await stack.until('adopted container ready', async () => {

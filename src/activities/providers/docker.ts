@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { getServiceByPoolKey } from '../../db/services';
 import { admit, servicesToStopForRoom, type GpuMemory, type VramAllocation } from '../../domain/vram';
 import { serviceVramMiB, type ServiceDefinition, type ServiceRecord } from '../../domain/service';
-import type { GpuProbe } from '../../gpu/probe';
+import type { GpuProbe, GpuProbeResult } from '../../gpu/probe';
 import { splitPoolKey } from '../../ids';
 import { CapacityUnavailableError, InvalidRequestError, type NodeStatus, type ProvisionedNode, type ProvisionRequest, type Provider } from './provider';
 
@@ -188,7 +188,7 @@ export class DockerProvider implements Provider {
   async vramFacts(): Promise<{ gpus: GpuMemory[] | null; allocations: VramAllocation[]; reason?: string }> {
     const report = await this.options.gpus.probe();
     const ours = (await this.ourContainers()).filter((c) => c.state !== 'exited' && c.state !== 'dead');
-    const usedByContainer = await this.attributeProcesses(report.rawProcesses, ours);
+    const usedByContainer = await this.attributeProcesses(report, ours);
     const allocations: VramAllocation[] = ours.flatMap((c) =>
       c.gpus.map((gpuIndex) => {
         const seen = usedByContainer.get(c.id);
@@ -214,15 +214,10 @@ export class DockerProvider implements Provider {
    * Which of our containers each GPU process belongs to (its cgroup names the container id), with its
    * memory per GPU index. Containers none of whose processes were found map to nothing (use unknown).
    */
-  private async attributeProcesses(
-    processes: Array<{ gpuUuid: string | null; pid: number | null; usedMemoryMiB: number | null }>,
-    ours: OurContainer[],
-  ): Promise<Map<string, Map<number, number>>> {
+  private async attributeProcesses(report: GpuProbeResult, ours: OurContainer[]): Promise<Map<string, Map<number, number>>> {
     const out = new Map<string, Map<number, number>>();
-    if (processes.length === 0) return out;
-    const report = await this.options.gpus.probe();
     const indexOf = new Map(report.gpus.map((g) => [g.uuid, g.index]));
-    for (const p of processes) {
+    for (const p of report.rawProcesses) {
       if (p.pid === null || p.usedMemoryMiB === null) continue;
       const cgroup = await readFile(`/proc/${p.pid}/cgroup`, 'utf8').catch(() => '');
       const owner = ours.find((c) => cgroup.includes(c.id));

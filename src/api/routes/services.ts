@@ -7,7 +7,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { getPool, insertPool, setPoolDraining, updatePoolConfig } from '../../db/store';
 import { deleteServiceAndPool, getService, insertService, listServices, setServiceEnabled, updateServiceDefinition } from '../../db/services';
-import { DOCKER_PROVIDER, serviceDefinitionSchema, servicePoolConfig, type ServiceRecord } from '../../domain/service';
+import { DOCKER_PROVIDER, serviceDefinitionSchema, servicePoolConfig, type ServiceDefinition, type ServiceRecord } from '../../domain/service';
 import type { PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, poolKey, poolWorkflowId } from '../../ids';
 import { drainPoolUpdate, poolStateQuery, resumePoolUpdate, stopPoolUpdate, updatePoolConfigUpdate, warmPoolUpdate } from '../../workflows/messages';
@@ -53,12 +53,20 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     return { service, key: poolKey(workspaceId, name), handle: ctx.client.workflow.getHandle(poolWorkflowId(poolKey(workspaceId, name))) };
   }
 
+  /** Adopting reaches a container zeropool did not make (any on the host): only the admin may name one. */
+  function checkAdoption(res: Parameters<typeof principalOf>[0], definition: ServiceDefinition): void {
+    if (definition.adoptContainer && !principalOf(res).admin) {
+      throw new ApiError(403, 'forbidden', 'adoptContainer needs the admin key: it hands an existing container on the host to this service');
+    }
+  }
+
   const liveView = (key: string) => queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(key)), poolStateQuery);
 
   router.post('/', async (req, res) => {
     requireDocker();
     const { name, ...rest } = createServiceSchema.parse(req.body);
     const definition = serviceDefinitionSchema.parse(rest);
+    checkAdoption(res, definition);
     const workspaceId = principalOf(res).workspaceId;
     const config = servicePoolConfig(name, definition, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
     if (await getPool(ctx.db, workspaceId, name)) throw new ApiError(409, 'conflict', `a pool named ${name} already exists`);
@@ -86,6 +94,7 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     const patch = serviceDefinitionPatchSchema.parse(req.body);
     const merged = serviceDefinitionSchema.safeParse({ ...service.definition, ...patch });
     if (!merged.success) throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    checkAdoption(res, merged.data);
     const config = servicePoolConfig(service.name, merged.data, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
     try {
       await handle.executeUpdate(updatePoolConfigUpdate, { args: [config] });
