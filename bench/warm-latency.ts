@@ -1,7 +1,8 @@
 /**
  * Warm-pool benchmark: submit→running latency (p50/p99 over 500 jobs) and sustained jobs per second.
  * Starts its own stack (Temporal dev server, embedded PostgreSQL, worker, API) in a temp folder, warms a
- * pool, then measures over HTTP like a client would. `npm run bench` (BENCH_JOBS, BENCH_RATE, BENCH_CONCURRENCY).
+ * pool, then measures over HTTP like a client would. `npm run bench` (BENCH_JOBS, BENCH_RATE, BENCH_CONCURRENCY;
+ * BENCH_EAGER=0 starts job workflows without eager start, BENCH_TRACE=1 prints one job's history with times).
  *
  * submit→running = the node receiving the request (worker clock, same machine) minus the moment the
  * client began its POST /v1/jobs.
@@ -9,6 +10,7 @@
 import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
 
@@ -45,7 +47,12 @@ async function main(): Promise<void> {
   const worker = await createWorker({ connection: temporal.nativeConnection, namespace: 'default', taskQueue: 'bench', db, providers });
   const workerDone = worker.run();
   const app = createApp(
-    { ...apiContext(config, db, temporal), taskQueue: 'bench', defaultTtlSeconds: 600 },
+    {
+      ...apiContext(config, db, temporal),
+      taskQueue: 'bench',
+      defaultTtlSeconds: 600,
+      ...(process.env.BENCH_EAGER === '0' ? {} : { eagerClient: new Client({ connection: temporal.nativeConnection, namespace: 'default' }) }),
+    },
     { apiKey: BENCH_ADMIN_KEY, bodyLimit: '1mb', providers: ['mock'] },
   );
   const server = app.listen(0, '127.0.0.1');

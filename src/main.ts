@@ -11,6 +11,7 @@ import { apiContext, apiOptions, connectTemporal, embeddedAdminKey, openDatabase
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './stack/postgres';
 import { ensureTemporalBinary } from './stack/temporal-binaries';
 import { startDevServer, type DevServer } from './stack/temporal-dev';
+import { Client } from '@temporalio/client';
 import { createLocalGpus } from './local-gpus';
 import { createProviders, createWorker, workerSettings } from './worker';
 
@@ -81,7 +82,9 @@ async function main(): Promise<void> {
   if (local.docker) await local.docker.removeOrphans().catch((err) => logger.error({ err }, 'orphaned container sweep failed'));
   const admin = embeddedAdminKey(config);
   const options = { ...apiOptions(config, admin?.key, Object.keys(providers), readinessCheck(db, temporal.connection)), local };
-  const app = createApp(apiContext(config, db, temporal), options);
+  // The worker runs in this process: job workflows start eagerly on it over the shared native connection.
+  const eagerClient = new Client({ connection: temporal.nativeConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const app = createApp({ ...apiContext(config, db, temporal), eagerClient }, options);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
   });

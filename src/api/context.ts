@@ -16,6 +16,11 @@ export interface ApiContext {
   callbackAllowList: AllowList;
   /** ntfy is configured: jobs ask for notifications. */
   notify: boolean;
+  /**
+   * A client over the same native connection as an in-process worker (embedded mode): job workflows are
+   * started eagerly, their first workflow task handed straight to that worker instead of through matching.
+   */
+  eagerClient?: Client;
   /** Preemption gap of pools created without one (PREEMPT_PRIORITY_GAP). */
   defaultPreemptPriorityGap: number;
 }

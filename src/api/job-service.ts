@@ -106,8 +106,9 @@ export class JobService {
       }, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
     }
     try {
-      await this.ctx.client.workflow.start<typeof jobWorkflow>('jobWorkflow', {
+      await (this.ctx.eagerClient ?? this.ctx.client).workflow.start<typeof jobWorkflow>('jobWorkflow', {
         workflowId: jobWorkflowId(jobId),
+        requestEagerStart: this.ctx.eagerClient !== undefined,
         taskQueue: this.ctx.taskQueue,
         args: [input],
         typedSearchAttributes: this.ctx.indexed

@@ -13,6 +13,7 @@ import { MockProvider } from '../../src/activities/providers/mock';
 import { readinessCheck } from '../../src/runtime';
 import { createWorker } from '../../src/worker';
 import Docker from 'dockerode';
+import { Client } from '@temporalio/client';
 import { DockerProvider } from '../../src/activities/providers/docker';
 import type { LocalGpus } from '../../src/api/local-gpus';
 import { GpuProbe } from '../../src/gpu/probe';
@@ -97,6 +98,8 @@ export class ApiStack {
         callbackAllowList: parseAllowList(TEST_CALLBACK_ALLOW_LIST),
         notify: this.options.ntfy !== undefined,
         defaultPreemptPriorityGap: 2,
+        // As in `npm start`: an in-process worker gets its job workflows' first task eagerly.
+        ...(this.options.workerProcess ? {} : { eagerClient: new Client({ connection: this.env.nativeConnection, namespace: 'default' }) }),
       },
       {
         apiKey: TEST_ADMIN_KEY,
