@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     [
       '',
-      `zeropool is running (mock mode, ${resumed} pool(s) resumed)`,
+      `zeropool is running (providers: ${Object.keys(providers).join(', ')}; ${resumed} pool(s) resumed)`,
       `  API:             ${apiUrl}`,
       `  Temporal Web UI: ${uiUrl}`,
       `  API docs:        ${apiUrl}/docs`,
