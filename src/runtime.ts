@@ -7,6 +7,7 @@ import { NativeConnection } from '@temporalio/worker';
 import pg from 'pg';
 import { parseAllowList } from './activities/callbacks/target-guard';
 import { migrate } from './db/schema';
+import { ALL_SEARCH_ATTRIBUTES } from './domain/search-attributes';
 import { listPools } from './db/store';
 import type { AppOptions } from './api/app';
 import type { ApiContext } from './api/context';
@@ -29,7 +30,7 @@ export async function searchAttributesRegistered(connection: Connection, namespa
   try {
     const result = await connection.operatorService.listSearchAttributes({ namespace });
     const custom = result.customAttributes ?? {};
-    return 'ZeropoolPool' in custom && 'ZeropoolStatus' in custom;
+    return ALL_SEARCH_ATTRIBUTES.every((key) => key.name in custom);
   } catch {
     return false;
   }
@@ -49,7 +50,10 @@ export async function connectTemporal(address: string, namespace: string): Promi
   const nativeConnection = await NativeConnection.connect({ address });
   const client = new Client({ connection, namespace });
   const indexed = await searchAttributesRegistered(connection, namespace);
-  if (!indexed) logger.warn('search attributes ZeropoolPool/ZeropoolStatus are not registered: jobs will not be indexed in the Web UI');
+  if (!indexed) {
+    const names = ALL_SEARCH_ATTRIBUTES.map((key) => key.name).join(', ');
+    logger.warn(`search attributes ${names} are not all registered (temporal/setup.sh registers them): jobs will not be indexed in the Web UI`);
+  }
   return { connection, nativeConnection, client, indexed };
 }
 

@@ -8,7 +8,7 @@ export interface ApiContext {
   client: Client;
   db: Pool;
   taskQueue: string;
-  /** Whether the ZeropoolPool/ZeropoolStatus search attributes are registered. */
+  /** Whether zeropool's search attributes (pool, status, workspace, priority) are registered. */
   indexed: boolean;
   defaultTtlSeconds: number;
   defaultMaxAttempts: number;

@@ -7,7 +7,7 @@ import type { InferenceProgress } from '../activities/inference';
 import type { CallbackState } from '../db/callbacks';
 import type { Logger } from 'pino';
 import { getJob, getPool, insertJob, listPools, saveJobOutcome } from '../db/store';
-import { jobStatusKey, poolKey as poolSearchKey } from '../domain/search-attributes';
+import { jobPriorityKey, jobStatusKey, poolKey as poolSearchKey, workspaceKey as workspaceSearchKey } from '../domain/search-attributes';
 import { TERMINAL_JOB_STATUSES, type JobInput, type JobView, type PoolView } from '../domain/types';
 import { jobWorkflowId, poolKey, poolWorkflowId } from '../ids';
 import type { jobWorkflow } from '../workflows/job';
@@ -115,6 +115,8 @@ export class JobService {
           ? [
               { key: poolSearchKey, value: key },
               { key: jobStatusKey, value: 'queued' },
+              { key: workspaceSearchKey, value: workspaceId },
+              { key: jobPriorityKey, value: priority },
             ]
           : undefined,
       });

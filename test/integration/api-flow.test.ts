@@ -64,6 +64,10 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
     return count.count === 20 ? count : undefined;
   });
   assert.equal(indexed.count, 20);
+  // …and by workspace and priority.
+  const byTenant = await stack.env.client.workflow.count(`ZeropoolWorkspace = "default" AND ZeropoolPriority = 3 AND ZeropoolPool = "twenty"`);
+  assert.equal(byTenant.count, 20);
+  assert.equal((await stack.env.client.workflow.count(`ZeropoolPriority < 3 AND ZeropoolPool = "twenty"`)).count, 0);
   await recordHistory(stack.env.client, poolWorkflowId('twenty'), 'pool-scale-from-zero');
   await recordHistory(stack.env.client, jobWorkflowId(submitted[0].body.id), 'job-completed');
 });
