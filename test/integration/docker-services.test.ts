@@ -163,8 +163,9 @@ test('VRAM admission: a higher-priority service stops an idle lower-priority one
       return s.containers.some((c: { state: string }) => c.state === 'ready') ? true : undefined;
     });
     const hint = (await stack.request('GET', `/v1/available/${PREFIX}chat`)).body;
-    assert.equal(hint.decision, 'queue', JSON.stringify(hint));
+    assert.equal(hint.decision, 'use_local', JSON.stringify(hint));
     assert.ok(hint.reasons.some((r: string) => /local GPUs have no room/.test(r)), JSON.stringify(hint));
+    assert.ok(hint.reasons.some((r: string) => r.includes(`stopping idle lower-priority service(s) ${PREFIX}bulk makes room`)), JSON.stringify(hint));
 
     // Priority 1 over an idle priority 5: bulk is stopped, chat starts and runs the job.
     const chatJob = await finished(await submit(`${PREFIX}chat`, 20));

@@ -3,7 +3,8 @@ import { Router } from 'express';
 import { getServiceByPoolKey } from '../../db/services';
 import { getPool } from '../../db/store';
 import { DOCKER_PROVIDER, serviceVramMiB } from '../../domain/service';
-import { admit } from '../../domain/vram';
+import { admit, servicesToStopForRoom } from '../../domain/vram';
+import { temporalPoolControl } from '../../local-gpus';
 import { availableLanes } from '../../domain/scaling';
 import { ENTITY_ID_PATTERN, poolKey, poolWorkflowId, splitPoolKey } from '../../ids';
 import { poolStateQuery } from '../../workflows/messages';
@@ -44,8 +45,18 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
     });
   });
 
+  const pools = temporalPoolControl(ctx.client);
+  /** Which of these pools have no queued or running job (a pool that does not answer counts as busy). */
+  async function idlePools(keys: string[]): Promise<Set<string>> {
+    const unique = [...new Set(keys)];
+    const answers = await Promise.all(unique.map((k) => pools.isIdle(k).catch(() => false)));
+    return new Set(unique.filter((_, i) => answers[i]));
+  }
+
   router.get('/available/:pool', async (req, res) => {
     const workspaceId = principalOf(res).workspaceId;
+    // Other workspaces' services are named only as "another workspace's service".
+    const nameOf = (key: string) => (splitPoolKey(key).workspaceId === workspaceId ? splitPoolKey(key).poolId : "another workspace's service");
     const name = req.params.pool;
     const pool = ENTITY_ID_PATTERN.test(name) ? await getPool(ctx.db, workspaceId, name) : undefined;
     if (!pool) throw new ApiError(404, 'not_found', `pool ${name} does not exist`);
@@ -91,18 +102,20 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
         if (facts.gpus === null) reasons.push(`no local GPU (${facts.reason ?? 'unknown'})`);
         else {
           const d = service.definition;
-          const decision = admit(facts.gpus, facts.allocations, ctx.local.reserveMiB, {
-            vramMiB,
-            gpuCount: d.gpuCount,
-            gpuIndexes: d.gpuIndexes,
-            priority: d.priority,
-            poolKey: key,
-          });
+          const request = { vramMiB, gpuCount: d.gpuCount, gpuIndexes: d.gpuIndexes, priority: d.priority, poolKey: key };
+          const decision = admit(facts.gpus, facts.allocations, ctx.local.reserveMiB, request);
           if (decision.fits) {
             reasons.push(`fits on GPU ${decision.gpuIndexes.join(', ')}: needs ${decision.perGpuMiB} MiB per GPU`);
             return answer('use_local', { gpus: decision.gpuIndexes });
           }
           reasons.push(`local GPUs have no room: ${decision.reason}`);
+          // The provider would stop idle services of lower priority to make room: say so rather than "queue".
+          const idle = await idlePools(facts.allocations.filter((a) => a.priority > d.priority).map((a) => a.poolKey));
+          const victims = servicesToStopForRoom(facts.gpus, facts.allocations.map((a) => ({ ...a, idle: idle.has(a.poolKey) })), ctx.local.reserveMiB, request);
+          if (victims.length > 0) {
+            reasons.push(`stopping idle lower-priority service(s) ${victims.map(nameOf).join(', ')} makes room`);
+            return answer('use_local');
+          }
         }
       }
     } else if (view.config.lanes.some((l) => l.provider === DOCKER_PROVIDER)) {
