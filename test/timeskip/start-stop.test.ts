@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { poolWorkflowId } from '../../src/ids';
 import { stopPoolUpdate, warmPoolUpdate } from '../../src/workflows/messages';
 import { countEvents, poolConfig, testMockProvider } from '../helpers/stack';
+import { recordHistory } from '../helpers/histories';
 import { timeSkippingSuite } from '../helpers/suite';
 
 const suite = timeSkippingSuite();
@@ -23,6 +24,7 @@ test('start (warm) brings a node up with no job; the idle timer still stops it a
     await h.until('warm node stopped', async () => ((await h.pool('warm')).nodes.length === 0 ? true : undefined));
     await env.sleep('30 minutes');
     assert.deepEqual([(await h.pool('warm')).nodes.length, (await h.pool('warm')).phase], [0, 'idle'], 'a start lasts one idle period, then the baseline is minNodes again');
+    await recordHistory(env.client, poolWorkflowId('warm'), 'pool-warm-start');
   });
   const events = countEvents(await h.ledger('warm'));
   assert.deepEqual([events.node_provisioning, events.node_terminated], [1, 1]);
@@ -53,6 +55,7 @@ test('stop: a running job gets the drain timeout, then is preempted (progress ke
     const longDone = await h.result(long);
     assert.deepEqual([longDone.status, longDone.preemptions], ['completed', 1]);
     assert.notEqual(longDone.nodeId, firstNode, 'it resumed on a new node');
+    await recordHistory(env.client, poolWorkflowId('stop'), 'pool-stop-drain-timeout');
   });
   const rows = await h.ledger('stop');
   const preempted = rows.filter((r) => r.event_type === 'job_preempted');
