@@ -7,6 +7,8 @@ import client from 'prom-client';
 import { ledgerOwner, type LedgerEvent } from './db/ledger';
 import type { PoolView } from './domain/types';
 import { splitPoolKey } from './ids';
+import type { GpuReport } from './gpu/probe';
+import type { VramReport } from './api/local-gpus';
 
 export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'zeropool_process_' });
@@ -91,6 +93,70 @@ new client.Gauge({
     for (const view of await currentPoolStates()) {
       const { workspaceId, poolId } = splitPoolKey(view.poolId);
       this.set({ workspace: workspaceId, pool: poolId }, view.queued);
+    }
+  },
+});
+
+/** The host's GPUs and VRAM accounting for the GPU gauges (set by the API process). */
+export interface LocalGpuSnapshot {
+  gpus: GpuReport['gpus'];
+  vram: Pick<VramReport, 'gpus' | 'allocations'>;
+}
+let localGpus: (() => Promise<LocalGpuSnapshot>) | undefined;
+export function setLocalGpuSource(source: () => Promise<LocalGpuSnapshot>): void {
+  localGpus = source;
+}
+let gpuSweep: { at: number; snapshot: Promise<LocalGpuSnapshot | undefined> } | undefined;
+function currentLocalGpus(): Promise<LocalGpuSnapshot | undefined> {
+  if (!localGpus) return Promise.resolve(undefined);
+  if (!gpuSweep || Date.now() - gpuSweep.at > 1000) gpuSweep = { at: Date.now(), snapshot: localGpus().catch(() => undefined) };
+  return gpuSweep.snapshot;
+}
+
+new client.Gauge({
+  name: 'zeropool_gpu_memory_mib',
+  help: 'GPU memory in MiB: total, used (by anything), and available for new services (after reserve, others and our containers)',
+  labelNames: ['gpu', 'name', 'kind'],
+  registers: [registry],
+  async collect() {
+    this.reset();
+    const snapshot = await currentLocalGpus();
+    for (const gpu of snapshot?.gpus ?? []) {
+      const labels = { gpu: String(gpu.index), name: gpu.name ?? 'unknown' };
+      if (gpu.memory.totalMiB !== null) this.set({ ...labels, kind: 'total' }, gpu.memory.totalMiB);
+      if (gpu.memory.usedMiB !== null) this.set({ ...labels, kind: 'used' }, gpu.memory.usedMiB);
+      const headroom = snapshot?.vram.gpus.find((g) => g.index === gpu.index);
+      if (headroom) this.set({ ...labels, kind: 'available_for_services' }, headroom.availableMiB);
+    }
+  },
+});
+const gpuReading = (name: string, help: string, read: (gpu: GpuReport['gpus'][number]) => number | null) =>
+  new client.Gauge({
+    name,
+    help,
+    labelNames: ['gpu', 'name'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const gpu of (await currentLocalGpus())?.gpus ?? []) {
+        const value = read(gpu);
+        if (value !== null) this.set({ gpu: String(gpu.index), name: gpu.name ?? 'unknown' }, value);
+      }
+    },
+  });
+gpuReading('zeropool_gpu_utilization_percent', 'GPU utilisation (nvidia-smi utilization.gpu)', (g) => g.utilizationPercent);
+gpuReading('zeropool_gpu_temperature_celsius', 'GPU temperature', (g) => g.temperatureC);
+gpuReading('zeropool_gpu_power_watts', 'GPU power draw', (g) => g.powerDrawW);
+new client.Gauge({
+  name: 'zeropool_vram_allocated_mib',
+  help: 'VRAM held for local service containers (the larger of declared and in use), by service and GPU',
+  labelNames: ['workspace', 'service', 'gpu'],
+  registers: [registry],
+  async collect() {
+    this.reset();
+    for (const a of (await currentLocalGpus())?.vram.allocations ?? []) {
+      const { workspaceId, poolId } = splitPoolKey(a.poolKey);
+      this.inc({ workspace: workspaceId, service: poolId, gpu: String(a.gpuIndex) }, Math.max(a.declaredMiB, a.actualMiB ?? 0));
     }
   },
 });

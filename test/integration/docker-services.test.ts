@@ -115,6 +115,11 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
   const gpu = (await stack.request('GET', '/v1/gpu')).body;
   assert.deepEqual([gpu.available, gpu.gpus[0].name, gpu.gpus[0].memory.totalMiB], [true, 'NVIDIA GeForce RTX 4080 SUPER', 16_376]);
   assert.equal((await stack.request('GET', `/v1/available/${PREFIX}solo`)).body.decision, 'use_local');
+  const metrics = (await stack.request('GET', '/metrics')).body as string;
+  assert.match(metrics, /zeropool_gpu_memory_mib\{gpu="0",name="NVIDIA GeForce RTX 4080 SUPER",kind="total"\} 16376/);
+  assert.match(metrics, new RegExp(`zeropool_gpu_memory_mib\\{gpu="0",name="NVIDIA GeForce RTX 4080 SUPER",kind="available_for_services"\\} ${HEADROOM_MIB - 8_192}`));
+  assert.match(metrics, new RegExp(`zeropool_vram_allocated_mib\\{workspace="default",service="${PREFIX}solo",gpu="0"\\} 8192`));
+  assert.match(metrics, /zeropool_gpu_utilization_percent\{gpu="0",name="NVIDIA GeForce RTX 4080 SUPER"\} 7/);
 
   // Stop with time to spare: the running job (2 s of tokens) finishes, then the container goes.
   const drained = await submit(`${PREFIX}solo`, 200);
