@@ -14,6 +14,8 @@ export const configSchema = z.object({
     .default('0')
     .transform((v) => v === '1' || v === 'true'),
   DEFAULT_MAX_JOBS_IN_FLIGHT: z.coerce.number().int().min(1).default(1000),
+  /** Where nodes reach the API, handed to them for progress reports; `npm start` defaults it to its own URL. */
+  ZEROPOOL_PUBLIC_URL: z.string().url().optional(),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   BODY_LIMIT: z.string().default('1mb'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

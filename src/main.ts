@@ -70,6 +70,8 @@ async function main(): Promise<void> {
     providers,
     healthPollMs: config.WORKER_HEALTH_POLL_MS,
     ...workerSettings(config),
+    // Mock nodes run on this machine: they reach the API where it listens unless told otherwise.
+    apiBaseUrl: config.ZEROPOOL_PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`,
   });
   const workerDone = worker.run();
   stops.push(async () => {

@@ -26,10 +26,11 @@ export function createProviders(config: Config, local?: LocalGpus): Record<strin
 }
 
 /** Worker settings taken from the configuration beyond the providers. */
-export function workerSettings(config: Config): { ntfy?: NtfySettings; callbackAllowList: string[] } {
+export function workerSettings(config: Config): { ntfy?: NtfySettings; callbackAllowList: string[]; apiBaseUrl?: string } {
   return {
     ntfy: config.NTFY_URL && config.NTFY_TOPIC ? { url: config.NTFY_URL, topic: config.NTFY_TOPIC, token: config.NTFY_TOKEN } : undefined,
     callbackAllowList: config.CALLBACK_ALLOWED_HOSTS,
+    apiBaseUrl: config.ZEROPOOL_PUBLIC_URL,
   };
 }
 
@@ -63,6 +64,7 @@ export async function createWorker(options: {
   afterLedgerWrite?: ActivityDeps['afterLedgerWrite'];
   ntfy?: ActivityDeps['ntfy'];
   callbackAllowList?: string[];
+  apiBaseUrl?: string;
 }): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
@@ -77,6 +79,7 @@ export async function createWorker(options: {
       afterLedgerWrite: options.afterLedgerWrite,
       ntfy: options.ntfy,
       callbackAllowList: options.callbackAllowList,
+      apiBaseUrl: options.apiBaseUrl,
     }),
     maxConcurrentActivityTaskExecutions: 500,
     // A heartbeat is how a preemption or cancel reaches a running inference call: send them within a second.

@@ -22,13 +22,15 @@ export interface ActivityDeps {
   ntfy?: NtfySettings;
   /** Private or loopback callback targets that are allowed (host names, addresses, CIDR ranges). */
   callbackAllowList?: string[];
+  /** Where nodes reach the API (ZEROPOOL_PUBLIC_URL): handed to them with the job's progress token. */
+  apiBaseUrl?: string;
 }
 
 /** Returns every activity implementation, keyed by name. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createNodeActivities({ providers: deps.providers, logger: deps.logger, healthPollMs: deps.healthPollMs }),
-    ...createInferenceActivities(),
+    ...createInferenceActivities({ apiBaseUrl: deps.apiBaseUrl }),
     ...createRecordActivities(deps.db, deps.afterLedgerWrite),
     ...createNotifyActivities(deps.ntfy, deps.logger),
     ...createCallbackActivities({ db: deps.db, allowList: parseAllowList(deps.callbackAllowList ?? []), logger: deps.logger }),

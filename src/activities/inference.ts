@@ -64,8 +64,8 @@ export function payloadProblem(payload: Record<string, unknown>): string | undef
   return undefined;
 }
 
-/** Creates the inference activity. */
-export function createInferenceActivities() {
+/** Creates the inference activity. `apiBaseUrl`: where nodes reach the API to report progress (none: they are not told). */
+export function createInferenceActivities(options: { apiBaseUrl?: string } = {}) {
   return {
     /**
      * Streams the completion so that progress is heartbeated and a cancel (revoked placement) aborts the
@@ -94,7 +94,11 @@ export function createInferenceActivities() {
       // Stopped on purpose (preempted, cancelled): hand the progress back with the cancellation.
       const stopped = () => new CancelledFailure('request aborted at the node', [progress()]);
       const headers: Record<string, string> = { 'content-type': 'application/json', 'x-zeropool-job-id': input.jobId, 'x-zeropool-attempt': String(input.attempt) };
-      if (input.progressToken) headers['x-zeropool-progress-token'] = input.progressToken;
+      if (input.progressToken) {
+        headers['x-zeropool-progress-token'] = input.progressToken;
+        // The node may report progress itself (POST, Authorization: Bearer <token>), e.g. from a sidecar.
+        if (options.apiBaseUrl) headers['x-zeropool-progress-url'] = `${options.apiBaseUrl.replace(/\/$/, '')}/v1/jobs/${input.jobId}/progress`;
+      }
       try {
         let response: Response;
         try {

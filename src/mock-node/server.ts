@@ -10,6 +10,8 @@ const model = process.env.MOCK_MODEL ?? 'mock-model';
 const coldStartMs = Number(process.env.MOCK_COLD_START_MS ?? 3000);
 const tokensPerSecond = Math.max(1, Number(process.env.MOCK_TOKENS_PER_SECOND ?? 50));
 const interruptAfterMs = Number(process.env.MOCK_INTERRUPT_AFTER_MS ?? 0);
+/** Report progress to zeropool every this many tokens when the request says where (0: never). */
+const progressEveryTokens = Number(process.env.MOCK_PROGRESS_EVERY_TOKENS ?? 50);
 const bootedAt = Date.now();
 /** Context window of the fake model: asking for more tokens is a client error (400), as on a real server. */
 const CONTEXT_TOKENS = 4096;
@@ -100,6 +102,16 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
     holding = false;
   };
   const tokens: string[] = [];
+  const progressUrl = req.headers['x-zeropool-progress-url'] as string | undefined;
+  const progressToken = req.headers['x-zeropool-progress-token'] as string | undefined;
+  // What a real model server's sidecar would do: tell zeropool how far the completion got.
+  const reportProgress = () => {
+    if (!progressUrl || !progressToken) return;
+    const body = { completion_tokens: fromToken + tokens.length, text: (continued ?? '') + tokens.join(''), ...(attempt ? { attempt } : {}) };
+    fetch(progressUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${progressToken}` }, body: JSON.stringify(body) })
+      .then((r) => r.body?.cancel())
+      .catch(() => undefined);
+  };
   res.on('close', () => {
     if (res.writableFinished || cutOff) return;
     // The client went away mid-request: the slot is free from this moment.
@@ -117,6 +129,7 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
       if (cutOff) break;
       const token = `tok${fromToken + i} `;
       tokens.push(token);
+      if (progressEveryTokens > 0 && tokens.length % progressEveryTokens === 0) reportProgress();
       if (body.stream) {
         res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content: token }, finish_reason: null }] })}\n\n`);
       }

@@ -85,8 +85,6 @@ export class ApiStack {
       });
       this.local = { probe, docker, reserveMiB };
     }
-    if (this.options.workerProcess) await this.startWorkerProcess();
-    else await this.startWorkerInProcess();
     const app = createApp(
       {
         client: this.env.client,
@@ -115,6 +113,9 @@ export class ApiStack {
     });
     const address = this.server!.address();
     this.baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    // Workers start once the API listens: nodes are told its address for progress reports.
+    if (this.options.workerProcess) await this.startWorkerProcess();
+    else await this.startWorkerInProcess();
     return this;
   }
 
@@ -128,6 +129,7 @@ export class ApiStack {
       healthPollMs: 100,
       callbackAllowList: TEST_CALLBACK_ALLOW_LIST,
       ntfy: this.options.ntfy,
+      apiBaseUrl: this.baseUrl,
     });
     this.worker = { worker, done: worker.run() };
   }
@@ -145,6 +147,7 @@ export class ApiStack {
         MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond ?? 200),
         WORKER_HEALTH_POLL_MS: '100',
         CALLBACK_ALLOWED_HOSTS: TEST_CALLBACK_ALLOW_LIST.join(','),
+        ZEROPOOL_PUBLIC_URL: this.baseUrl,
         LOG_LEVEL: 'warn',
       },
       stdio: ['ignore', 'inherit', 'inherit'],

@@ -56,6 +56,13 @@ test('on a full pool a priority-1 job preempts a priority-5 job: the node shows 
     return res.body.progress?.completion_tokens >= 7 ? res.body : undefined;
   });
   assert.equal(withProgress.status, 'running');
+  // The node was told where to report (X-Zeropool-Progress-Url) and does so itself every 50 tokens.
+  const fromNode = await stack.until('progress reported by the node itself', async () => {
+    const res = await stack.request('GET', `/v1/jobs/${victim}`);
+    const p = res.body.progress;
+    return p?.source === 'node' && p.completion_tokens >= 50 && p.completion_tokens % 50 === 0 ? p : undefined;
+  }, 10_000);
+  assert.equal(fromNode.attempt, 1);
 
   const check = await stack.request('GET', '/v1/pools/full/preempt/check');
   assert.equal(check.status, 200);
