@@ -5,6 +5,11 @@ import type { Placement, PoolState, QueuedJob } from './types';
 
 /** Priority gap that allows a preemption when a pool does not set one. */
 export const DEFAULT_PREEMPT_PRIORITY_GAP = 2;
+/**
+ * A running job on a later attempt than this is not preempted again: a low-priority job resumed after a
+ * preemption is the newest placement, so without this cap it would be the next victim every time.
+ */
+export const MAX_PREEMPTIBLE_ATTEMPT = 3;
 
 /** One planned preemption. */
 export interface PreemptionChoice {
@@ -34,11 +39,12 @@ export function planPreemptions(state: PoolState, now: number): PreemptionPlan {
   const waiting = state.queue.filter((job) => isEligible(job, now));
   if (waiting.length === 0) return { choices: [], reasons: ['no job is waiting'] };
   const active = activeNodes(state);
-  // A node still looking for a lane (laneIndex -1: every lane short, e.g. no VRAM on the local GPUs) is not on its way.
-  if (active.some((n) => n.state === 'provisioning' && n.laneIndex >= 0)) {
+  // A node between lane rounds (laneIndex -1) is on its way only if some lane is open to it; with every lane
+  // short (no VRAM on the local GPUs, no cloud capacity) it is not, and preemption is the way to run now.
+  const lanesOpen = availableLanes(state.config, state.laneCooldownUntil, now).length > 0;
+  if (active.some((n) => n.state === 'provisioning' && (n.laneIndex >= 0 || lanesOpen))) {
     return { choices: [], reasons: ['a node is on its way: waiting jobs will run there'] };
   }
-  const lanesOpen = availableLanes(state.config, state.laneCooldownUntil, now).length > 0;
   if (active.length < state.config.maxNodes && lanesOpen) {
     return { choices: [], reasons: [`the pool can still add nodes (${active.length} of ${state.config.maxNodes})`] };
   }
@@ -51,7 +57,7 @@ export function planPreemptions(state: PoolState, now: number): PreemptionPlan {
     .sort((a, b) => basePriority(a) - basePriority(b) || a.enqueuedAt - b.enqueuedAt)
     .slice(pending);
   const victims = state.running
-    .filter((p) => !p.preempting)
+    .filter((p) => !p.preempting && p.attempt <= MAX_PREEMPTIBLE_ATTEMPT)
     .sort((a, b) => basePriority(b) - basePriority(a) || b.placedAt - a.placedAt);
 
   const choices: PreemptionChoice[] = [];
@@ -59,7 +65,11 @@ export function planPreemptions(state: PoolState, now: number): PreemptionPlan {
   for (const preemptor of candidates) {
     const victim = victims[choices.length];
     if (!victim) {
-      reasons.push(`no running job left to preempt for ${preemptor.jobId}`);
+      const shielded = state.running.filter((p) => !p.preempting && p.attempt > MAX_PREEMPTIBLE_ATTEMPT).length;
+      reasons.push(
+        `no running job left to preempt for ${preemptor.jobId}` +
+          (shielded > 0 ? ` (${shielded} on attempt ${MAX_PREEMPTIBLE_ATTEMPT + 1} or later are not preempted again)` : ''),
+      );
       break;
     }
     const difference = basePriority(victim) - basePriority(preemptor);

@@ -14,10 +14,10 @@ function readyNode(id: string, slots: (string | null)[]): NodeRecord {
 }
 
 /** A full pool at maxNodes: one node, one slot per running job given. */
-function fullPool(running: Array<{ jobId: string; priority: number; placedAt?: number }>, overrides = {}): PoolState {
+function fullPool(running: Array<{ jobId: string; priority: number; placedAt?: number; attempt?: number }>, overrides = {}): PoolState {
   const state = newPoolState('p', poolConfig({ maxNodes: 1, slotsPerNode: running.length, ...overrides }));
   state.nodes.push(readyNode('n1', running.map((r) => r.jobId)));
-  running.forEach((r, slot) => state.running.push({ jobId: r.jobId, attempt: 1, nodeId: 'n1', slot, placedAt: r.placedAt ?? slot, priority: r.priority }));
+  running.forEach((r, slot) => state.running.push({ jobId: r.jobId, attempt: r.attempt ?? 1, nodeId: 'n1', slot, placedAt: r.placedAt ?? slot, priority: r.priority }));
   return state;
 }
 
@@ -90,6 +90,28 @@ test('no preemption while capacity can still come: below maxNodes, a node bootin
   const aged = fullPool([{ jobId: 'r', priority: 3 }], { agingSeconds: 1 });
   enqueueJob(aged, { jobId: 'w', attempt: 1, enqueuedAt: 0, priority: 5 }, false);
   assert.equal(planPreemptions(aged, 10 * MINUTE).choices.length, 0);
+});
+
+test('a job on its fourth attempt is not preempted again, so repeated preemption cannot starve it', () => {
+  const state = fullPool([
+    { jobId: 'thrice', priority: 5, placedAt: 9, attempt: 4 },
+    { jobId: 'fresh', priority: 5, placedAt: 1, attempt: 1 },
+  ]);
+  enqueueJob(state, { jobId: 'w1', attempt: 1, enqueuedAt: 10, priority: 1 }, false);
+  enqueueJob(state, { jobId: 'w2', attempt: 1, enqueuedAt: 11, priority: 1 }, false);
+  const plan = planPreemptions(state, 100);
+  assert.deepEqual(plan.choices.map((c) => [c.preemptor.jobId, c.victim.jobId]), [['w1', 'fresh']], 'the newest placement is skipped: it was preempted before');
+  assert.match(plan.reasons.join(' '), /1 on attempt 4 or later are not preempted again/);
+});
+
+test('no VRAM counts as no capacity: with every lane short and the extra node stuck looking for one, the pool preempts', () => {
+  const state = fullPool([{ jobId: 'r', priority: 5 }], { maxNodes: 2 });
+  enqueueJob(state, { jobId: 'w', attempt: 1, enqueuedAt: 0, priority: 1 }, false);
+  state.nodes.push({ ...readyNode('n2', [null]), state: 'provisioning', laneIndex: -1 });
+  state.laneCooldownUntil = { '0': 60_000, '1': 60_000 };
+  assert.deepEqual(planPreemptions(state, 1_000).choices.map((c) => c.victim.jobId), ['r']);
+  // Once a lane opens again the extra node will try it: it is on its way, no preemption.
+  assert.match(planPreemptions(state, 60_000).reasons[0], /on its way/);
 });
 
 test('a preemption under way serves the top waiting job: asking again does not stop a second job for it', () => {
