@@ -81,7 +81,10 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
     return views.filter((v): v is PoolView => v !== undefined);
   });
   const local = options.local ?? { probe: new GpuProbe({ nvidiaSmiPath: 'nvidia-smi' }), reserveMiB: 1024 };
-  setLocalGpuSource(async () => ({ gpus: (await local.probe.probe()).gpus, vram: await vramReport(local) }));
+  setLocalGpuSource(async () => {
+    const report = await local.probe.probe();
+    return { gpus: report.gpus, vram: await vramReport(local, report) };
+  });
   const jobs = new JobService(ctx);
   app.use('/v1/workspaces', workspaceRoutes({ ...ctx, defaultMaxJobsInFlight: options.defaultMaxJobsInFlight ?? 1000 }));
   app.use('/v1/pools', poolRoutes({ ...ctx, providers: options.providers }));

@@ -7,6 +7,7 @@ import type { InferenceProgress } from '../activities/inference';
 import type { CallbackState } from '../db/callbacks';
 import type { Logger } from 'pino';
 import { getJob, getPool, insertJob, listPools, saveJobOutcome } from '../db/store';
+import { basePriority } from '../domain/placement';
 import { jobPriorityKey, jobStatusKey, poolKey as poolSearchKey, workspaceKey as workspaceSearchKey } from '../domain/search-attributes';
 import { TERMINAL_JOB_STATUSES, type JobInput, type JobView, type PoolView } from '../domain/types';
 import { jobWorkflowId, poolKey, poolWorkflowId } from '../ids';
@@ -78,7 +79,7 @@ export class JobService {
     const model = await this.poolModel(workspaceId, request.pool);
     const key = poolKey(workspaceId, request.pool);
     const jobId = randomUUID();
-    const priority = request.priority ?? 3;
+    const priority = basePriority(request);
     // The node doing the work presents this to POST /v1/jobs/:id/progress; only its hash is stored.
     const progressToken = `zpj_${randomBytes(24).toString('base64url')}`;
     const input: JobInput = {

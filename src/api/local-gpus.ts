@@ -1,7 +1,7 @@
 /** The host's GPUs and our containers on them, as the API reports them (GET /v1/gpu, /v1/vram, /v1/available). */
 import type { DockerProvider } from '../activities/providers/docker';
 import { gpuHeadroom, type GpuHeadroom, type VramAllocation } from '../domain/vram';
-import type { GpuProbe } from '../gpu/probe';
+import { gpuMemory, type GpuProbe, type GpuProbeResult } from '../gpu/probe';
 
 /** What the API needs to see local capacity. `docker` is absent when the docker provider is off. */
 export interface LocalGpus {
@@ -22,13 +22,11 @@ export interface VramReport {
   largestFreeMiB: number;
 }
 
-export async function vramReport(local: LocalGpus): Promise<VramReport> {
-  const report = await local.probe.probe();
-  const facts = local.docker ? await local.docker.vramFacts() : { gpus: null, allocations: [] as VramAllocation[] };
-  const memory = report.gpus
-    .filter((g) => g.memory.totalMiB !== null)
-    .map((g) => ({ index: g.index, totalMiB: g.memory.totalMiB!, usedMiB: g.memory.usedMiB ?? g.memory.totalMiB! }));
-  const headroom = gpuHeadroom(memory, facts.allocations, local.reserveMiB);
+/** The host's VRAM accounting; pass a fresh probe result to reuse it. */
+export async function vramReport(local: LocalGpus, probed?: GpuProbeResult): Promise<VramReport> {
+  const report = probed ?? (await local.probe.probe());
+  const facts = local.docker ? await local.docker.vramFacts(report) : { gpus: null, allocations: [] as VramAllocation[] };
+  const headroom = gpuHeadroom(gpuMemory(report), facts.allocations, local.reserveMiB);
   const gpus = headroom.map((h) => {
     const info = report.gpus.find((g) => g.index === h.index)!;
     return { ...h, name: info.name, usedMiB: info.memory.usedMiB ?? h.totalMiB };

@@ -27,6 +27,12 @@ export async function rotateCallbackSecret(db: Db, workspaceId: string): Promise
   return secret;
 }
 
+/** The latest delivery state of a job's callback, if it has one. */
+export async function getCallbackState(db: Db, jobId: string): Promise<CallbackState | undefined> {
+  const result = await db.query('SELECT callback FROM jobs WHERE id = $1', [jobId]);
+  return result.rows[0]?.callback ?? undefined;
+}
+
 /** Records the latest delivery state of a job's callback. */
 export async function setCallbackState(db: Db, jobId: string, state: CallbackState): Promise<void> {
   await db.query('UPDATE jobs SET callback = $2 WHERE id = $1', [jobId, JSON.stringify(state)]);

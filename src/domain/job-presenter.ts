@@ -1,6 +1,7 @@
 /** The public shape of a job: the API's answer and the body of its callback. Pure. */
 import type { CallbackState } from '../db/callbacks';
 import { splitPoolKey } from '../ids';
+import { basePriority } from './placement';
 import type { JobView } from './types';
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
@@ -11,7 +12,7 @@ export function presentJob(view: JobView, callback?: CallbackState | null) {
     id: view.id,
     pool: splitPoolKey(view.pool).poolId,
     status: view.status,
-    priority: view.priority ?? 3,
+    priority: basePriority(view),
     attempt: view.attempt,
     failures: view.failures ?? 0,
     preemptions: view.preemptions ?? 0,

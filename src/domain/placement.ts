@@ -64,12 +64,16 @@ export function placeQueuedJobs(state: PoolState, now: number): PlacementDecisio
     const node = leastLoadedReadyNode(state.nodes);
     if (!node) break;
     const slot = node.slots.indexOf(null);
-    state.queue.splice(state.queue.indexOf(job), 1);
     node.slots[slot] = job.jobId;
     const placement: Placement = { jobId: job.jobId, attempt: job.attempt, nodeId: node.id, slot, placedAt: now, priority: basePriority(job) };
     state.running.push(placement);
     state.placedTotal += 1;
     decisions.push({ job, node, slot });
+  }
+  // One pass over the queue for the whole batch, not a search per placed job.
+  if (decisions.length > 0) {
+    const placed = new Set(decisions.map((d) => d.job));
+    state.queue = state.queue.filter((job) => !placed.has(job));
   }
   return decisions;
 }

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { laneSchema } from './pool-config';
 import type { Lane, PoolConfig } from './types';
+import type { VramRequest } from './vram';
 
 /** The provider name local services run on. */
 export const DOCKER_PROVIDER = 'docker';
@@ -93,4 +94,9 @@ export function servicePoolConfig(name: string, definition: ServiceDefinition, d
 /** VRAM in MiB of a definition (GB as GiB, the unit nvidia-smi reports in). */
 export function serviceVramMiB(definition: Pick<ServiceDefinition, 'vramGb'>): number {
   return Math.round(definition.vramGb * 1024);
+}
+
+/** What admitting one container of the service asks of the GPUs. */
+export function serviceVramRequest(definition: ServiceDefinition, poolKey: string): VramRequest {
+  return { vramMiB: serviceVramMiB(definition), gpuCount: definition.gpuCount, gpuIndexes: definition.gpuIndexes, priority: definition.priority, poolKey };
 }

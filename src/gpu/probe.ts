@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import type { GpuMemory } from '../domain/vram';
 import { COMPUTE_APPS_QUERY_FIELDS, GPU_QUERY_FIELDS, parseComputeApps, parseGpuQuery, parseMeminfo, type SmiProcess } from './nvidia-smi';
 
 const run = promisify(execFile);
@@ -44,6 +45,16 @@ export interface GpuProbeOptions {
 /** The raw processes of the last probe too: the Docker provider attributes them to containers by pid. */
 export interface GpuProbeResult extends GpuReport {
   rawProcesses: SmiProcess[];
+}
+
+/**
+ * The memory figures VRAM admission works from: GPUs whose total is known; memory whose use is not
+ * reported counts as all in use (never assume free what nobody said is free).
+ */
+export function gpuMemory(report: GpuReport): GpuMemory[] {
+  return report.gpus
+    .filter((g) => g.memory.totalMiB !== null)
+    .map((g) => ({ index: g.index, totalMiB: g.memory.totalMiB!, usedMiB: g.memory.usedMiB ?? g.memory.totalMiB! }));
 }
 
 export class GpuProbe {

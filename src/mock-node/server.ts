@@ -4,6 +4,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import type { NodeEvent } from './events';
 
 const nodeIdentity = process.env.MOCK_NODE_ID ?? 'mock-node';
 const model = process.env.MOCK_MODEL ?? 'mock-model';
@@ -23,18 +24,6 @@ let aborted = 0;
 /** Requests that will be failed on purpose: status and how many are left (POST /_mock/fail). */
 let failing: { status: number; remaining: number } | undefined;
 
-/** What the node saw, in order: who started, who finished, who was cut off, and at which token. */
-interface NodeEvent {
-  event: 'start' | 'finish' | 'abort';
-  jobId: string | null;
-  attempt: number | null;
-  /** Index of the first token this request produces (non-zero when it continues a preempted completion). */
-  fromToken: number;
-  /** Tokens produced by this request so far. */
-  tokens: number;
-  active: number;
-  at: number;
-}
 const events: NodeEvent[] = [];
 const EVENT_LIMIT = 10_000;
 function record(event: NodeEvent): void {

@@ -4,6 +4,8 @@
  */
 import { log, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { BOOKKEEPING_ACTIVITY, NOTIFICATION_ACTIVITY } from './activity-options';
+import { basePriority } from '../domain/placement';
 import type { JobView } from '../domain/types';
 
 /** Input of the delivery workflow. */
@@ -19,14 +21,8 @@ const callbacks = proxyActivities<Activities>({
   scheduleToCloseTimeout: '24 hours',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '15 minutes', nonRetryableErrorTypes: ['CallbackRefused'] },
 });
-const bookkeeping = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 milliseconds', maximumInterval: '30 seconds' },
-});
-const notifications = proxyActivities<Activities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 4 },
-});
+const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_ACTIVITY);
+const notifications = proxyActivities<Activities>(NOTIFICATION_ACTIVITY);
 
 /** Notified terminal states (a cancel was asked for by the user, who needs no telling). */
 const NOTIFIED = ['completed', 'failed', 'expired'];
@@ -39,7 +35,7 @@ export async function jobDeliveryWorkflow(input: JobDeliveryInput): Promise<void
     const event = view.status as 'completed' | 'failed' | 'expired';
     work.push(
       notifications
-        .notifyJobEvent({ event, jobId: view.id, poolId: view.pool, priority: view.priority ?? 3, attempt: view.attempt, detail: view.error })
+        .notifyJobEvent({ event, jobId: view.id, poolId: view.pool, priority: basePriority(view), attempt: view.attempt, detail: view.error })
         .catch((err) => log.warn('notification failed', { jobId: view.id, error: String(err) })),
     );
   }

@@ -22,6 +22,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { BOOKKEEPING_ACTIVITY, NOTIFICATION_ACTIVITY } from './activity-options';
 import type { InferenceResult } from '../activities/inference';
 import type { LedgerEventType } from '../db/ledger';
 import { laterSnapshot, retryBackoffMs, SNAPSHOT_TEXT_LIMIT } from '../domain/job-policy';
@@ -52,15 +53,8 @@ const inference = proxyActivities<Activities>({
   // The job retries through its pool (a new placement, after a backoff), never blindly on the same node.
   retry: { maximumAttempts: 1 },
 });
-const bookkeeping = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 milliseconds', maximumInterval: '30 seconds' },
-});
-// Notifications are best effort: a few tries within a minute, never holding the job up for long.
-const notifications = proxyActivities<Activities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 4 },
-});
+const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_ACTIVITY);
+const notifications = proxyActivities<Activities>(NOTIFICATION_ACTIVITY);
 
 /** How long a job whose arrival the API signalled waits for a slot before announcing itself too. */
 const ARRIVAL_CONFIRM_MS = 5000;

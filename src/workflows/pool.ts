@@ -18,9 +18,10 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { BOOKKEEPING_ACTIVITY } from './activity-options';
 import type { LedgerEvent, LedgerEventType } from '../db/ledger';
 import { jobWorkflowId, nodeId as makeNodeId } from '../ids';
-import { enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from '../domain/placement';
+import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from '../domain/placement';
 import { describePlan, planPreemptions, type PreemptionCheck } from '../domain/preemption';
 import { onDemandReferencePrice } from '../domain/money';
 import { newPoolState, toPoolView } from '../domain/pool-view';
@@ -71,10 +72,7 @@ const booting = proxyActivities<Activities>({
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3 },
 });
-const bookkeeping = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 milliseconds', maximumInterval: '30 seconds' },
-});
+const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_ACTIVITY);
 
 /** How many finished job ids the pool remembers to ignore late duplicate arrivals. */
 const RECENTLY_DONE_LIMIT = 500;
@@ -440,8 +438,8 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
   function preempt(by: 'pool' | 'operator'): PreemptionCheck {
     const plan = planPreemptions(state, now());
     for (const { victim, preemptor } of plan.choices) {
-      const reason = `preempted for job ${preemptor.jobId} (priority ${preemptor.priority ?? 3}) by the ${by}`;
-      preemptOne(victim, reason, preemptor.jobId, by, preemptor.priority ?? 3);
+      const reason = `preempted for job ${preemptor.jobId} (priority ${basePriority(preemptor)}) by the ${by}`;
+      preemptOne(victim, reason, preemptor.jobId, by, basePriority(preemptor));
     }
     if (plan.choices.length > 0) touch();
     return describePlan(state, plan);
@@ -455,7 +453,7 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     ledger('job_preempted', `${victim.jobId}:preempted:${victim.attempt}`, {
       jobId: victim.jobId,
       nodeId: victim.nodeId,
-      details: { attempt: victim.attempt, priority: victim.priority ?? 3, by, ...(byPriority !== undefined ? { byPriority } : {}), trigger },
+      details: { attempt: victim.attempt, priority: basePriority(victim), by, ...(byPriority !== undefined ? { byPriority } : {}), trigger },
     });
     void signalJob(victim.jobId, 'preempt', { attempt: victim.attempt, reason, byJobId: by });
   }

@@ -19,6 +19,7 @@ import type { jobWorkflow } from '../../src/workflows/job';
 import { jobStateQuery, poolStateQuery } from '../../src/workflows/messages';
 import type { poolWorkflow } from '../../src/workflows/pool';
 import { createWorker } from '../../src/worker';
+import type { NodeEvent } from '../../src/mock-node/events';
 import { waitUntil } from './wait';
 
 /** A mock provider in a fresh temp folder. */
@@ -173,15 +174,7 @@ export class PoolHarness {
 }
 
 /** One entry of a mock node's request log. */
-export interface NodeEvent {
-  event: 'start' | 'finish' | 'abort';
-  jobId: string | null;
-  attempt: number | null;
-  fromToken: number;
-  tokens: number;
-  active: number;
-  at: number;
-}
+export type { NodeEvent };
 
 /** Counts of ledger event types. */
 export function countEvents(rows: Array<{ event_type: string }>): Record<string, number> {

@@ -5,7 +5,7 @@ import type { LookupFunction } from 'node:net';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { getCallbackSecret, setCallbackState } from '../../db/callbacks';
+import { getCallbackSecret, getCallbackState, setCallbackState } from '../../db/callbacks';
 import { presentJob } from '../../domain/job-presenter';
 import type { JobView } from '../../domain/types';
 import { splitPoolKey } from '../../ids';
@@ -97,8 +97,7 @@ export function createCallbackActivities(deps: { db: Pool; allowList: AllowList;
 
     /** Marks a callback that ran out of retries. */
     async recordCallbackGivenUp(input: { jobId: string; url: string; error: string }): Promise<void> {
-      const current = await deps.db.query('SELECT callback FROM jobs WHERE id = $1', [input.jobId]);
-      const previous = current.rows[0]?.callback as { state?: string; attempts?: number; lastStatus?: number } | null;
+      const previous = await getCallbackState(deps.db, input.jobId);
       if (previous?.state === 'refused') return;
       await setCallbackState(deps.db, input.jobId, {
         url: input.url,

@@ -9,9 +9,10 @@ import net from 'node:net';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { getServiceByPoolKey } from '../../db/services';
+import { DEFAULT_PRIORITY } from '../../domain/placement';
 import { admit, servicesToStopForRoom, type GpuMemory, type VramAllocation } from '../../domain/vram';
-import { serviceVramMiB, type ServiceDefinition, type ServiceRecord } from '../../domain/service';
-import type { GpuProbe, GpuProbeResult } from '../../gpu/probe';
+import { serviceVramMiB, serviceVramRequest, type ServiceDefinition, type ServiceRecord } from '../../domain/service';
+import { gpuMemory, type GpuProbe, type GpuProbeResult } from '../../gpu/probe';
 import { splitPoolKey } from '../../ids';
 import { CapacityUnavailableError, InvalidRequestError, type NodeStatus, type ProvisionedNode, type ProvisionRequest, type Provider } from './provider';
 
@@ -108,7 +109,7 @@ export class DockerProvider implements Provider {
       state: c.State,
       gpus: (c.Labels[LABEL.gpus] ?? '').split(',').filter(Boolean).map(Number),
       vramPerGpuMiB: Number(c.Labels[LABEL.vramPerGpu] ?? 0),
-      priority: Number(c.Labels[LABEL.priority] ?? 3),
+      priority: Number(c.Labels[LABEL.priority] ?? DEFAULT_PRIORITY),
     }));
   }
 
@@ -122,7 +123,8 @@ export class DockerProvider implements Provider {
     const existing = await this.inspect(containerName(request.nodeId));
     if (existing) {
       // A retry after a crash: the container was made, maybe not started.
-      if (!existing.State.Running) await this.options.docker.getContainer(existing.Id).start().catch(ignoreAlreadyStarted);
+      if (existing.State.Running) return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: this.urlFrom(existing) };
+      await this.options.docker.getContainer(existing.Id).start().catch(ignoreAlreadyStarted);
       return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: await this.urlOf(existing.Id) };
     }
     const created = await this.admitAndCreate(request, service);
@@ -142,9 +144,8 @@ export class DockerProvider implements Provider {
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [ADMISSION_LOCK]);
       let gpuIndexes: number[] = [];
       let perGpuMiB = 0;
-      const vramMiB = serviceVramMiB(definition);
-      if (vramMiB > 0) {
-        const decision = await this.admission(request.poolId, definition, vramMiB);
+      if (serviceVramMiB(definition) > 0) {
+        const decision = await this.admission(request.poolId, definition);
         gpuIndexes = decision.gpuIndexes;
         perGpuMiB = decision.perGpuMiB;
       }
@@ -160,10 +161,10 @@ export class DockerProvider implements Provider {
   }
 
   /** Decides the GPUs, or stops idle lower-priority services to make room and reports the shortage. */
-  private async admission(poolKey: string, definition: ServiceDefinition, vramMiB: number): Promise<{ gpuIndexes: number[]; perGpuMiB: number }> {
+  private async admission(poolKey: string, definition: ServiceDefinition): Promise<{ gpuIndexes: number[]; perGpuMiB: number }> {
     const { gpus, allocations } = await this.vramFacts();
     if (gpus === null) throw new CapacityUnavailableError('no GPU on this host: the service needs VRAM');
-    const request = { vramMiB, gpuCount: definition.gpuCount, gpuIndexes: definition.gpuIndexes, priority: definition.priority, poolKey };
+    const request = serviceVramRequest(definition, poolKey);
     const decision = admit(gpus, allocations, this.options.reserveMiB, request);
     if (decision.fits) return decision;
     const pools = this.options.pools;
@@ -184,9 +185,12 @@ export class DockerProvider implements Provider {
     throw new CapacityUnavailableError(`no VRAM: ${decision.reason}`);
   }
 
-  /** GPUs (null: none) and what our containers hold on them; `idle` is filled in only when room is needed. */
-  async vramFacts(): Promise<{ gpus: GpuMemory[] | null; allocations: VramAllocation[]; reason?: string }> {
-    const report = await this.options.gpus.probe();
+  /**
+   * GPUs (null: none) and what our containers hold on them; `idle` is filled in only when room is needed.
+   * A caller that already probed passes its report, so nvidia-smi runs once.
+   */
+  async vramFacts(probed?: GpuProbeResult): Promise<{ gpus: GpuMemory[] | null; allocations: VramAllocation[]; reason?: string }> {
+    const report = probed ?? (await this.options.gpus.probe());
     const ours = (await this.ourContainers()).filter((c) => c.state !== 'exited' && c.state !== 'dead');
     const usedByContainer = await this.attributeProcesses(report, ours);
     const allocations: VramAllocation[] = ours.flatMap((c) =>
@@ -204,10 +208,7 @@ export class DockerProvider implements Provider {
       }),
     );
     if (!report.available) return { gpus: null, allocations, reason: report.reason };
-    const gpus = report.gpus
-      .filter((g) => g.memory.totalMiB !== null)
-      .map((g) => ({ index: g.index, totalMiB: g.memory.totalMiB!, usedMiB: g.memory.usedMiB ?? g.memory.totalMiB! }));
-    return { gpus, allocations };
+    return { gpus: gpuMemory(report), allocations };
   }
 
   /**
@@ -292,10 +293,9 @@ export class DockerProvider implements Provider {
     if (!info) throw new InvalidRequestError(`container ${definition.adoptContainer} to adopt does not exist`);
     const owner = info.Config.Labels?.[LABEL.pool];
     if (owner && owner !== request.poolId) throw new InvalidRequestError(`container ${definition.adoptContainer} belongs to pool ${owner}`);
-    if (!info.State.Running) {
-      await this.options.docker.getContainer(info.Id).start().catch(ignoreAlreadyStarted);
-      this.options.gpus.invalidate();
-    }
+    if (info.State.Running) return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: this.urlFrom(info, definition.port) };
+    await this.options.docker.getContainer(info.Id).start().catch(ignoreAlreadyStarted);
+    this.options.gpus.invalidate();
     return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: await this.urlOf(info.Id, definition.port) };
   }
 
@@ -308,9 +308,13 @@ export class DockerProvider implements Provider {
     }
   }
 
-  /** Where a container answers: its published port, or the port it was given on the host network. */
+  /** Where a container answers, read afresh (a port is published only once the container started). */
   private async urlOf(id: string, fallbackPort?: number): Promise<string> {
-    const info = await this.options.docker.getContainer(id).inspect();
+    return this.urlFrom(await this.options.docker.getContainer(id).inspect(), fallbackPort);
+  }
+
+  /** Where a running container answers: its published port, or the port it was given on the host network. */
+  private urlFrom(info: Docker.ContainerInspectInfo, fallbackPort?: number): string {
     const labelled = info.Config.Labels?.[LABEL.port];
     const bindings = Object.values(info.NetworkSettings.Ports ?? {}).flat().filter(Boolean) as Array<{ HostPort: string }>;
     const published = bindings.find((b) => b.HostPort)?.HostPort;
@@ -319,14 +323,15 @@ export class DockerProvider implements Provider {
     return `http://127.0.0.1:${port}`;
   }
 
-  private async containerOfNode(poolKey: string, nodeId: string): Promise<{ name: string; adopted: boolean }> {
+  /** The container a node is (an adopted one, or ours by name), with its service's definition if it still has one. */
+  private async containerOfNode(poolKey: string, nodeId: string): Promise<{ name: string; adopted: boolean; service?: ServiceRecord }> {
     const service = await this.serviceOf(poolKey);
     const adopted = service?.definition.adoptContainer;
-    return adopted ? { name: adopted, adopted: true } : { name: containerName(nodeId), adopted: false };
+    return adopted ? { name: adopted, adopted: true, service } : { name: containerName(nodeId), adopted: false, service };
   }
 
   async describe(poolKey: string, nodeId: string): Promise<NodeStatus> {
-    const { name } = await this.containerOfNode(poolKey, nodeId);
+    const { name, service } = await this.containerOfNode(poolKey, nodeId);
     const info = await this.inspect(name);
     if (!info) return { nodeId, exists: false, healthy: false, reason: `container ${name} is gone` };
     if (!info.State.Running) {
@@ -334,8 +339,7 @@ export class DockerProvider implements Provider {
       if (starting) return { nodeId, exists: true, healthy: false, reason: `container ${info.State.Status}` };
       return { nodeId, exists: false, healthy: false, reason: `container ${info.State.Status} (exit code ${info.State.ExitCode})` };
     }
-    const service = await this.serviceOf(poolKey);
-    const url = await this.urlOf(info.Id, service?.definition.port);
+    const url = this.urlFrom(info, service?.definition.port);
     const healthPath = service?.definition.healthPath ?? '/health';
     try {
       const response = await fetch(`${url}${healthPath}`, { signal: AbortSignal.timeout(this.options.healthTimeoutMs ?? 2000) });

@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import { getServiceByPoolKey } from '../../db/services';
 import { getPool } from '../../db/store';
-import { DOCKER_PROVIDER, serviceVramMiB } from '../../domain/service';
+import { DOCKER_PROVIDER, serviceVramMiB, serviceVramRequest } from '../../domain/service';
 import { admit, servicesToStopForRoom } from '../../domain/vram';
 import { temporalPoolControl } from '../../local-gpus';
 import { availableLanes } from '../../domain/scaling';
@@ -102,7 +102,7 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
         if (facts.gpus === null) reasons.push(`no local GPU (${facts.reason ?? 'unknown'})`);
         else {
           const d = service.definition;
-          const request = { vramMiB, gpuCount: d.gpuCount, gpuIndexes: d.gpuIndexes, priority: d.priority, poolKey: key };
+          const request = serviceVramRequest(d, key);
           const decision = admit(facts.gpus, facts.allocations, ctx.local.reserveMiB, request);
           if (decision.fits) {
             reasons.push(`fits on GPU ${decision.gpuIndexes.join(', ')}: needs ${decision.perGpuMiB} MiB per GPU`);

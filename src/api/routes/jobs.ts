@@ -3,6 +3,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { payloadProblem } from '../../activities/inference';
 import { presentJob } from '../../domain/job-presenter';
+import { basePriority } from '../../domain/placement';
 import { TERMINAL_JOB_STATUSES } from '../../domain/types';
 import { ENTITY_ID_PATTERN, jobWorkflowId } from '../../ids';
 import { cancelJobSignal } from '../../workflows/messages';
@@ -36,7 +37,7 @@ export function jobRoutes(ctx: ApiContext, jobs: JobService): Router {
     const body = submitJobSchema.parse(req.body);
     const { id, progressToken } = await jobs.submit(principalOf(res).workspaceId, body, res.locals.log);
     const statusUrl = `/v1/jobs/${id}`;
-    res.status(202).location(statusUrl).json({ id, status: 'queued', status_url: statusUrl, priority: body.priority ?? 3, progress_token: progressToken });
+    res.status(202).location(statusUrl).json({ id, status: 'queued', status_url: statusUrl, priority: basePriority(body), progress_token: progressToken });
   });
 
   router.get('/:id', async (req, res) => {
