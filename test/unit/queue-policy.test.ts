@@ -112,6 +112,12 @@ test('no VRAM counts as no capacity: with every lane short and the extra node st
   assert.deepEqual(planPreemptions(state, 1_000).choices.map((c) => c.victim.jobId), ['r']);
   // Once a lane opens again the extra node will try it: it is on its way, no preemption.
   assert.match(planPreemptions(state, 60_000).reasons[0], /on its way/);
+  // Below maxNodes too: room for more nodes means nothing while every lane is short.
+  const roomy = fullPool([{ jobId: 'r', priority: 5 }], { maxNodes: 3 });
+  enqueueJob(roomy, { jobId: 'w', attempt: 1, enqueuedAt: 0, priority: 1 }, false);
+  roomy.laneCooldownUntil = { '0': 60_000, '1': 60_000 };
+  assert.deepEqual(planPreemptions(roomy, 1_000).choices.map((c) => c.victim.jobId), ['r']);
+  assert.match(planPreemptions(roomy, 60_000).reasons[0], /can still add nodes/);
 });
 
 test('a preemption under way serves the top waiting job: asking again does not stop a second job for it', () => {
