@@ -7,7 +7,7 @@ import type { PoolPhase, PoolState, PoolView } from './types';
 export function poolPhase(state: PoolState, teardownRunning: boolean): PoolPhase {
   if (state.stopping) return 'stopping';
   if (state.draining) return state.nodes.length === 0 && isIdle(state) ? 'drained' : 'draining';
-  if (teardownRunning || state.nodes.some((n) => n.state === 'terminating')) return 'tearing_down';
+  if (teardownRunning || state.nodes.some((n) => n.state === 'terminating' || n.state === 'terminate_failed')) return 'tearing_down';
   if (state.nodes.some((n) => n.state === 'provisioning')) return 'scaling_up';
   if (state.nodes.length === 0) return isIdle(state) ? 'idle' : 'scaling_up';
   return isIdle(state) ? 'waiting_idle' : 'active';
@@ -30,6 +30,10 @@ export function toPoolView(state: PoolState, teardownRunning: boolean, now: numb
       url: n.url,
       readyAt: n.readyAt,
       busySlots: busySlots(n),
+      ...(n.billedFrom !== undefined ? { billedSeconds: Math.max(0, (now - n.billedFrom) / 1000) } : {}),
+      ...(n.inFlight ? { inFlight: n.inFlight } : {}),
+      ...(n.terminateFailures ? { terminateFailures: n.terminateFailures } : {}),
+      ...(n.lastError ? { lastError: n.lastError } : {}),
     })),
     queued: state.queue.length,
     running: state.running.length,

@@ -1,9 +1,9 @@
 /** Scaling rules: how many nodes a pool wants, which lane to try, which nodes to tear down. Pure functions. */
 import type { Lane, NodeRecord, PoolConfig, PoolState } from './types';
 
-/** Nodes that count as capacity: ready or still coming up (terminating nodes never do). */
+/** Nodes that count as capacity: ready or still coming up (nodes being terminated never do). */
 export function activeNodes(state: PoolState): NodeRecord[] {
-  return state.nodes.filter((n) => n.state !== 'terminating');
+  return state.nodes.filter((n) => n.state === 'ready' || n.state === 'provisioning');
 }
 
 /** Number of busy slots on a node. */

@@ -34,8 +34,14 @@ export interface PoolConfig {
   lanes: Lane[];
 }
 
-/** Lifecycle of a node as the pool sees it. */
-export type NodeState = 'provisioning' | 'ready' | 'terminating';
+/**
+ * Lifecycle of a node as the pool sees it. `terminate_failed`: the provider refused or could not be reached
+ * for the terminate call; the pool keeps retrying with backoff and the node bills until the call succeeds.
+ */
+export type NodeState = 'provisioning' | 'ready' | 'terminating' | 'terminate_failed';
+
+/** The provider call a node is waiting on (at most one at a time; cleared when a new workflow run starts). */
+export type NodeCommand = 'provision' | 'boot' | 'terminate';
 
 /** A node the pool owns (or is acquiring). */
 export interface NodeRecord {
@@ -55,8 +61,24 @@ export interface NodeRecord {
   suspect?: boolean;
   /** Consecutive failed health checks. */
   healthFailures?: number;
-  /** Lane attempts made for this node (all-lanes-short rounds back off on this). */
+  /** Lane attempts made for this node. */
   provisioningAttempts: number;
+  /** Rounds in which every lane was short (the wait before the next round backs off on this). */
+  laneRounds?: number;
+  /** The provider call in flight for this node, if any. */
+  inFlight?: NodeCommand;
+  /** Workflow time (ms) before which no new call is made for this node (lane backoff, terminate retry). */
+  nextAttemptAt?: number;
+  /** A teardown's grace period: no terminate call before this workflow time (ms); a burst before it keeps the node. */
+  terminateAfter?: number;
+  /** Why the node is being terminated (written on its node_terminated row). */
+  terminateReason?: string;
+  /** Workflow time (ms) of the first terminate call: from then on nothing brings the node back. */
+  terminateCalledAt?: number;
+  /** Terminate calls that failed so far. */
+  terminateFailures?: number;
+  /** The last provider error seen for this node. */
+  lastError?: string;
 }
 
 /** Job priority: 1 is the highest, 5 the lowest. */
@@ -118,6 +140,31 @@ export interface PoolState {
   warmNodes?: number;
   /** An operator stop (or restart) under way: queued jobs wait, running ones get until `deadline`. */
   stopping?: PoolStop;
+  /** An idle teardown under way (nodes marked terminating; a burst in its grace period cancels it). */
+  teardown?: PoolTeardown;
+  /** "Scale to zero now" was asked: tear down without grace as soon as the pool is idle. */
+  forceTeardown?: boolean;
+  /** Workflow time (ms) of the next health check of ready nodes (absent while none is ready). */
+  healthDueAt?: number;
+  /** A health check is in flight. */
+  healthInFlight?: boolean;
+  /** Workflow time (ms) of the next orphan reconciliation. */
+  reconcileDueAt?: number;
+  /** A reconciliation is in flight. */
+  reconcileInFlight?: boolean;
+  /** Ledger writes in flight (reconciliation waits for them: it must see every row the pool wrote). */
+  ledgerInFlight?: number;
+  /** Nodes whose terminate call failed at least once, over the pool's life. */
+  terminateFailuresTotal?: number;
+}
+
+/** An idle teardown: which nodes, and when their terminate calls go out. */
+export interface PoolTeardown {
+  /** Stable ledger key of this teardown (`teardown:<n>`). */
+  key: string;
+  nodeIds: string[];
+  /** Workflow time (ms) after the grace period. */
+  terminateAt: number;
 }
 
 /** A stop in progress: let running jobs finish until the deadline, preempt the rest, release every node. */
@@ -135,7 +182,13 @@ export interface PoolView {
   poolId: string;
   phase: PoolPhase;
   config: PoolConfig;
-  nodes: Array<Pick<NodeRecord, 'id' | 'state' | 'laneIndex' | 'lane' | 'url' | 'readyAt'> & { busySlots: number }>;
+  nodes: Array<
+    Pick<NodeRecord, 'id' | 'state' | 'laneIndex' | 'lane' | 'url' | 'readyAt' | 'inFlight' | 'terminateFailures' | 'lastError'> & {
+      busySlots: number;
+      /** Seconds since the provider accepted the node (billing time so far). */
+      billedSeconds?: number;
+    }
+  >;
   queued: number;
   running: number;
   queuedJobIds: string[];

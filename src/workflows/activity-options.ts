@@ -12,3 +12,19 @@ export const NOTIFICATION_ACTIVITY: ActivityOptions = {
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 4 },
 };
+
+/**
+ * Provider calls (provision, terminate): seconds each; a short timeout lets a crashed worker's call be retried
+ * soon. After these retries the pool decides what follows (next lane, or a terminate retried with backoff).
+ */
+export const PROVIDER_CALL_ACTIVITY: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
+};
+
+/** Waiting for a node to boot: minutes, heartbeating, so a dead worker's wait is noticed within seconds. */
+export const BOOT_WAIT_ACTIVITY: ActivityOptions = {
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
+};

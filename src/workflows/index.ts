@@ -1,4 +1,5 @@
 /** Every workflow the worker registers. */
-export { poolWorkflow } from './pool';
+export { poolWorkflowV2 } from './pool';
+export { poolWorkflow } from './pool-legacy';
 export { jobWorkflow } from './job';
 export { jobDeliveryWorkflow } from './delivery';

@@ -1,21 +1,10 @@
 /** Signals, queries and updates of the pool and job workflows. Names match the constants without suffix. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PreemptionCheck } from '../domain/preemption';
+import type { JobArrival } from '../domain/pool-protocol';
 import type { JobView, PlacementGrant, PoolConfig, PoolView } from '../domain/types';
 
-/** What a job tells its pool when it asks for a slot. */
-export interface JobArrival {
-  jobId: string;
-  attempt: number;
-  /** Requeued after its node failed it: ahead of jobs of its priority. */
-  front: boolean;
-  /** The node that failed the previous attempt (the pool stops placing there until a health check clears it). */
-  failedNodeId?: string;
-  /** 1 (highest) to 5 (lowest); absent: 3. */
-  priority?: number;
-  /** Retry backoff: the pool holds the job's place but does not place it before this workflow time (ms). */
-  notBefore?: number;
-}
+export type { JobArrival };
 
 /** A job (or a new attempt of it, after a failure or a preemption) asks its pool for a slot. */
 export const jobArrivedSignal = defineSignal<[JobArrival]>('jobArrived');

@@ -17,7 +17,7 @@ import { poolConfigSchema } from '../../src/domain/pool-config';
 import { jobWorkflowId, poolWorkflowId } from '../../src/ids';
 import type { jobWorkflow } from '../../src/workflows/job';
 import { jobStateQuery, poolStateQuery } from '../../src/workflows/messages';
-import type { poolWorkflow } from '../../src/workflows/pool';
+import type { poolWorkflowV2 } from '../../src/workflows/pool';
 import { createWorker } from '../../src/worker';
 import type { NodeEvent } from '../../src/mock-node/events';
 import { waitUntil } from './wait';
@@ -115,7 +115,7 @@ export class PoolHarness {
 
   async startPool(poolId: string, config: PoolConfig): Promise<void> {
     this.started.push(poolWorkflowId(poolId));
-    await this.client.workflow.start<typeof poolWorkflow>('poolWorkflow', {
+    await this.client.workflow.start<typeof poolWorkflowV2>('poolWorkflowV2', {
       workflowId: poolWorkflowId(poolId),
       taskQueue: this.taskQueue,
       args: [{ poolId, config }],

@@ -22,6 +22,19 @@ export interface MockProviderOptions {
   seed: number;
 }
 
+/**
+ * Injected provider faults (off unless set): while one is active, that call fails with a retryable error,
+ * as a cloud API does during an outage. Kept in `<stateDir>/faults.ctl` so that every worker process that
+ * shares the folder sees it, and a restarted worker too. `until` is epoch ms (absent: until cleared).
+ */
+export interface MockFaults {
+  provision?: { message?: string; until?: number };
+  terminate?: { message?: string; until?: number };
+}
+
+/** File name of the fault switch (not `.json`: node records are the `.json` files). */
+const FAULTS_FILE = 'faults.ctl';
+
 interface MockNodeRecord {
   nodeId: string;
   poolId: string;
@@ -43,7 +56,25 @@ export class MockProvider implements Provider {
     this.random = seededRandom(options.seed);
   }
 
+  /** Sets (or with `{}` clears) the injected faults for every process sharing this data folder. */
+  async setFaults(faults: MockFaults): Promise<void> {
+    await fs.mkdir(this.options.stateDir, { recursive: true });
+    await fs.writeFile(path.join(this.options.stateDir, FAULTS_FILE), JSON.stringify(faults));
+  }
+
+  private async failIfFaulty(call: keyof MockFaults): Promise<void> {
+    let faults: MockFaults;
+    try {
+      faults = JSON.parse(await fs.readFile(path.join(this.options.stateDir, FAULTS_FILE), 'utf8')) as MockFaults;
+    } catch {
+      return;
+    }
+    const fault = faults[call];
+    if (fault && (fault.until === undefined || Date.now() < fault.until)) throw new Error(fault.message ?? `mock: injected ${call} failure`);
+  }
+
   async provision(request: ProvisionRequest): Promise<ProvisionedNode> {
+    await this.failIfFaulty('provision');
     const pending = this.inFlight.get(request.nodeId);
     if (pending) return pending;
     const started = this.provisionOnce(request).finally(() => this.inFlight.delete(request.nodeId));
@@ -130,6 +161,11 @@ export class MockProvider implements Provider {
   }
 
   async terminate(_poolId: string, nodeIdToStop: string): Promise<void> {
+    await this.failIfFaulty('terminate');
+    await this.stopNode(nodeIdToStop);
+  }
+
+  private async stopNode(nodeIdToStop: string): Promise<void> {
     const record = await this.read(nodeIdToStop);
     if (!record) return;
     if (isAlive(record.pid)) {
@@ -147,7 +183,7 @@ export class MockProvider implements Provider {
   /** Every mock node this data folder knows about (used by the embedded stack to stop them on exit). */
   async terminateAll(): Promise<number> {
     const all = await this.readAll();
-    await Promise.all(all.map((r) => this.terminate(r.poolId, r.nodeId)));
+    await Promise.all(all.map((r) => this.stopNode(r.nodeId)));
     return all.length;
   }
 

@@ -1,0 +1,617 @@
+/**
+ * The pool as a pure state machine: `stepPool(state, event, now) → { state, commands, wakeAt }`.
+ * Every pool rule lives here: placement, scale-up, lane fallback, preemption, the idle timer and teardown,
+ * a burst cancelling a teardown, health loss, operator stop/drain/warm, and what follows a failed command.
+ * The pool workflow only turns signals, updates, timers and command results into events and runs the
+ * commands; the offline evaluator can drive the same function in virtual time.
+ */
+import { onDemandReferencePrice } from './money';
+import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from './placement';
+import type { JobMessage, LedgerRowRequest, PoolCommand, PoolEvent, PoolReply, StepResult } from './pool-protocol';
+import { describePlan, planPreemptions, type PreemptionCheck } from './preemption';
+import { newPoolState, toPoolView } from './pool-view';
+import { activeNodes, allLanesShortBackoffMs, availableLanes, baseline, isIdle, nextLaneAvailableAt, nodesToAdd, teardownCandidates } from './scaling';
+import type { NodeRecord, Placement, PoolState } from './types';
+
+/** How many finished job ids the pool remembers to ignore late duplicate arrivals. */
+export const RECENTLY_DONE_LIMIT = 500;
+/** Consecutive failed health checks after which a ready node counts as lost. */
+export const HEALTH_FAILURES_TO_LOSE = 3;
+/** How often the pool looks for nodes its provider holds that it does not know (and heals lost ledger rows). */
+export const RECONCILE_INTERVAL_MS = 10 * 60_000;
+/** Wait before retrying a failed reconciliation. */
+export const RECONCILE_RETRY_MS = 60_000;
+
+/** Wait before the next terminate call after `failures` failed ones: 5 s doubling, at most 5 minutes. */
+export function terminateRetryMs(failures: number): number {
+  return Math.min(300_000, 5_000 * 2 ** Math.max(0, failures - 1));
+}
+
+/** A new pool's state (ids given by the caller: the pool key and a node-id maker). */
+export { newPoolState };
+
+/** Makes a node id from the pool key and a sequence number (ids.ts nodeId; injected to keep this file pure). */
+export type NodeIdMaker = (poolKey: string, sequence: number) => string;
+
+/** Applies one event; returns the new state, the commands to run, when to wake, and a reply for updates. */
+export function stepPool(previous: PoolState, event: PoolEvent, now: number, makeNodeId: NodeIdMaker): StepResult {
+  const m = new Step(clone(previous), now, makeNodeId);
+  const reply = m.apply(event);
+  m.drive();
+  return { state: m.state, commands: m.commands, wakeAt: m.wakeAt(), ...(reply ? { reply } : {}) };
+}
+
+function clone<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+/** One step's working copy: the rules mutate it; nothing outside sees it until the step returns. */
+class Step {
+  readonly commands: PoolCommand[] = [];
+
+  constructor(
+    readonly state: PoolState,
+    readonly now: number,
+    readonly makeNodeId: NodeIdMaker,
+  ) {}
+
+  private get poolId(): string {
+    return this.state.poolId;
+  }
+
+  // ---- events -------------------------------------------------------------------------------------------
+
+  apply(event: PoolEvent): PoolReply | undefined {
+    const s = this.state;
+    switch (event.type) {
+      case 'started':
+        // Calls in flight in the previous run died with it; each is asked again (all are idempotent by node id).
+        for (const node of s.nodes) node.inFlight = undefined;
+        s.healthInFlight = false;
+        s.reconcileInFlight = false;
+        s.ledgerInFlight = 0;
+        s.reconcileDueAt = this.now;
+        return undefined;
+      case 'timerFired':
+        return undefined;
+      case 'jobArrived':
+        this.jobArrived(event.arrival);
+        return undefined;
+      case 'jobFinished': {
+        const placement = s.running.find((p) => p.jobId === event.jobId);
+        if (placement && placement.attempt === event.attempt) {
+          releasePlacement(s, event.jobId);
+          this.markDone(event.jobId);
+        }
+        return undefined;
+      }
+      case 'jobWithdrawn':
+        s.queue = s.queue.filter((q) => q.jobId !== event.jobId);
+        releasePlacement(s, event.jobId);
+        this.markDone(event.jobId);
+        return undefined;
+      case 'configChanged':
+        s.config = event.config;
+        return this.view();
+      case 'drainRequested':
+        s.draining = true;
+        return this.view();
+      case 'resumeRequested':
+        s.draining = false;
+        s.baselineSuspended = false;
+        return this.view();
+      case 'scaleToZeroRequested':
+        s.warmNodes = 0;
+        s.baselineSuspended = true;
+        s.forceTeardown = true;
+        return this.view();
+      case 'warmRequested':
+        if (s.stopping) s.stopping.then = 'warm';
+        else {
+          s.warmNodes = Math.min(event.nodes, s.config.maxNodes);
+          s.baselineSuspended = false;
+          // The idle timer counts from the start, so a started service with no jobs stops after idleTimeoutSeconds.
+          s.idleSince = undefined;
+          this.cancelTeardown();
+        }
+        return this.view();
+      case 'stopRequested': {
+        const deadline = this.now + event.drainTimeoutSeconds * 1000;
+        // Asking again keeps the earlier deadline: a second stop never gives running jobs more time.
+        s.stopping = { deadline: Math.min(deadline, s.stopping?.deadline ?? deadline), then: event.then, since: s.stopping?.since ?? this.now };
+        s.warmNodes = 0;
+        return this.view();
+      }
+      case 'preemptRequested':
+        return this.preempt('operator');
+      case 'nodeProvisioned':
+        this.nodeProvisioned(event);
+        return undefined;
+      case 'nodeReady':
+        this.nodeReady(event);
+        return undefined;
+      case 'nodeTerminated':
+        this.nodeTerminated(event.command.nodeId, event.command);
+        return undefined;
+      case 'healthChecked':
+        this.healthChecked(event.statuses);
+        return undefined;
+      case 'reconciled':
+        s.reconcileInFlight = false;
+        s.reconcileDueAt = this.now + RECONCILE_INTERVAL_MS;
+        if (event.removed.length > 0) this.log('warn', 'orphaned nodes terminated', { nodeIds: event.removed });
+        return undefined;
+      case 'jobTold':
+        return undefined;
+      case 'ledgerRecorded':
+        s.ledgerInFlight = Math.max(0, (s.ledgerInFlight ?? 0) - 1);
+        return undefined;
+      case 'commandFailed':
+        this.commandFailed(event.command, event.error);
+        return undefined;
+    }
+  }
+
+  private jobArrived(arrival: Extract<PoolEvent, { type: 'jobArrived' }>['arrival']): void {
+    const s = this.state;
+    // A job re-announces itself when its first arrival may have been lost; once it is done, that is noise.
+    if (s.recentlyDone?.includes(arrival.jobId)) return;
+    const failedNode = arrival.failedNodeId ? s.nodes.find((n) => n.id === arrival.failedNodeId && n.state === 'ready') : undefined;
+    if (failedNode) {
+      // Stop placing there and look now rather than at the next periodic check.
+      failedNode.suspect = true;
+      s.healthDueAt = this.now;
+    }
+    const job = {
+      jobId: arrival.jobId,
+      attempt: arrival.attempt,
+      enqueuedAt: this.now,
+      ...(arrival.priority !== undefined ? { priority: arrival.priority } : {}),
+      ...(arrival.notBefore !== undefined ? { notBefore: arrival.notBefore } : {}),
+    };
+    if (!enqueueJob(s, job, arrival.front)) return;
+    s.idleSince = undefined;
+    s.baselineSuspended = false;
+    // A stop's teardown goes on: the new job waits and starts the pool again once the stop is done.
+    if (!s.stopping) this.cancelTeardown();
+  }
+
+  private markDone(jobId: string): void {
+    this.state.recentlyDone = [...(this.state.recentlyDone ?? []).slice(-(RECENTLY_DONE_LIMIT - 1)), jobId];
+  }
+
+  private nodeProvisioned(event: Extract<PoolEvent, { type: 'nodeProvisioned' }>): void {
+    const node = this.node(event.command.nodeId);
+    if (!node || node.state !== 'provisioning') {
+      // The pool let go of this node while the provider was creating it: the provider must let go too.
+      this.commands.push({ type: 'terminate', nodeId: event.command.nodeId, lane: event.command.lane, reason: 'not needed' });
+      return;
+    }
+    node.inFlight = undefined;
+    node.laneIndex = event.laneIndex;
+    node.lane = this.state.config.lanes[event.laneIndex] ?? event.command.lane;
+    node.url = event.url;
+    node.lastError = undefined;
+    if (node.billedFrom === undefined) {
+      node.billedFrom = this.now;
+      // The always-on counterfactual is priced from this row, so analytics needs no outside figure.
+      this.ledger({
+        key: `${node.id}:provisioning`,
+        eventType: 'node_provisioning',
+        ...this.laneFields(node),
+        details: { laneIndex: node.laneIndex, referencePricePerHour: onDemandReferencePrice(this.state.config) },
+      });
+    }
+  }
+
+  private nodeReady(event: Extract<PoolEvent, { type: 'nodeReady' }>): void {
+    const node = this.node(event.command.nodeId);
+    if (!node) return;
+    node.inFlight = undefined;
+    if (node.state !== 'provisioning') return;
+    node.state = 'ready';
+    node.url = event.url;
+    node.readyAt = this.now;
+    this.ledger({
+      key: `${node.id}:ready`,
+      eventType: 'node_ready',
+      ...this.laneFields(node),
+      details: { laneIndex: node.laneIndex, bootSeconds: (node.readyAt - (node.billedFrom ?? node.readyAt)) / 1000 },
+    });
+  }
+
+  /** The provider no longer holds the node: billing ends now, with exactly one node_terminated row. */
+  private nodeTerminated(nodeId: string, command: Extract<PoolCommand, { type: 'terminate' }>): void {
+    const s = this.state;
+    const node = this.node(nodeId);
+    if (!node) return;
+    s.nodes = s.nodes.filter((n) => n.id !== nodeId);
+    if (node.billedFrom !== undefined) {
+      this.ledger({
+        key: `${node.id}:terminated`,
+        eventType: 'node_terminated',
+        ...this.laneFields(node),
+        details: {
+          laneIndex: node.laneIndex,
+          reason: node.terminateReason ?? command.reason,
+          billedSeconds: (this.now - node.billedFrom) / 1000,
+          ...(node.terminateFailures ? { terminateFailures: node.terminateFailures } : {}),
+        },
+      });
+    }
+    if (s.teardown && !s.nodes.some((n) => s.teardown!.nodeIds.includes(n.id))) s.teardown = undefined;
+  }
+
+  private healthChecked(statuses: Array<{ nodeId: string; exists: boolean; healthy: boolean; reason?: string }>): void {
+    const s = this.state;
+    s.healthInFlight = false;
+    s.healthDueAt = this.now + s.config.healthCheckIntervalSeconds * 1000;
+    for (const status of statuses) {
+      const node = this.node(status.nodeId);
+      if (!node || node.state !== 'ready') continue;
+      node.healthFailures = status.healthy ? 0 : (node.healthFailures ?? 0) + 1;
+      if (status.healthy) node.suspect = false;
+      if (!status.exists || node.healthFailures >= HEALTH_FAILURES_TO_LOSE) this.nodeLost(node, status.reason ?? 'failed health checks');
+    }
+  }
+
+  /** A ready node is gone (spot interruption, crash): its jobs go back to the front, the node is released. */
+  private nodeLost(node: NodeRecord, reason: string): void {
+    this.log('warn', 'node lost; requeueing its jobs', { nodeId: node.id, reason });
+    this.ledger({ key: `${node.id}:lost`, eventType: 'node_lost', ...this.laneFields(node), details: { laneIndex: node.laneIndex, reason } });
+    for (const job of requeueJobsOfNode(this.state, node.id, this.now)) {
+      this.tell(job.jobId, { kind: 'revoked', attempt: job.attempt, reason: `node ${node.id} lost: ${reason}` });
+    }
+    this.beginTermination(node, `lost: ${reason}`);
+  }
+
+  private commandFailed(command: PoolCommand, error: string): void {
+    const s = this.state;
+    switch (command.type) {
+      case 'provision': {
+        const node = this.node(command.nodeId);
+        s.laneCooldownUntil[String(command.laneIndex)] = this.now + s.config.laneCooldownSeconds * 1000;
+        this.log('warn', 'lane unavailable; trying the next', { nodeId: command.nodeId, lane: command.laneIndex, reason: error });
+        if (!node) return;
+        node.inFlight = undefined;
+        node.lastError = error;
+        // The next drive picks the next lane that is not cooling down.
+        node.laneIndex = -1;
+        node.lane = undefined;
+        return;
+      }
+      case 'waitReady': {
+        const node = this.node(command.nodeId);
+        if (!node) return;
+        node.inFlight = undefined;
+        node.lastError = error;
+        this.log('warn', 'node failed to boot; replacing it', { nodeId: node.id, error });
+        this.beginTermination(node, 'boot failed');
+        return;
+      }
+      case 'terminate': {
+        const node = this.node(command.nodeId);
+        if (!node) return;
+        node.inFlight = undefined;
+        node.state = 'terminate_failed';
+        node.lastError = error;
+        node.terminateFailures = (node.terminateFailures ?? 0) + 1;
+        if (node.terminateFailures === 1) s.terminateFailuresTotal = (s.terminateFailuresTotal ?? 0) + 1;
+        node.nextAttemptAt = this.now + terminateRetryMs(node.terminateFailures);
+        this.log('error', 'terminate failed; the node bills until a retry succeeds', {
+          nodeId: node.id,
+          failures: node.terminateFailures,
+          retryInMs: node.nextAttemptAt - this.now,
+          error,
+        });
+        return;
+      }
+      case 'checkHealth':
+        s.healthInFlight = false;
+        s.healthDueAt = this.now + s.config.healthCheckIntervalSeconds * 1000;
+        this.log('warn', 'health check failed to run', { error });
+        return;
+      case 'reconcile':
+        s.reconcileInFlight = false;
+        s.reconcileDueAt = this.now + RECONCILE_RETRY_MS;
+        this.log('warn', 'reconciliation failed; retrying later', { error });
+        return;
+      case 'tellJob':
+        // The job is gone (finished or terminated): its slot must not stay taken.
+        this.log('warn', 'job unreachable; releasing its slot', { jobId: command.jobId, error });
+        s.queue = s.queue.filter((q) => q.jobId !== command.jobId);
+        releasePlacement(s, command.jobId);
+        return;
+      case 'recordLedger':
+        s.ledgerInFlight = Math.max(0, (s.ledgerInFlight ?? 0) - 1);
+        this.log('error', 'ledger write failed', { key: command.row.key, error });
+        return;
+      case 'log':
+        return;
+    }
+  }
+
+  // ---- the drive: what the pool does next, given where it is ---------------------------------------------
+
+  drive(): void {
+    const s = this.state;
+    if (s.stopping) this.advanceStop();
+    // Not `else`: a stop that just finished lets the work that waited for it start in this same step.
+    if (!s.stopping) {
+      this.place();
+      if (!s.draining || !isIdle(s)) this.addNodes(nodesToAdd(s));
+      if (s.config.preemption !== 'manual' && s.queue.length > 0) this.preempt('pool');
+      this.checkIdle();
+    }
+    this.driveNodes();
+    this.driveHealth();
+    this.driveReconcile();
+  }
+
+  private place(): void {
+    for (const { job, node, slot } of placeQueuedJobs(this.state, this.now)) {
+      const coldStartMs = Math.max(0, (node.readyAt ?? 0) - job.enqueuedAt);
+      this.tell(job.jobId, { kind: 'placed', grant: { attempt: job.attempt, nodeId: node.id, nodeUrl: node.url!, slot, coldStartMs } });
+    }
+  }
+
+  private addNodes(count: number): void {
+    const s = this.state;
+    for (let i = 0; i < count; i++) {
+      s.nodeSequence += 1;
+      s.nodes.push({
+        id: this.makeNodeId(this.poolId, s.nodeSequence),
+        laneIndex: -1,
+        state: 'provisioning',
+        requestedAt: this.now,
+        slots: Array.from({ length: s.config.slotsPerNode }, () => null),
+        provisioningAttempts: 0,
+      });
+    }
+  }
+
+  /** The durable idle timer: idle nodes above the baseline go once the pool has been idle for idleTimeout. */
+  private checkIdle(): void {
+    const s = this.state;
+    if (!isIdle(s)) {
+      s.idleSince = undefined;
+      return;
+    }
+    s.idleSince ??= this.now;
+    const deadline = this.idleDeadline()!;
+    // A start keeps its nodes warm until the idle timer first fires; then they go like any idle node.
+    if (s.warmNodes && this.now >= deadline) s.warmNodes = 0;
+    const candidates = (s.draining ? activeNodes(s) : teardownCandidates(s)).filter((n) => n.state === 'ready');
+    if (candidates.length > 0 && !s.teardown && (s.forceTeardown || s.draining || this.now >= deadline)) {
+      const grace = s.forceTeardown || s.draining ? 0 : s.config.teardownGraceSeconds;
+      this.startTeardown(candidates, grace);
+    }
+    s.forceTeardown = false;
+  }
+
+  private idleDeadline(): number | undefined {
+    const s = this.state;
+    return s.idleSince === undefined ? undefined : s.idleSince + s.config.idleTimeoutSeconds * 1000;
+  }
+
+  /** Marks nodes for teardown; their terminate calls go out together when the grace period ends. */
+  private startTeardown(nodes: NodeRecord[], graceSeconds: number): void {
+    const s = this.state;
+    s.teardownSequence = (s.teardownSequence ?? 0) + 1;
+    const key = `teardown:${s.teardownSequence}`;
+    const terminateAt = this.now + graceSeconds * 1000;
+    s.teardown = { key, nodeIds: nodes.map((n) => n.id), terminateAt };
+    for (const node of nodes) this.beginTermination(node, 'idle teardown', terminateAt);
+    this.ledger({ key: `${key}:started`, eventType: 'teardown_started', details: { nodes: s.teardown.nodeIds, graceSeconds } });
+  }
+
+  /** New work during a teardown keeps every node whose terminate call has not gone out. */
+  private cancelTeardown(): void {
+    const s = this.state;
+    const teardown = s.teardown;
+    if (!teardown) return;
+    const kept = s.nodes.filter((n) => teardown.nodeIds.includes(n.id) && n.state === 'terminating' && n.terminateCalledAt === undefined && !n.inFlight);
+    for (const node of kept) {
+      node.state = 'ready';
+      node.terminateAfter = undefined;
+      node.terminateReason = undefined;
+    }
+    s.teardown = undefined;
+    if (kept.length > 0) {
+      this.ledger({ key: `${teardown.key}:cancelled`, eventType: 'teardown_cancelled', details: { kept: kept.map((n) => n.id) } });
+      this.log('info', 'teardown cancelled by new work', { kept: kept.map((n) => n.id) });
+    }
+  }
+
+  private beginTermination(node: NodeRecord, reason: string, terminateAfter?: number): void {
+    node.state = 'terminating';
+    node.terminateReason = reason;
+    node.terminateAfter = terminateAfter;
+    node.nextAttemptAt = undefined;
+  }
+
+  /**
+   * One step of an operator stop: wait for running jobs until the deadline, then preempt the rest (their
+   * progress is kept and they run again later), then release every node; done, the pool takes work again.
+   */
+  private advanceStop(): void {
+    const s = this.state;
+    const stop = s.stopping!;
+    const unfinished = s.running.filter((p) => !p.preempting);
+    if (unfinished.length > 0 && this.now < stop.deadline) return;
+    for (const victim of unfinished) this.preemptOne(victim, 'the pool is stopping (drain timeout passed)', 'stop', 'stop');
+    const ready = s.nodes.filter((n) => n.state === 'ready');
+    if (s.running.length === 0 && ready.length > 0 && !s.teardown) {
+      this.startTeardown(ready, 0);
+      return;
+    }
+    if (s.running.length > 0 || s.nodes.length > 0 || s.teardown) return;
+    s.stopping = undefined;
+    s.warmNodes = stop.then === 'warm' ? 1 : 0;
+    s.idleSince = undefined;
+    this.log('info', 'pool stopped', { then: stop.then, queued: s.queue.length });
+  }
+
+  /** Preemption round: pairs waiting high-priority jobs with running low-priority ones (see planPreemptions). */
+  private preempt(by: 'pool' | 'operator'): PreemptionCheck {
+    const plan = planPreemptions(this.state, this.now);
+    for (const { victim, preemptor } of plan.choices) {
+      const reason = `preempted for job ${preemptor.jobId} (priority ${basePriority(preemptor)}) by the ${by}`;
+      this.preemptOne(victim, reason, preemptor.jobId, by, basePriority(preemptor));
+    }
+    return describePlan(this.state, plan);
+  }
+
+  /** Asks one running job to stop; its slot stays taken until the job confirms by queueing its next attempt. */
+  private preemptOne(victim: Placement, reason: string, by: string, trigger: string, byPriority?: number): void {
+    victim.preempting = true;
+    this.state.preemptedTotal = (this.state.preemptedTotal ?? 0) + 1;
+    this.log('info', 'preempting job', { jobId: victim.jobId, nodeId: victim.nodeId, for: by });
+    this.ledger({
+      key: `${victim.jobId}:preempted:${victim.attempt}`,
+      eventType: 'job_preempted',
+      jobId: victim.jobId,
+      nodeId: victim.nodeId,
+      details: { attempt: victim.attempt, priority: basePriority(victim), by, ...(byPriority !== undefined ? { byPriority } : {}), trigger },
+    });
+    this.tell(victim.jobId, { kind: 'preempt', attempt: victim.attempt, reason, byJobId: by });
+  }
+
+  /** Issues the one provider call each node needs next, if any. */
+  private driveNodes(): void {
+    const s = this.state;
+    for (const node of [...s.nodes]) {
+      if (node.inFlight) continue;
+      if (node.state === 'provisioning') this.driveProvisioning(node);
+      else if (node.state === 'terminating' || node.state === 'terminate_failed') this.driveTermination(node);
+    }
+  }
+
+  private driveProvisioning(node: NodeRecord): void {
+    const s = this.state;
+    if (node.laneIndex < 0) {
+      // No provider holds anything for a node without a lane: if the work went away, so does the node.
+      if (isIdle(s) && activeNodes(s).length - 1 >= baseline(s)) {
+        s.nodes = s.nodes.filter((n) => n.id !== node.id);
+        return;
+      }
+      if (node.nextAttemptAt !== undefined && this.now < node.nextAttemptAt) return;
+      // Reconciliation lists the provider's nodes: a node created while it runs would look like an orphan.
+      if (s.reconcileInFlight) return;
+      const lanes = availableLanes(s.config, s.laneCooldownUntil, this.now);
+      if (lanes.length === 0) {
+        node.laneRounds = (node.laneRounds ?? 0) + 1;
+        const untilLane = nextLaneAvailableAt(s.laneCooldownUntil) - this.now;
+        node.nextAttemptAt = this.now + Math.max(1000, Math.min(allLanesShortBackoffMs(node.laneRounds), untilLane));
+        return;
+      }
+      node.nextAttemptAt = undefined;
+      node.laneIndex = lanes[0];
+      node.lane = s.config.lanes[lanes[0]];
+      node.provisioningAttempts += 1;
+    }
+    if (node.billedFrom === undefined) {
+      if (s.reconcileInFlight) return;
+      node.inFlight = 'provision';
+      this.commands.push({ type: 'provision', nodeId: node.id, lane: node.lane!, laneIndex: node.laneIndex, model: s.config.model });
+    } else {
+      node.inFlight = 'boot';
+      this.commands.push({ type: 'waitReady', nodeId: node.id, lane: node.lane! });
+    }
+  }
+
+  private driveTermination(node: NodeRecord): void {
+    if (node.terminateAfter !== undefined && this.now < node.terminateAfter) return;
+    if (node.nextAttemptAt !== undefined && this.now < node.nextAttemptAt) return;
+    if (!node.lane) {
+      // Never reached a provider: nothing to terminate, nothing billed.
+      this.state.nodes = this.state.nodes.filter((n) => n.id !== node.id);
+      return;
+    }
+    node.inFlight = 'terminate';
+    node.terminateCalledAt ??= this.now;
+    this.commands.push({ type: 'terminate', nodeId: node.id, lane: node.lane, reason: node.terminateReason ?? 'teardown' });
+  }
+
+  /** Ready nodes are checked every healthCheckIntervalSeconds with one short activity (sooner when a job reports one). */
+  private driveHealth(): void {
+    const s = this.state;
+    const ready = s.nodes.filter((n) => n.state === 'ready' && n.lane);
+    if (ready.length === 0) {
+      s.healthDueAt = undefined;
+      return;
+    }
+    s.healthDueAt ??= this.now + s.config.healthCheckIntervalSeconds * 1000;
+    if (s.healthInFlight || this.now < s.healthDueAt) return;
+    s.healthInFlight = true;
+    this.commands.push({ type: 'checkHealth', nodes: ready.map((n) => ({ nodeId: n.id, lane: n.lane! })) });
+  }
+
+  /**
+   * Orphan reconciliation at every run's start and every RECONCILE_INTERVAL_MS: never while a provision or a
+   * ledger write is in flight, so it sees every node the pool has asked for and every row it wrote.
+   */
+  private driveReconcile(): void {
+    const s = this.state;
+    if (s.reconcileInFlight || (s.reconcileDueAt ?? 0) > this.now) return;
+    if (s.nodes.some((n) => n.inFlight === 'provision') || (s.ledgerInFlight ?? 0) > 0) return;
+    s.reconcileInFlight = true;
+    this.commands.push({
+      type: 'reconcile',
+      providers: [...new Set(s.config.lanes.map((l) => l.provider))],
+      knownNodeIds: s.nodes.map((n) => n.id),
+    });
+  }
+
+  /** The earliest time the machine needs to look again without any event. */
+  wakeAt(): number | undefined {
+    const s = this.state;
+    const times: number[] = [];
+    if (s.stopping) {
+      if (s.running.some((p) => !p.preempting)) times.push(s.stopping.deadline);
+    } else if (isIdle(s)) {
+      const deadline = this.idleDeadline();
+      const hasCandidates = teardownCandidates(s).some((n) => n.state === 'ready');
+      if (deadline !== undefined && !s.teardown && (hasCandidates || s.warmNodes)) times.push(deadline);
+    } else {
+      const retryAt = nextRetryAt(s, this.now);
+      if (retryAt !== undefined) times.push(retryAt);
+    }
+    for (const node of s.nodes) {
+      if (node.inFlight) continue;
+      if (node.terminateAfter !== undefined && node.terminateAfter > this.now) times.push(node.terminateAfter);
+      if (node.nextAttemptAt !== undefined) times.push(node.nextAttemptAt);
+    }
+    if (s.healthDueAt !== undefined && !s.healthInFlight) times.push(s.healthDueAt);
+    if (s.reconcileDueAt !== undefined && !s.reconcileInFlight) times.push(s.reconcileDueAt);
+    const future = times.filter((t) => t > this.now);
+    return future.length > 0 ? Math.min(...future) : undefined;
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------------------
+
+  private node(id: string): NodeRecord | undefined {
+    return this.state.nodes.find((n) => n.id === id);
+  }
+
+  private laneFields(node: NodeRecord): Pick<LedgerRowRequest, 'nodeId' | 'lane'> {
+    return { nodeId: node.id, ...(node.lane ? { lane: node.lane } : {}) };
+  }
+
+  private ledger(row: Omit<LedgerRowRequest, 'occurredAt'>): void {
+    this.state.ledgerInFlight = (this.state.ledgerInFlight ?? 0) + 1;
+    this.commands.push({ type: 'recordLedger', row: { ...row, occurredAt: this.now } });
+  }
+
+  private tell(jobId: string, message: JobMessage): void {
+    this.commands.push({ type: 'tellJob', jobId, message });
+  }
+
+  private log(level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
+    this.commands.push({ type: 'log', level, message, fields });
+  }
+
+  private view() {
+    return toPoolView(this.state, this.state.teardown !== undefined, this.now);
+  }
+}

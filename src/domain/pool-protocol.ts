@@ -1,0 +1,95 @@
+/**
+ * What goes into the pool state machine (events) and what comes out (commands). Plain JSON: events are
+ * built from signals, updates, timers and command results; commands are run by the pool workflow.
+ */
+import type { PreemptionCheck } from './preemption';
+import type { Lane, PlacementGrant, PoolConfig, PoolState, PoolView } from './types';
+
+/** What a job tells its pool when it asks for a slot. */
+export interface JobArrival {
+  jobId: string;
+  attempt: number;
+  /** Requeued after its node failed it: ahead of jobs of its priority. */
+  front: boolean;
+  /** The node that failed the previous attempt (the pool stops placing there until a health check clears it). */
+  failedNodeId?: string;
+  /** 1 (highest) to 5 (lowest); absent: 3. */
+  priority?: number;
+  /** Retry backoff: the pool holds the job's place but does not place it before this workflow time (ms). */
+  notBefore?: number;
+}
+
+/** A provider's answer about one node (the same shape as the providers' NodeStatus). */
+export interface NodeHealth {
+  nodeId: string;
+  exists: boolean;
+  healthy: boolean;
+  url?: string;
+  reason?: string;
+}
+
+/** What the pool tells a job. */
+export type JobMessage =
+  | { kind: 'placed'; grant: PlacementGrant }
+  | { kind: 'revoked'; attempt: number; reason: string }
+  | { kind: 'preempt'; attempt: number; reason: string; byJobId: string };
+
+/** A ledger row the pool asks to be written (the workflow prefixes the key with the pool key). */
+export interface LedgerRowRequest {
+  key: string;
+  eventType: 'node_provisioning' | 'node_ready' | 'node_lost' | 'node_terminated' | 'teardown_started' | 'teardown_cancelled' | 'job_preempted';
+  occurredAt: number;
+  nodeId?: string;
+  jobId?: string;
+  lane?: Lane;
+  details?: Record<string, unknown>;
+}
+
+/** A side effect the pool workflow runs; each one reports back as an event, success or failure. */
+export type PoolCommand =
+  | { type: 'provision'; nodeId: string; lane: Lane; laneIndex: number; model: string }
+  | { type: 'waitReady'; nodeId: string; lane: Lane }
+  | { type: 'terminate'; nodeId: string; lane: Lane; reason: string }
+  | { type: 'checkHealth'; nodes: Array<{ nodeId: string; lane: Lane }> }
+  | { type: 'reconcile'; providers: string[]; knownNodeIds: string[] }
+  | { type: 'tellJob'; jobId: string; message: JobMessage }
+  | { type: 'recordLedger'; row: LedgerRowRequest }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> };
+
+/** Something that happened to the pool. */
+export type PoolEvent =
+  /** A workflow run begins (first run, or after continue-as-new): calls in flight in the last run are gone. */
+  | { type: 'started' }
+  /** The clock reached the wake-up time the machine asked for. */
+  | { type: 'timerFired' }
+  | { type: 'jobArrived'; arrival: JobArrival }
+  | { type: 'jobFinished'; jobId: string; attempt: number }
+  | { type: 'jobWithdrawn'; jobId: string }
+  | { type: 'configChanged'; config: PoolConfig }
+  | { type: 'drainRequested' }
+  | { type: 'resumeRequested' }
+  | { type: 'scaleToZeroRequested' }
+  | { type: 'warmRequested'; nodes: number }
+  | { type: 'stopRequested'; drainTimeoutSeconds: number; then: 'idle' | 'warm' }
+  | { type: 'preemptRequested' }
+  | { type: 'nodeProvisioned'; command: Extract<PoolCommand, { type: 'provision' }>; url: string; laneIndex: number }
+  | { type: 'nodeReady'; command: Extract<PoolCommand, { type: 'waitReady' }>; url: string }
+  | { type: 'nodeTerminated'; command: Extract<PoolCommand, { type: 'terminate' }> }
+  | { type: 'healthChecked'; statuses: NodeHealth[] }
+  | { type: 'reconciled'; removed: string[] }
+  | { type: 'jobTold'; jobId: string }
+  | { type: 'ledgerRecorded'; key: string }
+  /** Any command failed (after its own retries): the machine decides what follows. */
+  | { type: 'commandFailed'; command: PoolCommand; error: string };
+
+/** What one step answers to the caller that sent the event (operator updates). */
+export type PoolReply = PoolView | PreemptionCheck;
+
+/** The result of one step. */
+export interface StepResult {
+  state: PoolState;
+  commands: PoolCommand[];
+  /** Workflow time (ms) at which the machine wants a `timerFired` event; absent: only events wake it. */
+  wakeAt?: number;
+  reply?: PoolReply;
+}

@@ -1,0 +1,370 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { nodeId } from '../../src/ids';
+import { HEALTH_FAILURES_TO_LOSE, newPoolState, RECONCILE_INTERVAL_MS, stepPool, terminateRetryMs } from '../../src/domain/pool-machine';
+import type { PoolCommand, PoolEvent } from '../../src/domain/pool-protocol';
+import type { PoolConfig, PoolState } from '../../src/domain/types';
+import { poolConfig } from '../helpers/stack';
+
+type Of<T extends PoolCommand['type']> = Extract<PoolCommand, { type: T }>;
+
+/** Drives the pure machine by hand: events in, commands out, the clock moved by the test. */
+class Machine {
+  state: PoolState;
+  now = 1_000_000;
+  wakeAt?: number;
+  /** Commands of the last step (log lines left out). */
+  last: PoolCommand[] = [];
+  /** Every command so far. */
+  all: PoolCommand[] = [];
+
+  constructor(config: PoolConfig, start = true) {
+    this.state = newPoolState('p', config);
+    if (start) {
+      this.send({ type: 'started' });
+      this.settleReconcile();
+    }
+  }
+
+  send(event: PoolEvent): PoolCommand[] {
+    const before = JSON.stringify(this.state);
+    const result = stepPool(this.state, event, this.now, nodeId);
+    assert.equal(JSON.stringify(this.state), before, 'the step never changes the state it was given');
+    this.state = result.state;
+    this.wakeAt = result.wakeAt;
+    const commands: PoolCommand[] = result.commands.filter((c) => c.type !== 'log');
+    this.all.push(...commands);
+    // Ledger writes succeed at once (their acknowledgements are events too, and may release a reconciliation).
+    for (const c of commands) if (c.type === 'recordLedger') commands.push(...this.send({ type: 'ledgerRecorded', key: c.row.key }));
+    this.last = commands;
+    return commands;
+  }
+
+  /** Moves the clock to the wake-up time the machine asked for and fires the timer. */
+  fire(): PoolCommand[] {
+    assert.ok(this.wakeAt !== undefined, 'the machine asked for a wake-up');
+    this.now = this.wakeAt;
+    return this.send({ type: 'timerFired' });
+  }
+
+  at(ms: number): this {
+    this.now = ms;
+    return this;
+  }
+
+  settleReconcile(): void {
+    const reconcile = this.find('reconcile');
+    if (reconcile) this.send({ type: 'reconciled', removed: [] });
+  }
+
+  find<T extends PoolCommand['type']>(type: T, commands = this.last): Of<T> | undefined {
+    return commands.find((c): c is Of<T> => c.type === type);
+  }
+  findAll<T extends PoolCommand['type']>(type: T, commands = this.last): Of<T>[] {
+    return commands.filter((c): c is Of<T> => c.type === type);
+  }
+  ledger(eventType: string): Array<Of<'recordLedger'>['row']> {
+    return this.findAll('recordLedger', this.all).map((c) => c.row).filter((r) => r.eventType === eventType);
+  }
+
+  arrive(jobId: string, extra: Partial<Extract<PoolEvent, { type: 'jobArrived' }>['arrival']> = {}): PoolCommand[] {
+    return this.send({ type: 'jobArrived', arrival: { jobId, attempt: 1, front: false, ...extra } });
+  }
+
+  /** Provisions and boots the node the last step asked for. */
+  bringUp(url = 'http://node'): PoolCommand[] {
+    const waiting = (c: Of<'provision'>) => this.state.nodes.some((n) => n.id === c.nodeId && n.inFlight === 'provision');
+    const provision = this.findAll('provision', this.all).find(waiting);
+    assert.ok(provision, 'a provision command');
+    this.send({ type: 'nodeProvisioned', command: provision, url, laneIndex: provision.laneIndex });
+    const wait = this.find('waitReady');
+    assert.ok(wait, 'a waitReady command after the provider accepted the node');
+    return this.send({ type: 'nodeReady', command: wait, url });
+  }
+}
+
+const config = (overrides: Partial<PoolConfig> = {}) =>
+  poolConfig({ slotsPerNode: 1, idleTimeoutSeconds: 600, teardownGraceSeconds: 30, healthCheckIntervalSeconds: 15, ...overrides });
+
+test('scale from zero: one arrival → provision on the first lane → ledger row → boot → placement', () => {
+  const m = new Machine(config());
+  const provision = m.find('provision', m.arrive('j1'));
+  assert.deepEqual({ node: provision?.nodeId, lane: provision?.laneIndex }, { node: 'p-n1', lane: 0 });
+  m.send({ type: 'nodeProvisioned', command: provision!, url: 'http://n1', laneIndex: 0 });
+  assert.equal(m.ledger('node_provisioning').length, 1);
+  assert.equal(m.ledger('node_provisioning')[0].details?.referencePricePerHour, 1.2, 'priced from the on-demand lane');
+  assert.ok(m.find('waitReady'));
+  m.now += 5000;
+  const placed = m.find('tellJob', m.send({ type: 'nodeReady', command: m.find('waitReady')!, url: 'http://n1' }));
+  assert.equal(placed?.message.kind, 'placed');
+  assert.equal(placed?.message.kind === 'placed' && placed.message.grant.coldStartMs, 5000);
+  assert.equal(m.ledger('node_ready')[0].details?.bootSeconds, 5);
+});
+
+test('lane fallback: a failed provision cools its lane and the next lane is tried at once', () => {
+  const m = new Machine(config({ laneCooldownSeconds: 180 }));
+  const first = m.find('provision', m.arrive('j1'))!;
+  const second = m.find('provision', m.send({ type: 'commandFailed', command: first, error: 'no spot capacity' }));
+  assert.equal(second?.laneIndex, 1, 'on-demand after spot');
+  assert.equal(m.state.laneCooldownUntil['0'], m.now + 180_000);
+  assert.equal(m.state.nodes[0].lastError, 'no spot capacity');
+});
+
+test('every lane short: rounds back off (5 s doubling) until a lane cools down; the node goes if the work does', () => {
+  const m = new Machine(config({ laneCooldownSeconds: 180 }));
+  let cmd = m.find('provision', m.arrive('j1'))!;
+  cmd = m.find('provision', m.send({ type: 'commandFailed', command: cmd, error: 'short' }))!;
+  assert.deepEqual(m.send({ type: 'commandFailed', command: cmd, error: 'short' }), [], 'no lane left: nothing to call');
+  assert.equal(m.wakeAt, m.now + 5000, 'first round waits 5 s');
+  assert.deepEqual(m.fire(), []);
+  assert.equal(m.wakeAt, m.now + 10_000, 'then 10 s');
+  m.send({ type: 'jobWithdrawn', jobId: 'j1' });
+  assert.equal(m.state.nodes.length, 0, 'a node no provider holds is dropped once no work needs it');
+});
+
+test('durable idle timer: teardown after idleTimeout, terminate calls only after the grace period', () => {
+  const m = new Machine(config());
+  m.arrive('j1');
+  m.bringUp();
+  m.now += 1000;
+  m.send({ type: 'jobFinished', jobId: 'j1', attempt: 1 });
+  const idleAt = m.now;
+  assert.equal(m.state.idleSince, idleAt);
+  // The health check is due sooner; answering it keeps the idle deadline.
+  while (m.wakeAt! < idleAt + 600_000) {
+    const check = m.find('checkHealth', m.fire());
+    if (check) m.send({ type: 'healthChecked', statuses: [{ nodeId: 'p-n1', exists: true, healthy: true }] });
+  }
+  assert.equal(m.wakeAt, idleAt + 600_000);
+  assert.deepEqual(m.findAll('terminate', m.fire()), [], 'grace period first');
+  assert.equal(m.state.nodes[0].state, 'terminating');
+  assert.equal(m.ledger('teardown_started').length, 1);
+  assert.equal(m.wakeAt, idleAt + 630_000);
+  const terminate = m.find('terminate', m.fire());
+  assert.equal(terminate?.nodeId, 'p-n1');
+  m.now += 2000;
+  m.send({ type: 'nodeTerminated', command: terminate! });
+  const rows = m.ledger('node_terminated');
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].details?.billedSeconds, (m.now - m.ledger('node_provisioning')[0].occurredAt) / 1000);
+  assert.equal(m.state.nodes.length, 0);
+  assert.equal(m.state.teardown, undefined);
+});
+
+test('an arrival during the grace period cancels the teardown: the node is kept and runs the job', () => {
+  const m = new Machine(config());
+  m.arrive('j1');
+  m.bringUp();
+  m.send({ type: 'jobFinished', jobId: 'j1', attempt: 1 });
+  m.at(m.state.idleSince! + 600_000).send({ type: 'timerFired' });
+  assert.equal(m.state.nodes[0].state, 'terminating');
+  m.now += 10_000;
+  const placed = m.find('tellJob', m.arrive('j2'));
+  assert.equal(placed?.message.kind === 'placed' && placed.message.grant.nodeId, 'p-n1');
+  assert.equal(m.state.nodes[0].state, 'ready');
+  assert.equal(m.ledger('teardown_cancelled').length, 1);
+  assert.deepEqual(m.ledger('teardown_cancelled')[0].details, { kept: ['p-n1'] });
+  assert.equal(m.find('provision'), undefined, 'no new node');
+});
+
+test('an arrival after the terminate call went out: the node still goes, with its row; a new node serves the job', () => {
+  const m = new Machine(config({ teardownGraceSeconds: 0 }));
+  m.arrive('j1');
+  m.bringUp();
+  m.send({ type: 'jobFinished', jobId: 'j1', attempt: 1 });
+  const terminate = m.find('terminate', m.send({ type: 'scaleToZeroRequested' }));
+  assert.ok(terminate, 'scale-to-zero terminates at once');
+  const provision = m.find('provision', m.arrive('j2'));
+  assert.equal(provision?.nodeId, 'p-n2', 'the burst gets a new node');
+  assert.equal(m.ledger('teardown_cancelled').length, 0, 'nothing was kept');
+  m.send({ type: 'nodeTerminated', command: terminate! });
+  assert.equal(m.ledger('node_terminated').length, 1);
+  assert.deepEqual(m.state.nodes.map((n) => n.id), ['p-n2']);
+});
+
+test('a terminate that keeps failing: terminate_failed, retried with backoff for as long as it takes; placements go on', () => {
+  const m = new Machine(config({ teardownGraceSeconds: 0, maxNodes: 3 }));
+  m.arrive('j1');
+  m.bringUp();
+  const billedFrom = m.state.nodes[0].billedFrom!;
+  m.send({ type: 'jobFinished', jobId: 'j1', attempt: 1 });
+  let terminate = m.find('terminate', m.send({ type: 'scaleToZeroRequested' }))!;
+  for (let failure = 1; failure <= 8; failure++) {
+    m.send({ type: 'commandFailed', command: terminate, error: 'engine unreachable' });
+    const node = m.state.nodes.find((n) => n.id === 'p-n1')!;
+    assert.equal(node.state, 'terminate_failed');
+    assert.equal(node.terminateFailures, failure);
+    assert.equal(node.lastError, 'engine unreachable');
+    assert.equal(node.nextAttemptAt, m.now + terminateRetryMs(failure));
+    if (failure === 2) {
+      // Work keeps flowing meanwhile: a new node, and the failing one is never used or counted.
+      m.arrive('j2');
+      m.bringUp('http://n2');
+      const placed = m.findAll('tellJob').find((c) => c.message.kind === 'placed');
+      assert.equal(placed?.message.kind === 'placed' && placed.message.grant.nodeId, 'p-n2');
+      m.send({ type: 'jobFinished', jobId: 'j2', attempt: 1 });
+    }
+    terminate = m.findAll('terminate', m.at(node.nextAttemptAt!).send({ type: 'timerFired' })).find((c) => c.nodeId === 'p-n1')!;
+    assert.ok(terminate, `retry ${failure}`);
+  }
+  assert.equal(terminateRetryMs(8), 300_000, 'backoff is capped at 5 minutes');
+  assert.equal(m.ledger('node_terminated').length, 0, 'no row while the provider still holds the node');
+  m.send({ type: 'nodeTerminated', command: terminate });
+  const row = m.ledger('node_terminated').find((r) => r.nodeId === 'p-n1')!;
+  assert.equal(row.details?.billedSeconds, (m.now - billedFrom) / 1000, 'billed until the call finally succeeded');
+  assert.equal(row.details?.terminateFailures, 8);
+  assert.equal(m.state.terminateFailuresTotal, 1);
+});
+
+test('health: a missing node is lost at once, an unhealthy one after three checks; its jobs are revoked and requeued in front', () => {
+  const m = new Machine(config({ slotsPerNode: 2 }));
+  m.arrive('a');
+  m.arrive('b');
+  m.bringUp();
+  assert.equal(m.state.running.length, 2);
+  for (let i = 1; i < HEALTH_FAILURES_TO_LOSE; i++) {
+    m.send({ type: 'healthChecked', statuses: [{ nodeId: 'p-n1', exists: true, healthy: false, reason: 'timeout' }] });
+    assert.equal(m.state.nodes[0].state, 'ready');
+  }
+  const commands = m.send({ type: 'healthChecked', statuses: [{ nodeId: 'p-n1', exists: true, healthy: false, reason: 'timeout' }] });
+  assert.deepEqual(
+    m.findAll('tellJob', commands).map((c) => [c.jobId, c.message.kind, c.message.kind === 'revoked' && c.message.attempt]),
+    [
+      ['a', 'revoked', 2],
+      ['b', 'revoked', 2],
+    ],
+  );
+  assert.ok(m.find('terminate', commands), 'the lost node is released without grace');
+  assert.ok(m.find('provision', commands), 'and replaced');
+  assert.deepEqual(m.state.queue.map((q) => [q.jobId, q.attempt, q.front]), [
+    ['a', 2, true],
+    ['b', 2, true],
+  ]);
+  assert.equal(m.ledger('node_lost').length, 1);
+});
+
+test('a job reporting its node unreachable marks it suspect and brings the health check forward', () => {
+  const m = new Machine(config({ slotsPerNode: 2 }));
+  m.arrive('a');
+  m.bringUp();
+  m.now += 1000;
+  const commands = m.arrive('a', { attempt: 2, front: true, failedNodeId: 'p-n1', notBefore: m.now + 2000 });
+  assert.ok(m.find('checkHealth', commands), 'checked now');
+  assert.equal(m.state.nodes[0].suspect, true);
+  assert.equal(m.findAll('tellJob', commands).length, 0, 'nothing placed on a suspect node');
+});
+
+test('warm baseline: minNodes start with the pool; a failed boot is replaced', () => {
+  const m = new Machine(config({ minNodes: 1 }), false);
+  m.send({ type: 'started' });
+  const provision = m.find('provision');
+  assert.ok(provision, 'the baseline is provisioned at start');
+  assert.equal(m.find('reconcile'), undefined, 'no reconciliation while a provision is in flight');
+  m.send({ type: 'nodeProvisioned', command: provision, url: 'u', laneIndex: 0 });
+  const wait = m.find('waitReady')!;
+  assert.ok(m.find('reconcile'), 'reconciliation once the provision (and its ledger row) has settled');
+  m.send({ type: 'reconciled', removed: [] });
+  const commands = m.send({ type: 'commandFailed', command: wait, error: 'boot timed out' });
+  assert.equal(m.find('terminate', commands)?.nodeId, 'p-n1');
+  assert.equal(m.find('provision', commands)?.nodeId, 'p-n2', 'the baseline is rebuilt');
+});
+
+test('reconciliation runs every 10 minutes and holds provisioning while it runs', () => {
+  const m = new Machine(config());
+  assert.equal(m.state.reconcileDueAt, m.now + RECONCILE_INTERVAL_MS);
+  m.now += RECONCILE_INTERVAL_MS;
+  const reconcile = m.find('reconcile', m.send({ type: 'timerFired' }));
+  assert.deepEqual(reconcile, { type: 'reconcile', providers: ['mock'], knownNodeIds: [] });
+  assert.equal(m.find('provision', m.arrive('j1')), undefined, 'held: the new node would look like an orphan');
+  assert.ok(m.find('provision', m.send({ type: 'reconciled', removed: [] })));
+});
+
+test('a new run re-issues what the last one had in flight, and nothing else', () => {
+  const m = new Machine(config({ slotsPerNode: 1, teardownGraceSeconds: 0 }));
+  m.arrive('a');
+  m.arrive('b');
+  m.arrive('c');
+  const provisions = m.findAll('provision', m.all);
+  assert.equal(provisions.length, 3);
+  m.send({ type: 'nodeProvisioned', command: provisions[0], url: 'u1', laneIndex: 0 });
+  m.send({ type: 'nodeProvisioned', command: provisions[1], url: 'u2', laneIndex: 0 });
+  m.send({ type: 'nodeReady', command: { type: 'waitReady', nodeId: 'p-n2', lane: provisions[1].lane }, url: 'u2' });
+  // Continue-as-new now: n1 is booting, n2 is ready (running a), n3's provision has not answered.
+  const carried = JSON.parse(JSON.stringify(m.state)) as PoolState;
+  const next = stepPool(carried, { type: 'started' }, m.now, nodeId);
+  const kinds = next.commands.filter((c) => c.type !== 'log').map((c) => `${c.type}:${'nodeId' in c ? c.nodeId : ''}`);
+  assert.deepEqual(kinds.sort(), ['provision:p-n3', 'waitReady:p-n1'], 'boot resumed, the unconfirmed provision asked again');
+  assert.equal(next.commands.find((c) => c.type === 'provision' && c.nodeId === 'p-n3' && c.laneIndex === 0) !== undefined, true, 'on the same lane');
+});
+
+test('operator stop: running jobs get until the deadline, then are preempted; nodes go; then the pool is idle again', () => {
+  const m = new Machine(config({ slotsPerNode: 1 }));
+  m.arrive('a');
+  m.bringUp();
+  m.send({ type: 'stopRequested', drainTimeoutSeconds: 30, then: 'warm' });
+  const deadline = m.now + 30_000;
+  assert.equal(m.state.stopping?.deadline, deadline);
+  m.arrive('late');
+  assert.equal(m.find('provision'), undefined, 'no new capacity during a stop');
+  assert.deepEqual(m.findAll('tellJob', m.at(deadline - 1).send({ type: 'timerFired' })), [], 'nothing before the deadline');
+  const preempt = m.findAll('tellJob', m.at(deadline).send({ type: 'timerFired' })).find((c) => c.message.kind === 'preempt');
+  assert.equal(preempt?.jobId, 'a');
+  // The job confirms by queueing its next attempt: the slot is free, the node goes.
+  const commands = m.arrive('a', { attempt: 2 });
+  assert.equal(m.find('terminate', commands)?.nodeId, 'p-n1');
+  const after = m.send({ type: 'nodeTerminated', command: m.find('terminate', commands)! });
+  assert.equal(m.state.stopping, undefined, 'the stop is over');
+  assert.equal(m.state.warmNodes, 1, 'a restart keeps one node warm');
+  assert.ok(m.find('provision', after), 'queued jobs start the pool again');
+});
+
+test('drain: no new nodes once idle, every node goes without grace', () => {
+  const m = new Machine(config({ minNodes: 1, teardownGraceSeconds: 60 }), false);
+  m.send({ type: 'started' });
+  m.bringUp();
+  const commands = m.send({ type: 'drainRequested' });
+  assert.equal(m.find('terminate', commands)?.nodeId, 'p-n1');
+  assert.equal(m.find('provision', commands), undefined);
+});
+
+test('a job that cannot be reached loses its slot', () => {
+  const m = new Machine(config({ slotsPerNode: 1 }));
+  m.arrive('a');
+  const placed = m.bringUp().find((c): c is Of<'tellJob'> => c.type === 'tellJob')!;
+  m.send({ type: 'commandFailed', command: placed, error: 'workflow not found' });
+  assert.equal(m.state.running.length, 0);
+  assert.equal(m.state.nodes[0].slots[0], null);
+});
+
+test('late duplicate arrivals of a finished job are ignored', () => {
+  const m = new Machine(config());
+  m.arrive('a');
+  m.bringUp();
+  m.send({ type: 'jobFinished', jobId: 'a', attempt: 1 });
+  m.arrive('a');
+  assert.equal(m.state.queue.length, 0);
+});
+
+test('at maxNodes a waiting priority-1 job preempts a running priority-5 job', () => {
+  const m = new Machine(config({ maxNodes: 1, slotsPerNode: 1 }));
+  m.arrive('low', { priority: 5 });
+  m.bringUp();
+  const preempt = m.findAll('tellJob', m.arrive('high', { priority: 1 })).find((c) => c.message.kind === 'preempt');
+  assert.equal(preempt?.jobId, 'low');
+  assert.equal(m.ledger('job_preempted').length, 1);
+});
+
+test('every kind of command failure is an event the machine absorbs (none throws)', () => {
+  const lane = config().lanes[0];
+  const commands: PoolCommand[] = [
+    { type: 'provision', nodeId: 'x', lane, laneIndex: 0, model: 'm' },
+    { type: 'waitReady', nodeId: 'x', lane },
+    { type: 'terminate', nodeId: 'x', lane, reason: 'r' },
+    { type: 'checkHealth', nodes: [] },
+    { type: 'reconcile', providers: [], knownNodeIds: [] },
+    { type: 'tellJob', jobId: 'j', message: { kind: 'revoked', attempt: 2, reason: 'r' } },
+    { type: 'recordLedger', row: { key: 'k', eventType: 'node_ready', occurredAt: 0 } },
+  ];
+  const m = new Machine(config());
+  for (const command of commands) assert.doesNotThrow(() => m.send({ type: 'commandFailed', command, error: 'boom' }));
+});
