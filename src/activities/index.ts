@@ -29,7 +29,7 @@ export interface ActivityDeps {
 /** Returns every activity implementation, keyed by name. */
 export function createActivities(deps: ActivityDeps) {
   return {
-    ...createNodeActivities({ providers: deps.providers, logger: deps.logger, healthPollMs: deps.healthPollMs }),
+    ...createNodeActivities({ providers: deps.providers, logger: deps.logger, healthPollMs: deps.healthPollMs, db: deps.db }),
     ...createInferenceActivities({ apiBaseUrl: deps.apiBaseUrl }),
     ...createRecordActivities(deps.db, deps.afterLedgerWrite),
     ...createNotifyActivities(deps.ntfy, deps.logger),

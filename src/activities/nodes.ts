@@ -1,7 +1,9 @@
 /** Node lifecycle activities: provision, wait for health, check health, terminate, reconcile orphans. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Lane } from '../domain/types';
+import type { Pool } from 'pg';
 import type { Logger } from 'pino';
+import { healUnterminatedNodes } from '../db/ledger-heal';
 import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type NodeStatus, type Provider } from './providers/provider';
 
 /** Dependencies of the node activities. */
@@ -10,6 +12,8 @@ export interface NodeActivityDeps {
   logger: Logger;
   /** Poll interval of health checks. */
   healthPollMs?: number;
+  /** The ledger, to heal missing node_terminated rows during reconciliation (absent: no healing). */
+  db?: Pool;
 }
 
 /** Input naming one node. */
@@ -81,19 +85,32 @@ export function createNodeActivities(deps: NodeActivityDeps) {
       deps.logger.info({ poolId: input.poolId, nodeId: input.nodeId }, 'node terminated');
     },
 
-    /** Terminates nodes a provider holds for the pool that the pool does not know (left by a crash). */
+    /**
+     * Terminates nodes a provider holds for the pool that the pool does not know (left by a crash), then
+     * writes the node_terminated row of any node the ledger still bills that no provider holds any more.
+     */
     async reconcileNodes(input: { poolId: string; providers: string[]; knownNodeIds: string[] }): Promise<string[]> {
       const known = new Set(input.knownNodeIds);
       const removed: string[] = [];
+      const held: string[] = [];
+      const listed: string[] = [];
       for (const name of input.providers) {
         const provider = deps.providers[name];
         if (!provider) continue;
         for (const id of await provider.list(input.poolId)) {
-          if (known.has(id)) continue;
+          if (known.has(id)) {
+            held.push(id);
+            continue;
+          }
           await provider.terminate(input.poolId, id);
           removed.push(id);
           deps.logger.warn({ poolId: input.poolId, nodeId: id }, 'orphaned node terminated');
         }
+        listed.push(name);
+      }
+      if (deps.db) {
+        const healed = await healUnterminatedNodes(deps.db, { poolKey: input.poolId, knownNodeIds: input.knownNodeIds, heldNodeIds: held, listedProviders: listed, now: Date.now() });
+        for (const node of healed) deps.logger.warn({ poolId: input.poolId, nodeId: node.nodeId, endedAt: node.endedAt, endSource: node.endSource }, 'missing node_terminated row written by reconciliation');
       }
       return removed;
     },

@@ -1,10 +1,15 @@
 /** Starting and reaching pool workflows from the API side. */
-import { WorkflowIdConflictPolicy } from '@temporalio/common';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowIdConflictPolicy, type QueryDefinition } from '@temporalio/common';
 import type { PoolConfig } from '../domain/types';
 import { poolKey as poolSearchKey } from '../domain/search-attributes';
 import { poolWorkflowId } from '../ids';
 import type { poolWorkflowV2 } from '../workflows/pool';
+import { poolStateQuery } from '../workflows/messages';
+import type { PoolView } from '../domain/types';
 import type { ApiContext } from './context';
+import { ApiError } from './errors';
+import { queryWithRetry } from './query';
 
 /** Starts the pool's workflow (by pool key), or leaves the running one alone. */
 export async function ensurePoolWorkflow(ctx: Pick<ApiContext, 'client' | 'taskQueue' | 'indexed'>, key: string, config: PoolConfig): Promise<void> {
@@ -15,4 +20,27 @@ export async function ensurePoolWorkflow(ctx: Pick<ApiContext, 'client' | 'taskQ
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     typedSearchAttributes: ctx.indexed ? [{ key: poolSearchKey, value: key }] : undefined,
   });
+}
+
+/**
+ * Asks a pool's workflow a query. A pool whose workflow cannot answer (no worker, a failing workflow task,
+ * no workflow at all) is a 503 that says which, never a bare 500: the pool's record is fine, its engine is not.
+ */
+export async function queryPool<T>(ctx: Pick<ApiContext, 'client'>, key: string, name: string, query: QueryDefinition<T>): Promise<T> {
+  let answer: T | undefined;
+  try {
+    answer = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(key)), query);
+  } catch (err) {
+    const reason = err instanceof WorkflowNotFoundError ? 'its workflow is not running' : `its workflow is unhealthy: ${(err as Error).message}`;
+    throw new ApiError(503, 'pool_unavailable', `pool ${name} cannot answer now (${reason})`, null, { 'Retry-After': '5' });
+  }
+  if (answer === undefined) {
+    throw new ApiError(503, 'pool_unavailable', `pool ${name} did not answer in time: is a worker running?`, null, { 'Retry-After': '5' });
+  }
+  return answer;
+}
+
+/** A pool's live view (see queryPool). */
+export function poolView(ctx: Pick<ApiContext, 'client'>, key: string, name: string): Promise<PoolView> {
+  return queryPool(ctx, key, name, poolStateQuery);
 }

@@ -25,6 +25,7 @@ export const poolConfigSchema = z
     preemptPriorityGap: z.number().int().min(1).max(4).default(2),
     preemption: z.enum(['auto', 'manual']).default('auto'),
     agingSeconds: z.number().min(0).max(24 * 3600).default(300),
+    reconcileIntervalSeconds: z.number().min(10).max(24 * 3600).default(600),
     lanes: z.array(laneSchema).min(1).max(16),
   })
   .strict()
@@ -45,6 +46,7 @@ export const poolConfigPatchSchema = z
     preemptPriorityGap: z.number().int().min(1).max(4),
     preemption: z.enum(['auto', 'manual']),
     agingSeconds: z.number().min(0).max(24 * 3600),
+    reconcileIntervalSeconds: z.number().min(10).max(24 * 3600),
     lanes: z.array(laneSchema).min(1).max(16),
   })
   .partial()

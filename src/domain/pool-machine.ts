@@ -17,8 +17,8 @@ import type { NodeRecord, Placement, PoolState } from './types';
 export const RECENTLY_DONE_LIMIT = 500;
 /** Consecutive failed health checks after which a ready node counts as lost. */
 export const HEALTH_FAILURES_TO_LOSE = 3;
-/** How often the pool looks for nodes its provider holds that it does not know (and heals lost ledger rows). */
-export const RECONCILE_INTERVAL_MS = 10 * 60_000;
+/** How often a pool that does not say looks for nodes its provider holds that it does not know (and heals lost ledger rows). */
+export const DEFAULT_RECONCILE_INTERVAL_SECONDS = 600;
 /** Wait before retrying a failed reconciliation. */
 export const RECONCILE_RETRY_MS = 60_000;
 
@@ -138,7 +138,7 @@ class Step {
         return undefined;
       case 'reconciled':
         s.reconcileInFlight = false;
-        s.reconcileDueAt = this.now + RECONCILE_INTERVAL_MS;
+        s.reconcileDueAt = this.now + (s.config.reconcileIntervalSeconds ?? DEFAULT_RECONCILE_INTERVAL_SECONDS) * 1000;
         if (event.removed.length > 0) this.log('warn', 'orphaned nodes terminated', { nodeIds: event.removed });
         return undefined;
       case 'jobTold':
@@ -182,11 +182,13 @@ class Step {
 
   private nodeProvisioned(event: Extract<PoolEvent, { type: 'nodeProvisioned' }>): void {
     const node = this.node(event.command.nodeId);
-    if (!node || node.state !== 'provisioning') {
+    if (!node) {
       // The pool let go of this node while the provider was creating it: the provider must let go too.
       this.commands.push({ type: 'terminate', nodeId: event.command.nodeId, lane: event.command.lane, reason: 'not needed' });
       return;
     }
+    // A late answer to a call this node no longer waits on (provision is idempotent: it is the same node).
+    if (node.inFlight !== 'provision') return;
     node.inFlight = undefined;
     node.laneIndex = event.laneIndex;
     node.lane = this.state.config.lanes[event.laneIndex] ?? event.command.lane;
@@ -206,7 +208,7 @@ class Step {
 
   private nodeReady(event: Extract<PoolEvent, { type: 'nodeReady' }>): void {
     const node = this.node(event.command.nodeId);
-    if (!node) return;
+    if (!node || node.inFlight !== 'boot') return;
     node.inFlight = undefined;
     if (node.state !== 'provisioning') return;
     node.state = 'ready';
@@ -272,7 +274,7 @@ class Step {
         const node = this.node(command.nodeId);
         s.laneCooldownUntil[String(command.laneIndex)] = this.now + s.config.laneCooldownSeconds * 1000;
         this.log('warn', 'lane unavailable; trying the next', { nodeId: command.nodeId, lane: command.laneIndex, reason: error });
-        if (!node) return;
+        if (node?.inFlight !== 'provision') return;
         node.inFlight = undefined;
         node.lastError = error;
         // The next drive picks the next lane that is not cooling down.
@@ -282,7 +284,7 @@ class Step {
       }
       case 'waitReady': {
         const node = this.node(command.nodeId);
-        if (!node) return;
+        if (node?.inFlight !== 'boot') return;
         node.inFlight = undefined;
         node.lastError = error;
         this.log('warn', 'node failed to boot; replacing it', { nodeId: node.id, error });
@@ -291,7 +293,7 @@ class Step {
       }
       case 'terminate': {
         const node = this.node(command.nodeId);
-        if (!node) return;
+        if (node?.inFlight !== 'terminate') return;
         node.inFlight = undefined;
         node.state = 'terminate_failed';
         node.lastError = error;
@@ -548,7 +550,7 @@ class Step {
   }
 
   /**
-   * Orphan reconciliation at every run's start and every RECONCILE_INTERVAL_MS: never while a provision or a
+   * Orphan reconciliation at every run's start and every reconcileIntervalSeconds: never while a provision or a
    * ledger write is in flight, so it sees every node the pool has asked for and every row it wrote.
    */
   private driveReconcile(): void {

@@ -31,6 +31,8 @@ export interface PoolConfig {
   preemption?: 'auto' | 'manual';
   /** A queued job gains one priority level per this many seconds waited (absent: 300). */
   agingSeconds?: number;
+  /** How often the pool looks for orphaned nodes and unclosed ledger rows (absent: 600). */
+  reconcileIntervalSeconds?: number;
   lanes: Lane[];
 }
 

@@ -1,4 +1,7 @@
-/** Signals, queries and updates of the pool and job workflows. Names match the constants without suffix. */
+/**
+ * Signals, queries and updates of the pool and job workflows. Names match the constants without suffix.
+ * Who sends which pool ↔ job message, when, and who chooses the attempt number: README, "The pool ↔ job protocol".
+ */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PreemptionCheck } from '../domain/preemption';
 import type { JobArrival } from '../domain/pool-protocol';

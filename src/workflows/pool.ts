@@ -13,6 +13,7 @@ import {
   log,
   proxyActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
@@ -60,7 +61,9 @@ const SETTLE_BEFORE_CONTINUE: ReadonlySet<PoolCommand['type']> = new Set(['provi
 export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   let state: PoolState = input.state ?? newPoolState(input.poolId, input.config);
   const poolId = state.poolId;
-  const inbox: Array<{ event: PoolEvent; ticket?: number }> = [];
+  // `started` goes first: signals that came with the run's first task are delivered as soon as their handler
+  // is registered, and the machine must see the start (which forgets the last run's calls) before them.
+  const inbox: Array<{ event: PoolEvent; ticket?: number }> = [{ event: { type: 'started' } }];
   const replies: Record<number, PoolReply> = {};
   let tickets = 0;
   let wakeAt: number | undefined;
@@ -160,15 +163,23 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
 
   const readyToContinueAsNew = () => workflowInfo().continueAsNewSuggested && settling === 0 && inbox.length === 0;
 
-  post({ type: 'started' });
-  for (;;) {
-    const waitMs = wakeAt === undefined ? undefined : wakeAt - Date.now();
-    if (waitMs === undefined || waitMs > 0) {
-      const woken = await condition(() => inbox.length > 0 || readyToContinueAsNew(), waitMs);
-      if (!woken) post({ type: 'timerFired' });
-    } else {
+  // Timers are never cancelled: a timer is started only when none is due at or before the machine's next
+  // wake-up, and one that fires for a deadline that has moved is a harmless extra `timerFired`. Cancelling a
+  // timer on every event would add two history events per event (and the time-skipping test server refuses
+  // a task that cancels a timer that fired meanwhile: temporalio/sdk-java#3088).
+  const timersDue: number[] = [];
+  const armTimer = (at: number | undefined) => {
+    if (at === undefined || timersDue.some((due) => due <= at)) return;
+    timersDue.push(at);
+    void sleep(Math.max(1, at - Date.now())).then(() => {
+      timersDue.splice(timersDue.indexOf(at), 1);
       post({ type: 'timerFired' });
-    }
+    });
+  };
+
+  for (;;) {
+    armTimer(wakeAt);
+    await condition(() => inbox.length > 0 || readyToContinueAsNew());
     while (inbox.length > 0) {
       const { event, ticket } = inbox.shift()!;
       const result = stepPool(state, event, Date.now(), makeNodeId);

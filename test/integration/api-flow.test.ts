@@ -153,3 +153,21 @@ test('operator actions: drain finishes work then releases every node; scale-to-z
   await new Promise((r) => setTimeout(r, 1100));
   assert.equal((await stack.request('POST', '/v1/jobs', { pool: 'ops', payload: { prompt: 'back' } })).status, 202);
 });
+
+test('a pool whose workflow is unhealthy answers 503 with the reason, never a bare 500', async () => {
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('sick'))).status, 201);
+  const client = stack.env.client;
+  await client.workflow.getHandle(poolWorkflowId('sick')).terminate('test: replaced by a broken run');
+  // A run whose every workflow task fails: without a config the machine cannot take a step.
+  await client.workflow.start('poolWorkflowV2', { workflowId: poolWorkflowId('sick'), taskQueue: stack.taskQueue, args: [{ poolId: 'sick', config: null }] });
+  try {
+    const res = await stack.request('GET', '/v1/pools/sick');
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'pool_unavailable');
+    assert.match(res.body.error.message, /pool sick cannot answer now \(its workflow is unhealthy|pool sick did not answer in time/);
+    const check = await stack.request('GET', '/v1/pools/sick/preempt/check');
+    assert.equal(check.status, 503);
+  } finally {
+    await client.workflow.getHandle(poolWorkflowId('sick')).terminate('test over');
+  }
+});

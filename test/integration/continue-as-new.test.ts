@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ledgerRowsForPool } from '../../src/db/ledger';
+import { newPoolState } from '../../src/domain/pool-machine';
 import { poolWorkflowId } from '../../src/ids';
 import { countEvents } from '../helpers/stack';
 import { ApiStack, poolBody } from '../helpers/api-stack';
@@ -55,4 +56,23 @@ test('the pool continues-as-new when Temporal suggests it, losing no queued job,
   assert.equal(events.node_terminated, events.node_provisioning, 'each billed node has its terminated row');
   assert.equal(events.node_ready, events.node_provisioning);
   assert.equal(events.job_completed, 24);
+});
+
+test('a pool still on the first workflow type moves to poolWorkflowV2 with its state, and keeps working', async () => {
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('moved'))).status, 201);
+  const client = stack.env.client;
+  const handle = client.workflow.getHandle(poolWorkflowId('moved'));
+  const config = (await stack.request('GET', '/v1/pools/moved')).body.config;
+  await handle.terminate('test: replaced by a run of the first pool workflow');
+  const state = { ...newPoolState('moved', config), nodeSequence: 3, placedTotal: 7 };
+  const legacy = await client.workflow.start('poolWorkflow', { workflowId: poolWorkflowId('moved'), taskQueue: stack.taskQueue, args: [{ poolId: 'moved', config, state }] });
+  await stack.until('moved to poolWorkflowV2', async () => (await handle.describe()).type === 'poolWorkflowV2');
+  const job = await stack.request('POST', '/v1/jobs', { pool: 'moved', payload: { prompt: 'after the move' } });
+  const done = await stack.until('job completed', async () => {
+    const view = await stack.request('GET', job.body.status_url);
+    return view.body.status === 'completed' ? view.body : undefined;
+  });
+  assert.equal(done.node_id, 'moved-n4', 'node numbering carried over');
+  assert.equal((await stack.request('GET', '/v1/pools/moved')).body.placedTotal, 8, 'counters carried over');
+  await recordHistory(client, poolWorkflowId('moved'), 'pool-v1-moves-to-v2', legacy.firstExecutionRunId);
 });

@@ -45,8 +45,17 @@ test('the worker killed in the middle of scale-up and restarted: provisioning fi
   );
   const poolNodes = pool.nodes.map((n: { id: string }) => n.id).sort();
   assert.deepEqual((await stack.mock.list('crash')).sort(), poolNodes, 'the provider holds exactly the pool’s nodes');
-  for (const id of startedBeforeKill) assert.ok(poolNodes.includes(id), `node ${id} started before the crash was adopted, not orphaned`);
   const rows = await ledgerRowsForPool(stack.database.db, 'crash');
-  const provisioned = rows.filter((r) => r.event_type === 'node_provisioning').map((r) => r.node_id).sort();
+  const ends = rows.filter((r) => r.event_type === 'node_terminated' || r.event_type === 'node_lost').map((r) => `${r.node_id} ${r.event_type}: ${r.details.reason}`);
+  for (const id of startedBeforeKill) assert.ok(poolNodes.includes(id), `node ${id} started before the crash was adopted, not orphaned (${ends.join('; ')})`);
+  // A ledger write that died with the worker is retried once its attempt times out (30 s): wait for it.
+  const provisioned = await stack.until(
+    'one provisioning row per node',
+    async () => {
+      const written = (await ledgerRowsForPool(stack.database.db, 'crash')).filter((r) => r.event_type === 'node_provisioning').map((r) => r.node_id!);
+      return written.length >= poolNodes.length ? written.sort() : undefined;
+    },
+    60_000,
+  );
   assert.deepEqual(provisioned, poolNodes, 'one provisioning row per node, none twice');
 });

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
+import { temporal } from '@temporalio/proto';
+import { poolWorkflowId } from '../../src/ids';
+import { jobArrivedSignal } from '../../src/workflows/messages';
 import { countEvents, poolConfig } from '../helpers/stack';
 import { timeSkippingSuite } from '../helpers/suite';
 
@@ -68,4 +72,20 @@ test('a ledger write that fails after its insert is retried by Temporal and stil
     const job = await h.db.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
     assert.equal(job.rows[0].status, 'completed');
   });
+});
+
+test('arrivals that come with the pool run\'s first workflow task: exactly one provision call per node', async () => {
+  const h = suite.harness();
+  // No worker yet: the start and the four arrivals all reach the pool in its first workflow task.
+  await h.startPool('first', poolConfig({ maxNodes: 4, slotsPerNode: 2 }));
+  const handle = h.client.workflow.getHandle(poolWorkflowId('first'));
+  for (let i = 0; i < 4; i++) await handle.signal(jobArrivedSignal, { jobId: randomUUID(), attempt: 1, front: false });
+  await (await h.worker()).runUntil(async () => {
+    await h.until('two nodes provisioned', async () => (await h.pool('first')).nodes.filter((n) => n.url).length === 2);
+  });
+  const history = await handle.fetchHistory();
+  const provisions = (history.events ?? []).filter(
+    (e) => e.eventType === temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && e.activityTaskScheduledEventAttributes?.activityType?.name === 'provisionNode',
+  );
+  assert.equal(provisions.length, 2, 'one provision per node: the run\'s start is taken before the arrivals');
 });

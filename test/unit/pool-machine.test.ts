@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nodeId } from '../../src/ids';
-import { HEALTH_FAILURES_TO_LOSE, newPoolState, RECONCILE_INTERVAL_MS, stepPool, terminateRetryMs } from '../../src/domain/pool-machine';
+import { HEALTH_FAILURES_TO_LOSE, newPoolState, DEFAULT_RECONCILE_INTERVAL_SECONDS, stepPool, terminateRetryMs } from '../../src/domain/pool-machine';
 import type { PoolCommand, PoolEvent } from '../../src/domain/pool-protocol';
 import type { PoolConfig, PoolState } from '../../src/domain/types';
 import { poolConfig } from '../helpers/stack';
@@ -269,10 +269,10 @@ test('warm baseline: minNodes start with the pool; a failed boot is replaced', (
   assert.equal(m.find('provision', commands)?.nodeId, 'p-n2', 'the baseline is rebuilt');
 });
 
-test('reconciliation runs every 10 minutes and holds provisioning while it runs', () => {
+test('reconciliation runs every reconcileIntervalSeconds (default 10 minutes) and holds provisioning while it runs', () => {
   const m = new Machine(config());
-  assert.equal(m.state.reconcileDueAt, m.now + RECONCILE_INTERVAL_MS);
-  m.now += RECONCILE_INTERVAL_MS;
+  assert.equal(m.state.reconcileDueAt, m.now + DEFAULT_RECONCILE_INTERVAL_SECONDS * 1000);
+  m.now += DEFAULT_RECONCILE_INTERVAL_SECONDS * 1000;
   const reconcile = m.find('reconcile', m.send({ type: 'timerFired' }));
   assert.deepEqual(reconcile, { type: 'reconcile', providers: ['mock'], knownNodeIds: [] });
   assert.equal(m.find('provision', m.arrive('j1')), undefined, 'held: the new node would look like an orphan');
@@ -367,4 +367,21 @@ test('every kind of command failure is an event the machine absorbs (none throws
   ];
   const m = new Machine(config());
   for (const command of commands) assert.doesNotThrow(() => m.send({ type: 'commandFailed', command, error: 'boom' }));
+});
+
+test('a late or duplicate answer never acts twice: a second provision result for a ready node is ignored', () => {
+  const m = new Machine(config());
+  const provision = m.find('provision', m.arrive('a'))!;
+  m.send({ type: 'nodeProvisioned', command: provision, url: 'u', laneIndex: 0 });
+  const wait = m.find('waitReady')!;
+  m.send({ type: 'nodeReady', command: wait, url: 'u' });
+  assert.deepEqual(m.send({ type: 'nodeProvisioned', command: provision, url: 'u', laneIndex: 0 }), [], 'no terminate, no second boot wait');
+  assert.deepEqual(m.send({ type: 'nodeReady', command: wait, url: 'u' }), []);
+  assert.deepEqual(m.send({ type: 'commandFailed', command: wait, error: 'stale' }), [], 'a stale failure does not end a ready node');
+  assert.equal(m.state.nodes[0].state, 'ready');
+  assert.equal(m.ledger('node_provisioning').length, 1);
+  assert.equal(m.ledger('node_ready').length, 1);
+  // A result for a node the pool let go of is answered with a terminate.
+  const ghost = m.send({ type: 'nodeProvisioned', command: { ...provision, nodeId: 'p-n9' }, url: 'u', laneIndex: 0 });
+  assert.deepEqual(ghost.map((c) => c.type === 'terminate' && c.nodeId), ['p-n9']);
 });

@@ -6,13 +6,12 @@ import { DOCKER_PROVIDER, serviceVramMiB, serviceVramRequest } from '../../domai
 import { admit, servicesToStopForRoom } from '../../domain/vram';
 import { temporalPoolControl } from '../../local-gpus';
 import { availableLanes } from '../../domain/scaling';
-import { ENTITY_ID_PATTERN, poolKey, poolWorkflowId, splitPoolKey } from '../../ids';
-import { poolStateQuery } from '../../workflows/messages';
+import { ENTITY_ID_PATTERN, poolKey, splitPoolKey } from '../../ids';
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
 import { vramReport, type LocalGpus } from '../local-gpus';
-import { queryWithRetry } from '../query';
+import { poolView } from '../pool-workflows';
 
 /** Where a job for a pool would run if it were submitted now. */
 export type Availability = 'use_local' | 'use_cloud' | 'queue';
@@ -61,8 +60,7 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
     const pool = ENTITY_ID_PATTERN.test(name) ? await getPool(ctx.db, workspaceId, name) : undefined;
     if (!pool) throw new ApiError(404, 'not_found', `pool ${name} does not exist`);
     const key = poolKey(workspaceId, pool.id);
-    const view = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(key)), poolStateQuery);
-    if (!view) throw new ApiError(503, 'unavailable', `pool ${name} did not answer: is a worker running?`);
+    const view = await poolView(ctx, key, name);
     const reasons: string[] = [];
     const answer = (decision: Availability, extra: Record<string, unknown> = {}) => res.json({ pool: name, decision, reasons, ...extra });
 

@@ -8,7 +8,6 @@ import type { PoolConfig, PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, poolKey, poolWorkflowId } from '../../ids';
 import {
   drainPoolUpdate,
-  poolStateQuery,
   preemptionCheckQuery,
   preemptNowUpdate,
   resumePoolUpdate,
@@ -18,8 +17,7 @@ import {
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
-import { queryWithRetry } from '../query';
-import { ensurePoolWorkflow } from '../pool-workflows';
+import { ensurePoolWorkflow, poolView, queryPool } from '../pool-workflows';
 
 export const createPoolSchema = z.object({ id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') }).passthrough();
 
@@ -46,11 +44,7 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
   /** A pool view named as the caller knows the pool (the workflow knows it by its key). */
   const asNamed = (pool: { id: string }, view: PoolView) => ({ id: pool.id, ...view, poolId: pool.id });
 
-  async function liveView(pool: { id: string; key: string }): Promise<PoolView> {
-    const view = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(pool.key)), poolStateQuery);
-    if (!view) throw new ApiError(503, 'unavailable', `pool ${pool.id} did not answer: is a worker running?`);
-    return view;
-  }
+  const liveView = (pool: { id: string; key: string }): Promise<PoolView> => poolView(ctx, pool.key, pool.id);
 
   router.post('/', async (req, res) => {
     const { id, ...rest } = createPoolSchema.parse(req.body);
@@ -103,9 +97,7 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
 
   router.get('/:id/preempt/check', async (_req, res) => {
     const pool = await requirePool(res, _req.params.id);
-    const check = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(pool.key)), preemptionCheckQuery);
-    if (!check) throw new ApiError(503, 'unavailable', `pool ${pool.id} did not answer: is a worker running?`);
-    res.json(check);
+    res.json(await queryPool(ctx, pool.key, pool.id, preemptionCheckQuery));
   });
 
   router.post('/:id/preempt', async (req, res) => {
