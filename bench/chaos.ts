@@ -19,7 +19,7 @@ const roundsArg = args.indexOf('--rounds');
 /** Each round injects one fault of every kind (9); the full run does 3 rounds, the short one 1. */
 const ROUNDS = roundsArg >= 0 ? Number(args[roundsArg + 1]) : SHORT ? 1 : 3;
 /** How long the provider outage and the receiver outage last. */
-const OUTAGE_MS = SHORT ? 15_000 : 120_000;
+const OUTAGE_MS = SHORT ? 30_000 : 120_000;
 const RECEIVER_DOWN_MS = SHORT ? 5_000 : 30_000;
 const POOL = 'chaos';
 const RECONCILE_SECONDS = 15;
@@ -186,11 +186,20 @@ async function main(): Promise<void> {
       {
         kind: `provider failing every provision and terminate for ${OUTAGE_MS / 1000} s`,
         run: async () => {
-          await stack.mock.setFaults({ provision: { message: 'chaos: provider outage' }, terminate: { message: 'chaos: provider outage' } });
+          // Nodes up, then the outage: the teardown's terminate calls fail, and so does the next scale-up.
           await burst(4);
-          await sleep(OUTAGE_MS);
+          await waitFor('nodes up', async () => (await pool())?.nodes?.some((n) => n.state === 'ready') ?? false, 30_000);
+          await stack.mock.setFaults({ provision: { message: 'chaos: provider outage' }, terminate: { message: 'chaos: provider outage' } });
+          const started = Date.now();
+          const failing = await quiet(async () => {
+            await waitFor('the pool idle', async () => ((await pool())?.running ?? 1) === 0, 30_000);
+            await stack.request('POST', `/v1/pools/${POOL}/scale-to-zero`);
+            return waitFor('a terminate_failed node', async () => (await pool())?.nodes?.some((n) => n.state === 'terminate_failed') ?? false, OUTAGE_MS);
+          });
+          await burst(4);
+          await sleep(Math.max(0, OUTAGE_MS - (Date.now() - started)));
           await stack.mock.setFaults({});
-          return { end: Date.now() };
+          return { end: Date.now(), note: failing ?? 'terminates failed and were retried' };
         },
       },
       {

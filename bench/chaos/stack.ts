@@ -4,7 +4,7 @@
  * can be killed and brought back on the same port and data folder.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -84,7 +84,10 @@ export class ChaosStack {
   readonly callbacks = new Map<string, number>();
   private receiver?: Server;
 
-  constructor(private readonly options: ChaosStackOptions) {}
+  constructor(private readonly options: ChaosStackOptions) {
+    // As root, PostgreSQL runs as its own user, which must be able to enter the folder.
+    chmodSync(this.dataDir, 0o755);
+  }
 
   get apiUrl(): string {
     return `http://127.0.0.1:${this.apiPort}`;
@@ -157,7 +160,7 @@ export class ChaosStack {
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
         try {
-          const id = (JSON.parse(body) as { id?: string }).id;
+          const id = (JSON.parse(body) as { job?: { id?: string } }).job?.id;
           if (id) this.callbacks.set(id, (this.callbacks.get(id) ?? 0) + 1);
         } catch {
           // not a callback body
