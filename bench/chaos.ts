@@ -79,7 +79,10 @@ async function main(): Promise<void> {
       return undefined;
     };
     const burst = (n: number) => Promise.all(Array.from({ length: n }, submit));
-    const pool = async () => (await stack.request('GET', `/v1/pools/${POOL}`)).body as { phase?: string; nodes?: Array<{ state: string }>; running?: number } | undefined;
+    const pool = async () =>
+      (await stack.request('GET', `/v1/pools/${POOL}`)).body as
+        | { phase?: string; nodes?: Array<{ state: string }>; running?: number }
+        | undefined;
     const waitFor = async (what: string, check: () => Promise<boolean>, ms = 60_000) => {
       const deadline = Date.now() + ms;
       while (!(await check())) {
@@ -143,15 +146,34 @@ async function main(): Promise<void> {
       {
         kind: 'worker killed mid scale-up',
         run: () =>
-          killWorkerWhen('a node provisioning', async () => (await atZero(), burst(6)), async () => (await pool())?.nodes?.some((n) => n.state === 'provisioning') ?? false),
+          killWorkerWhen(
+            'a node provisioning',
+            async () => {
+              await atZero();
+              return burst(6);
+            },
+            async () => (await pool())?.nodes?.some((n) => n.state === 'provisioning') ?? false,
+          ),
       },
       {
         kind: 'worker killed mid teardown',
-        run: () => quiet(() => killWorkerWhen('a teardown', () => burst(2), async () => (await pool())?.phase === 'tearing_down')),
+        run: () =>
+          quiet(() =>
+            killWorkerWhen(
+              'a teardown',
+              () => burst(2),
+              async () => (await pool())?.phase === 'tearing_down',
+            ),
+          ),
       },
       {
         kind: 'worker killed mid inference',
-        run: () => killWorkerWhen('a job running', () => burst(4), async () => ((await pool())?.running ?? 0) > 0),
+        run: () =>
+          killWorkerWhen(
+            'a job running',
+            () => burst(4),
+            async () => ((await pool())?.running ?? 0) > 0,
+          ),
       },
       {
         kind: 'API killed during a submission burst',
@@ -189,12 +211,19 @@ async function main(): Promise<void> {
           // Nodes up, then the outage: the teardown's terminate calls fail, and so does the next scale-up.
           await burst(4);
           await waitFor('nodes up', async () => (await pool())?.nodes?.some((n) => n.state === 'ready') ?? false, 30_000);
-          await stack.mock.setFaults({ provision: { message: 'chaos: provider outage' }, terminate: { message: 'chaos: provider outage' } });
+          await stack.mock.setFaults({
+            provision: { message: 'chaos: provider outage' },
+            terminate: { message: 'chaos: provider outage' },
+          });
           const started = Date.now();
           const failing = await quiet(async () => {
             await waitFor('the pool idle', async () => ((await pool())?.running ?? 1) === 0, 30_000);
             await stack.request('POST', `/v1/pools/${POOL}/scale-to-zero`);
-            return waitFor('a terminate_failed node', async () => (await pool())?.nodes?.some((n) => n.state === 'terminate_failed') ?? false, OUTAGE_MS);
+            return waitFor(
+              'a terminate_failed node',
+              async () => (await pool())?.nodes?.some((n) => n.state === 'terminate_failed') ?? false,
+              OUTAGE_MS,
+            );
           });
           await burst(4);
           await sleep(Math.max(0, OUTAGE_MS - (Date.now() - started)));
@@ -240,7 +269,11 @@ async function main(): Promise<void> {
     const db = new PgPool({ connectionString: stack.databaseUrl, max: 2 });
     const statuses = async () =>
       (await db.query<{ id: string; status: string }>('SELECT id, status FROM jobs WHERE id = ANY($1)', [[...accepted]])).rows;
-    await waitFor('every accepted job terminal', async () => (await statuses()).filter((r) => TERMINAL.includes(r.status)).length === accepted.size, 300_000);
+    await waitFor(
+      'every accepted job terminal',
+      async () => (await statuses()).filter((r) => TERMINAL.includes(r.status)).length === accepted.size,
+      300_000,
+    );
     const rows = await statuses();
     const byStatus: Record<string, number> = {};
     for (const r of rows) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
@@ -272,7 +305,9 @@ async function main(): Promise<void> {
       else entry.terminated += 1;
       perNode.set(r.node_id, entry);
     }
-    const badNodes = [...perNode.entries()].filter(([id, n]) => n.provisioning !== 1 || n.terminated !== (known.has(id) ? 0 : 1)).map(([id]) => id);
+    const badNodes = [...perNode.entries()]
+      .filter(([id, n]) => n.provisioning !== 1 || n.terminated !== (known.has(id) ? 0 : 1))
+      .map(([id]) => id);
     const chain = await verifyLedgerChain(db, DEFAULT_WORKSPACE);
     const callbacksMissing = rows.filter((r) => TERMINAL.includes(r.status) && !stack.callbacks.has(r.id)).length;
     await db.end();
@@ -298,7 +333,8 @@ async function main(): Promise<void> {
       perFault: results,
       poolWorkflowId: poolWorkflowId(POOL),
     };
-    const ok = lost === 0 && stuck === 0 && orphans.length === 0 && badNodes.length === 0 && chain.ok && summary.recoverySeconds.never === 0;
+    const ok =
+      lost === 0 && stuck === 0 && orphans.length === 0 && badNodes.length === 0 && chain.ok && summary.recoverySeconds.never === 0;
     if (!ok) exitCode = 1;
     if (JSON_OUT) process.stdout.write(`${JSON.stringify({ ok, ...summary })}\n`);
     else {
@@ -309,10 +345,17 @@ async function main(): Promise<void> {
       log(`jobs lost                  ${lost}`);
       log(`workflows failing tasks    ${stuck}`);
       log(`orphaned nodes             ${orphans.length}`);
-      log(`ledger                     ${perNode.size} nodes, ${badNodes.length} not closed exactly once, chain ${chain.ok ? 'verifies' : 'BROKEN'}`);
+      log(
+        `ledger                     ${perNode.size} nodes, ${badNodes.length} not closed exactly once, chain ${chain.ok ? 'verifies' : 'BROKEN'}`,
+      );
       log(`callbacks not yet arrived  ${callbacksMissing} (delivery retries for 24 h)`);
-      log(`recovery after each fault  median ${summary.recoverySeconds.median?.toFixed(1)} s, max ${summary.recoverySeconds.max?.toFixed(1)} s`);
-      for (const r of results) log(`  ${r.recoverySeconds === null ? 'NEVER' : `${r.recoverySeconds.toFixed(1)} s`.padStart(7)}  ${r.kind}${r.note ? ` (${r.note})` : ''}`);
+      log(
+        `recovery after each fault  median ${summary.recoverySeconds.median?.toFixed(1)} s, max ${summary.recoverySeconds.max?.toFixed(1)} s`,
+      );
+      for (const r of results)
+        log(
+          `  ${r.recoverySeconds === null ? 'NEVER' : `${r.recoverySeconds.toFixed(1)} s`.padStart(7)}  ${r.kind}${r.note ? ` (${r.note})` : ''}`,
+        );
       log(ok ? 'OK' : 'FAILED');
     }
   } finally {

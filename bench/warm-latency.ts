@@ -41,7 +41,13 @@ async function main(): Promise<void> {
   const cli = ensureTemporalBinary('cli');
   if (!cli) throw new Error('no temporal CLI');
   const temporalPort = await freePort();
-  const dev = await startDevServer({ cliPath: cli, dataDir, port: temporalPort, uiPort: await freePort(), inMemory: process.env.BENCH_IN_MEMORY === '1' });
+  const dev = await startDevServer({
+    cliPath: cli,
+    dataDir,
+    port: temporalPort,
+    uiPort: await freePort(),
+    inMemory: process.env.BENCH_IN_MEMORY === '1',
+  });
   const temporal = await connectTemporal(dev.address, 'default');
   const providers = createProviders(config);
   const worker = await createWorker({ connection: temporal.nativeConnection, namespace: 'default', taskQueue: 'bench', db, providers });
@@ -51,7 +57,9 @@ async function main(): Promise<void> {
       ...apiContext(config, db, temporal),
       taskQueue: 'bench',
       defaultTtlSeconds: 600,
-      ...(process.env.BENCH_EAGER === '0' ? {} : { eagerClient: new Client({ connection: temporal.nativeConnection, namespace: 'default' }) }),
+      ...(process.env.BENCH_EAGER === '0'
+        ? {}
+        : { eagerClient: new Client({ connection: temporal.nativeConnection, namespace: 'default' }) }),
     },
     { apiKey: BENCH_ADMIN_KEY, bodyLimit: '1mb', providers: ['mock'] },
   );
@@ -106,7 +114,11 @@ async function main(): Promise<void> {
   }
 
   // Warm-up: JIT, connection pools, workflow cache.
-  await waitAll(await Promise.all(Array.from({ length: 20 }, async () => ({ sentAt: Date.now(), id: (await post('/v1/jobs', { pool: 'bench', payload })).id }))));
+  await waitAll(
+    await Promise.all(
+      Array.from({ length: 20 }, async () => ({ sentAt: Date.now(), id: (await post('/v1/jobs', { pool: 'bench', payload })).id })),
+    ),
+  );
 
   // 1. Latency: open loop at RATE jobs/s.
   const sent: Array<Promise<{ id: string; sentAt: number }>> = [];
@@ -151,8 +163,21 @@ async function main(): Promise<void> {
     machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.cpus()[0]?.model}`,
     jobs: JOBS,
     openLoopRatePerSecond: RATE,
-    submitToRunningMs: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: Math.max(...latencies) },
-    closedLoop: { clients: CONCURRENCY, jobs: results.length, jobsPerSecond: Number(jobsPerSecond.toFixed(1)), submitToRunningP50Ms: percentile(results.map((r) => r.latency), 50) },
+    submitToRunningMs: {
+      p50: percentile(latencies, 50),
+      p90: percentile(latencies, 90),
+      p99: percentile(latencies, 99),
+      max: Math.max(...latencies),
+    },
+    closedLoop: {
+      clients: CONCURRENCY,
+      jobs: results.length,
+      jobsPerSecond: Number(jobsPerSecond.toFixed(1)),
+      submitToRunningP50Ms: percentile(
+        results.map((r) => r.latency),
+        50,
+      ),
+    },
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 

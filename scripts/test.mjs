@@ -5,10 +5,18 @@ import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tsx = ['--import', 'tsx'];
-const locate = spawnSync(process.execPath, [...tsx, '-e', `
+const locate = spawnSync(
+  process.execPath,
+  [
+    ...tsx,
+    '-e',
+    `
   const { ensureTemporalBinary } = require('./src/stack/temporal-binaries.ts');
   process.stdout.write(JSON.stringify({ cli: ensureTemporalBinary('cli') ?? '', testServer: ensureTemporalBinary('test-server') ?? '' }));
-`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+`,
+  ],
+  { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+);
 if (locate.status !== 0) process.exit(locate.status ?? 1);
 const found = JSON.parse(locate.stdout);
 const env = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
@@ -26,5 +34,9 @@ function testFiles(dir) {
 // Arguments may name files or folders.
 const selected = process.argv.slice(2).flatMap((arg) => (statSync(arg).isDirectory() ? testFiles(arg).sort() : [arg]));
 const files = selected.length > 0 ? selected : testFiles(path.join(root, 'test')).sort();
-const run = spawnSync(process.execPath, [...tsx, '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { cwd: root, env, stdio: 'inherit' });
+const run = spawnSync(process.execPath, [...tsx, '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+  cwd: root,
+  env,
+  stdio: 'inherit',
+});
 process.exit(run.status ?? 1);

@@ -38,7 +38,10 @@ export const configSchema = z.object({
   WORKER_HEALTH_POLL_MS: z.coerce.number().int().min(50).default(500),
   PREEMPT_PRIORITY_GAP: z.coerce.number().int().min(1).max(4).default(2),
   NTFY_URL: z.string().url().optional(),
-  NTFY_TOPIC: z.string().regex(/^[-_A-Za-z0-9]{1,64}$/, 'ntfy topics are letters, digits, - and _').optional(),
+  NTFY_TOPIC: z
+    .string()
+    .regex(/^[-_A-Za-z0-9]{1,64}$/, 'ntfy topics are letters, digits, - and _')
+    .optional(),
   NTFY_TOKEN: z.string().optional(),
   DOCKER_ENABLED: z.enum(['auto', 'true', 'false']).default('auto'),
   DOCKER_SOCKET_PATH: z.string().optional(),
@@ -52,7 +55,12 @@ export const configSchema = z.object({
   CALLBACK_ALLOWED_HOSTS: z
     .string()
     .default('')
-    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
     .superRefine((entries, ctx) => {
       try {
         parseAllowList(entries);

@@ -18,7 +18,9 @@ export function temporalPoolControl(client: Client): PoolControl {
       return view.queued === 0 && view.running === 0;
     },
     async stop(poolKey) {
-      await client.workflow.getHandle(poolWorkflowId(poolKey)).executeUpdate(stopPoolUpdate, { args: [{ drainTimeoutSeconds: 0, then: 'idle' }] });
+      await client.workflow
+        .getHandle(poolWorkflowId(poolKey))
+        .executeUpdate(stopPoolUpdate, { args: [{ drainTimeoutSeconds: 0, then: 'idle' }] });
     },
   };
 }
@@ -32,7 +34,8 @@ export async function createLocalGpus(config: Config, db: Pool, client: Client):
   try {
     await docker.ping();
   } catch (err) {
-    if (config.DOCKER_ENABLED === 'true') throw new Error(`DOCKER_ENABLED=true but the Docker engine does not answer: ${(err as Error).message}`);
+    if (config.DOCKER_ENABLED === 'true')
+      throw new Error(`DOCKER_ENABLED=true but the Docker engine does not answer: ${(err as Error).message}`);
     logger.info('no Docker engine answers: the docker provider (local GPU services) is off');
     return { probe, reserveMiB };
   }

@@ -110,7 +110,9 @@ async function main(): Promise<void> {
       ...keyLines,
       '',
       'Try it:',
-      ...(admin ? [`  export ZEROPOOL_KEY=${admin.generated ? admin.key : admin.file ? `$(cat ${admin.file})` : '$ZEROPOOL_API_KEY'}`] : []),
+      ...(admin
+        ? [`  export ZEROPOOL_KEY=${admin.generated ? admin.key : admin.file ? `$(cat ${admin.file})` : '$ZEROPOOL_API_KEY'}`]
+        : []),
       `  curl -s -X POST ${apiUrl}/v1/pools${auth} -H 'content-type: application/json' \\`,
       `    -d '{"id":"demo","model":"llama-3-8b","maxNodes":3,"slotsPerNode":4,"idleTimeoutSeconds":60,"lanes":[{"provider":"mock","market":"spot","gpu":"A10G","pricePerHour":0.45},{"provider":"mock","market":"on-demand","gpu":"A10G","pricePerHour":1.1}]}'`,
       `  curl -s -X POST ${apiUrl}/v1/jobs${auth} -H 'content-type: application/json' \\`,

@@ -78,7 +78,14 @@ new client.Gauge({
       const { workspaceId, poolId } = splitPoolKey(view.poolId);
       for (const node of view.nodes) {
         const lane = node.lane;
-        this.inc({ workspace: workspaceId, pool: poolId, provider: lane?.provider ?? 'none', market: lane?.market ?? 'none', gpu: lane?.gpu ?? 'none', state: node.state });
+        this.inc({
+          workspace: workspaceId,
+          pool: poolId,
+          provider: lane?.provider ?? 'none',
+          market: lane?.market ?? 'none',
+          gpu: lane?.gpu ?? 'none',
+          state: node.state,
+        });
       }
     }
   },

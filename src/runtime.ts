@@ -52,7 +52,9 @@ export async function connectTemporal(address: string, namespace: string): Promi
   const indexed = await searchAttributesRegistered(connection, namespace);
   if (!indexed) {
     const names = ALL_SEARCH_ATTRIBUTES.map((key) => key.name).join(', ');
-    logger.warn(`search attributes ${names} are not all registered (temporal/setup.sh registers them): jobs will not be indexed in the Web UI`);
+    logger.warn(
+      `search attributes ${names} are not all registered (temporal/setup.sh registers them): jobs will not be indexed in the Web UI`,
+    );
   }
   return { connection, nativeConnection, client, indexed };
 }
@@ -60,14 +62,21 @@ export async function connectTemporal(address: string, namespace: string): Promi
 /** Makes sure every stored pool has its workflow running (after a restart, or on a new Temporal server). */
 export async function resumePools(db: pg.Pool, temporal: TemporalHandles, taskQueue: string): Promise<number> {
   const pools = await listPools(db);
-  for (const pool of pools) await ensurePoolWorkflow({ client: temporal.client, taskQueue, indexed: temporal.indexed }, poolKey(pool.workspaceId, pool.id), pool.config);
+  for (const pool of pools)
+    await ensurePoolWorkflow(
+      { client: temporal.client, taskQueue, indexed: temporal.indexed },
+      poolKey(pool.workspaceId, pool.id),
+      pool.config,
+    );
   return pools.length;
 }
 
 /** Readiness: PostgreSQL answers a query and the Temporal frontend answers its health check (2 s each). */
 export function readinessCheck(db: pg.Pool, connection: Connection): () => Promise<Record<string, boolean>> {
   const within = <T>(promise: Promise<T>) =>
-    Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000).unref())]).catch(() => false);
+    Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000).unref())]).catch(
+      () => false,
+    );
   return async () => {
     const [postgres, temporal] = await Promise.all([within(db.query('SELECT 1')), within(connection.healthService.check({}))]);
     return { postgres, temporal };
@@ -90,11 +99,17 @@ export function embeddedAdminKey(config: Config): { key: string; generated: bool
 }
 
 /** The API's options from the configuration; refuses an open server unless ZEROPOOL_INSECURE=1 says so. */
-export function apiOptions(config: Config, adminKey: string | undefined, providers: string[], checkReady: AppOptions['checkReady']): AppOptions {
+export function apiOptions(
+  config: Config,
+  adminKey: string | undefined,
+  providers: string[],
+  checkReady: AppOptions['checkReady'],
+): AppOptions {
   if (!adminKey && !config.ZEROPOOL_INSECURE) {
     throw new Error('no API key: set ZEROPOOL_API_KEY (16+ characters), or ZEROPOOL_INSECURE=1 to serve without auth on a trusted network');
   }
-  if (!adminKey) logger.warn('!!! ZEROPOOL_INSECURE=1: the API accepts requests WITHOUT A KEY; anyone who can reach it controls it and its spend !!!');
+  if (!adminKey)
+    logger.warn('!!! ZEROPOOL_INSECURE=1: the API accepts requests WITHOUT A KEY; anyone who can reach it controls it and its spend !!!');
   return {
     apiKey: adminKey,
     insecure: config.ZEROPOOL_INSECURE,

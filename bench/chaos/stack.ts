@@ -116,7 +116,11 @@ export class ChaosStack {
       MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond),
       WORKER_HEALTH_POLL_MS: '200',
     });
-    this.api = new Managed('api-main.ts', () => ({ ...common(), PORT: String(this.apiPort), ZEROPOOL_API_KEY: CHAOS_ADMIN_KEY }), () => this.answers(`${this.apiUrl}/health`));
+    this.api = new Managed(
+      'api-main.ts',
+      () => ({ ...common(), PORT: String(this.apiPort), ZEROPOOL_API_KEY: CHAOS_ADMIN_KEY }),
+      () => this.answers(`${this.apiUrl}/health`),
+    );
     this.worker = new Managed('worker-main.ts', common, async () => true);
     this.mock = new MockProvider({
       stateDir: path.join(this.dataDir, 'mock-nodes'),

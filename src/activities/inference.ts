@@ -93,11 +93,16 @@ export function createInferenceActivities(options: { apiBaseUrl?: string } = {})
       const beat = setInterval(() => ctx.heartbeat(progress()), 1000);
       // Stopped on purpose (preempted, cancelled): hand the progress back with the cancellation.
       const stopped = () => new CancelledFailure('request aborted at the node', [progress()]);
-      const headers: Record<string, string> = { 'content-type': 'application/json', 'x-zeropool-job-id': input.jobId, 'x-zeropool-attempt': String(input.attempt) };
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'x-zeropool-job-id': input.jobId,
+        'x-zeropool-attempt': String(input.attempt),
+      };
       if (input.progressToken) {
         headers['x-zeropool-progress-token'] = input.progressToken;
         // The node may report progress itself (POST, Authorization: Bearer <token>), e.g. from a sidecar.
-        if (options.apiBaseUrl) headers['x-zeropool-progress-url'] = `${options.apiBaseUrl.replace(/\/$/, '')}/v1/jobs/${input.jobId}/progress`;
+        if (options.apiBaseUrl)
+          headers['x-zeropool-progress-url'] = `${options.apiBaseUrl.replace(/\/$/, '')}/v1/jobs/${input.jobId}/progress`;
       }
       try {
         let response: Response;
@@ -124,8 +129,7 @@ export function createInferenceActivities(options: { apiBaseUrl?: string } = {})
         try {
           for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
             buffered += decoder.decode(chunk, { stream: true });
-            let newline: number;
-            while ((newline = buffered.indexOf('\n\n')) >= 0) {
+            for (let newline = buffered.indexOf('\n\n'); newline >= 0; newline = buffered.indexOf('\n\n')) {
               const event = buffered.slice(0, newline).trim();
               buffered = buffered.slice(newline + 2);
               if (!event.startsWith('data:')) continue;

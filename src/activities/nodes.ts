@@ -109,8 +109,18 @@ export function createNodeActivities(deps: NodeActivityDeps) {
         listed.push(name);
       }
       if (deps.db) {
-        const healed = await healUnterminatedNodes(deps.db, { poolKey: input.poolId, knownNodeIds: input.knownNodeIds, heldNodeIds: held, listedProviders: listed, now: Date.now() });
-        for (const node of healed) deps.logger.warn({ poolId: input.poolId, nodeId: node.nodeId, endedAt: node.endedAt, endSource: node.endSource }, 'missing node_terminated row written by reconciliation');
+        const healed = await healUnterminatedNodes(deps.db, {
+          poolKey: input.poolId,
+          knownNodeIds: input.knownNodeIds,
+          heldNodeIds: held,
+          listedProviders: listed,
+          now: Date.now(),
+        });
+        for (const node of healed)
+          deps.logger.warn(
+            { poolId: input.poolId, nodeId: node.nodeId, endedAt: node.endedAt, endSource: node.endSource },
+            'missing node_terminated row written by reconciliation',
+          );
       }
       return removed;
     },

@@ -44,9 +44,14 @@ export function ntfyRequest(settings: NtfySettings, notice: JobEventNotice): { u
     Tags: `${NTFY_TAGS[notice.event]},zeropool,${poolId}`,
   };
   if (settings.token) headers.Authorization = `Bearer ${settings.token}`;
-  const lines = [`Job ${notice.jobId} ${notice.event} in pool ${poolId} (workspace ${workspaceId}, priority ${notice.priority}, attempt ${notice.attempt}).`];
+  const lines = [
+    `Job ${notice.jobId} ${notice.event} in pool ${poolId} (workspace ${workspaceId}, priority ${notice.priority}, attempt ${notice.attempt}).`,
+  ];
   if (notice.detail) lines.push(notice.detail.slice(0, 1000));
-  return { url: `${settings.url.replace(/\/+$/, '')}/${encodeURIComponent(settings.topic)}`, init: { method: 'POST', headers, body: lines.join('\n') } };
+  return {
+    url: `${settings.url.replace(/\/+$/, '')}/${encodeURIComponent(settings.topic)}`,
+    init: { method: 'POST', headers, body: lines.join('\n') },
+  };
 }
 
 /** Builds the notification activity. */
@@ -63,7 +68,8 @@ export function createNotifyActivities(settings: NtfySettings | undefined, logge
       if (!response.ok) {
         const message = `ntfy answered ${response.status}`;
         // A wrong token or topic will not fix itself on retry.
-        if (response.status >= 400 && response.status < 500 && response.status !== 429) throw ApplicationFailure.nonRetryable(message, 'NotifyRefused');
+        if (response.status >= 400 && response.status < 500 && response.status !== 429)
+          throw ApplicationFailure.nonRetryable(message, 'NotifyRefused');
         throw ApplicationFailure.retryable(message, 'NotifyUnavailable');
       }
     },

@@ -43,7 +43,8 @@ export interface AppOptions {
 
 /** Builds the express app. */
 export function createApp(ctx: ApiContext, options: AppOptions): express.Express {
-  if (!options.apiKey && !options.insecure) throw new Error('refusing to serve without an API key: set ZEROPOOL_API_KEY, or ZEROPOOL_INSECURE=1 for a trusted network');
+  if (!options.apiKey && !options.insecure)
+    throw new Error('refusing to serve without an API key: set ZEROPOOL_API_KEY, or ZEROPOOL_INSECURE=1 for a trusted network');
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -76,7 +77,11 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   setPoolStateSource(async () => {
     const pools = await listPools(ctx.db);
     const views = await Promise.all(
-      pools.map((p) => withTimeout(ctx.client.workflow.getHandle(poolWorkflowId(poolKey(p.workspaceId, p.id))).query(poolStateQuery), 1000).catch(() => undefined)),
+      pools.map((p) =>
+        withTimeout(ctx.client.workflow.getHandle(poolWorkflowId(poolKey(p.workspaceId, p.id))).query(poolStateQuery), 1000).catch(
+          () => undefined,
+        ),
+      ),
     );
     return views.filter((v): v is PoolView => v !== undefined);
   });

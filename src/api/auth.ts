@@ -89,11 +89,12 @@ export function authenticate(options: AuthOptions): RequestHandler {
 
 /** Only the admin key may pass. */
 export const requireAdmin: RequestHandler = (_req, res, next) => {
-  if (!(res.locals.principal as Principal | undefined)?.admin) return next(new ApiError(403, 'forbidden', 'this route needs the admin key'));
+  if (!(res.locals.principal as Principal | undefined)?.admin)
+    return next(new ApiError(403, 'forbidden', 'this route needs the admin key'));
   next();
 };
 
 /** The caller (set by `authenticate`). */
-export function principalOf(res: { locals: Record<string, any> }): Principal {
+export function principalOf(res: { locals: Record<string, unknown> }): Principal {
   return res.locals.principal as Principal;
 }

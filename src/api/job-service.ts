@@ -51,7 +51,8 @@ export class JobService {
       this.poolCache.set(key, cached);
     }
     // A drain is seen here within a second; the pool still runs anything that slipped in meanwhile.
-    if (cached.draining) throw new ApiError(409, 'pool_draining', `pool ${poolId} is draining: it takes no new jobs (POST /v1/pools/${poolId}/resume)`);
+    if (cached.draining)
+      throw new ApiError(409, 'pool_draining', `pool ${poolId} is draining: it takes no new jobs (POST /v1/pools/${poolId}/resume)`);
     return cached.model;
   }
 
@@ -101,10 +102,16 @@ export class JobService {
     // The record first: it takes the workspace's in-flight place, and a refused job must start nothing.
     const recorded = await insertJob(this.ctx.db, view, progressToken);
     if (!recorded.inserted) {
-      throw new ApiError(429, 'too_many_jobs', `workspace has ${recorded.limit} jobs in flight, its limit; retry when some finish`, {
-        limit: recorded.limit,
-        retryAfterSeconds: RETRY_AFTER_SECONDS,
-      }, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
+      throw new ApiError(
+        429,
+        'too_many_jobs',
+        `workspace has ${recorded.limit} jobs in flight, its limit; retry when some finish`,
+        {
+          limit: recorded.limit,
+          retryAfterSeconds: RETRY_AFTER_SECONDS,
+        },
+        { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+      );
     }
     try {
       await (this.ctx.eagerClient ?? this.ctx.client).workflow.start<typeof jobWorkflow>('jobWorkflow', {
@@ -144,7 +151,9 @@ export class JobService {
       const pending = described.raw.pendingActivities?.find((a) => a.activityType?.name === 'runInference');
       const payload = pending?.heartbeatDetails?.payloads?.[0];
       if (!payload) return undefined;
-      const beat = defaultPayloadConverter.fromPayload<InferenceProgress>(payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0]);
+      const beat = defaultPayloadConverter.fromPayload<InferenceProgress>(
+        payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0],
+      );
       const current = live.progress;
       if (current && current.attempt === live.attempt && current.completionTokens >= beat.completionTokens) return current;
       return { attempt: live.attempt, completionTokens: beat.completionTokens, text: '', at: beat.at, source: 'heartbeat' };
@@ -164,9 +173,11 @@ export class JobService {
       if (!live) return stored;
       if (live.status === 'queued') {
         // "provisioning" tells a waiting client that capacity is on its way rather than merely queued.
-        const pool: PoolView | undefined = await queryWithRetry(this.ctx.client.workflow.getHandle(poolWorkflowId(live.pool)), poolStateQuery, 1).catch(
-          () => undefined,
-        );
+        const pool: PoolView | undefined = await queryWithRetry(
+          this.ctx.client.workflow.getHandle(poolWorkflowId(live.pool)),
+          poolStateQuery,
+          1,
+        ).catch(() => undefined);
         if (pool?.nodes.some((n) => n.state === 'provisioning')) return { ...live, status: 'provisioning' };
       }
       if (live.status === 'running') return { ...live, progress: (await this.heartbeatProgress(id, live)) ?? live.progress };

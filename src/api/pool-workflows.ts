@@ -12,7 +12,11 @@ import { ApiError } from './errors';
 import { queryWithRetry } from './query';
 
 /** Starts the pool's workflow (by pool key), or leaves the running one alone. */
-export async function ensurePoolWorkflow(ctx: Pick<ApiContext, 'client' | 'taskQueue' | 'indexed'>, key: string, config: PoolConfig): Promise<void> {
+export async function ensurePoolWorkflow(
+  ctx: Pick<ApiContext, 'client' | 'taskQueue' | 'indexed'>,
+  key: string,
+  config: PoolConfig,
+): Promise<void> {
   await ctx.client.workflow.start<typeof poolWorkflowV2>('poolWorkflowV2', {
     workflowId: poolWorkflowId(key),
     taskQueue: ctx.taskQueue,
@@ -31,7 +35,8 @@ export async function queryPool<T>(ctx: Pick<ApiContext, 'client'>, key: string,
   try {
     answer = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(key)), query);
   } catch (err) {
-    const reason = err instanceof WorkflowNotFoundError ? 'its workflow is not running' : `its workflow is unhealthy: ${(err as Error).message}`;
+    const reason =
+      err instanceof WorkflowNotFoundError ? 'its workflow is not running' : `its workflow is unhealthy: ${(err as Error).message}`;
     throw new ApiError(503, 'pool_unavailable', `pool ${name} cannot answer now (${reason})`, null, { 'Retry-After': '5' });
   }
   if (answer === undefined) {

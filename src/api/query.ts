@@ -20,7 +20,12 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T
  * with the closing run (the SDK evicts it with the query still buffered), and the next try reaches the
  * new run. Undefined when no try answered; errors other than timeouts are thrown at once.
  */
-export async function queryWithRetry<T>(handle: WorkflowHandle, query: QueryDefinition<T>, tries = 3, timeoutMs = 2000): Promise<T | undefined> {
+export async function queryWithRetry<T>(
+  handle: WorkflowHandle,
+  query: QueryDefinition<T>,
+  tries = 3,
+  timeoutMs = 2000,
+): Promise<T | undefined> {
   for (let i = 0; i < tries; i++) {
     const answer = await withTimeout(handle.query(query), timeoutMs);
     if (answer !== undefined) return answer;

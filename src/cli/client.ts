@@ -25,9 +25,16 @@ export class ApiClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(`${this.options.baseUrl.replace(/\/$/, '')}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      res = await fetch(`${this.options.baseUrl.replace(/\/$/, '')}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
     } catch (err) {
-      throw new CliApiError(0, `cannot reach ${this.options.baseUrl}: ${(err as Error).cause ?? (err as Error).message} (set ZEROPOOL_URL)`);
+      throw new CliApiError(
+        0,
+        `cannot reach ${this.options.baseUrl}: ${(err as Error).cause ?? (err as Error).message} (set ZEROPOOL_URL)`,
+      );
     }
     const text = await res.text();
     let parsed: any;

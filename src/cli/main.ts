@@ -120,7 +120,13 @@ export async function run(argv: string[], env: Record<string, string | undefined
         api.call('GET', '/v1/services').catch(() => ({ services: [] })),
         api.call('GET', '/v1/gpu'),
       ]);
-      const data = { api: health.status, url: env.ZEROPOOL_URL || 'http://127.0.0.1:8080', pools: pools.pools.length, services: services.services.length, gpu };
+      const data = {
+        api: health.status,
+        url: env.ZEROPOOL_URL || 'http://127.0.0.1:8080',
+        pools: pools.pools.length,
+        services: services.services.length,
+        gpu,
+      };
       return out(data, () =>
         [
           `API:       ${data.url} (${data.api})`,
@@ -136,7 +142,14 @@ export async function run(argv: string[], env: Record<string, string | undefined
       return out(views.filter(Boolean), () =>
         table(
           ['POOL', 'MODEL', 'PHASE', 'NODES', 'QUEUED', 'RUNNING'],
-          list.pools.map((p: any, i: number) => [p.id, p.config.model, views[i]?.phase ?? '?', String(views[i]?.nodes.length ?? '?'), String(views[i]?.queued ?? '?'), String(views[i]?.running ?? '?')]),
+          list.pools.map((p: any, i: number) => [
+            p.id,
+            p.config.model,
+            views[i]?.phase ?? '?',
+            String(views[i]?.nodes.length ?? '?'),
+            String(views[i]?.queued ?? '?'),
+            String(views[i]?.running ?? '?'),
+          ]),
         ),
       );
     }
@@ -145,14 +158,26 @@ export async function run(argv: string[], env: Record<string, string | undefined
       return out(services, () =>
         table(
           ['SERVICE', 'ENABLED', 'PHASE', 'CONTAINERS', 'VRAM', 'PRIORITY', 'IMAGE'],
-          services.map((s: any) => [s.name, s.enabled ? 'yes' : 'no', s.phase, String(s.containers.length), `${s.definition.vramGb} GB`, String(s.definition.priority), s.definition.image]),
+          services.map((s: any) => [
+            s.name,
+            s.enabled ? 'yes' : 'no',
+            s.phase,
+            String(s.containers.length),
+            `${s.definition.vramGb} GB`,
+            String(s.definition.priority),
+            s.definition.image,
+          ]),
         ),
       );
     }
     case 'register': {
       const name = requireArg(args, 0, 'service name');
       const created = await api.call('POST', '/v1/services', definitionFrom(name, values));
-      return out(created, () => `registered ${created.name} (${created.definition.image}, ${created.definition.vramGb} GB VRAM, priority ${created.definition.priority})`);
+      return out(
+        created,
+        () =>
+          `registered ${created.name} (${created.definition.image}, ${created.definition.vramGb} GB VRAM, priority ${created.definition.priority})`,
+      );
     }
     case 'start':
     case 'stop':
@@ -161,13 +186,20 @@ export async function run(argv: string[], env: Record<string, string | undefined
       const drain = numberOption(values, 'drain-timeout');
       const body = command === 'start' ? undefined : drain === undefined ? {} : { drainTimeoutSeconds: drain };
       const result = await api.call('POST', `/v1/services/${encodeURIComponent(name)}/${command}`, body);
-      return out(result, () => `${name}: ${command === 'start' ? 'starting' : command === 'stop' ? 'stopping' : 'restarting'} (phase ${result.phase}, ${result.running} running, ${result.queued} queued)`);
+      return out(
+        result,
+        () =>
+          `${name}: ${command === 'start' ? 'starting' : command === 'stop' ? 'stopping' : 'restarting'} (phase ${result.phase}, ${result.running} running, ${result.queued} queued)`,
+      );
     }
     case 'submit': {
       const pool = requireArg(args, 0, 'pool name');
       if (!values.prompt) throw new UsageError('submit needs --prompt');
       const maxTokens = numberOption(values, 'max-tokens');
-      const payload = { messages: [{ role: 'user', content: values.prompt }], ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}) };
+      const payload = {
+        messages: [{ role: 'user', content: values.prompt }],
+        ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
+      };
       const priority = numberOption(values, 'priority');
       const accepted = await api.call('POST', '/v1/jobs', { pool, payload, ...(priority !== undefined ? { priority } : {}) });
       if (!values.wait) return out(accepted, () => `${accepted.id} ${accepted.status} (priority ${accepted.priority})`);
@@ -211,12 +243,22 @@ export async function run(argv: string[], env: Record<string, string | undefined
         [
           table(
             ['GPU', 'TOTAL', 'RESERVED', 'OTHERS', 'SERVICES', 'AVAILABLE'],
-            vram.gpus.map((g: any) => [String(g.index), mib(g.totalMiB), mib(g.reserveMiB), mib(g.foreignMiB), mib(g.allocatedMiB), mib(g.availableMiB)]),
+            vram.gpus.map((g: any) => [
+              String(g.index),
+              mib(g.totalMiB),
+              mib(g.reserveMiB),
+              mib(g.foreignMiB),
+              mib(g.allocatedMiB),
+              mib(g.availableMiB),
+            ]),
           ),
           '',
           vram.allocations.length === 0
             ? 'no service holds VRAM'
-            : table(['SERVICE', 'CONTAINER', 'GPU', 'DECLARED', 'IN USE'], vram.allocations.map((a: any) => [a.service, a.nodeId, String(a.gpu), mib(a.declaredMiB), mib(a.actualMiB)])),
+            : table(
+                ['SERVICE', 'CONTAINER', 'GPU', 'DECLARED', 'IN USE'],
+                vram.allocations.map((a: any) => [a.service, a.nodeId, String(a.gpu), mib(a.declaredMiB), mib(a.actualMiB)]),
+              ),
           `available for a new service: ${mib(vram.largestFreeMiB)} on one GPU`,
         ].join('\n'),
       );

@@ -49,7 +49,8 @@ export interface Analytics {
 export const FORMULA = {
   gpu_seconds_billed: 'sum over nodes of seconds from node_provisioning to node_terminated (or the window end), clipped to the window',
   cost_usd: 'sum over nodes of billed seconds × price_per_hour of its node_provisioning row / 3600',
-  idle_tax_usd: 'sum over nodes of (billed seconds during which no job ran on the node) × its price_per_hour / 3600; job run intervals come from the runs of job_* rows',
+  idle_tax_usd:
+    'sum over nodes of (billed seconds during which no job ran on the node) × its price_per_hour / 3600; job run intervals come from the runs of job_* rows',
   always_on_cost_usd:
     "per pool: peak concurrent nodes in the window × the pool's on-demand reference price (referencePricePerHour of its node_provisioning rows; the dearest price it paid when absent) × hours of the window during which the pool existed",
   savings_usd: 'always_on_cost_usd − cost_usd, per pool, summed',
@@ -75,7 +76,9 @@ interface NodeRow {
 /** Computes the analytics of a workspace (or one of its pools) over a window. */
 export async function computeAnalytics(db: Db, query: AnalyticsQuery): Promise<Analytics> {
   const to = query.to ?? new Date();
-  const firstRow = await db.query<{ first: Date | null }>('SELECT min(occurred_at) AS first FROM ledger WHERE workspace_id = $1', [query.workspaceId]);
+  const firstRow = await db.query<{ first: Date | null }>('SELECT min(occurred_at) AS first FROM ledger WHERE workspace_id = $1', [
+    query.workspaceId,
+  ]);
   const from = query.from ?? firstRow.rows[0]?.first ?? to;
   const params = [query.workspaceId, from, to, query.poolId ?? null];
   const poolFilter = '($4::text IS NULL OR pool_id = $4)';
@@ -166,16 +169,23 @@ export async function computeAnalytics(db: Db, query: AnalyticsQuery): Promise<A
     const costUsd = poolNodes.reduce((sum, n) => sum + (n.billed_seconds * n.price) / 3600, 0);
     const idleTaxUsd = poolNodes.reduce((sum, n) => sum + ((n.billed_seconds - n.busy_seconds) * n.price) / 3600, 0);
     const refPrices = poolNodes.map((n) => n.ref_price).filter((p): p is number => p !== null);
-    const referencePricePerHour = refPrices.length > 0 ? Math.max(...refPrices) : poolNodes.length > 0 ? Math.max(...poolNodes.map((n) => n.price)) : null;
+    const referencePricePerHour =
+      refPrices.length > 0 ? Math.max(...refPrices) : poolNodes.length > 0 ? Math.max(...poolNodes.map((n) => n.price)) : null;
     const peakNodes = peakConcurrency(poolNodes.map((n) => [n.start_at.getTime(), n.end_at.getTime()]));
     const alwaysOnCostUsd = referencePricePerHour === null ? 0 : (peakNodes * referencePricePerHour * activeWindowSeconds) / 3600;
     const figures: PoolFigures & { pool: string } = {
       pool,
       jobs: jobCounts(jobRow),
       tokens: { input: Number(jobRow?.tokens_in ?? 0), output: Number(jobRow?.tokens_out ?? 0) },
-      gpuSecondsBilled: round(poolNodes.reduce((sum, n) => sum + n.billed_seconds, 0), 3),
+      gpuSecondsBilled: round(
+        poolNodes.reduce((sum, n) => sum + n.billed_seconds, 0),
+        3,
+      ),
       costUsd: round(costUsd),
-      idleSeconds: round(poolNodes.reduce((sum, n) => sum + n.billed_seconds - n.busy_seconds, 0), 3),
+      idleSeconds: round(
+        poolNodes.reduce((sum, n) => sum + n.billed_seconds - n.busy_seconds, 0),
+        3,
+      ),
       idleTaxUsd: round(idleTaxUsd),
       peakNodes,
       activeWindowSeconds: round(activeWindowSeconds, 3),
@@ -199,9 +209,15 @@ export async function computeAnalytics(db: Db, query: AnalyticsQuery): Promise<A
     totals: {
       jobs: jobCounts(totalJobs),
       tokens: { input: Number(totalJobs?.tokens_in ?? 0), output: Number(totalJobs?.tokens_out ?? 0) },
-      gpuSecondsBilled: round(sum((p) => p.gpuSecondsBilled), 3),
+      gpuSecondsBilled: round(
+        sum((p) => p.gpuSecondsBilled),
+        3,
+      ),
       costUsd: round(sum((p) => p.costUsd)),
-      idleSeconds: round(sum((p) => p.idleSeconds), 3),
+      idleSeconds: round(
+        sum((p) => p.idleSeconds),
+        3,
+      ),
       idleTaxUsd: round(sum((p) => p.idleTaxUsd)),
       peakNodes: peakConcurrency(nodes.rows.map((n) => [n.start_at.getTime(), n.end_at.getTime()])),
       alwaysOnCostUsd: round(sum((p) => p.alwaysOnCostUsd)),
@@ -213,11 +229,20 @@ export async function computeAnalytics(db: Db, query: AnalyticsQuery): Promise<A
 }
 
 function jobCounts(row: { completed: string; failed: string; expired: string; cancelled: string } | undefined) {
-  return { completed: Number(row?.completed ?? 0), failed: Number(row?.failed ?? 0), expired: Number(row?.expired ?? 0), cancelled: Number(row?.cancelled ?? 0) };
+  return {
+    completed: Number(row?.completed ?? 0),
+    failed: Number(row?.failed ?? 0),
+    expired: Number(row?.expired ?? 0),
+    cancelled: Number(row?.cancelled ?? 0),
+  };
 }
 
 function coldStartFigures(row: { count: string; p50: number | null; p95: number | null } | undefined) {
-  return { count: Number(row?.count ?? 0), p50Seconds: row?.p50 == null ? null : round(row.p50, 3), p95Seconds: row?.p95 == null ? null : round(row.p95, 3) };
+  return {
+    count: Number(row?.count ?? 0),
+    p50Seconds: row?.p50 == null ? null : round(row.p50, 3),
+    p95Seconds: row?.p95 == null ? null : round(row.p95, 3),
+  };
 }
 
 function queueFigures(row: { queue_avg: number | null; queue_p95: number | null } | undefined) {

@@ -57,7 +57,11 @@ export async function healUnterminatedNodes(
     const recorded = [row.teardown_end, row.lost_at].filter((d): d is Date => d !== null).map((d) => d.getTime());
     const endedAt = recorded.length > 0 ? Math.max(...recorded) : input.now;
     const endSource: HealedNode['endSource'] =
-      recorded.length === 0 ? 'reconcile_time' : row.teardown_end && row.teardown_end.getTime() === endedAt ? 'teardown_started' : 'node_lost';
+      recorded.length === 0
+        ? 'reconcile_time'
+        : row.teardown_end && row.teardown_end.getTime() === endedAt
+          ? 'teardown_started'
+          : 'node_lost';
     const event: LedgerEvent = {
       eventKey: `${input.poolKey}:${row.node_id}:terminated`,
       eventType: 'node_terminated',
@@ -65,7 +69,14 @@ export async function healUnterminatedNodes(
       poolId: input.poolKey,
       nodeId: row.node_id,
       ...(row.market && row.gpu && row.price_per_hour !== null
-        ? { lane: { provider: row.provider, market: row.market as 'spot' | 'on-demand', gpu: row.gpu, pricePerHour: Number(row.price_per_hour) } }
+        ? {
+            lane: {
+              provider: row.provider,
+              market: row.market as 'spot' | 'on-demand',
+              gpu: row.gpu,
+              pricePerHour: Number(row.price_per_hour),
+            },
+          }
         : {}),
       details: {
         reason: 'reconciled: the provider no longer holds the node and its terminated row was missing',

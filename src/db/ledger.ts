@@ -3,19 +3,9 @@ import type { Pool } from 'pg';
 import type { Lane } from '../domain/types';
 import { DEFAULT_WORKSPACE, splitPoolKey } from '../ids';
 
-/** Ledger event types written in this version. */
-export type LedgerEventType =
-  | 'node_provisioning'
-  | 'node_ready'
-  | 'node_lost'
-  | 'node_terminated'
-  | 'teardown_started'
-  | 'teardown_cancelled'
-  | 'job_completed'
-  | 'job_failed'
-  | 'job_expired'
-  | 'job_cancelled'
-  | 'job_preempted';
+import type { LedgerEventType } from '../domain/ledger-events';
+
+export type { LedgerEventType } from '../domain/ledger-events';
 
 /** One ledger row to write. `eventKey` makes the write idempotent. */
 export interface LedgerEvent {

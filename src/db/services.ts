@@ -6,7 +6,16 @@ import { splitPoolKey } from '../ids';
 type Db = Pick<Pool | PoolClient, 'query'>;
 
 const COLUMNS = 'workspace_id, name, definition, enabled, created_at, updated_at';
-const toService = (row: any): ServiceRecord => ({
+/** A `services` row as PostgreSQL returns it. */
+interface ServiceRow {
+  workspace_id: string;
+  name: string;
+  definition: ServiceDefinition;
+  enabled: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+const toService = (row: ServiceRow): ServiceRecord => ({
   workspaceId: row.workspace_id,
   name: row.name,
   definition: row.definition,
@@ -26,7 +35,7 @@ export async function insertService(db: Db, workspaceId: string, name: string, d
 }
 
 export async function getService(db: Db, workspaceId: string, name: string): Promise<ServiceRecord | undefined> {
-  const result = await db.query(`SELECT ${COLUMNS} FROM services WHERE workspace_id = $1 AND name = $2`, [workspaceId, name]);
+  const result = await db.query<ServiceRow>(`SELECT ${COLUMNS} FROM services WHERE workspace_id = $1 AND name = $2`, [workspaceId, name]);
   return result.rows[0] ? toService(result.rows[0]) : undefined;
 }
 
@@ -39,8 +48,8 @@ export async function getServiceByPoolKey(db: Db, key: string): Promise<ServiceR
 /** A workspace's services (every service when no workspace is given), oldest first. */
 export async function listServices(db: Db, workspaceId?: string): Promise<ServiceRecord[]> {
   const result = workspaceId
-    ? await db.query(`SELECT ${COLUMNS} FROM services WHERE workspace_id = $1 ORDER BY created_at, name`, [workspaceId])
-    : await db.query(`SELECT ${COLUMNS} FROM services ORDER BY created_at, name`);
+    ? await db.query<ServiceRow>(`SELECT ${COLUMNS} FROM services WHERE workspace_id = $1 ORDER BY created_at, name`, [workspaceId])
+    : await db.query<ServiceRow>(`SELECT ${COLUMNS} FROM services ORDER BY created_at, name`);
   return result.rows.map(toService);
 }
 
@@ -53,7 +62,11 @@ export async function updateServiceDefinition(db: Db, workspaceId: string, name:
 }
 
 export async function setServiceEnabled(db: Db, workspaceId: string, name: string, enabled: boolean): Promise<void> {
-  await db.query('UPDATE services SET enabled = $3, updated_at = now() WHERE workspace_id = $1 AND name = $2', [workspaceId, name, enabled]);
+  await db.query('UPDATE services SET enabled = $3, updated_at = now() WHERE workspace_id = $1 AND name = $2', [
+    workspaceId,
+    name,
+    enabled,
+  ]);
 }
 
 /** Removes a service and the pool it ran as. */

@@ -18,7 +18,15 @@ export interface StoredPool {
 }
 
 const POOL_COLUMNS = 'workspace_id, id, config, created_at, draining';
-const toPool = (row: any): StoredPool => ({
+/** A `pools` row as PostgreSQL returns it. */
+interface PoolRow {
+  workspace_id: string;
+  id: string;
+  config: PoolConfig;
+  created_at: Date;
+  draining: boolean;
+}
+const toPool = (row: PoolRow): StoredPool => ({
   workspaceId: row.workspace_id,
   id: row.id,
   config: row.config,
@@ -38,7 +46,11 @@ export async function insertPool(db: Db, workspaceId: string, id: string, config
 
 /** Replaces a pool's config. */
 export async function updatePoolConfig(db: Db, workspaceId: string, id: string, config: PoolConfig): Promise<void> {
-  await db.query('UPDATE pools SET config = $3, updated_at = now() WHERE workspace_id = $1 AND id = $2', [workspaceId, id, JSON.stringify(config)]);
+  await db.query('UPDATE pools SET config = $3, updated_at = now() WHERE workspace_id = $1 AND id = $2', [
+    workspaceId,
+    id,
+    JSON.stringify(config),
+  ]);
 }
 
 /** Marks a pool as draining (no new jobs) or accepting again. */
@@ -48,15 +60,15 @@ export async function setPoolDraining(db: Db, workspaceId: string, id: string, d
 
 /** One pool of a workspace, or undefined. */
 export async function getPool(db: Db, workspaceId: string, id: string): Promise<StoredPool | undefined> {
-  const result = await db.query(`SELECT ${POOL_COLUMNS} FROM pools WHERE workspace_id = $1 AND id = $2`, [workspaceId, id]);
+  const result = await db.query<PoolRow>(`SELECT ${POOL_COLUMNS} FROM pools WHERE workspace_id = $1 AND id = $2`, [workspaceId, id]);
   return result.rows[0] ? toPool(result.rows[0]) : undefined;
 }
 
 /** A workspace's pools (or every pool when no workspace is given), oldest first. */
 export async function listPools(db: Db, workspaceId?: string): Promise<StoredPool[]> {
   const result = workspaceId
-    ? await db.query(`SELECT ${POOL_COLUMNS} FROM pools WHERE workspace_id = $1 ORDER BY created_at, id`, [workspaceId])
-    : await db.query(`SELECT ${POOL_COLUMNS} FROM pools ORDER BY created_at, id`);
+    ? await db.query<PoolRow>(`SELECT ${POOL_COLUMNS} FROM pools WHERE workspace_id = $1 ORDER BY created_at, id`, [workspaceId])
+    : await db.query<PoolRow>(`SELECT ${POOL_COLUMNS} FROM pools ORDER BY created_at, id`);
   return result.rows.map(toPool);
 }
 

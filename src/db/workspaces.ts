@@ -23,12 +23,38 @@ export interface ApiKeyRecord {
   revokedAt: Date | null;
 }
 
-const toWorkspace = (row: any): Workspace => ({
+/** A `workspaces` row as PostgreSQL returns it. */
+interface WorkspaceRow {
+  id: string;
+  name: string;
+  max_jobs_in_flight: number;
+  jobs_in_flight: number;
+  created_at: Date;
+}
+const toWorkspace = (row: WorkspaceRow): Workspace => ({
   id: row.id,
   name: row.name,
   maxJobsInFlight: row.max_jobs_in_flight,
   jobsInFlight: row.jobs_in_flight,
   createdAt: row.created_at,
+});
+
+/** An `api_keys` row as PostgreSQL returns it. */
+interface ApiKeyRow {
+  id: string;
+  workspace_id: string;
+  key_hash: Buffer;
+  label: string;
+  created_at: Date;
+  revoked_at: Date | null;
+}
+const API_KEY_COLUMNS = 'id, workspace_id, label, created_at, revoked_at';
+const toApiKey = (row: Omit<ApiKeyRow, 'key_hash'>): Omit<ApiKeyRecord, 'keyHash'> => ({
+  id: row.id,
+  workspaceId: row.workspace_id,
+  label: row.label,
+  createdAt: row.created_at,
+  revokedAt: row.revoked_at,
 });
 
 /** SHA-256 of a presented or issued key. Keys carry 192 random bits, so a fast digest is enough. */
@@ -43,7 +69,7 @@ export function parseKeyId(key: string): string | undefined {
 
 /** Creates a workspace; false if the id is taken. */
 export async function createWorkspace(db: Db, id: string, name: string, maxJobsInFlight: number): Promise<Workspace | undefined> {
-  const result = await db.query(
+  const result = await db.query<WorkspaceRow>(
     'INSERT INTO workspaces (id, name, max_jobs_in_flight) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING *',
     [id, name, maxJobsInFlight],
   );
@@ -51,18 +77,22 @@ export async function createWorkspace(db: Db, id: string, name: string, maxJobsI
 }
 
 export async function getWorkspace(db: Db, id: string): Promise<Workspace | undefined> {
-  const result = await db.query('SELECT * FROM workspaces WHERE id = $1', [id]);
+  const result = await db.query<WorkspaceRow>('SELECT * FROM workspaces WHERE id = $1', [id]);
   return result.rows[0] ? toWorkspace(result.rows[0]) : undefined;
 }
 
 export async function listWorkspaces(db: Db): Promise<Workspace[]> {
-  const result = await db.query('SELECT * FROM workspaces ORDER BY created_at, id');
+  const result = await db.query<WorkspaceRow>('SELECT * FROM workspaces ORDER BY created_at, id');
   return result.rows.map(toWorkspace);
 }
 
 /** Changes a workspace's name or in-flight limit. */
-export async function updateWorkspace(db: Db, id: string, patch: { name?: string; maxJobsInFlight?: number }): Promise<Workspace | undefined> {
-  const result = await db.query(
+export async function updateWorkspace(
+  db: Db,
+  id: string,
+  patch: { name?: string; maxJobsInFlight?: number },
+): Promise<Workspace | undefined> {
+  const result = await db.query<WorkspaceRow>(
     'UPDATE workspaces SET name = coalesce($2, name), max_jobs_in_flight = coalesce($3, max_jobs_in_flight) WHERE id = $1 RETURNING *',
     [id, patch.name ?? null, patch.maxJobsInFlight ?? null],
   );
@@ -73,32 +103,32 @@ export async function updateWorkspace(db: Db, id: string, patch: { name?: string
 export async function issueApiKey(db: Db, workspaceId: string, label: string): Promise<{ id: string; key: string; createdAt: Date }> {
   const id = randomBytes(6).toString('hex');
   const key = `zp_${id}_${randomBytes(24).toString('base64url')}`;
-  const result = await db.query('INSERT INTO api_keys (id, workspace_id, key_hash, label) VALUES ($1, $2, $3, $4) RETURNING created_at', [
-    id,
-    workspaceId,
-    keyDigest(key),
-    label,
-  ]);
+  const result = await db.query<{ created_at: Date }>(
+    'INSERT INTO api_keys (id, workspace_id, key_hash, label) VALUES ($1, $2, $3, $4) RETURNING created_at',
+    [id, workspaceId, keyDigest(key), label],
+  );
   return { id, key, createdAt: result.rows[0].created_at };
 }
 
 export async function findApiKey(db: Db, id: string): Promise<ApiKeyRecord | undefined> {
-  const result = await db.query('SELECT * FROM api_keys WHERE id = $1', [id]);
+  const result = await db.query<ApiKeyRow>(`SELECT ${API_KEY_COLUMNS}, key_hash FROM api_keys WHERE id = $1`, [id]);
   const row = result.rows[0];
-  return row
-    ? { id: row.id, workspaceId: row.workspace_id, keyHash: row.key_hash, label: row.label, createdAt: row.created_at, revokedAt: row.revoked_at }
-    : undefined;
+  return row ? { ...toApiKey(row), keyHash: row.key_hash } : undefined;
 }
 
 export async function listApiKeys(db: Db, workspaceId: string): Promise<Array<Omit<ApiKeyRecord, 'keyHash'>>> {
-  const result = await db.query('SELECT id, workspace_id, label, created_at, revoked_at FROM api_keys WHERE workspace_id = $1 ORDER BY created_at', [
-    workspaceId,
-  ]);
-  return result.rows.map((row) => ({ id: row.id, workspaceId: row.workspace_id, label: row.label, createdAt: row.created_at, revokedAt: row.revoked_at }));
+  const result = await db.query<Omit<ApiKeyRow, 'key_hash'>>(
+    `SELECT ${API_KEY_COLUMNS} FROM api_keys WHERE workspace_id = $1 ORDER BY created_at`,
+    [workspaceId],
+  );
+  return result.rows.map(toApiKey);
 }
 
 /** Revokes a key; false if the workspace has no such live key. */
 export async function revokeApiKey(db: Db, workspaceId: string, id: string): Promise<boolean> {
-  const result = await db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL', [id, workspaceId]);
+  const result = await db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL', [
+    id,
+    workspaceId,
+  ]);
   return (result.rowCount ?? 0) > 0;
 }

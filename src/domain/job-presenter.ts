@@ -26,7 +26,12 @@ export function presentJob(view: JobView, callback?: CallbackState | null) {
     run_ms: view.runMs ?? null,
     tokens: view.usage ? { prompt: view.usage.promptTokens, completion: view.usage.completionTokens } : null,
     progress: view.progress
-      ? { completion_tokens: view.progress.completionTokens, source: view.progress.source, attempt: view.progress.attempt, reported_at: iso(view.progress.at) }
+      ? {
+          completion_tokens: view.progress.completionTokens,
+          source: view.progress.source,
+          attempt: view.progress.attempt,
+          reported_at: iso(view.progress.at),
+        }
       : null,
     result: view.result ?? null,
     error: view.error ?? null,

@@ -65,7 +65,14 @@ export function placeQueuedJobs(state: PoolState, now: number): PlacementDecisio
     if (!node) break;
     const slot = node.slots.indexOf(null);
     node.slots[slot] = job.jobId;
-    const placement: Placement = { jobId: job.jobId, attempt: job.attempt, nodeId: node.id, slot, placedAt: now, priority: basePriority(job) };
+    const placement: Placement = {
+      jobId: job.jobId,
+      attempt: job.attempt,
+      nodeId: node.id,
+      slot,
+      placedAt: now,
+      priority: basePriority(job),
+    };
     state.running.push(placement);
     state.placedTotal += 1;
     decisions.push({ job, node, slot });
@@ -93,7 +100,8 @@ function leastLoadedReadyNode(nodes: NodeRecord[]): NodeRecord | undefined {
 export function nextRetryAt(state: PoolState, now: number): number | undefined {
   let earliest: number | undefined;
   for (const job of state.queue) {
-    if (job.notBefore !== undefined && job.notBefore > now && (earliest === undefined || job.notBefore < earliest)) earliest = job.notBefore;
+    if (job.notBefore !== undefined && job.notBefore > now && (earliest === undefined || job.notBefore < earliest))
+      earliest = job.notBefore;
   }
   return earliest;
 }

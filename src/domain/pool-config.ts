@@ -18,14 +18,30 @@ export const poolConfigSchema = z
     maxNodes: z.number().int().min(1).max(1000),
     slotsPerNode: z.number().int().min(1).max(1024).default(1),
     burstThreshold: z.number().int().min(0).max(100_000).default(0),
-    idleTimeoutSeconds: z.number().min(0).max(7 * 24 * 3600).default(60),
-    laneCooldownSeconds: z.number().min(0).max(24 * 3600).default(180),
+    idleTimeoutSeconds: z
+      .number()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .default(60),
+    laneCooldownSeconds: z
+      .number()
+      .min(0)
+      .max(24 * 3600)
+      .default(180),
     teardownGraceSeconds: z.number().min(0).max(3600).default(10),
     healthCheckIntervalSeconds: z.number().min(1).max(3600).default(15),
     preemptPriorityGap: z.number().int().min(1).max(4).default(2),
     preemption: z.enum(['auto', 'manual']).default('auto'),
-    agingSeconds: z.number().min(0).max(24 * 3600).default(300),
-    reconcileIntervalSeconds: z.number().min(10).max(24 * 3600).default(600),
+    agingSeconds: z
+      .number()
+      .min(0)
+      .max(24 * 3600)
+      .default(300),
+    reconcileIntervalSeconds: z
+      .number()
+      .min(10)
+      .max(24 * 3600)
+      .default(600),
     lanes: z.array(laneSchema).min(1).max(16),
   })
   .strict()
@@ -39,14 +55,26 @@ export const poolConfigPatchSchema = z
     maxNodes: z.number().int().min(1).max(1000),
     slotsPerNode: z.number().int().min(1).max(1024),
     burstThreshold: z.number().int().min(0).max(100_000),
-    idleTimeoutSeconds: z.number().min(0).max(7 * 24 * 3600),
-    laneCooldownSeconds: z.number().min(0).max(24 * 3600),
+    idleTimeoutSeconds: z
+      .number()
+      .min(0)
+      .max(7 * 24 * 3600),
+    laneCooldownSeconds: z
+      .number()
+      .min(0)
+      .max(24 * 3600),
     teardownGraceSeconds: z.number().min(0).max(3600),
     healthCheckIntervalSeconds: z.number().min(1).max(3600),
     preemptPriorityGap: z.number().int().min(1).max(4),
     preemption: z.enum(['auto', 'manual']),
-    agingSeconds: z.number().min(0).max(24 * 3600),
-    reconcileIntervalSeconds: z.number().min(10).max(24 * 3600),
+    agingSeconds: z
+      .number()
+      .min(0)
+      .max(24 * 3600),
+    reconcileIntervalSeconds: z
+      .number()
+      .min(10)
+      .max(24 * 3600),
     lanes: z.array(laneSchema).min(1).max(16),
   })
   .partial()

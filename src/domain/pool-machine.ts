@@ -10,7 +10,16 @@ import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacemen
 import type { JobMessage, LedgerRowRequest, PoolCommand, PoolEvent, PoolReply, StepResult } from './pool-protocol';
 import { describePlan, planPreemptions, type PreemptionCheck } from './preemption';
 import { newPoolState, toPoolView } from './pool-view';
-import { activeNodes, allLanesShortBackoffMs, availableLanes, baseline, isIdle, nextLaneAvailableAt, nodesToAdd, teardownCandidates } from './scaling';
+import {
+  activeNodes,
+  allLanesShortBackoffMs,
+  availableLanes,
+  baseline,
+  isIdle,
+  nextLaneAvailableAt,
+  nodesToAdd,
+  teardownCandidates,
+} from './scaling';
 import type { NodeRecord, Placement, PoolState } from './types';
 
 /** How many finished job ids the pool remembers to ignore late duplicate arrivals. */
@@ -118,7 +127,11 @@ class Step {
       case 'stopRequested': {
         const deadline = this.now + event.drainTimeoutSeconds * 1000;
         // Asking again keeps the earlier deadline: a second stop never gives running jobs more time.
-        s.stopping = { deadline: Math.min(deadline, s.stopping?.deadline ?? deadline), then: event.then, since: s.stopping?.since ?? this.now };
+        s.stopping = {
+          deadline: Math.min(deadline, s.stopping?.deadline ?? deadline),
+          then: event.then,
+          since: s.stopping?.since ?? this.now,
+        };
         s.warmNodes = 0;
         return this.view();
       }
@@ -208,7 +221,7 @@ class Step {
 
   private nodeReady(event: Extract<PoolEvent, { type: 'nodeReady' }>): void {
     const node = this.node(event.command.nodeId);
-    if (!node || node.inFlight !== 'boot') return;
+    if (node?.inFlight !== 'boot') return;
     node.inFlight = undefined;
     if (node.state !== 'provisioning') return;
     node.state = 'ready';
@@ -250,7 +263,7 @@ class Step {
     s.healthDueAt = this.now + s.config.healthCheckIntervalSeconds * 1000;
     for (const status of statuses) {
       const node = this.node(status.nodeId);
-      if (!node || node.state !== 'ready') continue;
+      if (node?.state !== 'ready') continue;
       node.healthFailures = status.healthy ? 0 : (node.healthFailures ?? 0) + 1;
       if (status.healthy) node.suspect = false;
       if (!status.exists || node.healthFailures >= HEALTH_FAILURES_TO_LOSE) this.nodeLost(node, status.reason ?? 'failed health checks');
@@ -260,7 +273,12 @@ class Step {
   /** A ready node is gone (spot interruption, crash): its jobs go back to the front, the node is released. */
   private nodeLost(node: NodeRecord, reason: string): void {
     this.log('warn', 'node lost; requeueing its jobs', { nodeId: node.id, reason });
-    this.ledger({ key: `${node.id}:lost`, eventType: 'node_lost', ...this.laneFields(node), details: { laneIndex: node.laneIndex, reason } });
+    this.ledger({
+      key: `${node.id}:lost`,
+      eventType: 'node_lost',
+      ...this.laneFields(node),
+      details: { laneIndex: node.laneIndex, reason },
+    });
     for (const job of requeueJobsOfNode(this.state, node.id, this.now)) {
       this.tell(job.jobId, { kind: 'revoked', attempt: job.attempt, reason: `node ${node.id} lost: ${reason}` });
     }
@@ -412,7 +430,9 @@ class Step {
     const s = this.state;
     const teardown = s.teardown;
     if (!teardown) return;
-    const kept = s.nodes.filter((n) => teardown.nodeIds.includes(n.id) && n.state === 'terminating' && n.terminateCalledAt === undefined && !n.inFlight);
+    const kept = s.nodes.filter(
+      (n) => teardown.nodeIds.includes(n.id) && n.state === 'terminating' && n.terminateCalledAt === undefined && !n.inFlight,
+    );
     for (const node of kept) {
       node.state = 'ready';
       node.terminateAfter = undefined;
@@ -474,7 +494,13 @@ class Step {
       eventType: 'job_preempted',
       jobId: victim.jobId,
       nodeId: victim.nodeId,
-      details: { attempt: victim.attempt, priority: basePriority(victim), by, ...(byPriority !== undefined ? { byPriority } : {}), trigger },
+      details: {
+        attempt: victim.attempt,
+        priority: basePriority(victim),
+        by,
+        ...(byPriority !== undefined ? { byPriority } : {}),
+        trigger,
+      },
     });
     this.tell(victim.jobId, { kind: 'preempt', attempt: victim.attempt, reason, byJobId: by });
   }

@@ -2,6 +2,7 @@
  * What goes into the pool state machine (events) and what comes out (commands). Plain JSON: events are
  * built from signals, updates, timers and command results; commands are run by the pool workflow.
  */
+import type { PoolLedgerEventType } from './ledger-events';
 import type { PreemptionCheck } from './preemption';
 import type { Lane, PlacementGrant, PoolConfig, PoolState, PoolView } from './types';
 
@@ -37,7 +38,7 @@ export type JobMessage =
 /** A ledger row the pool asks to be written (the workflow prefixes the key with the pool key). */
 export interface LedgerRowRequest {
   key: string;
-  eventType: 'node_provisioning' | 'node_ready' | 'node_lost' | 'node_terminated' | 'teardown_started' | 'teardown_cancelled' | 'job_preempted';
+  eventType: PoolLedgerEventType;
   occurredAt: number;
   nodeId?: string;
   jobId?: string;

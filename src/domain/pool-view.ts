@@ -51,7 +51,13 @@ export function toPoolView(state: PoolState, teardownRunning: boolean, now: numb
         waitingMs: Math.max(0, now - q.enqueuedAt),
         ...(q.notBefore !== undefined && q.notBefore > now ? { retryAt: q.notBefore } : {}),
       })),
-    placements: state.running.map((p) => ({ jobId: p.jobId, nodeId: p.nodeId, slot: p.slot, priority: basePriority(p), preempting: p.preempting ?? false })),
+    placements: state.running.map((p) => ({
+      jobId: p.jobId,
+      nodeId: p.nodeId,
+      slot: p.slot,
+      priority: basePriority(p),
+      preempting: p.preempting ?? false,
+    })),
   };
 }
 

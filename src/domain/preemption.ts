@@ -53,9 +53,7 @@ export function planPreemptions(state: PoolState, now: number): PreemptionPlan {
   }
 
   const pending = state.running.filter((p) => p.preempting).length;
-  const candidates = [...waiting]
-    .sort((a, b) => basePriority(a) - basePriority(b) || a.enqueuedAt - b.enqueuedAt)
-    .slice(pending);
+  const candidates = [...waiting].sort((a, b) => basePriority(a) - basePriority(b) || a.enqueuedAt - b.enqueuedAt).slice(pending);
   const victims = state.running
     .filter((p) => !p.preempting && p.attempt <= MAX_PREEMPTIBLE_ATTEMPT)
     .sort((a, b) => basePriority(b) - basePriority(a) || b.placedAt - a.placedAt);

@@ -22,9 +22,7 @@ export const serviceDefinitionSchema = z
     image: z.string().min(1).max(300),
     /** Command and arguments; `{port}` is replaced by the port the container must listen on. */
     command: z.array(z.string().max(4096)).max(256).optional(),
-    env: z
-      .record(z.string().regex(envName, 'environment variable names are letters, digits and _'), z.string().max(16_384))
-      .optional(),
+    env: z.record(z.string().regex(envName, 'environment variable names are letters, digits and _'), z.string().max(16_384)).optional(),
     /** The port the server listens on inside the container (bridge network); on the host network a free port is chosen and given as PORT / {port}. */
     port: z.number().int().min(1).max(65_535).default(8000),
     healthPath: z.string().regex(/^\//, 'must start with /').max(500).default('/health'),
@@ -37,9 +35,17 @@ export const serviceDefinitionSchema = z
     priority: z.number().int().min(1).max(5).default(3),
     maxNodes: z.number().int().min(1).max(64).default(1),
     slotsPerNode: z.number().int().min(1).max(1024).default(4),
-    idleTimeoutSeconds: z.number().min(0).max(7 * 24 * 3600).default(300),
+    idleTimeoutSeconds: z
+      .number()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .default(300),
     /** How long a stop waits for in-flight jobs before preempting them (their progress is kept). */
-    drainTimeoutSeconds: z.number().min(0).max(24 * 3600).default(60),
+    drainTimeoutSeconds: z
+      .number()
+      .min(0)
+      .max(24 * 3600)
+      .default(60),
     /** Seconds Docker waits after SIGTERM before SIGKILL when a container stops. */
     stopTimeoutSeconds: z.number().int().min(0).max(3600).default(10),
     /** What running it costs per hour (power, amortised hardware) for the ledger; 0 if you do not count it. */
@@ -50,9 +56,18 @@ export const serviceDefinitionSchema = z
     cloudLanes: z.array(laneSchema).max(8).optional(),
   })
   .strict()
-  .refine((s) => !s.gpuIndexes || s.gpuIndexes.length >= s.gpuCount, { message: 'gpuIndexes must list at least gpuCount GPUs', path: ['gpuIndexes'] })
-  .refine((s) => !s.adoptContainer || s.maxNodes === 1, { message: 'an adopted container is one node: maxNodes must be 1', path: ['maxNodes'] })
-  .refine((s) => !(s.cloudLanes ?? []).some((l) => l.provider === DOCKER_PROVIDER), { message: 'cloudLanes cannot use the docker provider', path: ['cloudLanes'] });
+  .refine((s) => !s.gpuIndexes || s.gpuIndexes.length >= s.gpuCount, {
+    message: 'gpuIndexes must list at least gpuCount GPUs',
+    path: ['gpuIndexes'],
+  })
+  .refine((s) => !s.adoptContainer || s.maxNodes === 1, {
+    message: 'an adopted container is one node: maxNodes must be 1',
+    path: ['maxNodes'],
+  })
+  .refine((s) => !(s.cloudLanes ?? []).some((l) => l.provider === DOCKER_PROVIDER), {
+    message: 'cloudLanes cannot use the docker provider',
+    path: ['cloudLanes'],
+  });
 
 export type ServiceDefinition = z.output<typeof serviceDefinitionSchema>;
 
@@ -98,5 +113,11 @@ export function serviceVramMiB(definition: Pick<ServiceDefinition, 'vramGb'>): n
 
 /** What admitting one container of the service asks of the GPUs. */
 export function serviceVramRequest(definition: ServiceDefinition, poolKey: string): VramRequest {
-  return { vramMiB: serviceVramMiB(definition), gpuCount: definition.gpuCount, gpuIndexes: definition.gpuIndexes, priority: definition.priority, poolKey };
+  return {
+    vramMiB: serviceVramMiB(definition),
+    gpuCount: definition.gpuCount,
+    gpuIndexes: definition.gpuIndexes,
+    priority: definition.priority,
+    poolKey,
+  };
 }

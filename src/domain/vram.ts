@@ -91,7 +91,14 @@ export function admit(gpus: GpuMemory[], allocations: VramAllocation[], reserveM
     const best = allowed.map((g) => `GPU ${g.index}: ${g.availableMiB} MiB free after reserve`).join(', ');
     return { fits: false, perGpuMiB, reason: `needs ${perGpuMiB} MiB on each of ${request.gpuCount} GPU(s); ${best}` };
   }
-  return { fits: true, perGpuMiB, gpuIndexes: fitting.slice(0, request.gpuCount).map((g) => g.index).sort((a, b) => a - b) };
+  return {
+    fits: true,
+    perGpuMiB,
+    gpuIndexes: fitting
+      .slice(0, request.gpuCount)
+      .map((g) => g.index)
+      .sort((a, b) => a - b),
+  };
 }
 
 /**
@@ -99,8 +106,15 @@ export function admit(gpus: GpuMemory[], allocations: VramAllocation[], reserveM
  * first. Empty when stopping every candidate would still not be enough (then nothing is stopped: the
  * job waits rather than losing a service for nothing).
  */
-export function servicesToStopForRoom(gpus: GpuMemory[], allocations: VramAllocation[], reserveMiB: number, request: VramRequest): string[] {
-  const candidates = [...new Set(allocations.filter((a) => a.idle && a.priority > request.priority && a.poolKey !== request.poolKey).map((a) => a.poolKey))];
+export function servicesToStopForRoom(
+  gpus: GpuMemory[],
+  allocations: VramAllocation[],
+  reserveMiB: number,
+  request: VramRequest,
+): string[] {
+  const candidates = [
+    ...new Set(allocations.filter((a) => a.idle && a.priority > request.priority && a.poolKey !== request.poolKey).map((a) => a.poolKey)),
+  ];
   const priorityOf = (poolKey: string) => Math.max(...allocations.filter((a) => a.poolKey === poolKey).map((a) => a.priority));
   const heldBy = (poolKey: string) => allocations.filter((a) => a.poolKey === poolKey).reduce((sum, a) => sum + a.declaredMiB, 0);
   // Lowest priority (largest number) first; among equals the one holding the most VRAM, then by name for stability.
@@ -118,7 +132,15 @@ export function servicesToStopForRoom(gpus: GpuMemory[], allocations: VramAlloca
     let kept = [...chosen];
     for (const poolKey of chosen) {
       const trial = kept.filter((k) => k !== poolKey);
-      if (admit(gpus, allocations.filter((a) => !trial.includes(a.poolKey)), reserveMiB, request).fits) kept = trial;
+      if (
+        admit(
+          gpus,
+          allocations.filter((a) => !trial.includes(a.poolKey)),
+          reserveMiB,
+          request,
+        ).fits
+      )
+        kept = trial;
     }
     return kept;
   }

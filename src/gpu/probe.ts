@@ -94,16 +94,25 @@ export class GpuProbe {
     const smiGpus = parseGpuQuery(gpuCsv);
     let rawProcesses: SmiProcess[] = [];
     try {
-      rawProcesses = parseComputeApps(await this.smi([`--query-compute-apps=${COMPUTE_APPS_QUERY_FIELDS.join(',')}`, '--format=csv,nounits']));
+      rawProcesses = parseComputeApps(
+        await this.smi([`--query-compute-apps=${COMPUTE_APPS_QUERY_FIELDS.join(',')}`, '--format=csv,nounits']),
+      );
     } catch {
       // Process listing is extra detail; the GPUs are still known without it.
     }
     const needsMeminfo = smiGpus.some((g) => g.memoryTotalMiB === null);
-    const meminfo = needsMeminfo ? await readFile(this.options.meminfoPath ?? '/proc/meminfo', 'utf8').then(parseMeminfo, () => null) : null;
+    const meminfo = needsMeminfo
+      ? await readFile(this.options.meminfoPath ?? '/proc/meminfo', 'utf8').then(parseMeminfo, () => null)
+      : null;
     const gpus = smiGpus.map((g, position): GpuInfo => {
       const unified = g.memoryTotalMiB === null && meminfo !== null;
       const memory = unified
-        ? { totalMiB: meminfo.totalMiB, usedMiB: meminfo.totalMiB - meminfo.availableMiB, freeMiB: meminfo.availableMiB, source: 'meminfo' as const }
+        ? {
+            totalMiB: meminfo.totalMiB,
+            usedMiB: meminfo.totalMiB - meminfo.availableMiB,
+            freeMiB: meminfo.availableMiB,
+            source: 'meminfo' as const,
+          }
         : { totalMiB: g.memoryTotalMiB, usedMiB: g.memoryUsedMiB, freeMiB: g.memoryFreeMiB, source: 'nvidia-smi' as const };
       return {
         index: g.index ?? position,

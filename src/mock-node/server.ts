@@ -55,7 +55,12 @@ function isReady(): boolean {
 }
 
 async function chatCompletions(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-  let body: { messages?: Array<{ role?: string; content?: unknown }>; max_tokens?: number; stream?: boolean; continue_final_message?: boolean };
+  let body: {
+    messages?: Array<{ role?: string; content?: unknown }>;
+    max_tokens?: number;
+    stream?: boolean;
+    continue_final_message?: boolean;
+  };
   try {
     body = JSON.parse(await readBody(req));
   } catch {
@@ -65,7 +70,9 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
     return json(res, 400, { error: { message: 'messages must be a non-empty array', type: 'invalid_request_error' } });
   }
   if (body.max_tokens !== undefined && body.max_tokens > CONTEXT_TOKENS) {
-    return json(res, 400, { error: { message: `max_tokens ${body.max_tokens} exceeds the model's context of ${CONTEXT_TOKENS}`, type: 'invalid_request_error' } });
+    return json(res, 400, {
+      error: { message: `max_tokens ${body.max_tokens} exceeds the model's context of ${CONTEXT_TOKENS}`, type: 'invalid_request_error' },
+    });
   }
   if (failing && failing.remaining > 0) {
     failing.remaining -= 1;
@@ -96,8 +103,16 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
   // What a real model server's sidecar would do: tell zeropool how far the completion got.
   const reportProgress = () => {
     if (!progressUrl || !progressToken) return;
-    const body = { completion_tokens: fromToken + tokens.length, text: (continued ?? '') + tokens.join(''), ...(attempt ? { attempt } : {}) };
-    fetch(progressUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${progressToken}` }, body: JSON.stringify(body) })
+    const body = {
+      completion_tokens: fromToken + tokens.length,
+      text: (continued ?? '') + tokens.join(''),
+      ...(attempt ? { attempt } : {}),
+    };
+    fetch(progressUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${progressToken}` },
+      body: JSON.stringify(body),
+    })
       .then((r) => r.body?.cancel())
       .catch(() => undefined);
   };
@@ -120,13 +135,17 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
       tokens.push(token);
       if (progressEveryTokens > 0 && tokens.length % progressEveryTokens === 0) reportProgress();
       if (body.stream) {
-        res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content: token }, finish_reason: null }] })}\n\n`);
+        res.write(
+          `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content: token }, finish_reason: null }] })}\n\n`,
+        );
       }
     }
     if (cutOff) return;
     const usage = { prompt_tokens: promptTokens, completion_tokens: tokens.length, total_tokens: promptTokens + tokens.length };
     if (body.stream) {
-      res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: {}, finish_reason: 'length' }], usage })}\n\n`);
+      res.write(
+        `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: {}, finish_reason: 'length' }], usage })}\n\n`,
+      );
       res.end('data: [DONE]\n\n');
     } else {
       json(res, 200, {

@@ -33,7 +33,9 @@ export function traceArrivals(csv: string, options: ReplayOptions): Arrival[] {
   const header = lines[0]?.trim();
   if (header === 'TIMESTAMP,ContextTokens,GeneratedTokens') return llmTraceArrivals(lines.slice(1), options);
   if (header === 'app,triggers,minute,count') return functionsTraceArrivals(lines.slice(1), options);
-  throw new Error(`unknown trace format (header: ${header ?? 'none'}): expected the Azure LLM inference trace or the Azure Functions trace`);
+  throw new Error(
+    `unknown trace format (header: ${header ?? 'none'}): expected the Azure LLM inference trace or the Azure Functions trace`,
+  );
 }
 
 /** `YYYY-MM-DD HH:MM:SS.fffffff` (no zone) to epoch ms, keeping sub-millisecond digits out. */
@@ -83,7 +85,11 @@ function functionsTraceArrivals(rows: string[], options: ReplayOptions): Arrival
   for (const r of appRows) {
     for (let i = 0; i < r.count; i++) {
       const traceMs = ((r.minute - firstMinute) * 60 + random() * 60) * 1000;
-      arrivals.push({ atMs: Math.round(traceMs / options.speedup), promptTokens: Math.min(options.maxPromptTokens, 64), maxTokens: Math.min(options.maxTokens, 32) });
+      arrivals.push({
+        atMs: Math.round(traceMs / options.speedup),
+        promptTokens: Math.min(options.maxPromptTokens, 64),
+        maxTokens: Math.min(options.maxTokens, 32),
+      });
     }
   }
   arrivals.sort((a, b) => a.atMs - b.atMs);

@@ -180,7 +180,10 @@ async function main(): Promise<void> {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     sent += 1;
     submissions.push(
-      call('POST', '/v1/jobs', { pool: options.pool, payload: { prompt: 'tok '.repeat(arrival.promptTokens).trim(), max_tokens: arrival.maxTokens } })
+      call('POST', '/v1/jobs', {
+        pool: options.pool,
+        payload: { prompt: 'tok '.repeat(arrival.promptTokens).trim(), max_tokens: arrival.maxTokens },
+      })
         .then((res) => {
           if (res.status === 202) tracked.push({ id: res.body.id, status: 'queued', queueMs: null, coldStartMs: null });
           else refused += 1;

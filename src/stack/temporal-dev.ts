@@ -26,16 +26,27 @@ export function devServerArgs(options: { dbFile?: string; port: number; uiPort: 
   else args.push('--ui-port', String(options.uiPort));
   args.push('--namespace', devServerConfig.namespace);
   for (const [name, type] of Object.entries(devServerConfig.searchAttributes)) args.push('--search-attribute', `${name}=${type}`);
-  for (const [key, value] of Object.entries(devServerConfig.dynamicConfig)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  for (const [key, value] of Object.entries(devServerConfig.dynamicConfig))
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   return args;
 }
 
 /** Starts the dev server and waits until it answers. */
-export async function startDevServer(options: { cliPath: string; dataDir: string; port: number; uiPort: number; inMemory?: boolean }): Promise<DevServer> {
+export async function startDevServer(options: {
+  cliPath: string;
+  dataDir: string;
+  port: number;
+  uiPort: number;
+  inMemory?: boolean;
+}): Promise<DevServer> {
   mkdirSync(options.dataDir, { recursive: true });
-  const child = spawn(options.cliPath, devServerArgs({ ...options, dbFile: options.inMemory ? undefined : path.join(options.dataDir, 'temporal.db') }), {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    options.cliPath,
+    devServerArgs({ ...options, dbFile: options.inMemory ? undefined : path.join(options.dataDir, 'temporal.db') }),
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => {
     stderr = (stderr + c.toString()).slice(-4000);

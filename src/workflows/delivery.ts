@@ -19,7 +19,12 @@ const callbacks = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   // 5 s, 10 s, 20 s … then every 15 minutes, for a day: a receiver down for hours still gets the call.
   scheduleToCloseTimeout: '24 hours',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '15 minutes', nonRetryableErrorTypes: ['CallbackRefused'] },
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '15 minutes',
+    nonRetryableErrorTypes: ['CallbackRefused'],
+  },
 });
 const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_ACTIVITY);
 const notifications = proxyActivities<Activities>(NOTIFICATION_ACTIVITY);
@@ -35,7 +40,14 @@ export async function jobDeliveryWorkflow(input: JobDeliveryInput): Promise<void
     const event = view.status as 'completed' | 'failed' | 'expired';
     work.push(
       notifications
-        .notifyJobEvent({ event, jobId: view.id, poolId: view.pool, priority: basePriority(view), attempt: view.attempt, detail: view.error })
+        .notifyJobEvent({
+          event,
+          jobId: view.id,
+          poolId: view.pool,
+          priority: basePriority(view),
+          attempt: view.attempt,
+          detail: view.error,
+        })
         .catch((err) => log.warn('notification failed', { jobId: view.id, error: String(err) })),
     );
   }

@@ -209,7 +209,12 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
       view.progress = laterSnapshot(view.progress, snapshot);
       resumeFrom = laterSnapshot(resumeFrom, view.progress);
     }
-    log.info('preempted; queueing again', { jobId: input.jobId, nodeId: current.nodeId, by: request.byJobId, tokens: resumeFrom?.completionTokens ?? 0 });
+    log.info('preempted; queueing again', {
+      jobId: input.jobId,
+      nodeId: current.nodeId,
+      by: request.byJobId,
+      tokens: resumeFrom?.completionTokens ?? 0,
+    });
     notify('preempted', `${request.reason}; ${resumeFrom?.completionTokens ?? 0} tokens kept`);
     view.attempt = current.attempt + 1;
     grant = undefined;
@@ -263,7 +268,8 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     } finally {
       runScope = undefined;
       run.endedAt = Date.now();
-      (view.runs ??= []).push(run);
+      view.runs ??= [];
+      view.runs.push(run);
     }
 
     if (result) {

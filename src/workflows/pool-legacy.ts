@@ -136,7 +136,13 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
       failedNode.suspect = true;
       healthCheckRequested = true;
     }
-    const job = { jobId, attempt, enqueuedAt: now(), ...(priority !== undefined ? { priority } : {}), ...(notBefore !== undefined ? { notBefore } : {}) };
+    const job = {
+      jobId,
+      attempt,
+      enqueuedAt: now(),
+      ...(priority !== undefined ? { priority } : {}),
+      ...(notBefore !== undefined ? { notBefore } : {}),
+    };
     if (enqueueJob(state, job, front)) {
       noteWorkArrived();
       touch();
@@ -212,7 +218,8 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     },
     {
       validator: ({ drainTimeoutSeconds, then }) => {
-        if (!(drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 24 * 3600)) throw new Error('drainTimeoutSeconds must be between 0 and 86400');
+        if (!(drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 24 * 3600))
+          throw new Error('drainTimeoutSeconds must be between 0 and 86400');
         if (then !== 'idle' && then !== 'warm') throw new Error('then must be idle or warm');
       },
     },
@@ -254,9 +261,7 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
 
   async function terminate(node: NodeRecord, reason: string): Promise<void> {
     if (node.lane) {
-      await CancellationScope.nonCancellable(() =>
-        provisioning.terminateNode({ poolId, nodeId: node.id, lane: node.lane! }),
-      );
+      await CancellationScope.nonCancellable(() => provisioning.terminateNode({ poolId, nodeId: node.id, lane: node.lane! }));
       if (node.billedFrom !== undefined) {
         ledger('node_terminated', `${node.id}:terminated`, {
           ...laneDetails(node),
@@ -443,7 +448,13 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     ledger('job_preempted', `${victim.jobId}:preempted:${victim.attempt}`, {
       jobId: victim.jobId,
       nodeId: victim.nodeId,
-      details: { attempt: victim.attempt, priority: basePriority(victim), by, ...(byPriority !== undefined ? { byPriority } : {}), trigger },
+      details: {
+        attempt: victim.attempt,
+        priority: basePriority(victim),
+        by,
+        ...(byPriority !== undefined ? { byPriority } : {}),
+        trigger,
+      },
     });
     void signalJob(victim.jobId, 'preempt', { attempt: victim.attempt, reason, byJobId: by });
   }
@@ -498,7 +509,8 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
       if (!isCancellation(err)) throw err;
     } finally {
       // A node whose terminate call was already under way when the teardown was cancelled is finished off.
-      for (const node of run.pending) if (state.nodes.includes(node) && node.state === 'terminating') await terminate(node, 'idle teardown');
+      for (const node of run.pending)
+        if (state.nodes.includes(node) && node.state === 'terminating') await terminate(node, 'idle teardown');
       teardownRun = undefined;
       touch();
     }
@@ -520,7 +532,11 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<void> {
     // redo: node calls are idempotent by node id and resume there; a teardown or a ledger write would be lost.
     if (!teardownRun && pendingLedgerWrites === 0 && patched(MOVE_TO_POOL_WORKFLOW_V2)) {
       await condition(allHandlersFinished);
-      await makeContinueAsNewFunc<(input: PoolWorkflowInput) => Promise<void>>({ workflowType: 'poolWorkflowV2' })({ poolId, config: state.config, state });
+      await makeContinueAsNewFunc<(input: PoolWorkflowInput) => Promise<void>>({ workflowType: 'poolWorkflowV2' })({
+        poolId,
+        config: state.config,
+        state,
+      });
     }
     wake = false;
     if (state.stopping) {

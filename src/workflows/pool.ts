@@ -55,7 +55,13 @@ const booting = proxyActivities<Activities>(BOOT_WAIT_ACTIVITY);
 const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_ACTIVITY);
 
 /** Commands whose result continue-as-new waits for: redoing them in the next run would lose or repeat work. */
-const SETTLE_BEFORE_CONTINUE: ReadonlySet<PoolCommand['type']> = new Set(['provision', 'terminate', 'reconcile', 'tellJob', 'recordLedger']);
+const SETTLE_BEFORE_CONTINUE: ReadonlySet<PoolCommand['type']> = new Set([
+  'provision',
+  'terminate',
+  'reconcile',
+  'tellJob',
+  'recordLedger',
+]);
 
 /** The pool workflow. */
 export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
@@ -103,7 +109,8 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   });
   setHandler(stopPoolUpdate, ({ drainTimeoutSeconds, then }) => ask<PoolView>({ type: 'stopRequested', drainTimeoutSeconds, then }), {
     validator: ({ drainTimeoutSeconds, then }) => {
-      if (!(drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 24 * 3600)) throw new Error('drainTimeoutSeconds must be between 0 and 86400');
+      if (!(drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 24 * 3600))
+        throw new Error('drainTimeoutSeconds must be between 0 and 86400');
       if (then !== 'idle' && then !== 'warm') throw new Error('then must be idle or warm');
     },
   });

@@ -167,13 +167,18 @@ export class ApiStack {
   }
 
   /** An API call with the admin key, another key, or none (null). */
-  async request<T = any>(method: string, url: string, body?: unknown, key: string | null = TEST_ADMIN_KEY): Promise<{ status: number; body: T; headers: Headers }> {
+  async request<T = any>(
+    method: string,
+    url: string,
+    body?: unknown,
+    key: string | null = TEST_ADMIN_KEY,
+  ): Promise<{ status: number; body: T; headers: Headers }> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (key !== null) headers.authorization = `Bearer ${key}`;
     const res = await fetch(`${this.baseUrl}${url}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.text();
-    let parsed: any = undefined;
+    let parsed: any;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
@@ -195,7 +200,6 @@ export class ApiStack {
   until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
     return waitUntil(what, check, timeoutMs, 100);
   }
-
 
   async stop(): Promise<void> {
     await new Promise((resolve) => (this.server ? this.server.close(() => resolve(undefined)) : resolve(undefined)));

@@ -107,7 +107,14 @@ export async function mockNodeImage(): Promise<string> {
 export async function removeTestContainers(prefix: string): Promise<void> {
   const list = await docker.listContainers({ all: true, filters: { label: ['zeropool.managed=true'] } });
   await Promise.all(
-    list.filter((c) => (c.Labels['zeropool.pool'] ?? '').startsWith(prefix)).map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)),
+    list
+      .filter((c) => (c.Labels['zeropool.pool'] ?? '').startsWith(prefix))
+      .map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
   );
 }
 

@@ -39,9 +39,12 @@ export async function startCallbackReceiver(secret: () => Promise<string>, answe
     const raw = await readBody(req);
     const timestamp = req.headers['x-zeropool-timestamp'] as string | undefined;
     const signature = req.headers['x-zeropool-signature'] as string | undefined;
-    const expected = `v1=${createHmac('sha256', await secret()).update(`${timestamp}.${raw}`).digest('hex')}`;
+    const expected = `v1=${createHmac('sha256', await secret())
+      .update(`${timestamp}.${raw}`)
+      .digest('hex')}`;
     const fresh = Math.abs(Date.now() / 1000 - Number(timestamp)) < 300;
-    const verified = fresh && !!signature && signature.length === expected.length && timingSafeEqual(Buffer.from(signature), Buffer.from(expected));
+    const verified =
+      fresh && !!signature && signature.length === expected.length && timingSafeEqual(Buffer.from(signature), Buffer.from(expected));
     const status = verified ? answer(received.length + 1) : 401;
     received.push({ body: JSON.parse(raw), raw, timestamp, signature, verified, status });
     res.writeHead(status).end();

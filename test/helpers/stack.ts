@@ -9,7 +9,12 @@ import type { Worker } from '@temporalio/worker';
 import type pg from 'pg';
 import type { NtfySettings } from '../../src/activities/notify';
 import { MockProvider, type MockProviderOptions } from '../../src/activities/providers/mock';
-import { CapacityUnavailableError, type Provider, type ProvisionedNode, type ProvisionRequest } from '../../src/activities/providers/provider';
+import {
+  CapacityUnavailableError,
+  type Provider,
+  type ProvisionedNode,
+  type ProvisionRequest,
+} from '../../src/activities/providers/provider';
 import { ledgerRowsForPool, type LedgerEvent } from '../../src/db/ledger';
 import { insertJob } from '../../src/db/store';
 import type { JobInput, JobView, PoolConfig, PoolView } from '../../src/domain/types';
@@ -87,7 +92,12 @@ export class PoolHarness {
 
   /** A worker on this harness's task queue (run it with worker.runUntil). */
   worker(
-    options: { maxCachedWorkflows?: number; afterLedgerWrite?: (event: LedgerEvent) => void; ntfy?: NtfySettings; callbackAllowList?: string[] } = {},
+    options: {
+      maxCachedWorkflows?: number;
+      afterLedgerWrite?: (event: LedgerEvent) => void;
+      ntfy?: NtfySettings;
+      callbackAllowList?: string[];
+    } = {},
   ): Promise<Worker> {
     return createWorker({
       callbackAllowList: ['127.0.0.1', 'localhost'],
@@ -109,7 +119,10 @@ export class PoolHarness {
    */
   async close(): Promise<void> {
     for (const workflowId of this.started) {
-      await this.client.workflow.getHandle(workflowId).terminate('test over').catch(() => undefined);
+      await this.client.workflow
+        .getHandle(workflowId)
+        .terminate('test over')
+        .catch(() => undefined);
     }
   }
 
@@ -170,7 +183,6 @@ export class PoolHarness {
   until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
     return waitUntil(what, check, timeoutMs, 50);
   }
-
 }
 
 /** One entry of a mock node's request log. */

@@ -14,7 +14,6 @@ after(async () => {
   await stack?.stop();
 });
 
-
 test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) nodes, the pool returns to zero, the ledger is exact', async () => {
   const created = await stack.request('POST', '/v1/pools', poolBody('twenty'));
   assert.equal(created.status, 201);
@@ -65,7 +64,9 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
   });
   assert.equal(indexed.count, 20);
   // …and by workspace and priority.
-  const byTenant = await stack.env.client.workflow.count(`ZeropoolWorkspace = "default" AND ZeropoolPriority = 3 AND ZeropoolPool = "twenty"`);
+  const byTenant = await stack.env.client.workflow.count(
+    `ZeropoolWorkspace = "default" AND ZeropoolPriority = 3 AND ZeropoolPool = "twenty"`,
+  );
   assert.equal(byTenant.count, 20);
   assert.equal((await stack.env.client.workflow.count(`ZeropoolPriority < 3 AND ZeropoolPool = "twenty"`)).count, 0);
   await recordHistory(stack.env.client, poolWorkflowId('twenty'), 'pool-scale-from-zero');
@@ -73,18 +74,33 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
 });
 
 test('a burst arriving during teardown over HTTP: teardown is cancelled and nothing is lost', async () => {
-  assert.equal((await stack.request('POST', '/v1/pools', poolBody('burst', { teardownGraceSeconds: 5, idleTimeoutSeconds: 2 }))).status, 201);
+  assert.equal(
+    (await stack.request('POST', '/v1/pools', poolBody('burst', { teardownGraceSeconds: 5, idleTimeoutSeconds: 2 }))).status,
+    201,
+  );
   const first = await stack.request('POST', '/v1/jobs', { pool: 'burst', payload: { prompt: 'warm up' } });
   await stack.until('first done', async () => (await stack.request('GET', first.body.status_url)).body.status === 'completed');
   const nodeBefore = (await stack.request('GET', '/v1/pools/burst')).body.nodes[0].id;
-  await stack.until('teardown under way', async () => (await stack.request('GET', '/v1/pools/burst')).body.phase === 'tearing_down', 20_000);
-  const burst = await Promise.all(Array.from({ length: 6 }, () => stack.request('POST', '/v1/jobs', { pool: 'burst', payload: { prompt: 'again' } })));
+  await stack.until(
+    'teardown under way',
+    async () => (await stack.request('GET', '/v1/pools/burst')).body.phase === 'tearing_down',
+    20_000,
+  );
+  const burst = await Promise.all(
+    Array.from({ length: 6 }, () => stack.request('POST', '/v1/jobs', { pool: 'burst', payload: { prompt: 'again' } })),
+  );
   const done = await stack.until('burst done', async () => {
     const jobs = await Promise.all(burst.map((b) => stack.request('GET', b.body.status_url)));
     return jobs.every((j) => ['completed', 'failed', 'expired'].includes(j.body.status)) ? jobs.map((j) => j.body) : undefined;
   });
-  assert.deepEqual(done.map((j) => j.status), Array(6).fill('completed'));
-  assert.ok(done.some((j) => j.node_id === nodeBefore), 'the node kept from teardown served the burst');
+  assert.deepEqual(
+    done.map((j) => j.status),
+    Array(6).fill('completed'),
+  );
+  assert.ok(
+    done.some((j) => j.node_id === nodeBefore),
+    'the node kept from teardown served the burst',
+  );
   const events = countEvents(await ledgerRowsForPool(stack.database.db, 'burst'));
   assert.equal(events.teardown_cancelled, 1);
   await recordHistory(stack.env.client, poolWorkflowId('burst'), 'pool-teardown-cancelled');
@@ -95,7 +111,9 @@ test('DELETE /v1/jobs/:id cancels a parked job; it ends cancelled and leaves the
   assert.equal((await stack.request('POST', '/v1/pools', { ...pool, maxNodes: 1, slotsPerNode: 1 })).status, 201);
   const slow = await stack.request('POST', '/v1/jobs', { pool: 'cancel', payload: { prompt: 'slow', max_tokens: 400 } });
   const parked = await stack.request('POST', '/v1/jobs', { pool: 'cancel', payload: { prompt: 'parked' } });
-  await stack.until('parked job queued', async () => (await stack.request('GET', '/v1/pools/cancel')).body.queuedJobIds?.includes(parked.body.id));
+  await stack.until('parked job queued', async () =>
+    (await stack.request('GET', '/v1/pools/cancel')).body.queuedJobIds?.includes(parked.body.id),
+  );
   const cancel = await stack.request('DELETE', parked.body.status_url);
   assert.equal(cancel.status, 202);
   const final = await stack.until('cancelled', async () => {
@@ -113,7 +131,11 @@ test('bad input gets a clear error and nothing is created', async () => {
   assert.equal(noLanes.status, 400);
   assert.equal(noLanes.body.error.code, 'invalid_request');
   assert.ok(noLanes.body.error.details.some((d: { path: string }) => d.path === 'lanes'));
-  const unknownProvider = await stack.request('POST', '/v1/pools', poolBody('bad2', { lanes: [{ provider: 'nope', market: 'spot', gpu: 'x', pricePerHour: 1 }] }));
+  const unknownProvider = await stack.request(
+    'POST',
+    '/v1/pools',
+    poolBody('bad2', { lanes: [{ provider: 'nope', market: 'spot', gpu: 'x', pricePerHour: 1 }] }),
+  );
   assert.equal(unknownProvider.status, 400);
   assert.equal((await stack.request('GET', '/v1/pools/bad2')).status, 404);
   assert.equal((await stack.request('POST', '/v1/pools', poolBody('twenty'))).status, 409);
@@ -133,17 +155,23 @@ test('bad input gets a clear error and nothing is created', async () => {
 
 test('operator actions: drain finishes work then releases every node; scale-to-zero releases idle baseline nodes now', async () => {
   assert.equal((await stack.request('POST', '/v1/pools', poolBody('ops', { minNodes: 1, idleTimeoutSeconds: 600 }))).status, 201);
-  await stack.until('baseline ready', async () => (await stack.request('GET', '/v1/pools/ops')).body.nodes.some((n: { state: string }) => n.state === 'ready'));
+  await stack.until('baseline ready', async () =>
+    (await stack.request('GET', '/v1/pools/ops')).body.nodes.some((n: { state: string }) => n.state === 'ready'),
+  );
   const zero = await stack.request('POST', '/v1/pools/ops/scale-to-zero');
   assert.equal(zero.status, 200);
   await stack.until('scaled to zero', async () => (await stack.request('GET', '/v1/pools/ops')).body.nodes.length === 0, 20_000);
   const job = await stack.request('POST', '/v1/jobs', { pool: 'ops', payload: { prompt: 'wake' } });
   await stack.until('job done', async () => (await stack.request('GET', job.body.status_url)).body.status === 'completed');
   assert.equal((await stack.request('POST', '/v1/pools/ops/drain')).status, 200);
-  const drained = await stack.until('drained', async () => {
-    const v = (await stack.request('GET', '/v1/pools/ops')).body;
-    return v.phase === 'drained' ? v : undefined;
-  }, 20_000);
+  const drained = await stack.until(
+    'drained',
+    async () => {
+      const v = (await stack.request('GET', '/v1/pools/ops')).body;
+      return v.phase === 'drained' ? v : undefined;
+    },
+    20_000,
+  );
   assert.equal(drained.nodes.length, 0);
   await new Promise((r) => setTimeout(r, 1100));
   const refused = await stack.request('POST', '/v1/jobs', { pool: 'ops', payload: { prompt: 'too late' } });
@@ -159,7 +187,11 @@ test('a pool whose workflow is unhealthy answers 503 with the reason, never a ba
   const client = stack.env.client;
   await client.workflow.getHandle(poolWorkflowId('sick')).terminate('test: replaced by a broken run');
   // A run whose every workflow task fails: without a config the machine cannot take a step.
-  await client.workflow.start('poolWorkflowV2', { workflowId: poolWorkflowId('sick'), taskQueue: stack.taskQueue, args: [{ poolId: 'sick', config: null }] });
+  await client.workflow.start('poolWorkflowV2', {
+    workflowId: poolWorkflowId('sick'),
+    taskQueue: stack.taskQueue,
+    args: [{ poolId: 'sick', config: null }],
+  });
   try {
     const res = await stack.request('GET', '/v1/pools/sick');
     assert.equal(res.status, 503, JSON.stringify(res.body));

@@ -17,12 +17,17 @@ after(async () => {
 });
 
 test('the pool continues-as-new when Temporal suggests it, losing no queued job, node or idle timer', async () => {
-  assert.equal((await stack.request('POST', '/v1/pools', poolBody('can', { slotsPerNode: 2, maxNodes: 3, idleTimeoutSeconds: 8 }))).status, 201);
+  assert.equal(
+    (await stack.request('POST', '/v1/pools', poolBody('can', { slotsPerNode: 2, maxNodes: 3, idleTimeoutSeconds: 8 }))).status,
+    201,
+  );
   const handle = stack.env.client.workflow.getHandle(poolWorkflowId('can'));
   const firstRun = (await handle.describe()).runId;
   const all: string[] = [];
   for (let wave = 0; wave < 4; wave++) {
-    const jobs = await Promise.all(Array.from({ length: 6 }, () => stack.request('POST', '/v1/jobs', { pool: 'can', payload: { prompt: `w${wave}` } })));
+    const jobs = await Promise.all(
+      Array.from({ length: 6 }, () => stack.request('POST', '/v1/jobs', { pool: 'can', payload: { prompt: `w${wave}` } })),
+    );
     all.push(...jobs.map((j) => j.body.status_url));
   }
   const finals = await stack.until('all completed', async () => {
@@ -41,10 +46,14 @@ test('the pool continues-as-new when Temporal suggests it, losing no queued job,
   // The idle timer still fires in the new run.
   let lastSeen: unknown;
   await stack
-    .until('back to zero', async () => {
-      lastSeen = (await stack.request('GET', '/v1/pools/can')).body;
-      return (lastSeen as { nodes?: unknown[] }).nodes?.length === 0;
-    }, 30_000)
+    .until(
+      'back to zero',
+      async () => {
+        lastSeen = (await stack.request('GET', '/v1/pools/can')).body;
+        return (lastSeen as { nodes?: unknown[] }).nodes?.length === 0;
+      },
+      30_000,
+    )
     .catch((err: Error) => {
       // Say what the pool looked like, so a rare failure here can be diagnosed from the CI log.
       throw new Error(`${err.message}; pool was ${JSON.stringify(lastSeen)}`);
@@ -65,7 +74,11 @@ test('a pool still on the first workflow type moves to poolWorkflowV2 with its s
   const config = (await stack.request('GET', '/v1/pools/moved')).body.config;
   await handle.terminate('test: replaced by a run of the first pool workflow');
   const state = { ...newPoolState('moved', config), nodeSequence: 3, placedTotal: 7 };
-  const legacy = await client.workflow.start('poolWorkflow', { workflowId: poolWorkflowId('moved'), taskQueue: stack.taskQueue, args: [{ poolId: 'moved', config, state }] });
+  const legacy = await client.workflow.start('poolWorkflow', {
+    workflowId: poolWorkflowId('moved'),
+    taskQueue: stack.taskQueue,
+    args: [{ poolId: 'moved', config, state }],
+  });
   await stack.until('moved to poolWorkflowV2', async () => (await handle.describe()).type === 'poolWorkflowV2');
   const job = await stack.request('POST', '/v1/jobs', { pool: 'moved', payload: { prompt: 'after the move' } });
   const done = await stack.until('job completed', async () => {

@@ -26,7 +26,9 @@ before(async () => {
   }
   await removeTestContainers(PREFIX);
   image = await mockNodeImage();
-  stack = await new ApiStack({ docker: { nvidiaSmiPath: recordedNvidiaSmi('query-gpu_1xRTX4080SUPER_allfields_csv.txt'), reserveMiB: 1_024 } }).start();
+  stack = await new ApiStack({
+    docker: { nvidiaSmiPath: recordedNvidiaSmi('query-gpu_1xRTX4080SUPER_allfields_csv.txt'), reserveMiB: 1_024 },
+  }).start();
 });
 after(async () => {
   await stack?.stop();
@@ -77,18 +79,30 @@ function vramSampler() {
 
 const terminal = ['completed', 'failed', 'expired', 'cancelled'];
 async function finished(id: string, timeoutMs = 90_000) {
-  return stack!.until(`job ${id} terminal`, async () => {
-    const res = await stack!.request('GET', `/v1/jobs/${id}`);
-    return terminal.includes(res.body.status) ? res.body : undefined;
-  }, timeoutMs);
+  return stack!.until(
+    `job ${id} terminal`,
+    async () => {
+      const res = await stack!.request('GET', `/v1/jobs/${id}`);
+      return terminal.includes(res.body.status) ? res.body : undefined;
+    },
+    timeoutMs,
+  );
 }
 async function submit(pool: string, maxTokens: number, priority = 3): Promise<string> {
-  const res = await stack!.request('POST', '/v1/jobs', { pool, priority, payload: { messages: [{ role: 'user', content: 'hi' }], max_tokens: maxTokens } });
+  const res = await stack!.request('POST', '/v1/jobs', {
+    pool,
+    priority,
+    payload: { messages: [{ role: 'user', content: 'hi' }], max_tokens: maxTokens },
+  });
   assert.equal(res.status, 202, JSON.stringify(res.body));
   return res.body.id;
 }
 const running = (id: string) =>
-  stack!.until(`job ${id} running`, async () => ((await stack!.request('GET', `/v1/jobs/${id}`)).body.status === 'running' ? true : undefined), 60_000);
+  stack!.until(
+    `job ${id} running`,
+    async () => ((await stack!.request('GET', `/v1/jobs/${id}`)).body.status === 'running' ? true : undefined),
+    60_000,
+  );
 
 test('docker provider: a service runs its jobs in a labelled container on the admitted GPU; stop drains running jobs, or preempts them after the drain timeout', async (t) => {
   if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
@@ -103,7 +117,13 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
   assert.ok(container, 'the container exists');
   assert.equal(container.Names[0], `/${containerName(`${PREFIX}solo-n1`)}`);
   assert.deepEqual(
-    [container.Labels[LABEL.pool], container.Labels[LABEL.service], container.Labels[LABEL.workspace], container.Labels[LABEL.gpus], container.Labels[LABEL.vramPerGpu]],
+    [
+      container.Labels[LABEL.pool],
+      container.Labels[LABEL.service],
+      container.Labels[LABEL.workspace],
+      container.Labels[LABEL.gpus],
+      container.Labels[LABEL.vramPerGpu],
+    ],
     [`${PREFIX}solo`, `${PREFIX}solo`, 'default', '0', '8192'],
   );
   const inspected = await docker.getContainer(container.Id).inspect();
@@ -111,13 +131,21 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
 
   const vram = (await stack.request('GET', '/v1/vram')).body;
   assert.equal(vram.gpus[0].availableMiB, HEADROOM_MIB - 8_192);
-  assert.deepEqual(vram.allocations.map((a: { service: string; declaredMiB: number; gpu: number }) => [a.service, a.declaredMiB, a.gpu]), [[`${PREFIX}solo`, 8_192, 0]]);
+  assert.deepEqual(
+    vram.allocations.map((a: { service: string; declaredMiB: number; gpu: number }) => [a.service, a.declaredMiB, a.gpu]),
+    [[`${PREFIX}solo`, 8_192, 0]],
+  );
   const gpu = (await stack.request('GET', '/v1/gpu')).body;
   assert.deepEqual([gpu.available, gpu.gpus[0].name, gpu.gpus[0].memory.totalMiB], [true, 'NVIDIA GeForce RTX 4080 SUPER', 16_376]);
   assert.equal((await stack.request('GET', `/v1/available/${PREFIX}solo`)).body.decision, 'use_local');
   const metrics = (await stack.request('GET', '/metrics')).body as string;
   assert.match(metrics, /zeropool_gpu_memory_mib\{gpu="0",name="NVIDIA GeForce RTX 4080 SUPER",kind="total"\} 16376/);
-  assert.match(metrics, new RegExp(`zeropool_gpu_memory_mib\\{gpu="0",name="NVIDIA GeForce RTX 4080 SUPER",kind="available_for_services"\\} ${HEADROOM_MIB - 8_192}`));
+  assert.match(
+    metrics,
+    new RegExp(
+      `zeropool_gpu_memory_mib\\{gpu="0",name="NVIDIA GeForce RTX 4080 SUPER",kind="available_for_services"\\} ${HEADROOM_MIB - 8_192}`,
+    ),
+  );
   assert.match(metrics, new RegExp(`zeropool_vram_allocated_mib\\{workspace="default",service="${PREFIX}solo",gpu="0"\\} 8192`));
   assert.match(metrics, /zeropool_gpu_utilization_percent\{gpu="0",name="NVIDIA GeForce RTX 4080 SUPER"\} 7/);
 
@@ -145,11 +173,21 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
 
   // Only registered services are driven.
   await assert.rejects(
-    stack.local!.docker.provision({ poolId: `${PREFIX}unregistered`, nodeId: `${PREFIX}unregistered-n1`, model: 'x', lane: { provider: 'docker', market: 'on-demand', gpu: 'local', pricePerHour: 0 }, laneIndex: 0 }),
+    stack.local!.docker.provision({
+      poolId: `${PREFIX}unregistered`,
+      nodeId: `${PREFIX}unregistered-n1`,
+      model: 'x',
+      lane: { provider: 'docker', market: 'on-demand', gpu: 'local', pricePerHour: 0 },
+      laneIndex: 0,
+    }),
     InvalidRequestError,
   );
   assert.equal((await stack.request('POST', `/v1/services/${PREFIX}solo/disable`)).status, 200);
-  assert.equal((await stack.request('POST', '/v1/jobs', { pool: `${PREFIX}solo`, payload: { prompt: 'hi' } })).status, 409, 'a disabled service refuses jobs');
+  assert.equal(
+    (await stack.request('POST', '/v1/jobs', { pool: `${PREFIX}solo`, payload: { prompt: 'hi' } })).status,
+    409,
+    'a disabled service refuses jobs',
+  );
   await stack.until('disabled service drained', async () => ((await containers()).length === 0 ? true : undefined), 60_000);
   assert.equal((await stack.request('DELETE', `/v1/services/${PREFIX}solo`)).status, 204);
   assert.equal((await stack.request('GET', `/v1/services/${PREFIX}solo`)).status, 404);
@@ -169,20 +207,32 @@ test('VRAM admission: a higher-priority service stops an idle lower-priority one
     });
     const hint = (await stack.request('GET', `/v1/available/${PREFIX}chat`)).body;
     assert.equal(hint.decision, 'use_local', JSON.stringify(hint));
-    assert.ok(hint.reasons.some((r: string) => /local GPUs have no room/.test(r)), JSON.stringify(hint));
-    assert.ok(hint.reasons.some((r: string) => r.includes(`stopping idle lower-priority service(s) ${PREFIX}bulk makes room`)), JSON.stringify(hint));
+    assert.ok(
+      hint.reasons.some((r: string) => /local GPUs have no room/.test(r)),
+      JSON.stringify(hint),
+    );
+    assert.ok(
+      hint.reasons.some((r: string) => r.includes(`stopping idle lower-priority service(s) ${PREFIX}bulk makes room`)),
+      JSON.stringify(hint),
+    );
 
     // Priority 1 over an idle priority 5: bulk is stopped, chat starts and runs the job.
     const chatJob = await finished(await submit(`${PREFIX}chat`, 20));
     assert.equal(chatJob.status, 'completed');
-    assert.deepEqual((await containers()).map((c) => c.Labels[LABEL.pool]), [`${PREFIX}chat`]);
+    assert.deepEqual(
+      (await containers()).map((c) => c.Labels[LABEL.pool]),
+      [`${PREFIX}chat`],
+    );
 
     // Priority 5 while chat (priority 1) sits idle: nothing is stopped; the job waits.
     const bulkJob = await submit(`${PREFIX}bulk`, 20);
     await new Promise((r) => setTimeout(r, 4_000));
     const waiting = (await stack.request('GET', `/v1/jobs/${bulkJob}`)).body.status;
     assert.ok(['queued', 'provisioning'].includes(waiting), `the job waits for capacity (${waiting})`);
-    assert.deepEqual((await containers()).map((c) => c.Labels[LABEL.pool]), [`${PREFIX}chat`]);
+    assert.deepEqual(
+      (await containers()).map((c) => c.Labels[LABEL.pool]),
+      [`${PREFIX}chat`],
+    );
     assert.equal((await stack.request('GET', `/v1/available/${PREFIX}bulk`)).body.decision, 'queue');
 
     // Once chat stops, the waiting job gets the room.
@@ -196,7 +246,11 @@ test('VRAM admission: a higher-priority service stops an idle lower-priority one
     assert.equal(spillHint.decision, 'use_cloud', JSON.stringify(spillHint));
     assert.equal((await finished(await submit(`${PREFIX}spill`, 20))).status, 'completed');
     const spill = (await stack.request('GET', `/v1/pools/${PREFIX}spill`)).body;
-    assert.deepEqual(spill.nodes.map((n: { lane: { provider: string } }) => n.lane.provider), ['mock'], 'the job ran on the cloud lane');
+    assert.deepEqual(
+      spill.nodes.map((n: { lane: { provider: string } }) => n.lane.provider),
+      ['mock'],
+      'the job ran on the cloud lane',
+    );
     assert.ok(!(await containers()).some((c) => c.Labels[LABEL.pool] === `${PREFIX}spill`), 'no local container was made for it');
   } finally {
     const peak = await sampler.stop();
@@ -228,9 +282,20 @@ test('docker provider: start-up removes labelled containers of no service and le
     await assert.rejects(orphan.inspect(), /no such container/i);
     assert.equal((await bystander.inspect()).State.Status, 'created', 'a container that is not ours is left alone');
 
-    const adoptBody = { ...service(`${PREFIX}adopted`, 0, 3), image: busybox, adoptContainer: `${PREFIX}adopt-me`, port, command: undefined, env: undefined };
+    const adoptBody = {
+      ...service(`${PREFIX}adopted`, 0, 3),
+      image: busybox,
+      adoptContainer: `${PREFIX}adopt-me`,
+      port,
+      command: undefined,
+      env: undefined,
+    };
     const tenant = await stack.workspaceKey(`${PREFIX}tenant`);
-    assert.equal((await stack.request('POST', '/v1/services', adoptBody, tenant)).status, 403, 'only the admin may hand a host container to a service');
+    assert.equal(
+      (await stack.request('POST', '/v1/services', adoptBody, tenant)).status,
+      403,
+      'only the admin may hand a host container to a service',
+    );
     const adopted = await stack.request('POST', '/v1/services', adoptBody);
     assert.equal(adopted.status, 201, JSON.stringify(adopted.body));
     assert.equal((await stack.request('POST', `/v1/services/${PREFIX}adopted/start`)).status, 200);
@@ -250,8 +315,11 @@ test('docker provider: start-up removes labelled containers of no service and le
 /** Runs the real `zeropool` command against the test stack. */
 function cli(args: string[], key: string = TEST_ADMIN_KEY): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'zeropool.js'), ...args], { env: { ...process.env, ZEROPOOL_URL: stack!.baseUrl, ZEROPOOL_API_KEY: key } }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [path.join(__dirname, '..', '..', 'bin', 'zeropool.js'), ...args],
+      { env: { ...process.env, ZEROPOOL_URL: stack!.baseUrl, ZEROPOOL_API_KEY: key } },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -259,7 +327,25 @@ function cli(args: string[], key: string = TEST_ADMIN_KEY): Promise<{ code: numb
 test('the zeropool CLI against a running stack: register, services, start, submit --wait, job, cancel, gpu, vram, pools, status, stop; errors and usage', async (t) => {
   if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
   const name = `${PREFIX}cli`;
-  const registered = await cli(['register', name, '--image', image, '--vram-gb', '2', '--priority', '2', '--cmd', '/bin/node', '--cmd', '/app/server.js', '--env', 'MOCK_PORT={port}', '--env', 'MOCK_COLD_START_MS=200', '--json']);
+  const registered = await cli([
+    'register',
+    name,
+    '--image',
+    image,
+    '--vram-gb',
+    '2',
+    '--priority',
+    '2',
+    '--cmd',
+    '/bin/node',
+    '--cmd',
+    '/app/server.js',
+    '--env',
+    'MOCK_PORT={port}',
+    '--env',
+    'MOCK_COLD_START_MS=200',
+    '--json',
+  ]);
   assert.equal(registered.code, 0, registered.stderr);
   assert.deepEqual([JSON.parse(registered.stdout).name, JSON.parse(registered.stdout).definition.vramGb], [name, 2]);
   assert.match((await cli(['services'])).stdout, new RegExp(`^${name}\\s+yes\\s+\\S+\\s+0\\s+2 GB\\s+2`, 'm'));
@@ -275,14 +361,21 @@ test('the zeropool CLI against a running stack: register, services, start, submi
 
   assert.match((await cli(['gpu'])).stdout, /0\s+NVIDIA GeForce RTX 4080 SUPER\s+7%\s+1\.4 GiB\s+16\.0 GiB/);
   const vram = JSON.parse((await cli(['vram', '--json'])).stdout);
-  assert.deepEqual(vram.allocations.filter((a: { service: string }) => a.service === name).map((a: { declaredMiB: number }) => a.declaredMiB), [2_048]);
+  assert.deepEqual(
+    vram.allocations.filter((a: { service: string }) => a.service === name).map((a: { declaredMiB: number }) => a.declaredMiB),
+    [2_048],
+  );
   assert.match((await cli(['vram'])).stdout, /available for a new service: /);
   assert.match((await cli(['pools'])).stdout, new RegExp(`^${name}\\s+${name}\\s+\\S+\\s+1\\s+0\\s+0`, 'm'));
   const status = JSON.parse((await cli(['status', '--json'])).stdout);
   assert.deepEqual([status.api, status.gpu.available, status.services >= 1], ['ok', true, true]);
 
   assert.match((await cli(['stop', name, '--drain-timeout', '0'])).stdout, new RegExp(`^${name}: stopping`));
-  await stack.until('cli service stopped', async () => ((await containers()).some((c) => c.Labels[LABEL.pool] === name) ? undefined : true), 30_000);
+  await stack.until(
+    'cli service stopped',
+    async () => ((await containers()).some((c) => c.Labels[LABEL.pool] === name) ? undefined : true),
+    30_000,
+  );
 
   const denied = await cli(['status'], 'zp_wrong_key_000000000000000000000');
   assert.deepEqual([denied.code, /401/.test(denied.stderr)], [1, true], denied.stderr);

@@ -13,7 +13,10 @@ before(async () => {
   stack = await new ApiStack({ coldStartSeconds: 0.5, tokensPerSecond: 200, ntfy: { url: ntfy.url, topic: 'zeropool-it' } }).start();
   // The receiver reads the secret the way a user would: from the API, with the workspace's key.
   // Its first answer is a 503, so one delivery is retried.
-  receiver = await startCallbackReceiver(async () => (await stack.request('GET', '/v1/callback-secret')).body.secret, (n) => (n === 1 ? 503 : 200));
+  receiver = await startCallbackReceiver(
+    async () => (await stack.request('GET', '/v1/callback-secret')).body.secret,
+    (n) => (n === 1 ? 503 : 200),
+  );
 });
 after(async () => {
   await stack?.stop();
@@ -23,15 +26,23 @@ after(async () => {
 
 const terminal = ['completed', 'failed', 'expired', 'cancelled'];
 const finished = (id: string) =>
-  stack.until(`job ${id} terminal`, async () => {
-    const res = await stack.request('GET', `/v1/jobs/${id}`);
-    return terminal.includes(res.body.status) ? res.body : undefined;
-  }, 60_000);
-const nodeEvents = async (nodeUrl: string): Promise<NodeEvent[]> => ((await (await fetch(`${nodeUrl}/_mock/events`)).json()) as { events: NodeEvent[] }).events;
+  stack.until(
+    `job ${id} terminal`,
+    async () => {
+      const res = await stack.request('GET', `/v1/jobs/${id}`);
+      return terminal.includes(res.body.status) ? res.body : undefined;
+    },
+    60_000,
+  );
+const nodeEvents = async (nodeUrl: string): Promise<NodeEvent[]> =>
+  ((await (await fetch(`${nodeUrl}/_mock/events`)).json()) as { events: NodeEvent[] }).events;
 const counting = (n: number) => ({ messages: [{ role: 'user', content: 'count for me' }], max_tokens: n });
 
 test('on a full pool a priority-1 job preempts a priority-5 job: the node shows the victim aborted before the preemptor starts, the victim resumes from its snapshot, callbacks arrive signed', async () => {
-  assert.equal((await stack.request('POST', '/v1/pools', poolBody('full', { maxNodes: 1, slotsPerNode: 1, idleTimeoutSeconds: 30 }))).status, 201);
+  assert.equal(
+    (await stack.request('POST', '/v1/pools', poolBody('full', { maxNodes: 1, slotsPerNode: 1, idleTimeoutSeconds: 30 }))).status,
+    201,
+  );
   const hook = `${receiver.url}/zeropool`;
   const low = await stack.request('POST', '/v1/jobs', { pool: 'full', payload: counting(800), priority: 5, callbackUrl: hook });
   assert.equal(low.status, 202);
@@ -57,11 +68,15 @@ test('on a full pool a priority-1 job preempts a priority-5 job: the node shows 
   });
   assert.equal(withProgress.status, 'running');
   // The node was told where to report (X-Zeropool-Progress-Url) and does so itself every 50 tokens.
-  const fromNode = await stack.until('progress reported by the node itself', async () => {
-    const res = await stack.request('GET', `/v1/jobs/${victim}`);
-    const p = res.body.progress;
-    return p?.source === 'node' && p.completion_tokens >= 50 && p.completion_tokens % 50 === 0 ? p : undefined;
-  }, 10_000);
+  const fromNode = await stack.until(
+    'progress reported by the node itself',
+    async () => {
+      const res = await stack.request('GET', `/v1/jobs/${victim}`);
+      const p = res.body.progress;
+      return p?.source === 'node' && p.completion_tokens >= 50 && p.completion_tokens % 50 === 0 ? p : undefined;
+    },
+    10_000,
+  );
   assert.equal(fromNode.attempt, 1);
 
   const check = await stack.request('GET', '/v1/pools/full/preempt/check');
@@ -77,7 +92,11 @@ test('on a full pool a priority-1 job preempts a priority-5 job: the node shows 
   assert.equal(victimDone.preemptions, 1);
   assert.equal(victimDone.failures, 0);
   assert.equal(victimDone.tokens.completion, 800);
-  assert.equal(victimDone.result.text, Array.from({ length: 800 }, (_, i) => `tok${i} `).join(''), 'resumed: nothing lost, nothing repeated');
+  assert.equal(
+    victimDone.result.text,
+    Array.from({ length: 800 }, (_, i) => `tok${i} `).join(''),
+    'resumed: nothing lost, nothing repeated',
+  );
 
   const events = await nodeEvents(nodeUrl);
   const abort = events.find((e) => e.event === 'abort' && e.jobId === victim);
@@ -86,14 +105,27 @@ test('on a full pool a priority-1 job preempts a priority-5 job: the node shows 
   assert.ok(abort && preemptorStart && resumed, 'abort, preemptor start and resumed start all seen by the node');
   assert.ok(abort.at <= preemptorStart.at, 'victim aborted before the preemptor started');
   assert.ok(resumed.at >= preemptorStart.at, 'the victim resumed after the preemptor got its slot');
-  assert.ok(resumed.fromToken > 0 && resumed.fromToken <= abort.tokens, `resumed from its snapshot (token ${resumed.fromToken} of ${abort.tokens} produced)`);
-  assert.ok(events.every((e) => e.active <= 1), 'two jobs never shared the slot');
+  assert.ok(
+    resumed.fromToken > 0 && resumed.fromToken <= abort.tokens,
+    `resumed from its snapshot (token ${resumed.fromToken} of ${abort.tokens} produced)`,
+  );
+  assert.ok(
+    events.every((e) => e.active <= 1),
+    'two jobs never shared the slot',
+  );
 
-  const delivered = await stack.until('both callbacks delivered', async () => {
-    const ok = receiver.received.filter((r) => r.status === 200);
-    return ok.length >= 2 ? ok : undefined;
-  }, 60_000);
-  assert.ok(receiver.received.every((r) => r.verified), 'every callback carried a valid signature');
+  const delivered = await stack.until(
+    'both callbacks delivered',
+    async () => {
+      const ok = receiver.received.filter((r) => r.status === 200);
+      return ok.length >= 2 ? ok : undefined;
+    },
+    60_000,
+  );
+  assert.ok(
+    receiver.received.every((r) => r.verified),
+    'every callback carried a valid signature',
+  );
   assert.deepEqual(new Set(delivered.map((r) => r.body.job.id)), new Set([victim, preemptor]));
   assert.equal(receiver.received[0].status, 503, 'the first delivery was refused and retried');
   const victimRecord = await stack.until('callback state recorded', async () => {
@@ -115,7 +147,10 @@ test('on a full pool a priority-1 job preempts a priority-5 job: the node shows 
 });
 
 test('manual preemption: the check names what a round would do, the trigger does it', async () => {
-  assert.equal((await stack.request('POST', '/v1/pools', poolBody('manual', { maxNodes: 1, slotsPerNode: 1, preemption: 'manual' }))).status, 201);
+  assert.equal(
+    (await stack.request('POST', '/v1/pools', poolBody('manual', { maxNodes: 1, slotsPerNode: 1, preemption: 'manual' }))).status,
+    201,
+  );
   const low = (await stack.request('POST', '/v1/jobs', { pool: 'manual', payload: counting(1500), priority: 4 })).body.id;
   await stack.until('low running', async () => (await stack.request('GET', '/v1/pools/manual')).body.running === 1);
   const high = (await stack.request('POST', '/v1/jobs', { pool: 'manual', payload: counting(10), priority: 2 })).body.id;
@@ -124,7 +159,13 @@ test('manual preemption: the check names what a round would do, the trigger does
     return res.body.preemptions.length === 1 ? res.body : undefined;
   });
   assert.equal(check.mode, 'manual');
-  assert.deepEqual(check.preemptions[0], { victim: low, victimPriority: 4, nodeId: check.preemptions[0].nodeId, preemptor: high, preemptorPriority: 2 });
+  assert.deepEqual(check.preemptions[0], {
+    victim: low,
+    victimPriority: 4,
+    nodeId: check.preemptions[0].nodeId,
+    preemptor: high,
+    preemptorPriority: 2,
+  });
   assert.equal((await stack.request('GET', `/v1/jobs/${high}`)).body.status, 'queued', 'manual mode waits for the operator');
   const triggered = await stack.request('POST', '/v1/pools/manual/preempt');
   assert.equal(triggered.status, 200);
@@ -136,7 +177,10 @@ test('manual preemption: the check names what a round would do, the trigger does
 });
 
 test('cancel over HTTP in every state; bad input is refused before anything starts', async () => {
-  assert.equal((await stack.request('POST', '/v1/pools', poolBody('cancel', { maxNodes: 1, slotsPerNode: 1, preemption: 'manual' }))).status, 201);
+  assert.equal(
+    (await stack.request('POST', '/v1/pools', poolBody('cancel', { maxNodes: 1, slotsPerNode: 1, preemption: 'manual' }))).status,
+    201,
+  );
   const long = (await stack.request('POST', '/v1/jobs', { pool: 'cancel', payload: counting(4000) })).body.id;
   const waiting = (await stack.request('POST', '/v1/jobs', { pool: 'cancel', payload: counting(5) })).body.id;
   await stack.until('one running', async () => (await stack.request('GET', '/v1/pools/cancel')).body.running === 1);
@@ -152,7 +196,10 @@ test('cancel over HTTP in every state; bad input is refused before anything star
     return res.body.running === 0 && res.body.queued === 0 ? res.body : undefined;
   });
   const events = await nodeEvents(pool.nodes[0].url);
-  assert.ok(events.some((e) => e.event === 'abort' && e.jobId === long), 'the running request was aborted at the node');
+  assert.ok(
+    events.some((e) => e.event === 'abort' && e.jobId === long),
+    'the running request was aborted at the node',
+  );
 
   const bad = [
     { pool: 'cancel', payload: {} },

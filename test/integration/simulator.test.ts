@@ -41,7 +41,20 @@ test('simulator: a burst like the earlier gateway’s, then a trace replay; ever
   assert.ok(typeof summary.savings_usd === 'number');
 
   const trace = path.join(root, 'test', 'fixtures', 'traces', 'llm-code-first-40.csv');
-  const replay = await simulate(['--trace', trace, '--speedup', '10', '--limit', '15', '--max-tokens', '20', '--max-prompt-tokens', '64', '--pool', 'sim']);
+  const replay = await simulate([
+    '--trace',
+    trace,
+    '--speedup',
+    '10',
+    '--limit',
+    '15',
+    '--max-tokens',
+    '20',
+    '--max-prompt-tokens',
+    '64',
+    '--pool',
+    'sim',
+  ]);
   assert.equal(replay.code, 0, replay.stderr);
   assert.match(replay.stdout, /accepted 15 of 15/);
   assert.match(replay.stdout, /completed 15 .* lost 0/);

@@ -14,7 +14,9 @@ after(async () => {
 
 test('the worker killed in the middle of scale-up and restarted: provisioning finishes, every job completes, no node orphaned', async () => {
   assert.equal((await stack.request('POST', '/v1/pools', poolBody('crash', { slotsPerNode: 2, maxNodes: 4 }))).status, 201);
-  const jobs = await Promise.all(Array.from({ length: 8 }, () => stack.request('POST', '/v1/jobs', { pool: 'crash', payload: { prompt: 'hi' } })));
+  const jobs = await Promise.all(
+    Array.from({ length: 8 }, () => stack.request('POST', '/v1/jobs', { pool: 'crash', payload: { prompt: 'hi' } })),
+  );
   const booting = await stack.until('nodes booting', async () => {
     const pool = await stack.request('GET', '/v1/pools/crash');
     const provisioning = pool.body.nodes?.filter((n: { state: string }) => n.state === 'provisioning') ?? [];
@@ -46,13 +48,18 @@ test('the worker killed in the middle of scale-up and restarted: provisioning fi
   const poolNodes = pool.nodes.map((n: { id: string }) => n.id).sort();
   assert.deepEqual((await stack.mock.list('crash')).sort(), poolNodes, 'the provider holds exactly the pool’s nodes');
   const rows = await ledgerRowsForPool(stack.database.db, 'crash');
-  const ends = rows.filter((r) => r.event_type === 'node_terminated' || r.event_type === 'node_lost').map((r) => `${r.node_id} ${r.event_type}: ${r.details.reason}`);
-  for (const id of startedBeforeKill) assert.ok(poolNodes.includes(id), `node ${id} started before the crash was adopted, not orphaned (${ends.join('; ')})`);
+  const ends = rows
+    .filter((r) => r.event_type === 'node_terminated' || r.event_type === 'node_lost')
+    .map((r) => `${r.node_id} ${r.event_type}: ${r.details.reason}`);
+  for (const id of startedBeforeKill)
+    assert.ok(poolNodes.includes(id), `node ${id} started before the crash was adopted, not orphaned (${ends.join('; ')})`);
   // A ledger write that died with the worker is retried once its attempt times out (30 s): wait for it.
   const provisioned = await stack.until(
     'one provisioning row per node',
     async () => {
-      const written = (await ledgerRowsForPool(stack.database.db, 'crash')).filter((r) => r.event_type === 'node_provisioning').map((r) => r.node_id!);
+      const written = (await ledgerRowsForPool(stack.database.db, 'crash'))
+        .filter((r) => r.event_type === 'node_provisioning')
+        .map((r) => r.node_id!);
       return written.length >= poolNodes.length ? written.sort() : undefined;
     },
     60_000,

@@ -40,7 +40,10 @@ test('a workspace key runs jobs in its own workspace; X-ZeroGate-Key works as we
   assert.equal(done.status, 'completed');
   assert.equal(done.pool, 'chat');
   const poolsOfB = await stack.request('GET', '/v1/pools', undefined, keyB);
-  assert.deepEqual(poolsOfB.body.pools.map((p: { config: { maxNodes: number } }) => p.config.maxNodes), [1]);
+  assert.deepEqual(
+    poolsOfB.body.pools.map((p: { config: { maxNodes: number } }) => p.config.maxNodes),
+    [1],
+  );
 });
 
 test('auth matrix over every route: no key and a wrong key are 401, admin routes 403, another workspace’s things 404 without leaking', async () => {
@@ -88,7 +91,11 @@ test('auth matrix over every route: no key and a wrong key are 401, admin routes
   const issued = await stack.request('POST', '/v1/workspaces/team-b/keys', { label: 'short-lived' });
   assert.equal((await stack.request('GET', '/v1/pools', undefined, issued.body.key)).status, 200);
   assert.equal((await stack.request('DELETE', `/v1/workspaces/team-b/keys/${issued.body.id}`)).status, 204);
-  await stack.until('revocation seen', async () => (await stack.request('GET', '/v1/pools', undefined, issued.body.key)).status === 401, 8000);
+  await stack.until(
+    'revocation seen',
+    async () => (await stack.request('GET', '/v1/pools', undefined, issued.body.key)).status === 401,
+    8000,
+  );
   const listed = await stack.request('GET', '/v1/workspaces/team-b/keys');
   assert.ok(listed.body.keys.every((k: Record<string, unknown>) => !('key' in k) && !('keyHash' in k)));
 });
@@ -119,7 +126,10 @@ test('earlier gateway routes: /v1/compute by model, /v1/status reports completed
   const long = await stack.request('POST', '/v1/compute', { model: 'legacy-model', prompt: 'a long one', max_tokens: 1200 }, key);
   assert.equal(long.status, 202);
   assert.equal(long.body.pool, 'one');
-  await stack.until('long job processing', async () => (await stack.request('GET', long.body.status_url, undefined, key)).body.status === 'processing');
+  await stack.until(
+    'long job processing',
+    async () => (await stack.request('GET', long.body.status_url, undefined, key)).body.status === 'processing',
+  );
   // The only slot is busy for ~6 s: a job with a 1 s TTL must come back "expired", not "processing".
   const doomed = await stack.request('POST', '/v1/compute', { model: 'legacy-model', prompt: 'no room', ttl_seconds: 1 }, key);
   const expired = await finished(doomed.body.status_url, key);
@@ -143,8 +153,14 @@ test('analytics, ledger rows and chain verification answer for the caller’s wo
   assert.ok(a.body.idle_tax_usd >= 0 && a.body.idle_tax_usd <= a.body.cost_usd);
   assert.equal(a.body.aggregated_idle_tax_saved_usd, a.body.savings_usd);
   assert.ok(typeof a.body.average_queue_overhead_ms === 'number');
-  assert.deepEqual(a.body.pools.map((p: { pool: string }) => p.pool), ['chat']);
-  assert.equal((await stack.request('GET', '/v1/analytics?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z', undefined, keyA)).status, 400);
+  assert.deepEqual(
+    a.body.pools.map((p: { pool: string }) => p.pool),
+    ['chat'],
+  );
+  assert.equal(
+    (await stack.request('GET', '/v1/analytics?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z', undefined, keyA)).status,
+    400,
+  );
   assert.equal((await stack.request('GET', '/v1/analytics?bogus=1', undefined, keyA)).status, 400);
 
   const rows = await stack.request('GET', '/v1/ledger?limit=1000', undefined, keyA);

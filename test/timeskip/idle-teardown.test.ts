@@ -65,7 +65,10 @@ test('a job arriving during teardown cancels it: the node is kept, the job runs 
     assert.ok(tearing.nodes.every((n) => n.state === 'terminating'));
     const late = await Promise.all([h.submit('burst'), h.submit('burst')]);
     const results = await Promise.all(late.map((id) => h.result(id)));
-    assert.deepEqual(results.map((r) => r.status), ['completed', 'completed']);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['completed', 'completed'],
+    );
     for (const r of results) assert.ok(nodesBefore.includes(r.nodeId!), `job ran on a kept node, not ${r.nodeId}`);
     const after = await h.pool('burst');
     assert.deepEqual(after.nodes.map((n) => n.id).sort(), nodesBefore);

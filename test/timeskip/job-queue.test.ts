@@ -24,7 +24,11 @@ test('placement is by priority, then age: 5, 3, 1 queued behind a busy node run 
     const high = await h.submit('prio', { prompt: 'high' }, { priority: 1 });
     await h.until('all queued', async () => (await h.pool('prio')).queued === 3);
     const queue = (await h.pool('prio')).queue;
-    assert.deepEqual(queue.map((q) => q.jobId), [high, mid, low], 'the view lists the queue in placement order');
+    assert.deepEqual(
+      queue.map((q) => q.jobId),
+      [high, mid, low],
+      'the view lists the queue in placement order',
+    );
     const done = await Promise.all([blocker, low, mid, high].map((id) => h.result(id)));
     assert.ok(done.every((d) => d.status === 'completed'));
     const [, lowView, midView, highView] = done;
@@ -49,7 +53,11 @@ test('aging: a priority-5 job that waited 5 minutes (aging 60 s) goes before a p
     const aged = view.queue.find((q) => q.jobId === old)!;
     assert.equal(aged.priority, 5);
     assert.equal(aged.effectivePriority, 1, 'five minutes at 60 s per level lift it from 5 to 1');
-    assert.deepEqual(view.queue.map((q) => q.jobId), [old, fresh], 'older of two priority-1 jobs first');
+    assert.deepEqual(
+      view.queue.map((q) => q.jobId),
+      [old, fresh],
+      'older of two priority-1 jobs first',
+    );
     mock.spotAvailable = true;
     await env.sleep('2 minutes');
     const [oldDone, freshDone] = await Promise.all([h.result(old), h.result(fresh)]);
@@ -71,7 +79,10 @@ test('retries: a 5xx is retried with growing backoff and completes; a 4xx fails 
     assert.equal(flaky.attempt, 3);
     const runs = flaky.runs!;
     assert.equal(runs.length, 3);
-    assert.deepEqual(runs.map((r) => r.outcome), ['failed', 'failed', 'completed']);
+    assert.deepEqual(
+      runs.map((r) => r.outcome),
+      ['failed', 'failed', 'completed'],
+    );
     const firstGap = runs[1].startedAt - runs[0].endedAt;
     const secondGap = runs[2].startedAt - runs[1].endedAt;
     assert.ok(firstGap >= 2000, `first backoff ≥ 2 s (${firstGap} ms)`);
@@ -111,7 +122,10 @@ test('TTL runs from submission: retry backoffs do not restart it; the expired jo
       assert.equal(callback.body.event, 'job.expired');
       assert.equal(callback.body.job.id, jobId);
       assert.equal(callback.body.job.status, 'expired');
-      const state = await h.until('callback state', async () => (await db.query('SELECT callback FROM jobs WHERE id = $1', [jobId])).rows[0]?.callback);
+      const state = await h.until(
+        'callback state',
+        async () => (await db.query('SELECT callback FROM jobs WHERE id = $1', [jobId])).rows[0]?.callback,
+      );
       assert.equal(state.state, 'delivered');
     });
   } finally {
@@ -151,7 +165,10 @@ test('cancel: a queued job is withdrawn; a running job is aborted at its node an
     assert.ok(abort.tokens < 2000, 'before it finished');
     const nextStart = events.find((e) => e.event === 'start' && e.jobId === next)!;
     assert.ok(nextStart.at >= abort.at, 'the next job started only after the abort');
-    assert.ok(events.every((e) => e.active <= 1), 'never two requests in the one slot');
+    assert.ok(
+      events.every((e) => e.active <= 1),
+      'never two requests in the one slot',
+    );
   });
   assert.equal(countEvents(await h.ledger('cancel')).job_cancelled, 2);
 });
@@ -164,10 +181,12 @@ test('preemption: a priority-1 job stops a priority-5 job on a full pool; the vi
     await (await h.worker({ ntfy: { url: ntfy.url, topic: 'gpu-jobs' } })).runUntil(async () => {
       await h.startPool('full', poolConfig({ slotsPerNode: 1, maxNodes: 1 }));
       const victim = await h.submit('full', tokens(300), { priority: 5, maxAttempts: 1, notify: true });
-      const nodeUrl = (await h.until('victim running', async () => {
-        const v = await h.pool('full');
-        return v.running === 1 ? v : undefined;
-      })).nodes[0].url!;
+      const nodeUrl = (
+        await h.until('victim running', async () => {
+          const v = await h.pool('full');
+          return v.running === 1 ? v : undefined;
+        })
+      ).nodes[0].url!;
       await h.until('victim on the node', async () => (await h.nodeEvents(nodeUrl)).some((e) => e.event === 'start' && e.jobId === victim));
       await new Promise((r) => setTimeout(r, 600)); // some 60 tokens in
       const urgent = await h.submit('full', tokens(20), { priority: 1, notify: true });
@@ -177,7 +196,10 @@ test('preemption: a priority-1 job stops a priority-5 job on a full pool; the vi
       assert.equal(victimDone.status, 'completed', 'maxAttempts 1, yet it completed: preemption used no attempt');
       assert.equal(victimDone.preemptions, 1);
       assert.equal(victimDone.failures, undefined);
-      assert.deepEqual(victimDone.runs?.map((r) => r.outcome), ['preempted', 'completed']);
+      assert.deepEqual(
+        victimDone.runs?.map((r) => r.outcome),
+        ['preempted', 'completed'],
+      );
 
       const events = await h.nodeEvents(nodeUrl);
       const abort = events.find((e) => e.event === 'abort' && e.jobId === victim)!;
@@ -185,7 +207,10 @@ test('preemption: a priority-1 job stops a priority-5 job on a full pool; the vi
       const resumed = events.filter((e) => e.event === 'start' && e.jobId === victim)[1];
       assert.ok(abort && abort.tokens > 0, 'the victim was cut off at the node after making progress');
       assert.ok(urgentStart.at >= abort.at, 'the preemptor started only after the abort');
-      assert.ok(events.every((e) => e.active <= 1), 'the node never served two requests in its one slot');
+      assert.ok(
+        events.every((e) => e.active <= 1),
+        'the node never served two requests in its one slot',
+      );
       assert.ok(resumed.fromToken > 0, `the next attempt continued from token ${resumed.fromToken}`);
       assert.ok(resumed.fromToken <= abort.tokens, 'from no further than the node got');
       const expected = Array.from({ length: 300 }, (_, i) => `tok${i} `).join('');

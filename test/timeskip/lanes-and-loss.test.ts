@@ -34,7 +34,10 @@ test('spot shortage falls back to on-demand and the spot lane cools down before 
     await Promise.all((await Promise.all(busy)).map((id) => h.result(id)));
     assert.equal(mock.requests.at(-1), 0, 'spot asked again after the cool-down');
     view = await h.pool('lanes');
-    assert.ok(view.nodes.some((n) => n.laneIndex === 0), 'a node runs on spot');
+    assert.ok(
+      view.nodes.some((n) => n.laneIndex === 0),
+      'a node runs on spot',
+    );
   });
   const rows = await h.ledger('lanes');
   const provisioned = rows.filter((r) => r.event_type === 'node_provisioning');

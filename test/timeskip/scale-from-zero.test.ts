@@ -16,7 +16,10 @@ test('N jobs at zero start ceil(N / slotsPerNode) nodes, not N, and every job co
     await h.startPool('zero', poolConfig({ maxNodes: 10, slotsPerNode: 4 }));
     const jobs = await Promise.all(Array.from({ length: 10 }, () => h.submit('zero')));
     const results = await Promise.all(jobs.map((id) => h.result(id)));
-    assert.deepEqual(results.map((r) => r.status), Array(10).fill('completed'));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      Array(10).fill('completed'),
+    );
     const view = await h.pool('zero');
     assert.equal(view.nodes.length, 3, 'ceil(10 / 4) nodes');
     assert.equal(countEvents(await h.ledger('zero')).node_provisioning, 3);
@@ -66,15 +69,20 @@ test('a ledger write that fails after its insert is retried by Temporal and stil
     assert.equal(counts.node_provisioning, 1);
     assert.equal(counts.node_ready, 1);
     assert.equal(counts.job_completed, 1);
-    const retried = Object.entries(calls).filter(([, n]) => n >= 2).map(([key]) => key);
-    assert.ok(retried.some((k) => k.endsWith(':provisioning')), `provisioning write retried: ${JSON.stringify(calls)}`);
+    const retried = Object.entries(calls)
+      .filter(([, n]) => n >= 2)
+      .map(([key]) => key);
+    assert.ok(
+      retried.some((k) => k.endsWith(':provisioning')),
+      `provisioning write retried: ${JSON.stringify(calls)}`,
+    );
     assert.ok(retried.includes(`${jobId}:completed`), `job outcome write retried: ${JSON.stringify(calls)}`);
     const job = await h.db.query('SELECT status FROM jobs WHERE id = $1', [jobId]);
     assert.equal(job.rows[0].status, 'completed');
   });
 });
 
-test('arrivals that come with the pool run\'s first workflow task: exactly one provision call per node', async () => {
+test("arrivals that come with the pool run's first workflow task: exactly one provision call per node", async () => {
   const h = suite.harness();
   // No worker yet: the start and the four arrivals all reach the pool in its first workflow task.
   await h.startPool('first', poolConfig({ maxNodes: 4, slotsPerNode: 2 }));
@@ -85,7 +93,9 @@ test('arrivals that come with the pool run\'s first workflow task: exactly one p
   });
   const history = await handle.fetchHistory();
   const provisions = (history.events ?? []).filter(
-    (e) => e.eventType === temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && e.activityTaskScheduledEventAttributes?.activityType?.name === 'provisionNode',
+    (e) =>
+      e.eventType === temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED &&
+      e.activityTaskScheduledEventAttributes?.activityType?.name === 'provisionNode',
   );
-  assert.equal(provisions.length, 2, 'one provision per node: the run\'s start is taken before the arrivals');
+  assert.equal(provisions.length, 2, "one provision per node: the run's start is taken before the arrivals");
 });

@@ -15,7 +15,9 @@ test('start (warm) brings a node up with no job; the idle timer still stops it a
   await (await h.worker()).runUntil(async () => {
     await h.startPool('warm', poolConfig({ idleTimeoutSeconds: 600, teardownGraceSeconds: 0 }));
     const handle = env.client.workflow.getHandle(poolWorkflowId('warm'));
-    await assert.rejects(handle.executeUpdate(warmPoolUpdate, { args: [{ nodes: 0 }] }), (err: Error) => /positive integer/.test(String(err.cause)));
+    await assert.rejects(handle.executeUpdate(warmPoolUpdate, { args: [{ nodes: 0 }] }), (err: Error) =>
+      /positive integer/.test(String(err.cause)),
+    );
     await handle.executeUpdate(warmPoolUpdate, { args: [{ nodes: 1 }] });
     await h.until('warm node ready', async () => ((await h.pool('warm')).nodes.some((n) => n.state === 'ready') ? true : undefined));
     await env.sleep('9 minutes');
@@ -23,7 +25,11 @@ test('start (warm) brings a node up with no job; the idle timer still stops it a
     await env.sleep('2 minutes');
     await h.until('warm node stopped', async () => ((await h.pool('warm')).nodes.length === 0 ? true : undefined));
     await env.sleep('30 minutes');
-    assert.deepEqual([(await h.pool('warm')).nodes.length, (await h.pool('warm')).phase], [0, 'idle'], 'a start lasts one idle period, then the baseline is minNodes again');
+    assert.deepEqual(
+      [(await h.pool('warm')).nodes.length, (await h.pool('warm')).phase],
+      [0, 'idle'],
+      'a start lasts one idle period, then the baseline is minNodes again',
+    );
     await recordHistory(env.client, poolWorkflowId('warm'), 'pool-warm-start');
   });
   const events = countEvents(await h.ledger('warm'));
@@ -45,7 +51,9 @@ test('stop: a running job gets the drain timeout, then is preempted (progress ke
     assert.equal((await h.pool('stop')).phase, 'stopping');
     const shortDone = await h.result(short);
     assert.deepEqual([shortDone.status, shortDone.preemptions ?? 0], ['completed', 0]);
-    await h.until('stopped', async () => ((await h.pool('stop')).nodes.length === 0 && (await h.pool('stop')).phase === 'idle' ? true : undefined));
+    await h.until('stopped', async () =>
+      (await h.pool('stop')).nodes.length === 0 && (await h.pool('stop')).phase === 'idle' ? true : undefined,
+    );
 
     // Not enough time: the 8-second job is preempted after 1 s, requeued, and starts a new node after the stop.
     const long = await h.submit('stop', tokens(800));

@@ -99,7 +99,12 @@ test('scale-to-zero and the idle teardown raced against arrivals, many times: on
   const closed = assertEveryNodeClosedOnce(rows);
   assert.ok(closed.size >= 3, `several nodes came and went (${closed.size})`);
   const lastEnd = Math.max(...[...closed.values()].map((r) => r.terminated.occurred_at.getTime()));
-  const after = await computeAnalytics(h.db, { workspaceId: DEFAULT_WORKSPACE, poolId: pool, from: new Date(lastEnd + 1), to: new Date(lastEnd + 3_600_000) });
+  const after = await computeAnalytics(h.db, {
+    workspaceId: DEFAULT_WORKSPACE,
+    poolId: pool,
+    from: new Date(lastEnd + 1),
+    to: new Date(lastEnd + 3_600_000),
+  });
   assert.equal(after.totals.gpuSecondsBilled, 0, 'nothing is billed after the last node went');
   assert.equal(after.totals.costUsd, 0);
 });

@@ -31,16 +31,35 @@ before(async () => {
     row('a:ready', 'node_ready', 60, { nodeId: `${POOL}-a`, lane: spot }),
     row('b:prov', 'node_provisioning', 600, { nodeId: `${POOL}-b`, lane: onDemand, details: { referencePricePerHour: 1.1 } }),
     row('b:ready', 'node_ready', 690, { nodeId: `${POOL}-b`, lane: onDemand }),
-    row('j1', 'job_completed', 200, { jobId: 'j1', details: { usage: { promptTokens: 100, completionTokens: 50 }, queueMs: 60000, runs: [run('a', 60, 160)] } }),
-    row('j2', 'job_completed', 1000, { jobId: 'j2', details: { usage: { promptTokens: 10, completionTokens: 20 }, queueMs: 100, runs: [run('a', 700, 1000)] } }),
-    row('j6', 'job_completed', 950, { jobId: 'j6', details: { usage: { promptTokens: 1, completionTokens: 1 }, queueMs: 50, runs: [run('a', 750, 950)] } }),
-    row('j3', 'job_completed', 990, { jobId: 'j3', details: { usage: { promptTokens: 5, completionTokens: 5 }, queueMs: 90000, runs: [run('b', 690, 990)] } }),
+    row('j1', 'job_completed', 200, {
+      jobId: 'j1',
+      details: { usage: { promptTokens: 100, completionTokens: 50 }, queueMs: 60000, runs: [run('a', 60, 160)] },
+    }),
+    row('j2', 'job_completed', 1000, {
+      jobId: 'j2',
+      details: { usage: { promptTokens: 10, completionTokens: 20 }, queueMs: 100, runs: [run('a', 700, 1000)] },
+    }),
+    row('j6', 'job_completed', 950, {
+      jobId: 'j6',
+      details: { usage: { promptTokens: 1, completionTokens: 1 }, queueMs: 50, runs: [run('a', 750, 950)] },
+    }),
+    row('j3', 'job_completed', 990, {
+      jobId: 'j3',
+      details: { usage: { promptTokens: 5, completionTokens: 5 }, queueMs: 90000, runs: [run('b', 690, 990)] },
+    }),
     row('j4', 'job_failed', 1100, { jobId: 'j4', details: { queueMs: 10, runs: [run('b', 1000, 1050)] } }),
     row('j5', 'job_expired', 1500, { jobId: 'j5', details: { runs: [] } }),
     row('a:end', 'node_terminated', 1260, { nodeId: `${POOL}-a`, lane: spot }),
     row('b:end', 'node_terminated', 1800, { nodeId: `${POOL}-b`, lane: onDemand }),
     // Another workspace's node, never terminated and dear: must not leak into acme's figures.
-    { eventKey: 'x:prov', eventType: 'node_provisioning', occurredAt: at(0), poolId: 'chat', nodeId: 'chat-a', lane: { ...onDemand, pricePerHour: 5 } },
+    {
+      eventKey: 'x:prov',
+      eventType: 'node_provisioning',
+      occurredAt: at(0),
+      poolId: 'chat',
+      nodeId: 'chat-a',
+      lane: { ...onDemand, pricePerHour: 5 },
+    },
   ];
   for (const e of events) await appendLedgerEvent(database.db, e);
 });
@@ -48,7 +67,8 @@ after(async () => {
   await database?.close();
 });
 
-const close = (actual: number | null, expected: number, what: string) => assert.ok(actual !== null && Math.abs(actual - expected) < 1e-6, `${what}: ${actual} ≠ ${expected}`);
+const close = (actual: number | null, expected: number, what: string) =>
+  assert.ok(actual !== null && Math.abs(actual - expected) < 1e-6, `${what}: ${actual} ≠ ${expected}`);
 
 test('analytics over the whole hour equal the figures computed by hand', async () => {
   const a = await computeAnalytics(database.db, { workspaceId: 'acme', from: new Date(at(0)), to: new Date(at(3600)) });
@@ -96,7 +116,10 @@ test('a job run that crosses the window edge counts as busy only inside the wind
 
 test('a workspace sees none of another workspace’s rows', async () => {
   const other = await computeAnalytics(database.db, { workspaceId: 'default', from: new Date(at(0)), to: new Date(at(3600)) });
-  assert.deepEqual(other.pools.map((p) => p.pool), ['chat']);
+  assert.deepEqual(
+    other.pools.map((p) => p.pool),
+    ['chat'],
+  );
   close(other.pools[0].costUsd, 5, 'the other workspace’s open node, billed to the window end');
   const nobody = await computeAnalytics(database.db, { workspaceId: 'nobody' });
   assert.equal(nobody.pools.length, 0);
@@ -104,7 +127,20 @@ test('a workspace sees none of another workspace’s rows', async () => {
 });
 
 test('peak concurrency: touching intervals do not overlap', () => {
-  assert.equal(peakConcurrency([[0, 10], [10, 20]]), 1);
-  assert.equal(peakConcurrency([[0, 10], [5, 20], [6, 7]]), 3);
+  assert.equal(
+    peakConcurrency([
+      [0, 10],
+      [10, 20],
+    ]),
+    1,
+  );
+  assert.equal(
+    peakConcurrency([
+      [0, 10],
+      [5, 20],
+      [6, 7],
+    ]),
+    3,
+  );
   assert.equal(peakConcurrency([]), 0);
 });

@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import { signCallback, verifyCallback } from '../../src/activities/callbacks/signature';
-import { CallbackTargetRefused, checkCallbackTarget, isNonPublicAddress, parseAllowList } from '../../src/activities/callbacks/target-guard';
+import {
+  CallbackTargetRefused,
+  checkCallbackTarget,
+  isNonPublicAddress,
+  parseAllowList,
+} from '../../src/activities/callbacks/target-guard';
 import { ntfyRequest } from '../../src/activities/notify';
 import { loadConfig } from '../../src/config';
 
@@ -11,7 +16,23 @@ const resolver = (answers: Record<string, string[]>) => async (host: string) =>
   (answers[host] ?? []).map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
 
 test('private, loopback, link-local, CGNAT, metadata and mapped addresses are not public', () => {
-  for (const address of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1']) {
+  for (const address of [
+    '127.0.0.1',
+    '10.1.2.3',
+    '172.16.0.1',
+    '172.31.255.255',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '0.0.0.0',
+    '224.0.0.1',
+    '::1',
+    '::',
+    'fd00::1',
+    'fe80::1',
+    '::ffff:127.0.0.1',
+    '::ffff:10.0.0.1',
+  ]) {
     assert.equal(isNonPublicAddress(address), true, address);
   }
   for (const address of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) {
@@ -20,10 +41,18 @@ test('private, loopback, link-local, CGNAT, metadata and mapped addresses are no
 });
 
 test('callback targets: public names pass pinned to their address; private answers, odd schemes and credentials are refused', async () => {
-  const dns = resolver({ 'hooks.example.com': ['93.184.216.34'], 'rebind.example.com': ['93.184.216.34', '10.0.0.5'], 'metadata.example.com': ['169.254.169.254'] });
+  const dns = resolver({
+    'hooks.example.com': ['93.184.216.34'],
+    'rebind.example.com': ['93.184.216.34', '10.0.0.5'],
+    'metadata.example.com': ['169.254.169.254'],
+  });
   const ok = await checkCallbackTarget('https://hooks.example.com/zeropool', none, dns);
   assert.equal(ok.address, '93.184.216.34');
-  await assert.rejects(checkCallbackTarget('https://rebind.example.com/x', none, dns), CallbackTargetRefused, 'one private answer refuses the name');
+  await assert.rejects(
+    checkCallbackTarget('https://rebind.example.com/x', none, dns),
+    CallbackTargetRefused,
+    'one private answer refuses the name',
+  );
   await assert.rejects(checkCallbackTarget('http://metadata.example.com/latest', none, dns), /169\.254\.169\.254/);
   await assert.rejects(checkCallbackTarget('http://127.0.0.1:9/x', none, dns), CallbackTargetRefused);
   await assert.rejects(checkCallbackTarget('http://[::1]:9/x', none, dns), CallbackTargetRefused);

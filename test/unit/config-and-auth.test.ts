@@ -15,7 +15,11 @@ test('config: defaults, coercion, and one error naming every bad variable', () =
 });
 
 test('pool config: defaults and validation', () => {
-  const parsed = poolConfigSchema.parse({ model: 'm', maxNodes: 2, lanes: [{ provider: 'mock', market: 'spot', gpu: 'g', pricePerHour: 1 }] });
+  const parsed = poolConfigSchema.parse({
+    model: 'm',
+    maxNodes: 2,
+    lanes: [{ provider: 'mock', market: 'spot', gpu: 'g', pricePerHour: 1 }],
+  });
   assert.equal(parsed.minNodes, 0);
   assert.equal(parsed.idleTimeoutSeconds, 60);
   assert.equal(parsed.laneCooldownSeconds, 180);
@@ -56,7 +60,10 @@ test('auth is on by default: no key and no ZEROPOOL_INSECURE refuses to serve; t
   assert.equal(statSync(first!.file!).mode & 0o777, 0o600);
   const second = embeddedAdminKey(loadConfig({ ZEROPOOL_DATA_DIR: dataDir }));
   assert.deepEqual([second?.key, second?.generated], [first?.key, false], 'kept across restarts');
-  assert.equal(embeddedAdminKey(loadConfig({ ZEROPOOL_DATA_DIR: dataDir, ZEROPOOL_API_KEY: 'from-the-environment-123' }))?.key, 'from-the-environment-123');
+  assert.equal(
+    embeddedAdminKey(loadConfig({ ZEROPOOL_DATA_DIR: dataDir, ZEROPOOL_API_KEY: 'from-the-environment-123' }))?.key,
+    'from-the-environment-123',
+  );
   assert.equal(embeddedAdminKey(loadConfig({ ZEROPOOL_DATA_DIR: dataDir, ZEROPOOL_INSECURE: '1' })), undefined);
 });
 

@@ -43,8 +43,13 @@ test('each workspace has its own hash chain; rows carry workspace, pool and node
   for (let i = 0; i < 3; i++) await appendLedgerEvent(database.db, event(`b${i}`, 'beta.p'));
   // A repeated key writes nothing and leaves no hole in the chain.
   assert.equal(await appendLedgerEvent(database.db, event('a1', 'alpha.p')), false);
-  const rows = await database.db.query("SELECT workspace_id, pool_id, node_id, seq FROM ledger WHERE workspace_id IN ('alpha', 'beta') ORDER BY workspace_id, seq");
-  assert.deepEqual(rows.rows.map((r) => `${r.workspace_id}/${r.pool_id}/${r.seq}`), ['alpha/p/1', 'alpha/p/2', 'alpha/p/3', 'alpha/p/4', 'alpha/p/5', 'beta/p/1', 'beta/p/2', 'beta/p/3']);
+  const rows = await database.db.query(
+    "SELECT workspace_id, pool_id, node_id, seq FROM ledger WHERE workspace_id IN ('alpha', 'beta') ORDER BY workspace_id, seq",
+  );
+  assert.deepEqual(
+    rows.rows.map((r) => `${r.workspace_id}/${r.pool_id}/${r.seq}`),
+    ['alpha/p/1', 'alpha/p/2', 'alpha/p/3', 'alpha/p/4', 'alpha/p/5', 'beta/p/1', 'beta/p/2', 'beta/p/3'],
+  );
   assert.equal(rows.rows[0].node_id, 'alpha.p-n1');
   const alpha = await verifyLedgerChain(database.db, 'alpha');
   assert.equal(alpha.ok, true);

@@ -33,17 +33,35 @@ test('reconciliation writes the missing node_terminated row of a node no provide
   const pool = 'heal';
   // n1: torn down by a teardown with a 30 s grace period whose row was lost (the old cancelled-scope bug).
   await appendLedgerEvent(db, provisioning(pool, 'heal-n1', t0));
-  await appendLedgerEvent(db, { eventKey: `${pool}:teardown:1:started`, eventType: 'teardown_started', occurredAt: t0 + 600_000, poolId: pool, details: { nodes: ['heal-n1'], graceSeconds: 30 } });
+  await appendLedgerEvent(db, {
+    eventKey: `${pool}:teardown:1:started`,
+    eventType: 'teardown_started',
+    occurredAt: t0 + 600_000,
+    poolId: pool,
+    details: { nodes: ['heal-n1'], graceSeconds: 30 },
+  });
   // n2: lost (spot) and never closed.
   await appendLedgerEvent(db, provisioning(pool, 'heal-n2', t0));
-  await appendLedgerEvent(db, { eventKey: `${pool}:heal-n2:lost`, eventType: 'node_lost', occurredAt: t0 + 120_000, poolId: pool, nodeId: 'heal-n2' });
+  await appendLedgerEvent(db, {
+    eventKey: `${pool}:heal-n2:lost`,
+    eventType: 'node_lost',
+    occurredAt: t0 + 120_000,
+    poolId: pool,
+    nodeId: 'heal-n2',
+  });
   // n3: nothing recorded after it started. n4: still known to the pool. n5: from a provider this worker lacks.
   await appendLedgerEvent(db, provisioning(pool, 'heal-n3', t0));
   await appendLedgerEvent(db, provisioning(pool, 'heal-n4', t0));
   await appendLedgerEvent(db, provisioning(pool, 'heal-n5', t0, 'runpod'));
   // n6: closed properly.
   await appendLedgerEvent(db, provisioning(pool, 'heal-n6', t0));
-  await appendLedgerEvent(db, { eventKey: `${pool}:heal-n6:terminated`, eventType: 'node_terminated', occurredAt: t0 + 60_000, poolId: pool, nodeId: 'heal-n6' });
+  await appendLedgerEvent(db, {
+    eventKey: `${pool}:heal-n6:terminated`,
+    eventType: 'node_terminated',
+    occurredAt: t0 + 60_000,
+    poolId: pool,
+    nodeId: 'heal-n6',
+  });
 
   const mock = testMockProvider();
   const activities = createNodeActivities({ providers: { mock }, logger: pino({ level: 'silent' }), db });
@@ -67,7 +85,12 @@ test('reconciliation writes the missing node_terminated row of a node no provide
   assert.equal(ended('heal-n6').length, 1, 'a closed node is not closed twice');
   assert.equal((await verifyLedgerChain(db, DEFAULT_WORKSPACE)).ok, true);
 
-  const analytics = await computeAnalytics(db, { workspaceId: DEFAULT_WORKSPACE, poolId: pool, from: new Date(t0 + 700_000), to: new Date(t0 + 800_000) });
+  const analytics = await computeAnalytics(db, {
+    workspaceId: DEFAULT_WORKSPACE,
+    poolId: pool,
+    from: new Date(t0 + 700_000),
+    to: new Date(t0 + 800_000),
+  });
   const billedNodes = analytics.totals.gpuSecondsBilled;
   // Only n3 (closed at the reconcile time, which is now) and n4/n5 (still open) can bill after n1's end.
   assert.equal(billedNodes, 300, 'n1 and n2 bill nothing after their healed end');

@@ -13,7 +13,14 @@ after(async () => {
 });
 
 test('ledger writes are idempotent by event key (a retried activity adds no second row)', async () => {
-  const event = { eventKey: 'p1:n1:provisioning', eventType: 'node_provisioning' as const, occurredAt: 1_700_000_000_000, poolId: 'p1', nodeId: 'n1', lane: { provider: 'mock', market: 'spot' as const, gpu: 'A10G', pricePerHour: 0.45 } };
+  const event = {
+    eventKey: 'p1:n1:provisioning',
+    eventType: 'node_provisioning' as const,
+    occurredAt: 1_700_000_000_000,
+    poolId: 'p1',
+    nodeId: 'n1',
+    lane: { provider: 'mock', market: 'spot' as const, gpu: 'A10G', pricePerHour: 0.45 },
+  };
   assert.equal(await appendLedgerEvent(database.db, event), true);
   assert.equal(await appendLedgerEvent(database.db, event), false);
   const { recordLedgerEvent } = createRecordActivities(database.db);
@@ -34,7 +41,14 @@ test('PostgreSQL itself refuses UPDATE, DELETE and TRUNCATE on the ledger', asyn
 
 test('a job outcome and its ledger row are written together, and a terminal record is never overwritten', async () => {
   const { recordJobOutcome } = createRecordActivities(database.db);
-  const view = { id: '11111111-1111-1111-1111-111111111111', pool: 'p3', status: 'completed' as const, attempt: 1, submittedAt: 1, finishedAt: 2 };
+  const view = {
+    id: '11111111-1111-1111-1111-111111111111',
+    pool: 'p3',
+    status: 'completed' as const,
+    attempt: 1,
+    submittedAt: 1,
+    finishedAt: 2,
+  };
   const event = { eventKey: `${view.id}:completed`, eventType: 'job_completed' as const, occurredAt: 2, poolId: 'p3', jobId: view.id };
   await recordJobOutcome({ view, event });
   await recordJobOutcome({ view: { ...view, status: 'failed' }, event });

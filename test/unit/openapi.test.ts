@@ -26,7 +26,11 @@ test('every route the API registers is in the document, with its errors', () => 
     'gpu.ts': '/v1',
   };
   const routeFiles = readdirSync(path.join(__dirname, '..', '..', 'src', 'api', 'routes'));
-  assert.deepEqual(routeFiles.filter((f) => !(f in mounts)), [], 'every route file has its mount point listed here');
+  assert.deepEqual(
+    routeFiles.filter((f) => !(f in mounts)),
+    [],
+    'every route file has its mount point listed here',
+  );
   const documented = new Set(API_PATHS.map((p) => `${p.method.toUpperCase()} ${p.path}`));
   const registered: string[] = [];
   for (const [file, prefix] of Object.entries(mounts)) {

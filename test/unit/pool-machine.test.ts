@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nodeId } from '../../src/ids';
-import { HEALTH_FAILURES_TO_LOSE, newPoolState, DEFAULT_RECONCILE_INTERVAL_SECONDS, stepPool, terminateRetryMs } from '../../src/domain/pool-machine';
+import {
+  HEALTH_FAILURES_TO_LOSE,
+  newPoolState,
+  DEFAULT_RECONCILE_INTERVAL_SECONDS,
+  stepPool,
+  terminateRetryMs,
+} from '../../src/domain/pool-machine';
 import type { PoolCommand, PoolEvent } from '../../src/domain/pool-protocol';
 import type { PoolConfig, PoolState } from '../../src/domain/types';
 import { poolConfig } from '../helpers/stack';
@@ -64,7 +70,9 @@ class Machine {
     return commands.filter((c): c is Of<T> => c.type === type);
   }
   ledger(eventType: string): Array<Of<'recordLedger'>['row']> {
-    return this.findAll('recordLedger', this.all).map((c) => c.row).filter((r) => r.eventType === eventType);
+    return this.findAll('recordLedger', this.all)
+      .map((c) => c.row)
+      .filter((r) => r.eventType === eventType);
   }
 
   arrive(jobId: string, extra: Partial<Extract<PoolEvent, { type: 'jobArrived' }>['arrival']> = {}): PoolCommand[] {
@@ -179,7 +187,10 @@ test('an arrival after the terminate call went out: the node still goes, with it
   assert.equal(m.ledger('teardown_cancelled').length, 0, 'nothing was kept');
   m.send({ type: 'nodeTerminated', command: terminate! });
   assert.equal(m.ledger('node_terminated').length, 1);
-  assert.deepEqual(m.state.nodes.map((n) => n.id), ['p-n2']);
+  assert.deepEqual(
+    m.state.nodes.map((n) => n.id),
+    ['p-n2'],
+  );
 });
 
 test('a terminate that keeps failing: terminate_failed, retried with backoff for as long as it takes; placements go on', () => {
@@ -236,10 +247,13 @@ test('health: a missing node is lost at once, an unhealthy one after three check
   );
   assert.ok(m.find('terminate', commands), 'the lost node is released without grace');
   assert.ok(m.find('provision', commands), 'and replaced');
-  assert.deepEqual(m.state.queue.map((q) => [q.jobId, q.attempt, q.front]), [
-    ['a', 2, true],
-    ['b', 2, true],
-  ]);
+  assert.deepEqual(
+    m.state.queue.map((q) => [q.jobId, q.attempt, q.front]),
+    [
+      ['a', 2, true],
+      ['b', 2, true],
+    ],
+  );
   assert.equal(m.ledger('node_lost').length, 1);
 });
 
@@ -294,7 +308,11 @@ test('a new run re-issues what the last one had in flight, and nothing else', ()
   const next = stepPool(carried, { type: 'started' }, m.now, nodeId);
   const kinds = next.commands.filter((c) => c.type !== 'log').map((c) => `${c.type}:${'nodeId' in c ? c.nodeId : ''}`);
   assert.deepEqual(kinds.sort(), ['provision:p-n3', 'waitReady:p-n1'], 'boot resumed, the unconfirmed provision asked again');
-  assert.equal(next.commands.find((c) => c.type === 'provision' && c.nodeId === 'p-n3' && c.laneIndex === 0) !== undefined, true, 'on the same lane');
+  assert.equal(
+    next.commands.find((c) => c.type === 'provision' && c.nodeId === 'p-n3' && c.laneIndex === 0) !== undefined,
+    true,
+    'on the same lane',
+  );
 });
 
 test('operator stop: running jobs get until the deadline, then are preempted; nodes go; then the pool is idle again', () => {
@@ -375,7 +393,11 @@ test('a late or duplicate answer never acts twice: a second provision result for
   m.send({ type: 'nodeProvisioned', command: provision, url: 'u', laneIndex: 0 });
   const wait = m.find('waitReady')!;
   m.send({ type: 'nodeReady', command: wait, url: 'u' });
-  assert.deepEqual(m.send({ type: 'nodeProvisioned', command: provision, url: 'u', laneIndex: 0 }), [], 'no terminate, no second boot wait');
+  assert.deepEqual(
+    m.send({ type: 'nodeProvisioned', command: provision, url: 'u', laneIndex: 0 }),
+    [],
+    'no terminate, no second boot wait',
+  );
   assert.deepEqual(m.send({ type: 'nodeReady', command: wait, url: 'u' }), []);
   assert.deepEqual(m.send({ type: 'commandFailed', command: wait, error: 'stale' }), [], 'a stale failure does not end a ready node');
   assert.equal(m.state.nodes[0].state, 'ready');
@@ -383,5 +405,8 @@ test('a late or duplicate answer never acts twice: a second provision result for
   assert.equal(m.ledger('node_ready').length, 1);
   // A result for a node the pool let go of is answered with a terminate.
   const ghost = m.send({ type: 'nodeProvisioned', command: { ...provision, nodeId: 'p-n9' }, url: 'u', laneIndex: 0 });
-  assert.deepEqual(ghost.map((c) => c.type === 'terminate' && c.nodeId), ['p-n9']);
+  assert.deepEqual(
+    ghost.map((c) => c.type === 'terminate' && c.nodeId),
+    ['p-n9'],
+  );
 });

@@ -10,14 +10,29 @@ import { poolConfig } from '../helpers/stack';
 const MINUTE = 60_000;
 
 function readyNode(id: string, slots: (string | null)[]): NodeRecord {
-  return { id, laneIndex: 0, lane: { provider: 'mock', market: 'spot', gpu: 'x', pricePerHour: 1 }, state: 'ready', requestedAt: 0, slots, provisioningAttempts: 1 };
+  return {
+    id,
+    laneIndex: 0,
+    lane: { provider: 'mock', market: 'spot', gpu: 'x', pricePerHour: 1 },
+    state: 'ready',
+    requestedAt: 0,
+    slots,
+    provisioningAttempts: 1,
+  };
 }
 
 /** A full pool at maxNodes: one node, one slot per running job given. */
 function fullPool(running: Array<{ jobId: string; priority: number; placedAt?: number; attempt?: number }>, overrides = {}): PoolState {
   const state = newPoolState('p', poolConfig({ maxNodes: 1, slotsPerNode: running.length, ...overrides }));
-  state.nodes.push(readyNode('n1', running.map((r) => r.jobId)));
-  running.forEach((r, slot) => state.running.push({ jobId: r.jobId, attempt: r.attempt ?? 1, nodeId: 'n1', slot, placedAt: r.placedAt ?? slot, priority: r.priority }));
+  state.nodes.push(
+    readyNode(
+      'n1',
+      running.map((r) => r.jobId),
+    ),
+  );
+  running.forEach((r, slot) => {
+    state.running.push({ jobId: r.jobId, attempt: r.attempt ?? 1, nodeId: 'n1', slot, placedAt: r.placedAt ?? slot, priority: r.priority });
+  });
   return state;
 }
 
@@ -38,9 +53,16 @@ test('queue order: aged priority, then jobs requeued from a lost node, then age,
   enqueueJob(state, { jobId: 'mid', attempt: 1, enqueuedAt: 19 * MINUTE, priority: 3 }, false);
   enqueueJob(state, { jobId: 'high', attempt: 1, enqueuedAt: 19 * MINUTE, priority: 1 }, false);
   enqueueJob(state, { jobId: 'mid-requeued', attempt: 2, enqueuedAt: 20 * MINUTE, priority: 3 }, true);
-  assert.deepEqual(queueOrder({ ...state, config: { ...state.config, agingSeconds: 0 } }, 20 * MINUTE).map((j) => j.jobId), ['high', 'mid-requeued', 'mid', 'low-old'], 'without aging');
+  assert.deepEqual(
+    queueOrder({ ...state, config: { ...state.config, agingSeconds: 0 } }, 20 * MINUTE).map((j) => j.jobId),
+    ['high', 'mid-requeued', 'mid', 'low-old'],
+    'without aging',
+  );
   // At 20 min the priority-5 job has aged to 1 and is older than the priority-1 job.
-  assert.deepEqual(queueOrder(state, 20 * MINUTE).map((j) => j.jobId), ['low-old', 'high', 'mid-requeued', 'mid']);
+  assert.deepEqual(
+    queueOrder(state, 20 * MINUTE).map((j) => j.jobId),
+    ['low-old', 'high', 'mid-requeued', 'mid'],
+  );
 });
 
 test('placement skips jobs in retry backoff and says when the first becomes placeable', () => {
@@ -48,9 +70,15 @@ test('placement skips jobs in retry backoff and says when the first becomes plac
   state.nodes.push(readyNode('n1', [null, null]));
   enqueueJob(state, { jobId: 'backing-off', attempt: 2, enqueuedAt: 0, notBefore: 4000, priority: 1 }, true);
   enqueueJob(state, { jobId: 'ready', attempt: 1, enqueuedAt: 0, priority: 5 }, false);
-  assert.deepEqual(placeQueuedJobs(state, 1000).map((d) => d.job.jobId), ['ready']);
+  assert.deepEqual(
+    placeQueuedJobs(state, 1000).map((d) => d.job.jobId),
+    ['ready'],
+  );
   assert.equal(nextRetryAt(state, 1000), 4000);
-  assert.deepEqual(placeQueuedJobs(state, 4000).map((d) => d.job.jobId), ['backing-off']);
+  assert.deepEqual(
+    placeQueuedJobs(state, 4000).map((d) => d.job.jobId),
+    ['backing-off'],
+  );
   assert.equal(nextRetryAt(state, 4000), undefined);
 });
 
@@ -100,7 +128,11 @@ test('a job on its fourth attempt is not preempted again, so repeated preemption
   enqueueJob(state, { jobId: 'w1', attempt: 1, enqueuedAt: 10, priority: 1 }, false);
   enqueueJob(state, { jobId: 'w2', attempt: 1, enqueuedAt: 11, priority: 1 }, false);
   const plan = planPreemptions(state, 100);
-  assert.deepEqual(plan.choices.map((c) => [c.preemptor.jobId, c.victim.jobId]), [['w1', 'fresh']], 'the newest placement is skipped: it was preempted before');
+  assert.deepEqual(
+    plan.choices.map((c) => [c.preemptor.jobId, c.victim.jobId]),
+    [['w1', 'fresh']],
+    'the newest placement is skipped: it was preempted before',
+  );
   assert.match(plan.reasons.join(' '), /1 on attempt 4 or later are not preempted again/);
 });
 
@@ -109,14 +141,20 @@ test('no VRAM counts as no capacity: with every lane short and the extra node st
   enqueueJob(state, { jobId: 'w', attempt: 1, enqueuedAt: 0, priority: 1 }, false);
   state.nodes.push({ ...readyNode('n2', [null]), state: 'provisioning', laneIndex: -1 });
   state.laneCooldownUntil = { '0': 60_000, '1': 60_000 };
-  assert.deepEqual(planPreemptions(state, 1_000).choices.map((c) => c.victim.jobId), ['r']);
+  assert.deepEqual(
+    planPreemptions(state, 1_000).choices.map((c) => c.victim.jobId),
+    ['r'],
+  );
   // Once a lane opens again the extra node will try it: it is on its way, no preemption.
   assert.match(planPreemptions(state, 60_000).reasons[0], /on its way/);
   // Below maxNodes too: room for more nodes means nothing while every lane is short.
   const roomy = fullPool([{ jobId: 'r', priority: 5 }], { maxNodes: 3 });
   enqueueJob(roomy, { jobId: 'w', attempt: 1, enqueuedAt: 0, priority: 1 }, false);
   roomy.laneCooldownUntil = { '0': 60_000, '1': 60_000 };
-  assert.deepEqual(planPreemptions(roomy, 1_000).choices.map((c) => c.victim.jobId), ['r']);
+  assert.deepEqual(
+    planPreemptions(roomy, 1_000).choices.map((c) => c.victim.jobId),
+    ['r'],
+  );
   assert.match(planPreemptions(roomy, 60_000).reasons[0], /can still add nodes/);
 });
 
@@ -139,7 +177,13 @@ test('retry backoff doubles from 2 s and stops growing at 60 s', () => {
 });
 
 test('the snapshot kept is the one that got further, and one with text beats a bare count', () => {
-  const snap = (completionTokens: number, text: string, at = 0): ProgressSnapshot => ({ attempt: 1, completionTokens, text, at, source: 'heartbeat' });
+  const snap = (completionTokens: number, text: string, at = 0): ProgressSnapshot => ({
+    attempt: 1,
+    completionTokens,
+    text,
+    at,
+    source: 'heartbeat',
+  });
   assert.equal(laterSnapshot(snap(5, 'a b c d e'), snap(9, 'a b c d e f g h i'))?.completionTokens, 9);
   assert.equal(laterSnapshot(snap(5, 'a b c d e'), { ...snap(50, ''), source: 'node' })?.completionTokens, 5, 'no text, no resume');
   assert.equal(laterSnapshot(undefined, snap(1, 'a'))?.completionTokens, 1);

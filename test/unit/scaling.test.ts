@@ -7,7 +7,15 @@ import type { NodeRecord, PoolState } from '../../src/domain/types';
 import { poolConfig } from '../helpers/stack';
 
 function node(id: string, state: NodeRecord['state'], slots: (string | null)[], price = 1): NodeRecord {
-  return { id, laneIndex: 0, lane: { provider: 'mock', market: 'spot', gpu: 'x', pricePerHour: price }, state, requestedAt: 0, slots, provisioningAttempts: 1 };
+  return {
+    id,
+    laneIndex: 0,
+    lane: { provider: 'mock', market: 'spot', gpu: 'x', pricePerHour: price },
+    state,
+    requestedAt: 0,
+    slots,
+    provisioningAttempts: 1,
+  };
 }
 
 function withQueue(state: PoolState, n: number): PoolState {
@@ -54,13 +62,28 @@ test('baseline is kept, suspended by scale-to-zero, and dropped while draining',
 
 test('placement: arrival order, least-loaded ready node, never terminating, provisioning or suspect nodes', () => {
   const state = withQueue(newPoolState('p', poolConfig({ slotsPerNode: 2 })), 5);
-  state.nodes.push(node('busy', 'ready', ['x', null]), node('free', 'ready', [null, null]), node('dying', 'terminating', [null, null]), node('boot', 'provisioning', [null, null]));
+  state.nodes.push(
+    node('busy', 'ready', ['x', null]),
+    node('free', 'ready', [null, null]),
+    node('dying', 'terminating', [null, null]),
+    node('boot', 'provisioning', [null, null]),
+  );
   const suspect = node('suspect', 'ready', [null, null]);
   suspect.suspect = true;
   state.nodes.push(suspect);
   const placed = placeQueuedJobs(state, 100);
-  assert.deepEqual(placed.map((p) => [p.job.jobId, p.node.id]), [['j0', 'free'], ['j1', 'busy'], ['j2', 'free']]);
-  assert.deepEqual(state.queue.map((q) => q.jobId), ['j3', 'j4']);
+  assert.deepEqual(
+    placed.map((p) => [p.job.jobId, p.node.id]),
+    [
+      ['j0', 'free'],
+      ['j1', 'busy'],
+      ['j2', 'free'],
+    ],
+  );
+  assert.deepEqual(
+    state.queue.map((q) => q.jobId),
+    ['j3', 'j4'],
+  );
 });
 
 test('a lost node sends its jobs to the front of the queue with the next attempt; stale arrivals are ignored', () => {
@@ -68,8 +91,17 @@ test('a lost node sends its jobs to the front of the queue with the next attempt
   state.nodes.push(node('n1', 'ready', [null, null]));
   placeQueuedJobs(state, 1);
   const requeued = requeueJobsOfNode(state, 'n1', 2);
-  assert.deepEqual(requeued.map((r) => [r.jobId, r.attempt]), [['j0', 2], ['j1', 2]]);
-  assert.deepEqual(state.queue.map((q) => q.jobId), ['j0', 'j1', 'j2']);
+  assert.deepEqual(
+    requeued.map((r) => [r.jobId, r.attempt]),
+    [
+      ['j0', 2],
+      ['j1', 2],
+    ],
+  );
+  assert.deepEqual(
+    state.queue.map((q) => q.jobId),
+    ['j0', 'j1', 'j2'],
+  );
   assert.equal(enqueueJob(state, { jobId: 'j0', attempt: 2, enqueuedAt: 3 }, true), false, 'duplicate of the same attempt');
   assert.equal(state.queue.length, 3);
 });
@@ -77,7 +109,10 @@ test('a lost node sends its jobs to the front of the queue with the next attempt
 test('teardown candidates: idle nodes above the baseline, most expensive first', () => {
   const state = newPoolState('p', poolConfig({ minNodes: 1 }));
   state.nodes.push(node('cheap', 'ready', [null], 0.5), node('pricey', 'ready', [null], 2), node('working', 'ready', ['j'], 3));
-  assert.deepEqual(teardownCandidates(state).map((n) => n.id), ['pricey', 'cheap']);
+  assert.deepEqual(
+    teardownCandidates(state).map((n) => n.id),
+    ['pricey', 'cheap'],
+  );
 });
 
 test('lane cool-down and all-lanes-short backoff', () => {

@@ -9,7 +9,10 @@ const options = { speedup: 1, maxPromptTokens: 100_000, maxTokens: 100_000, seed
 
 test('bursts: batches of B at each interval', () => {
   const arrivals = burstArrivals(5, 2, 1000);
-  assert.deepEqual(arrivals.map((a) => a.atMs), [0, 0, 1000, 1000, 2000]);
+  assert.deepEqual(
+    arrivals.map((a) => a.atMs),
+    [0, 0, 1000, 1000, 2000],
+  );
 });
 
 test('LLM trace replay keeps the real gaps, scaled by the speed-up, and the token counts (capped)', () => {

@@ -34,7 +34,10 @@ test('admission picks the tightest GPU that fits, and refuses what fits nowhere 
   assert.deepEqual(admit(gpus, allocations, 1_024, request(20_000)), { fits: true, gpuIndexes: [0], perGpuMiB: 20_000 });
   const refused = admit(gpus, allocations, 1_024, request(21_505));
   assert.equal(refused.fits, false);
-  assert.match((refused as { reason: string }).reason, /needs 21505 MiB on each of 1 GPU\(s\); GPU 0: 21504 MiB free after reserve, GPU 1: 7168/);
+  assert.match(
+    (refused as { reason: string }).reason,
+    /needs 21505 MiB on each of 1 GPU\(s\); GPU 0: 21504 MiB free after reserve, GPU 1: 7168/,
+  );
 });
 
 test('admission: a multi-GPU service splits its VRAM evenly and needs that much on each GPU; pinned GPUs are honoured', () => {

@@ -20,7 +20,10 @@ export function callbackBody(view: JobView): string {
 /** POSTs once, to the checked address only (no second lookup, no redirects followed). */
 function post(target: CheckedTarget, headers: Record<string, string>, body: string): Promise<{ status: number }> {
   const pinned: LookupFunction = (_host, options, callback) => {
-    if (options.all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address: target.address, family: target.family }]);
+    if (options.all)
+      (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [
+        { address: target.address, family: target.family },
+      ]);
     else callback(null, target.address, target.family);
   };
   const client = target.url.protocol === 'https:' ? https : http;

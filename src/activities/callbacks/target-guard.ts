@@ -69,7 +69,8 @@ export function parseAllowList(entries: string[]): AllowList {
     const family = isIP(address);
     if (bits !== undefined) {
       const prefix = Number(bits);
-      if (!family || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)) throw new Error(`bad allow-list range: ${raw}`);
+      if (!family || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128))
+        throw new Error(`bad allow-list range: ${raw}`);
       ranges.addSubnet(address, prefix, family === 4 ? 'ipv4' : 'ipv6');
     } else if (family) {
       ranges.addAddress(address, family === 4 ? 'ipv4' : 'ipv6');
@@ -121,14 +122,18 @@ export async function checkCallbackTarget(raw: string, allow: AllowList, resolve
   const url = checkCallbackUrlForm(raw, allow);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const hostAllowed = allow.hosts.has(host.toLowerCase());
-  const answers = isIP(host) ? [{ address: host, family: isIP(host) }] : await resolve(host).catch((err: Error) => {
-    throw new Error(`cannot resolve ${host}: ${err.message}`);
-  });
+  const answers = isIP(host)
+    ? [{ address: host, family: isIP(host) }]
+    : await resolve(host).catch((err: Error) => {
+        throw new Error(`cannot resolve ${host}: ${err.message}`);
+      });
   if (answers.length === 0) throw new Error(`cannot resolve ${host}: no addresses`);
   for (const { address, family } of answers) {
     const allowed = hostAllowed || allow.ranges.check(address, family === 6 ? 'ipv6' : 'ipv4');
     if (!allowed && isNonPublicAddress(address)) {
-      throw new CallbackTargetRefused(`callback host ${host} resolves to ${address}, a private or loopback address; allow it with CALLBACK_ALLOWED_HOSTS`);
+      throw new CallbackTargetRefused(
+        `callback host ${host} resolves to ${address}, a private or loopback address; allow it with CALLBACK_ALLOWED_HOSTS`,
+      );
     }
   }
   return { url, address: answers[0].address, family: answers[0].family === 6 ? 6 : 4 };

@@ -3,7 +3,7 @@
  * GPUs. Admission is by VRAM (declared per service, checked against nvidia-smi and our other containers,
  * under a PostgreSQL advisory lock so two workers on one host cannot both take the last gigabytes).
  */
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import type { Pool } from 'pg';
@@ -14,7 +14,14 @@ import { admit, servicesToStopForRoom, type GpuMemory, type VramAllocation } fro
 import { serviceVramMiB, serviceVramRequest, type ServiceDefinition, type ServiceRecord } from '../../domain/service';
 import { gpuMemory, type GpuProbe, type GpuProbeResult } from '../../gpu/probe';
 import { splitPoolKey } from '../../ids';
-import { CapacityUnavailableError, InvalidRequestError, type NodeStatus, type ProvisionedNode, type ProvisionRequest, type Provider } from './provider';
+import {
+  CapacityUnavailableError,
+  InvalidRequestError,
+  type NodeStatus,
+  type ProvisionedNode,
+  type ProvisionRequest,
+  type Provider,
+} from './provider';
 
 /** Labels on every container we create: they say whose it is, so nothing else on the host is ever touched. */
 export const LABEL = {
@@ -131,7 +138,10 @@ export class DockerProvider implements Provider {
     await this.options.docker.getContainer(created).start();
     this.options.gpus.invalidate();
     const url = await this.urlOf(created);
-    this.options.logger.info({ poolId: request.poolId, nodeId: request.nodeId, container: containerName(request.nodeId), url }, 'container started');
+    this.options.logger.info(
+      { poolId: request.poolId, nodeId: request.nodeId, container: containerName(request.nodeId), url },
+      'container started',
+    );
     return { nodeId: request.nodeId, laneIndex: request.laneIndex, url };
   }
 
@@ -169,7 +179,9 @@ export class DockerProvider implements Provider {
     if (decision.fits) return decision;
     const pools = this.options.pools;
     if (pools) {
-      const lower = [...new Set(allocations.filter((a) => a.priority > definition.priority && a.poolKey !== poolKey).map((a) => a.poolKey))];
+      const lower = [
+        ...new Set(allocations.filter((a) => a.priority > definition.priority && a.poolKey !== poolKey).map((a) => a.poolKey)),
+      ];
       const idle = new Set<string>();
       for (const key of lower) if (await pools.isIdle(key).catch(() => false)) idle.add(key);
       const withIdle = allocations.map((a) => ({ ...a, idle: idle.has(a.poolKey) }));
@@ -179,7 +191,9 @@ export class DockerProvider implements Provider {
           this.options.logger.warn({ poolId: poolKey, stopping: key }, 'stopping an idle lower-priority service to make room');
           await pools.stop(key);
         }
-        throw new CapacityUnavailableError(`no VRAM now (${decision.reason}); stopping idle lower-priority service(s) ${victims.join(', ')} to make room`);
+        throw new CapacityUnavailableError(
+          `no VRAM now (${decision.reason}); stopping idle lower-priority service(s) ${victims.join(', ')} to make room`,
+        );
       }
     }
     throw new CapacityUnavailableError(`no VRAM: ${decision.reason}`);
@@ -316,7 +330,9 @@ export class DockerProvider implements Provider {
   /** Where a running container answers: its published port, or the port it was given on the host network. */
   private urlFrom(info: Docker.ContainerInspectInfo, fallbackPort?: number): string {
     const labelled = info.Config.Labels?.[LABEL.port];
-    const bindings = Object.values(info.NetworkSettings.Ports ?? {}).flat().filter(Boolean) as Array<{ HostPort: string }>;
+    const bindings = Object.values(info.NetworkSettings.Ports ?? {})
+      .flat()
+      .filter(Boolean) as Array<{ HostPort: string }>;
     const published = bindings.find((b) => b.HostPort)?.HostPort;
     const port = info.HostConfig.NetworkMode === 'host' ? (labelled ?? fallbackPort) : (published ?? labelled ?? fallbackPort);
     if (!port) throw new Error(`container ${info.Name} exposes no port`);
@@ -363,11 +379,15 @@ export class DockerProvider implements Provider {
         if ((err as { statusCode?: number }).statusCode !== 304 && !isNotFound(err)) throw err;
       });
     }
-    if (!adopted) await container.remove({ force: true }).catch((err) => {
-      if (!isNotFound(err) && (err as { statusCode?: number }).statusCode !== 409) throw err;
-    });
+    if (!adopted)
+      await container.remove({ force: true }).catch((err) => {
+        if (!isNotFound(err) && (err as { statusCode?: number }).statusCode !== 409) throw err;
+      });
     this.options.gpus.invalidate();
-    this.options.logger.info({ poolId: poolKey, nodeId, container: name, adopted }, adopted ? 'adopted container stopped' : 'container removed');
+    this.options.logger.info(
+      { poolId: poolKey, nodeId, container: name, adopted },
+      adopted ? 'adopted container stopped' : 'container removed',
+    );
   }
 
   async list(poolKey: string): Promise<string[]> {
@@ -382,9 +402,12 @@ export class DockerProvider implements Provider {
     const removed: string[] = [];
     for (const c of await this.ourContainers()) {
       if (await this.serviceOf(c.poolKey)) continue;
-      await this.options.docker.getContainer(c.id).remove({ force: true }).catch((err) => {
-        if (!isNotFound(err)) throw err;
-      });
+      await this.options.docker
+        .getContainer(c.id)
+        .remove({ force: true })
+        .catch((err) => {
+          if (!isNotFound(err)) throw err;
+        });
       removed.push(c.name);
       this.options.logger.warn({ poolId: c.poolKey, nodeId: c.nodeId, container: c.name }, 'orphaned container removed (no such service)');
     }

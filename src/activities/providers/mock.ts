@@ -70,7 +70,8 @@ export class MockProvider implements Provider {
       return;
     }
     const fault = faults[call];
-    if (fault && (fault.until === undefined || Date.now() < fault.until)) throw new Error(fault.message ?? `mock: injected ${call} failure`);
+    if (fault && (fault.until === undefined || Date.now() < fault.until))
+      throw new Error(fault.message ?? `mock: injected ${call} failure`);
   }
 
   async provision(request: ProvisionRequest): Promise<ProvisionedNode> {
@@ -228,7 +229,6 @@ export class MockProvider implements Provider {
     const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.read(n.slice(0, -5))));
     return records.filter((r): r is MockNodeRecord => r !== undefined);
   }
-
 }
 
 function urlOf(record: MockNodeRecord): string {

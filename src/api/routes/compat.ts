@@ -13,7 +13,12 @@ export const computeSchema = z
     model: z.string().min(1).max(200),
     prompt: z.string().min(1),
     max_tokens: z.number().int().min(1).max(32_768).optional(),
-    ttl_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    ttl_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional(),
     priority: z.number().int().min(1).max(5).optional(),
     callback_url: z.string().url().max(2000).optional(),
   })

@@ -55,7 +55,8 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
   router.get('/available/:pool', async (req, res) => {
     const workspaceId = principalOf(res).workspaceId;
     // Other workspaces' services are named only as "another workspace's service".
-    const nameOf = (key: string) => (splitPoolKey(key).workspaceId === workspaceId ? splitPoolKey(key).poolId : "another workspace's service");
+    const nameOf = (key: string) =>
+      splitPoolKey(key).workspaceId === workspaceId ? splitPoolKey(key).poolId : "another workspace's service";
     const name = req.params.pool;
     const pool = ENTITY_ID_PATTERN.test(name) ? await getPool(ctx.db, workspaceId, name) : undefined;
     if (!pool) throw new ApiError(404, 'not_found', `pool ${name} does not exist`);
@@ -109,7 +110,12 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
           reasons.push(`local GPUs have no room: ${decision.reason}`);
           // The provider would stop idle services of lower priority to make room: say so rather than "queue".
           const idle = await idlePools(facts.allocations.filter((a) => a.priority > d.priority).map((a) => a.poolKey));
-          const victims = servicesToStopForRoom(facts.gpus, facts.allocations.map((a) => ({ ...a, idle: idle.has(a.poolKey) })), ctx.local.reserveMiB, request);
+          const victims = servicesToStopForRoom(
+            facts.gpus,
+            facts.allocations.map((a) => ({ ...a, idle: idle.has(a.poolKey) })),
+            ctx.local.reserveMiB,
+            request,
+          );
           if (victims.length > 0) {
             reasons.push(`stopping idle lower-priority service(s) ${victims.map(nameOf).join(', ')} makes room`);
             return answer('use_local');

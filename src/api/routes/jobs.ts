@@ -19,7 +19,12 @@ export const submitJobSchema = z
       const problem = payloadProblem(payload);
       if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
     }),
-    ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional(),
     maxAttempts: z.number().int().min(1).max(20).optional(),
     /** 1 (highest) to 5 (lowest). */
     priority: z.number().int().min(1).max(5).optional(),
@@ -27,7 +32,6 @@ export const submitJobSchema = z
     callbackUrl: z.string().url().max(2000).optional(),
   })
   .strict();
-
 
 /** Routes for jobs. */
 export function jobRoutes(ctx: ApiContext, jobs: JobService): Router {
@@ -37,7 +41,10 @@ export function jobRoutes(ctx: ApiContext, jobs: JobService): Router {
     const body = submitJobSchema.parse(req.body);
     const { id, progressToken } = await jobs.submit(principalOf(res).workspaceId, body, res.locals.log);
     const statusUrl = `/v1/jobs/${id}`;
-    res.status(202).location(statusUrl).json({ id, status: 'queued', status_url: statusUrl, priority: basePriority(body), progress_token: progressToken });
+    res
+      .status(202)
+      .location(statusUrl)
+      .json({ id, status: 'queued', status_url: statusUrl, priority: basePriority(body), progress_token: progressToken });
   });
 
   router.get('/:id', async (req, res) => {

@@ -37,7 +37,9 @@ function presentFigures(f: Omit<PoolFigures, 'activeWindowSeconds' | 'referenceP
     peak_nodes: f.peakNodes,
     always_on_cost_usd: f.alwaysOnCostUsd,
     savings_usd: f.savingsUsd,
-    ...(f.referencePricePerHour !== undefined ? { reference_price_per_hour: f.referencePricePerHour, active_window_seconds: f.activeWindowSeconds } : {}),
+    ...(f.referencePricePerHour !== undefined
+      ? { reference_price_per_hour: f.referencePricePerHour, active_window_seconds: f.activeWindowSeconds }
+      : {}),
     cold_starts: { count: f.coldStarts.count, p50_seconds: f.coldStarts.p50Seconds, p95_seconds: f.coldStarts.p95Seconds },
     queue_overhead_ms: f.queueOverheadMs,
   };
@@ -91,7 +93,9 @@ export function ledgerRoutes(ctx: ApiContext): Router {
       ok: result.ok,
       rows_checked: result.rows,
       head_hash: result.headHash,
-      first_broken: result.firstBroken ? { seq: Number(result.firstBroken.seq), event_key: result.firstBroken.eventKey, reason: result.firstBroken.reason } : null,
+      first_broken: result.firstBroken
+        ? { seq: Number(result.firstBroken.seq), event_key: result.firstBroken.eventKey, reason: result.firstBroken.reason }
+        : null,
     });
   });
 

@@ -19,7 +19,9 @@ import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
 import { ensurePoolWorkflow, poolView, queryPool } from '../pool-workflows';
 
-export const createPoolSchema = z.object({ id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') }).passthrough();
+export const createPoolSchema = z
+  .object({ id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') })
+  .passthrough();
 
 /** Known providers: a lane naming another one is refused at creation. */
 export function checkProviders(config: PoolConfig, providers: string[]): void {

@@ -12,7 +12,10 @@ export const progressReportSchema = z
   .object({
     completion_tokens: z.number().int().min(0),
     /** The completion so far: lets a preempted attempt resume from it. */
-    text: z.string().max(256 * 1024).optional(),
+    text: z
+      .string()
+      .max(256 * 1024)
+      .optional(),
     /** The attempt the node works on (from the X-Zeropool-Attempt request header); stale reports are ignored. */
     attempt: z.number().int().min(1).optional(),
   })

@@ -6,21 +6,51 @@ import { Router } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { getPool, insertPool, setPoolDraining, updatePoolConfig } from '../../db/store';
-import { deleteServiceAndPool, getService, insertService, listServices, setServiceEnabled, updateServiceDefinition } from '../../db/services';
-import { DOCKER_PROVIDER, serviceDefinitionSchema, servicePoolConfig, type ServiceDefinition, type ServiceRecord } from '../../domain/service';
+import {
+  deleteServiceAndPool,
+  getService,
+  insertService,
+  listServices,
+  setServiceEnabled,
+  updateServiceDefinition,
+} from '../../db/services';
+import {
+  DOCKER_PROVIDER,
+  serviceDefinitionSchema,
+  servicePoolConfig,
+  type ServiceDefinition,
+  type ServiceRecord,
+} from '../../domain/service';
 import type { PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, poolKey, poolWorkflowId } from '../../ids';
-import { drainPoolUpdate, poolStateQuery, resumePoolUpdate, stopPoolUpdate, updatePoolConfigUpdate, warmPoolUpdate } from '../../workflows/messages';
+import {
+  drainPoolUpdate,
+  poolStateQuery,
+  resumePoolUpdate,
+  stopPoolUpdate,
+  updatePoolConfigUpdate,
+  warmPoolUpdate,
+} from '../../workflows/messages';
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
 import { ensurePoolWorkflow } from '../pool-workflows';
 import { queryWithRetry } from '../query';
 
-export const createServiceSchema = z.object({ name: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') }).passthrough();
+export const createServiceSchema = z
+  .object({ name: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') })
+  .passthrough();
 /** PATCH takes any subset of the definition; the merged result is validated whole. */
 export const serviceDefinitionPatchSchema = z.record(z.unknown());
-export const stopServiceSchema = z.object({ drainTimeoutSeconds: z.number().min(0).max(24 * 3600).optional() }).strict();
+export const stopServiceSchema = z
+  .object({
+    drainTimeoutSeconds: z
+      .number()
+      .min(0)
+      .max(24 * 3600)
+      .optional(),
+  })
+  .strict();
 
 /** A service as the API answers it: definition, enabled flag and the live state of its pool. */
 function present(service: ServiceRecord, view: PoolView | undefined) {
@@ -31,7 +61,13 @@ function present(service: ServiceRecord, view: PoolView | undefined) {
     createdAt: service.createdAt,
     updatedAt: service.updatedAt,
     phase: view?.phase ?? 'unknown',
-    containers: (view?.nodes ?? []).map((n) => ({ nodeId: n.id, state: n.state, url: n.url ?? null, busySlots: n.busySlots, local: n.lane?.provider === DOCKER_PROVIDER })),
+    containers: (view?.nodes ?? []).map((n) => ({
+      nodeId: n.id,
+      state: n.state,
+      url: n.url ?? null,
+      busySlots: n.busySlots,
+      local: n.lane?.provider === DOCKER_PROVIDER,
+    })),
     queued: view?.queued ?? 0,
     running: view?.running ?? 0,
   };
@@ -42,7 +78,11 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
 
   function requireDocker(): void {
     if (!ctx.providers.includes(DOCKER_PROVIDER)) {
-      throw new ApiError(503, 'unavailable', 'the docker provider is not enabled on this server (DOCKER_ENABLED, and a reachable Docker engine)');
+      throw new ApiError(
+        503,
+        'unavailable',
+        'the docker provider is not enabled on this server (DOCKER_ENABLED, and a reachable Docker engine)',
+      );
     }
   }
 
@@ -56,7 +96,11 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
   /** Adopting reaches a container zeropool did not make (any on the host): only the admin may name one. */
   function checkAdoption(res: Parameters<typeof principalOf>[0], definition: ServiceDefinition): void {
     if (definition.adoptContainer && !principalOf(res).admin) {
-      throw new ApiError(403, 'forbidden', 'adoptContainer needs the admin key: it hands an existing container on the host to this service');
+      throw new ApiError(
+        403,
+        'forbidden',
+        'adoptContainer needs the admin key: it hands an existing container on the host to this service',
+      );
     }
   }
 
@@ -70,7 +114,8 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     const workspaceId = principalOf(res).workspaceId;
     const config = servicePoolConfig(name, definition, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
     if (await getPool(ctx.db, workspaceId, name)) throw new ApiError(409, 'conflict', `a pool named ${name} already exists`);
-    if (!(await insertService(ctx.db, workspaceId, name, definition))) throw new ApiError(409, 'conflict', `service ${name} already exists`);
+    if (!(await insertService(ctx.db, workspaceId, name, definition)))
+      throw new ApiError(409, 'conflict', `service ${name} already exists`);
     if (!(await insertPool(ctx.db, workspaceId, name, config))) throw new ApiError(409, 'conflict', `a pool named ${name} already exists`);
     await ensurePoolWorkflow(ctx, poolKey(workspaceId, name), config);
     const service = (await getService(ctx.db, workspaceId, name))!;
@@ -93,7 +138,8 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     const { service, handle } = await requireService(res, req.params.name);
     const patch = serviceDefinitionPatchSchema.parse(req.body);
     const merged = serviceDefinitionSchema.safeParse({ ...service.definition, ...patch });
-    if (!merged.success) throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    if (!merged.success)
+      throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     checkAdoption(res, merged.data);
     const config = servicePoolConfig(service.name, merged.data, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
     try {
@@ -104,14 +150,20 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     await updateServiceDefinition(ctx.db, service.workspaceId, service.name, merged.data);
     await updatePoolConfig(ctx.db, service.workspaceId, service.name, config);
     // Running containers keep the definition they were made from until a restart.
-    res.json(present((await getService(ctx.db, service.workspaceId, service.name))!, await liveView(poolKey(service.workspaceId, service.name))));
+    res.json(
+      present((await getService(ctx.db, service.workspaceId, service.name))!, await liveView(poolKey(service.workspaceId, service.name))),
+    );
   });
 
   router.delete('/:name', async (req, res) => {
     const { service, key, handle } = await requireService(res, req.params.name);
     const view = await liveView(key).catch(() => undefined);
     if (view && (view.nodes.length > 0 || view.queued > 0 || view.running > 0)) {
-      throw new ApiError(409, 'conflict', `service ${service.name} still has ${view.nodes.length} container(s) and ${view.queued + view.running} job(s): disable it and wait until it is drained`);
+      throw new ApiError(
+        409,
+        'conflict',
+        `service ${service.name} still has ${view.nodes.length} container(s) and ${view.queued + view.running} job(s): disable it and wait until it is drained`,
+      );
     }
     await deleteServiceAndPool(ctx.db, service.workspaceId, service.name);
     await handle.terminate('service deleted').catch((err) => {
@@ -132,8 +184,11 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
       const { service, handle } = await requireService(res, req.params.name);
       const body = stopServiceSchema.parse(req.body ?? {});
       const drainTimeoutSeconds = body.drainTimeoutSeconds ?? service.definition.drainTimeoutSeconds;
-      if (path === 'restart' && !service.enabled) throw new ApiError(409, 'conflict', `service ${service.name} is disabled: enable it first`);
-      const view = await handle.executeUpdate(stopPoolUpdate, { args: [{ drainTimeoutSeconds, then: path === 'restart' ? 'warm' : 'idle' }] });
+      if (path === 'restart' && !service.enabled)
+        throw new ApiError(409, 'conflict', `service ${service.name} is disabled: enable it first`);
+      const view = await handle.executeUpdate(stopPoolUpdate, {
+        args: [{ drainTimeoutSeconds, then: path === 'restart' ? 'warm' : 'idle' }],
+      });
       res.status(202).json(present(service, view));
     });
   stopAction('stop');

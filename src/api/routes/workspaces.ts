@@ -1,7 +1,16 @@
 /** /v1/workspaces: tenants and their API keys. Admin key only. */
 import { Router } from 'express';
 import { z } from 'zod';
-import { createWorkspace, getWorkspace, issueApiKey, listApiKeys, listWorkspaces, revokeApiKey, updateWorkspace, type Workspace } from '../../db/workspaces';
+import {
+  createWorkspace,
+  getWorkspace,
+  issueApiKey,
+  listApiKeys,
+  listWorkspaces,
+  revokeApiKey,
+  updateWorkspace,
+  type Workspace,
+} from '../../db/workspaces';
 import { ENTITY_ID_PATTERN } from '../../ids';
 import { requireAdmin } from '../auth';
 import type { ApiContext } from '../context';
@@ -60,20 +69,32 @@ export function workspaceRoutes(ctx: ApiContext & { defaultMaxJobsInFlight: numb
     const body = issueKeySchema.parse(req.body ?? {});
     const issued = await issueApiKey(ctx.db, workspace.id, body.label ?? '');
     // The only time the key is shown: it is stored as a digest.
-    res.status(201).json({ id: issued.id, workspace: workspace.id, key: issued.key, label: body.label ?? '', createdAt: issued.createdAt.toISOString() });
+    res.status(201).json({
+      id: issued.id,
+      workspace: workspace.id,
+      key: issued.key,
+      label: body.label ?? '',
+      createdAt: issued.createdAt.toISOString(),
+    });
   });
 
   router.get('/:id/keys', async (req, res) => {
     const workspace = await requireWorkspace(req.params.id);
     const keys = await listApiKeys(ctx.db, workspace.id);
     res.json({
-      keys: keys.map((k) => ({ id: k.id, label: k.label, createdAt: k.createdAt.toISOString(), revokedAt: k.revokedAt?.toISOString() ?? null })),
+      keys: keys.map((k) => ({
+        id: k.id,
+        label: k.label,
+        createdAt: k.createdAt.toISOString(),
+        revokedAt: k.revokedAt?.toISOString() ?? null,
+      })),
     });
   });
 
   router.delete('/:id/keys/:keyId', async (req, res) => {
     const workspace = await requireWorkspace(req.params.id);
-    if (!(await revokeApiKey(ctx.db, workspace.id, req.params.keyId))) throw new ApiError(404, 'not_found', `no live key ${req.params.keyId}`);
+    if (!(await revokeApiKey(ctx.db, workspace.id, req.params.keyId)))
+      throw new ApiError(404, 'not_found', `no live key ${req.params.keyId}`);
     res.status(204).end();
   });
 
