@@ -1,7 +1,7 @@
 /** Configuration: every environment variable, parsed once by one zod schema. Defaults live here only. */
 import path from 'node:path';
 import { z } from 'zod';
-import { parseAllowList } from './activities/callbacks/target-guard';
+import { parseAllowList } from './domain/callback-target';
 
 /** The schema of the environment. `.env.example` lists the same variables. */
 export const configSchema = z.object({

@@ -10,6 +10,11 @@ import { poolWorkflowId } from './ids';
 import { logger } from './logger';
 import { poolStateQuery, stopPoolUpdate } from './workflows/messages';
 
+/** The local half as started: the API sees it as `LocalGpus`; the worker also drives its docker provider. */
+export interface LocalGpuServices extends LocalGpus {
+  docker?: DockerProvider;
+}
+
 /** Other pools, reached through Temporal: is one idle, stop one (to make room on a GPU). */
 export function temporalPoolControl(client: Client): PoolControl {
   return {
@@ -26,7 +31,7 @@ export function temporalPoolControl(client: Client): PoolControl {
 }
 
 /** The probe always; the docker provider when DOCKER_ENABLED allows and the engine answers (required when `true`). */
-export async function createLocalGpus(config: Config, db: Pool, client: Client): Promise<LocalGpus> {
+export async function createLocalGpus(config: Config, db: Pool, client: Client): Promise<LocalGpuServices> {
   const probe = new GpuProbe({ nvidiaSmiPath: config.NVIDIA_SMI_PATH });
   const reserveMiB = config.VRAM_RESERVE_MB;
   if (config.DOCKER_ENABLED === 'false') return { probe, reserveMiB };

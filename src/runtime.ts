@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import pg from 'pg';
-import { parseAllowList } from './activities/callbacks/target-guard';
+import { parseAllowList } from './domain/callback-target';
 import { migrate } from './db/schema';
 import { ALL_SEARCH_ATTRIBUTES } from './domain/search-attributes';
 import { listPools } from './db/store';

@@ -8,10 +8,10 @@ import type { Provider } from './activities/providers/provider';
 import type { NtfySettings } from './activities/notify';
 import type { Config } from './config';
 import { logger } from './logger';
-import type { LocalGpus } from './api/local-gpus';
+import type { LocalGpuServices } from './local-gpus';
 
 /** Builds the providers enabled by the configuration (mock always). */
-export function createProviders(config: Config, local?: LocalGpus): Record<string, Provider> & { mock: MockProvider } {
+export function createProviders(config: Config, local?: LocalGpuServices): Record<string, Provider> & { mock: MockProvider } {
   return {
     ...(local?.docker ? { docker: local.docker } : {}),
     mock: new MockProvider({

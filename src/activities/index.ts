@@ -3,7 +3,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { LedgerEvent } from '../db/ledger';
 import { createCallbackActivities } from './callbacks/deliver';
-import { parseAllowList } from './callbacks/target-guard';
+import { parseAllowList } from '../domain/callback-target';
 import { createInferenceActivities } from './inference';
 import { createNodeActivities } from './nodes';
 import { createNotifyActivities, type NtfySettings } from './notify';

@@ -1,7 +1,7 @@
 /** What route handlers need: the Temporal client, PostgreSQL and settings. */
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import type { AllowList } from '../activities/callbacks/target-guard';
+import type { AllowList } from '../domain/callback-target';
 
 /** Dependencies shared by the routes. */
 export interface ApiContext {

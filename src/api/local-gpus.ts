@@ -1,12 +1,16 @@
 /** The host's GPUs and our containers on them, as the API reports them (GET /v1/gpu, /v1/vram, /v1/available). */
-import type { DockerProvider } from '../activities/providers/docker';
-import { gpuHeadroom, type GpuHeadroom, type VramAllocation } from '../domain/vram';
+import { type GpuHeadroom, type GpuMemory, gpuHeadroom, type VramAllocation } from '../domain/vram';
 import { gpuMemory, type GpuProbe, type GpuProbeResult } from '../gpu/probe';
+
+/** What the API reads from the docker provider: the GPUs and what our containers hold on them. */
+export interface VramFactsSource {
+  vramFacts(probed?: GpuProbeResult): Promise<{ gpus: GpuMemory[] | null; allocations: VramAllocation[]; reason?: string }>;
+}
 
 /** What the API needs to see local capacity. `docker` is absent when the docker provider is off. */
 export interface LocalGpus {
   probe: GpuProbe;
-  docker?: DockerProvider;
+  docker?: VramFactsSource;
   reserveMiB: number;
 }
 

@@ -1,6 +1,5 @@
 /** The pool configuration schema (zod): used by the API and by the pool's update validator. */
 import { z } from 'zod';
-import type { PoolConfig } from './types';
 
 /** One lane of capacity. */
 export const laneSchema = z.object({
@@ -11,74 +10,64 @@ export const laneSchema = z.object({
 });
 
 /** Fields an operator may set; defaults fill the rest. */
-export const poolConfigSchema = z
-  .object({
-    model: z.string().min(1).max(200),
-    minNodes: z.number().int().min(0).max(1000).default(0),
-    maxNodes: z.number().int().min(1).max(1000),
-    slotsPerNode: z.number().int().min(1).max(1024).default(1),
-    burstThreshold: z.number().int().min(0).max(100_000).default(0),
-    idleTimeoutSeconds: z
-      .number()
-      .min(0)
-      .max(7 * 24 * 3600)
-      .default(60),
-    laneCooldownSeconds: z
-      .number()
-      .min(0)
-      .max(24 * 3600)
-      .default(180),
-    teardownGraceSeconds: z.number().min(0).max(3600).default(10),
-    healthCheckIntervalSeconds: z.number().min(1).max(3600).default(15),
-    preemptPriorityGap: z.number().int().min(1).max(4).default(2),
-    preemption: z.enum(['auto', 'manual']).default('auto'),
-    agingSeconds: z
-      .number()
-      .min(0)
-      .max(24 * 3600)
-      .default(300),
-    reconcileIntervalSeconds: z
-      .number()
-      .min(10)
-      .max(24 * 3600)
-      .default(600),
-    lanes: z.array(laneSchema).min(1).max(16),
-  })
+const poolConfigFields = z.object({
+  /** The model the pool serves (fixed for the pool's life). */
+  model: z.string().min(1).max(200),
+  minNodes: z.number().int().min(0).max(1000).default(0),
+  maxNodes: z.number().int().min(1).max(1000),
+  slotsPerNode: z.number().int().min(1).max(1024).default(1),
+  burstThreshold: z.number().int().min(0).max(100_000).default(0),
+  idleTimeoutSeconds: z
+    .number()
+    .min(0)
+    .max(7 * 24 * 3600)
+    .default(60),
+  /** How long a lane stays skipped after it reported a capacity shortage. */
+  laneCooldownSeconds: z
+    .number()
+    .min(0)
+    .max(24 * 3600)
+    .default(180),
+  /** Drain window between the idle timer firing and the first terminate call; a burst in it keeps the nodes. */
+  teardownGraceSeconds: z.number().min(0).max(3600).default(10),
+  /** How often ready nodes are health-checked (spot interruptions are found this way). */
+  healthCheckIntervalSeconds: z.number().min(1).max(3600).default(15),
+  /** A queued job may preempt a running one whose priority number is at least this much larger. */
+  preemptPriorityGap: z.number().int().min(1).max(4).default(2),
+  /** `auto`: the pool preempts by itself; `manual`: only an operator's trigger does. */
+  preemption: z.enum(['auto', 'manual']).default('auto'),
+  /** A queued job gains one priority level per this many seconds waited (0: no aging). */
+  agingSeconds: z
+    .number()
+    .min(0)
+    .max(24 * 3600)
+    .default(300),
+  /** How often the pool looks for orphaned nodes and unclosed ledger rows. */
+  reconcileIntervalSeconds: z
+    .number()
+    .min(10)
+    .max(24 * 3600)
+    .default(600),
+  lanes: z.array(laneSchema).min(1).max(16),
+});
+
+/** A whole pool config, as created. */
+export const poolConfigSchema = poolConfigFields
   .strict()
   .refine((c) => c.minNodes <= c.maxNodes, { message: 'minNodes must not exceed maxNodes', path: ['minNodes'] });
 
-/** Input accepted by PATCH: any subset of the fields. */
-export const poolConfigPatchSchema = z
-  .object({
-    model: z.string().min(1).max(200),
-    minNodes: z.number().int().min(0).max(1000),
-    maxNodes: z.number().int().min(1).max(1000),
-    slotsPerNode: z.number().int().min(1).max(1024),
-    burstThreshold: z.number().int().min(0).max(100_000),
-    idleTimeoutSeconds: z
-      .number()
-      .min(0)
-      .max(7 * 24 * 3600),
-    laneCooldownSeconds: z
-      .number()
-      .min(0)
-      .max(24 * 3600),
-    teardownGraceSeconds: z.number().min(0).max(3600),
-    healthCheckIntervalSeconds: z.number().min(1).max(3600),
-    preemptPriorityGap: z.number().int().min(1).max(4),
-    preemption: z.enum(['auto', 'manual']),
-    agingSeconds: z
-      .number()
-      .min(0)
-      .max(24 * 3600),
-    reconcileIntervalSeconds: z
-      .number()
-      .min(10)
-      .max(24 * 3600),
-    lanes: z.array(laneSchema).min(1).max(16),
-  })
-  .partial()
-  .strict();
+/** Input accepted by PATCH: any subset of the fields (no defaults: an absent field keeps its value). */
+export const poolConfigPatchSchema = poolConfigFields.partial().strict();
+
+/** Fields added after the first release: state carried over from pools created before them may lack them. */
+type AddedLater = 'preemptPriorityGap' | 'preemption' | 'agingSeconds' | 'reconcileIntervalSeconds';
+type ParsedPoolConfig = z.output<typeof poolConfigSchema>;
+
+/** Operator-facing configuration of a pool (absent fields added later mean their defaults). */
+export type PoolConfig = Omit<ParsedPoolConfig, AddedLater> & Partial<Pick<ParsedPoolConfig, AddedLater>>;
+/** One lane of capacity. */
+export type Lane = z.output<typeof laneSchema>;
+export type PoolConfigPatch = z.output<typeof poolConfigPatchSchema>;
 
 /** Throws a readable error if the config is invalid (synchronous: it runs inside an update validator). */
 export function validatePoolConfig(config: PoolConfig, current?: PoolConfig): void {

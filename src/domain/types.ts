@@ -1,40 +1,11 @@
 /** Types shared by workflows, activities and the API. Plain JSON only: they cross Temporal boundaries. */
+import type { Lane, PoolConfig } from './pool-config';
 
 /** Capacity market of a lane. */
 export type Market = 'spot' | 'on-demand';
 
-/** One way to get a node: a provider, a market, a GPU type and its price. */
-export interface Lane {
-  provider: string;
-  market: Market;
-  gpu: string;
-  pricePerHour: number;
-}
-
-/** Operator-facing configuration of a pool. */
-export interface PoolConfig {
-  model: string;
-  minNodes: number;
-  maxNodes: number;
-  slotsPerNode: number;
-  burstThreshold: number;
-  idleTimeoutSeconds: number;
-  /** How long a lane stays skipped after it reported a capacity shortage. */
-  laneCooldownSeconds: number;
-  /** Drain window between the idle timer firing and the first terminate call; a burst in it keeps the nodes. */
-  teardownGraceSeconds: number;
-  /** How often ready nodes are health-checked (spot interruptions are found this way). */
-  healthCheckIntervalSeconds: number;
-  /** A queued job may preempt a running one whose priority number is at least this much larger (absent in old pools: 2). */
-  preemptPriorityGap?: number;
-  /** `auto`: the pool preempts by itself; `manual`: only an operator's trigger does (absent: auto). */
-  preemption?: 'auto' | 'manual';
-  /** A queued job gains one priority level per this many seconds waited (absent: 300). */
-  agingSeconds?: number;
-  /** How often the pool looks for orphaned nodes and unclosed ledger rows (absent: 600). */
-  reconcileIntervalSeconds?: number;
-  lanes: Lane[];
-}
+/** A lane (one way to get a node: provider, market, GPU type, price) and the pool config: inferred from the zod schema. */
+export type { Lane, PoolConfig };
 
 /**
  * Lifecycle of a node as the pool sees it. `terminate_failed`: the provider refused or could not be reached

@@ -23,7 +23,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { BOOKKEEPING_ACTIVITY, NOTIFICATION_ACTIVITY } from './activity-options';
-import type { InferenceResult } from '../activities/inference';
+import type { InferenceResult } from '../domain/inference';
 import type { LedgerEventType } from '../db/ledger';
 import { laterSnapshot, retryBackoffMs, SNAPSHOT_TEXT_LIMIT } from '../domain/job-policy';
 import { DEFAULT_PRIORITY } from '../domain/placement';

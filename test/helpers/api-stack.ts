@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { createApp } from '../../src/api/app';
-import { parseAllowList } from '../../src/activities/callbacks/target-guard';
+import { parseAllowList } from '../../src/domain/callback-target';
 import type { NtfySettings } from '../../src/activities/notify';
 import { MockProvider } from '../../src/activities/providers/mock';
 import { readinessCheck } from '../../src/runtime';

@@ -70,7 +70,7 @@ export function poolConfig(overrides: Partial<PoolConfig> = {}): PoolConfig {
       { provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.2 },
     ],
     ...overrides,
-  }) as PoolConfig;
+  });
 }
 
 /** Test handle over one environment. */

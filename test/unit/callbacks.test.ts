@@ -2,12 +2,8 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import { signCallback, verifyCallback } from '../../src/activities/callbacks/signature';
-import {
-  CallbackTargetRefused,
-  checkCallbackTarget,
-  isNonPublicAddress,
-  parseAllowList,
-} from '../../src/activities/callbacks/target-guard';
+import { checkCallbackTarget } from '../../src/activities/callbacks/target-guard';
+import { CallbackTargetRefused, isNonPublicAddress, parseAllowList } from '../../src/domain/callback-target';
 import { ntfyRequest } from '../../src/activities/notify';
 import { loadConfig } from '../../src/config';
 

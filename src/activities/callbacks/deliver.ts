@@ -10,7 +10,8 @@ import { presentJob } from '../../domain/job-presenter';
 import type { JobView } from '../../domain/types';
 import { splitPoolKey } from '../../ids';
 import { signCallback, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './signature';
-import { CallbackTargetRefused, checkCallbackTarget, type AllowList, type CheckedTarget } from './target-guard';
+import { type AllowList, CallbackTargetRefused } from '../../domain/callback-target';
+import { type CheckedTarget, checkCallbackTarget } from './target-guard';
 
 /** The callback's body: the event, a delivery id receivers can deduplicate on, and the job as the API shows it. */
 export function callbackBody(view: JobView): string {

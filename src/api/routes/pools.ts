@@ -50,7 +50,7 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
 
   router.post('/', async (req, res) => {
     const { id, ...rest } = createPoolSchema.parse(req.body);
-    const config = poolConfigSchema.parse({ preemptPriorityGap: ctx.defaultPreemptPriorityGap, ...rest }) as PoolConfig;
+    const config = poolConfigSchema.parse({ preemptPriorityGap: ctx.defaultPreemptPriorityGap, ...rest });
     checkProviders(config, ctx.providers);
     const workspaceId = principalOf(res).workspaceId;
     if (!(await insertPool(ctx.db, workspaceId, id, config))) throw new ApiError(409, 'conflict', `pool ${id} already exists`);
@@ -73,7 +73,7 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
     const patch = poolConfigPatchSchema.parse(req.body);
     const merged = poolConfigSchema.safeParse({ ...pool.config, ...patch });
     if (!merged.success) throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => i.message).join('; '));
-    const config = merged.data as PoolConfig;
+    const config = merged.data;
     checkProviders(config, ctx.providers);
     try {
       const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.key)).executeUpdate(updatePoolConfigUpdate, { args: [config] });

@@ -1,0 +1,63 @@
+/** One inference attempt's shapes and the pure rules for its request (used by the API, the job workflow and the activity). */
+import type { TokenUsage } from './types';
+
+/** Input of one inference attempt. */
+export interface InferenceInput {
+  jobId: string;
+  attempt: number;
+  nodeUrl: string;
+  model: string;
+  payload: Record<string, unknown>;
+  /** Continue a preempted attempt: the completion so far, which the node extends. */
+  resume?: { completionTokens: number; text: string };
+  /** Handed to the node so it may POST progress to /v1/jobs/:id/progress. */
+  progressToken?: string;
+}
+
+/** Progress as heartbeated, and as handed back when the attempt is stopped. */
+export interface InferenceProgress {
+  completionTokens: number;
+  text: string;
+  at: number;
+}
+
+/** What a finished attempt returns. */
+export interface InferenceResult {
+  text: string;
+  usage: TokenUsage;
+  /** Epoch ms (worker clock) when the request went out and when the last token arrived. */
+  startedAt: number;
+  finishedAt: number;
+}
+
+/**
+ * Turns a job payload into a chat completion request: `messages` as given, or `prompt` as one user turn.
+ * A resumed attempt sends the completion so far as a final assistant message to continue (vLLM's
+ * `continue_final_message`), asking only for the tokens still missing.
+ */
+export function toChatRequest(model: string, payload: Record<string, unknown>, resume?: InferenceInput['resume']): Record<string, unknown> {
+  const { prompt, ...rest } = payload;
+  const messages = rest.messages ?? (typeof prompt === 'string' ? [{ role: 'user', content: prompt }] : undefined);
+  const request: Record<string, unknown> = { ...rest, model, messages, stream: true, stream_options: { include_usage: true } };
+  if (resume && Array.isArray(messages)) {
+    request.messages = [...messages, { role: 'assistant', content: resume.text }];
+    request.continue_final_message = true;
+    request.add_generation_prompt = false;
+    if (typeof rest.max_tokens === 'number') request.max_tokens = rest.max_tokens - resume.completionTokens;
+  }
+  return request;
+}
+
+/** Why a payload cannot become a chat request, or undefined when it can. */
+export function payloadProblem(payload: Record<string, unknown>): string | undefined {
+  const { prompt, messages } = payload;
+  if (messages !== undefined) {
+    if (!Array.isArray(messages) || messages.length === 0) return 'payload.messages must be a non-empty array';
+    if (messages.some((m) => typeof m !== 'object' || m === null || typeof (m as { role?: unknown }).role !== 'string')) {
+      return 'every payload.messages entry needs a string role';
+    }
+    return undefined;
+  }
+  if (typeof prompt !== 'string' || prompt.length === 0) return 'payload needs a non-empty prompt string or a messages array';
+  return undefined;
+}
