@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { Pool as PgPool } from 'pg';
 import { verifyLedgerChain } from '../src/db/ledger';
-import { DEFAULT_WORKSPACE, poolWorkflowId } from '../src/ids';
+import { DEFAULT_WORKSPACE, poolKey, poolWorkflowId } from '../src/ids';
 import { ChaosStack, sleep } from './chaos/stack';
 
 const args = process.argv.slice(2);
@@ -22,6 +22,8 @@ const ROUNDS = roundsArg >= 0 ? Number(args[roundsArg + 1]) : SHORT ? 1 : 3;
 const OUTAGE_MS = SHORT ? 30_000 : 120_000;
 const RECEIVER_DOWN_MS = SHORT ? 5_000 : 30_000;
 const POOL = 'chaos';
+/** The admin key acts in the bootstrap workspace. */
+const POOL_KEY = poolKey(DEFAULT_WORKSPACE, POOL);
 const RECONCILE_SECONDS = 15;
 
 const log = (message: string) => {
@@ -284,7 +286,7 @@ async function main(): Promise<void> {
     await sleep((RECONCILE_SECONDS + 5) * 1000);
     const view = await pool();
     const known = new Set((view as { nodes?: Array<{ id: string }> } | undefined)?.nodes?.map((n) => n.id) ?? []);
-    const orphans = (await stack.mock.list(POOL)).filter((id) => !known.has(id));
+    const orphans = (await stack.mock.list(POOL_KEY)).filter((id) => !known.has(id));
 
     // Workflows whose current workflow task keeps failing.
     let stuck = 0;
@@ -331,7 +333,7 @@ async function main(): Promise<void> {
         never: results.filter((r) => r.recoverySeconds === null).length,
       },
       perFault: results,
-      poolWorkflowId: poolWorkflowId(POOL),
+      poolWorkflowId: poolWorkflowId(POOL_KEY),
     };
     const ok =
       lost === 0 && stuck === 0 && orphans.length === 0 && badNodes.length === 0 && chain.ok && summary.recoverySeconds.never === 0;

@@ -7,23 +7,35 @@ export const ENTITY_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const DEFAULT_WORKSPACE = 'default';
 
 /**
+ * A pool's key (`<workspace>.<pool name>`, or the bare name in the bootstrap workspace). Branded so that a bare
+ * pool name (what the API calls a pool's `id`) cannot be passed where the key is meant. Persisted state and
+ * activity inputs name it `poolId` for compatibility with histories already recorded; its type says which it is.
+ */
+export type PoolKey = string & { readonly __brand: 'PoolKey' };
+
+/**
  * A pool's key: unique across workspaces, used wherever Temporal or a provider names the pool (workflow ids,
  * node ids). Pool names are unique only within their workspace. Pools of the bootstrap workspace keep their
  * bare name, so pools made before workspaces existed keep their workflows; "." never occurs in a name, so
  * the two forms cannot collide.
  */
-export function poolKey(workspaceId: string, poolId: string): string {
-  return workspaceId === DEFAULT_WORKSPACE ? poolId : `${workspaceId}.${poolId}`;
+export function poolKey(workspaceId: string, poolName: string): PoolKey {
+  return (workspaceId === DEFAULT_WORKSPACE ? poolName : `${workspaceId}.${poolName}`) as PoolKey;
 }
 
 /** The workspace and pool name a pool key stands for. */
-export function splitPoolKey(key: string): { workspaceId: string; poolId: string } {
+export function splitPoolKey(key: PoolKey): { workspaceId: string; poolName: string } {
   const dot = key.indexOf('.');
-  return dot < 0 ? { workspaceId: DEFAULT_WORKSPACE, poolId: key } : { workspaceId: key.slice(0, dot), poolId: key.slice(dot + 1) };
+  return dot < 0 ? { workspaceId: DEFAULT_WORKSPACE, poolName: key } : { workspaceId: key.slice(0, dot), poolName: key.slice(dot + 1) };
+}
+
+/** A pool key read back from storage or a label written by zeropool (the one place a string becomes a key). */
+export function asPoolKey(stored: string): PoolKey {
+  return stored as PoolKey;
 }
 
 /** Workflow id of the long-running entity workflow that owns a pool (by pool key). */
-export function poolWorkflowId(poolKey: string): string {
+export function poolWorkflowId(poolKey: PoolKey): string {
   return `pool:${poolKey}`;
 }
 
@@ -33,7 +45,7 @@ export function jobWorkflowId(jobId: string): string {
 }
 
 /** Node id: unique across pools and workspaces (it starts with the pool key), deterministic so provisioning retries land on the same node. */
-export function nodeId(poolKey: string, sequence: number): string {
+export function nodeId(poolKey: PoolKey, sequence: number): string {
   return `${poolKey}-n${sequence}`;
 }
 

@@ -75,12 +75,12 @@ new client.Gauge({
   async collect() {
     this.reset();
     for (const view of await currentPoolStates()) {
-      const { workspaceId, poolId } = splitPoolKey(view.poolId);
+      const { workspaceId, poolName } = splitPoolKey(view.poolId);
       for (const node of view.nodes) {
         const lane = node.lane;
         this.inc({
           workspace: workspaceId,
-          pool: poolId,
+          pool: poolName,
           provider: lane?.provider ?? 'none',
           market: lane?.market ?? 'none',
           gpu: lane?.gpu ?? 'none',
@@ -98,8 +98,8 @@ new client.Gauge({
   async collect() {
     this.reset();
     for (const view of await currentPoolStates()) {
-      const { workspaceId, poolId } = splitPoolKey(view.poolId);
-      this.set({ workspace: workspaceId, pool: poolId }, view.queued);
+      const { workspaceId, poolName } = splitPoolKey(view.poolId);
+      this.set({ workspace: workspaceId, pool: poolName }, view.queued);
     }
   },
 });
@@ -162,8 +162,8 @@ new client.Gauge({
   async collect() {
     this.reset();
     for (const a of (await currentLocalGpus())?.vram.allocations ?? []) {
-      const { workspaceId, poolId } = splitPoolKey(a.poolKey);
-      this.inc({ workspace: workspaceId, service: poolId, gpu: String(a.gpuIndex) }, Math.max(a.declaredMiB, a.actualMiB ?? 0));
+      const { workspaceId, poolName } = splitPoolKey(a.poolKey);
+      this.inc({ workspace: workspaceId, service: poolName, gpu: String(a.gpuIndex) }, Math.max(a.declaredMiB, a.actualMiB ?? 0));
     }
   },
 });
@@ -172,7 +172,7 @@ new client.Gauge({
 export function observeLedgerEvent(event: LedgerEvent): void {
   const owner = ledgerOwner(event);
   const workspace = owner.workspaceId;
-  const pool = owner.poolId ?? '';
+  const pool = owner.poolName ?? '';
   const details = event.details ?? {};
   const lane = { provider: event.lane?.provider ?? 'none', market: event.lane?.market ?? 'none', gpu: event.lane?.gpu ?? 'none' };
   if (event.eventType.startsWith('job_')) {

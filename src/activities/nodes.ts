@@ -5,6 +5,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { healUnterminatedNodes } from '../db/ledger-heal';
 import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type NodeStatus, type Provider } from './providers/provider';
+import type { PoolKey } from '../ids';
 
 /** Dependencies of the node activities. */
 export interface NodeActivityDeps {
@@ -18,7 +19,7 @@ export interface NodeActivityDeps {
 
 /** Input naming one node. */
 export interface NodeRef {
-  poolId: string;
+  poolId: PoolKey;
   nodeId: string;
   lane: Lane;
 }
@@ -67,7 +68,7 @@ export function createNodeActivities(deps: NodeActivityDeps) {
     },
 
     /** One health check of each given node (describe at its provider). */
-    async checkNodes(input: { poolId: string; nodes: Array<{ nodeId: string; lane: Lane }> }): Promise<NodeStatus[]> {
+    async checkNodes(input: { poolId: PoolKey; nodes: Array<{ nodeId: string; lane: Lane }> }): Promise<NodeStatus[]> {
       return Promise.all(
         input.nodes.map(async ({ nodeId, lane }) => {
           try {
@@ -89,7 +90,7 @@ export function createNodeActivities(deps: NodeActivityDeps) {
      * Terminates nodes a provider holds for the pool that the pool does not know (left by a crash), then
      * writes the node_terminated row of any node the ledger still bills that no provider holds any more.
      */
-    async reconcileNodes(input: { poolId: string; providers: string[]; knownNodeIds: string[] }): Promise<string[]> {
+    async reconcileNodes(input: { poolId: PoolKey; providers: string[]; knownNodeIds: string[] }): Promise<string[]> {
       const known = new Set(input.knownNodeIds);
       const removed: string[] = [];
       const held: string[] = [];

@@ -1,7 +1,7 @@
 /** ntfy notifications for job events (off unless NTFY_URL and NTFY_TOPIC are set). */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Logger } from 'pino';
-import { splitPoolKey } from '../ids';
+import { splitPoolKey, type PoolKey } from '../ids';
 
 /** Job events that are notified. */
 export type JobEvent = 'completed' | 'failed' | 'expired' | 'preempted' | 'resumed';
@@ -19,7 +19,7 @@ export interface NtfySettings {
 export interface JobEventNotice {
   event: JobEvent;
   jobId: string;
-  poolId: string;
+  poolId: PoolKey;
   priority: number;
   attempt: number;
   detail?: string;
@@ -37,15 +37,15 @@ const NTFY_TAGS: Record<JobEvent, string> = {
 
 /** The ntfy publish request for a notice: POST <url>/<topic>, message in the body, metadata in headers. */
 export function ntfyRequest(settings: NtfySettings, notice: JobEventNotice): { url: string; init: RequestInit } {
-  const { workspaceId, poolId } = splitPoolKey(notice.poolId);
+  const { workspaceId, poolName } = splitPoolKey(notice.poolId);
   const headers: Record<string, string> = {
     Title: `zeropool job ${notice.event}`,
     Priority: NTFY_PRIORITY[notice.event],
-    Tags: `${NTFY_TAGS[notice.event]},zeropool,${poolId}`,
+    Tags: `${NTFY_TAGS[notice.event]},zeropool,${poolName}`,
   };
   if (settings.token) headers.Authorization = `Bearer ${settings.token}`;
   const lines = [
-    `Job ${notice.jobId} ${notice.event} in pool ${poolId} (workspace ${workspaceId}, priority ${notice.priority}, attempt ${notice.attempt}).`,
+    `Job ${notice.jobId} ${notice.event} in pool ${poolName} (workspace ${workspaceId}, priority ${notice.priority}, attempt ${notice.attempt}).`,
   ];
   if (notice.detail) lines.push(notice.detail.slice(0, 1000));
   return {

@@ -3,7 +3,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, type QueryDefinition } from '@temporalio/common';
 import type { PoolConfig } from '../domain/types';
 import { poolKey as poolSearchKey } from '../domain/search-attributes';
-import { poolWorkflowId } from '../ids';
+import { type PoolKey, poolWorkflowId } from '../ids';
 import type { poolWorkflowV2 } from '../workflows/pool';
 import { poolStateQuery } from '../workflows/messages';
 import type { PoolView } from '../domain/types';
@@ -14,7 +14,7 @@ import { queryWithRetry } from './query';
 /** Starts the pool's workflow (by pool key), or leaves the running one alone. */
 export async function ensurePoolWorkflow(
   ctx: Pick<ApiContext, 'client' | 'taskQueue' | 'indexed'>,
-  key: string,
+  key: PoolKey,
   config: PoolConfig,
 ): Promise<void> {
   await ctx.client.workflow.start<typeof poolWorkflowV2>('poolWorkflowV2', {
@@ -30,7 +30,7 @@ export async function ensurePoolWorkflow(
  * Asks a pool's workflow a query. A pool whose workflow cannot answer (no worker, a failing workflow task,
  * no workflow at all) is a 503 that says which, never a bare 500: the pool's record is fine, its engine is not.
  */
-export async function queryPool<T>(ctx: Pick<ApiContext, 'client'>, key: string, name: string, query: QueryDefinition<T>): Promise<T> {
+export async function queryPool<T>(ctx: Pick<ApiContext, 'client'>, key: PoolKey, name: string, query: QueryDefinition<T>): Promise<T> {
   let answer: T | undefined;
   try {
     answer = await queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(key)), query);
@@ -46,6 +46,6 @@ export async function queryPool<T>(ctx: Pick<ApiContext, 'client'>, key: string,
 }
 
 /** A pool's live view (see queryPool). */
-export function poolView(ctx: Pick<ApiContext, 'client'>, key: string, name: string): Promise<PoolView> {
+export function poolView(ctx: Pick<ApiContext, 'client'>, key: PoolKey, name: string): Promise<PoolView> {
   return queryPool(ctx, key, name, poolStateQuery);
 }

@@ -5,7 +5,7 @@
  */
 import type { Pool } from 'pg';
 import { appendLedgerEvent, type LedgerEvent } from './ledger';
-import { splitPoolKey } from '../ids';
+import { splitPoolKey, type PoolKey } from '../ids';
 
 /** A node_terminated row written by reconciliation. */
 export interface HealedNode {
@@ -36,9 +36,9 @@ interface OpenNodeRow {
  */
 export async function healUnterminatedNodes(
   db: Pick<Pool, 'query'>,
-  input: { poolKey: string; knownNodeIds: string[]; heldNodeIds: string[]; listedProviders: string[]; now: number },
+  input: { poolKey: PoolKey; knownNodeIds: string[]; heldNodeIds: string[]; listedProviders: string[]; now: number },
 ): Promise<HealedNode[]> {
-  const { workspaceId, poolId } = splitPoolKey(input.poolKey);
+  const { workspaceId, poolName } = splitPoolKey(input.poolKey);
   const open = await db.query<OpenNodeRow>(
     `SELECT p.node_id, p.occurred_at AS start_at, p.provider, p.market, p.gpu, p.price_per_hour, p.details->>'laneIndex' AS lane_index,
             (SELECT max(t.occurred_at + make_interval(secs => coalesce((t.details->>'graceSeconds')::float8, 0)))
@@ -50,7 +50,7 @@ export async function healUnterminatedNodes(
       WHERE p.workspace_id = $1 AND p.pool_id = $2 AND p.event_type = 'node_provisioning'
         AND p.provider = ANY($4::text[]) AND NOT (p.node_id = ANY($3::text[]))
         AND NOT EXISTS (SELECT 1 FROM ledger e WHERE e.workspace_id = $1 AND e.event_type = 'node_terminated' AND e.node_id = p.node_id)`,
-    [workspaceId, poolId, [...input.knownNodeIds, ...input.heldNodeIds], input.listedProviders],
+    [workspaceId, poolName, [...input.knownNodeIds, ...input.heldNodeIds], input.listedProviders],
   );
   const healed: HealedNode[] = [];
   for (const row of open.rows) {

@@ -1,7 +1,7 @@
 /** The append-only ledger of billable and lifecycle events. */
 import type { Pool } from 'pg';
 import type { Lane } from '../domain/types';
-import { DEFAULT_WORKSPACE, splitPoolKey } from '../ids';
+import { DEFAULT_WORKSPACE, splitPoolKey, type PoolKey } from '../ids';
 
 import type { LedgerEventType } from '../domain/ledger-events';
 
@@ -14,7 +14,7 @@ export interface LedgerEvent {
   /** Epoch ms. */
   occurredAt: number;
   /** Pool key (see poolKey): the row's workspace and pool name are taken from it. */
-  poolId?: string;
+  poolId?: PoolKey;
   /** Workspace of an event that names no pool. */
   workspaceId?: string;
   nodeId?: string;
@@ -44,8 +44,8 @@ export interface LedgerRow {
 }
 
 /** The workspace an event belongs to and its pool's name there (from the pool key). */
-export function ledgerOwner(event: Pick<LedgerEvent, 'poolId' | 'workspaceId'>): { workspaceId: string; poolId: string | null } {
-  return event.poolId ? splitPoolKey(event.poolId) : { workspaceId: event.workspaceId ?? DEFAULT_WORKSPACE, poolId: null };
+export function ledgerOwner(event: Pick<LedgerEvent, 'poolId' | 'workspaceId'>): { workspaceId: string; poolName: string | null } {
+  return event.poolId ? splitPoolKey(event.poolId) : { workspaceId: event.workspaceId ?? DEFAULT_WORKSPACE, poolName: null };
 }
 
 /** Appends an event; a repeated event key is a no-op. Returns true if this call wrote the row. */
@@ -59,7 +59,7 @@ export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEv
       event.eventKey,
       event.eventType,
       event.occurredAt,
-      owner.poolId,
+      owner.poolName,
       event.nodeId ?? null,
       event.jobId ?? null,
       event.lane?.provider ?? null,
@@ -74,10 +74,10 @@ export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEv
 }
 
 /** Ledger rows of a pool in the order they happened. */
-export async function ledgerRowsForPool(db: Pick<Pool, 'query'>, poolId: string, workspaceId = DEFAULT_WORKSPACE): Promise<LedgerRow[]> {
+export async function ledgerRowsForPool(db: Pick<Pool, 'query'>, poolName: string, workspaceId = DEFAULT_WORKSPACE): Promise<LedgerRow[]> {
   const result = await db.query<LedgerRow>('SELECT * FROM ledger WHERE workspace_id = $1 AND pool_id = $2 ORDER BY occurred_at, id', [
     workspaceId,
-    poolId,
+    poolName,
   ]);
   return result.rows;
 }

@@ -1,7 +1,7 @@
 /** Registered local GPU services in PostgreSQL, each owned by a workspace. */
 import type { Pool, PoolClient } from 'pg';
 import type { ServiceDefinition, ServiceRecord } from '../domain/service';
-import { splitPoolKey } from '../ids';
+import { type PoolKey, splitPoolKey } from '../ids';
 
 type Db = Pick<Pool | PoolClient, 'query'>;
 
@@ -40,9 +40,9 @@ export async function getService(db: Db, workspaceId: string, name: string): Pro
 }
 
 /** The service a pool key stands for (the Docker provider only drives registered services). */
-export async function getServiceByPoolKey(db: Db, key: string): Promise<ServiceRecord | undefined> {
-  const { workspaceId, poolId } = splitPoolKey(key);
-  return getService(db, workspaceId, poolId);
+export async function getServiceByPoolKey(db: Db, key: PoolKey): Promise<ServiceRecord | undefined> {
+  const { workspaceId, poolName } = splitPoolKey(key);
+  return getService(db, workspaceId, poolName);
 }
 
 /** A workspace's services (every service when no workspace is given), oldest first. */

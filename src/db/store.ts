@@ -80,7 +80,7 @@ export type InsertJobResult = { inserted: true } | { inserted: false; reason: 'l
  * statement: two submissions racing for the last place cannot both win.
  */
 export async function insertJob(db: Db, view: JobView, progressToken?: string): Promise<InsertJobResult> {
-  const { workspaceId, poolId } = splitPoolKey(view.pool);
+  const { workspaceId, poolName } = splitPoolKey(view.pool);
   const tokenHash = progressToken ? createHash('sha256').update(progressToken).digest() : null;
   const result = await db.query(
     `WITH place AS (
@@ -88,7 +88,7 @@ export async function insertJob(db: Db, view: JobView, progressToken?: string): 
         WHERE id = $1 AND jobs_in_flight < max_jobs_in_flight RETURNING id)
      INSERT INTO jobs (id, workspace_id, pool_id, status, submitted_at, view, progress_token_hash)
      SELECT $2, place.id, $3, $4, to_timestamp($5 / 1000.0), $6, $7 FROM place`,
-    [workspaceId, view.id, poolId, view.status, view.submittedAt, JSON.stringify(view), tokenHash],
+    [workspaceId, view.id, poolName, view.status, view.submittedAt, JSON.stringify(view), tokenHash],
   );
   if ((result.rowCount ?? 0) > 0) return { inserted: true };
   const limit = await db.query('SELECT max_jobs_in_flight FROM workspaces WHERE id = $1', [workspaceId]);
@@ -100,7 +100,7 @@ export async function insertJob(db: Db, view: JobView, progressToken?: string): 
  * so a retried write gives nothing back twice.
  */
 export async function saveJobOutcome(db: Db, view: JobView): Promise<void> {
-  const { workspaceId, poolId } = splitPoolKey(view.pool);
+  const { workspaceId, poolName } = splitPoolKey(view.pool);
   const finishedAt = view.finishedAt ?? Date.now();
   const closed = await db.query(
     `WITH closed AS (
@@ -114,7 +114,7 @@ export async function saveJobOutcome(db: Db, view: JobView): Promise<void> {
   await db.query(
     `INSERT INTO jobs (id, workspace_id, pool_id, status, submitted_at, finished_at, view)
      VALUES ($1, $2, $3, $4, to_timestamp($5 / 1000.0), to_timestamp($6 / 1000.0), $7) ON CONFLICT (id) DO NOTHING`,
-    [view.id, workspaceId, poolId, view.status, view.submittedAt, finishedAt, JSON.stringify(view)],
+    [view.id, workspaceId, poolName, view.status, view.submittedAt, finishedAt, JSON.stringify(view)],
   );
 }
 

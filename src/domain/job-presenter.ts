@@ -10,7 +10,7 @@ const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null)
 export function presentJob(view: JobView, callback?: CallbackState | null) {
   return {
     id: view.id,
-    pool: splitPoolKey(view.pool).poolId,
+    pool: splitPoolKey(view.pool).poolName,
     status: view.status,
     priority: basePriority(view),
     attempt: view.attempt,

@@ -21,6 +21,7 @@ import {
   teardownCandidates,
 } from './scaling';
 import type { NodeRecord, Placement, PoolState } from './types';
+import type { PoolKey } from '../ids';
 
 /** How many finished job ids the pool remembers to ignore late duplicate arrivals. */
 export const RECENTLY_DONE_LIMIT = 500;
@@ -40,7 +41,7 @@ export function terminateRetryMs(failures: number): number {
 export { newPoolState };
 
 /** Makes a node id from the pool key and a sequence number (ids.ts nodeId; injected to keep this file pure). */
-export type NodeIdMaker = (poolKey: string, sequence: number) => string;
+export type NodeIdMaker = (poolKey: PoolKey, sequence: number) => string;
 
 /** Applies one event; returns the new state, the commands to run, when to wake, and a reply for updates. */
 export function stepPool(previous: PoolState, event: PoolEvent, now: number, makeNodeId: NodeIdMaker): StepResult {
@@ -64,7 +65,7 @@ class Step {
     readonly makeNodeId: NodeIdMaker,
   ) {}
 
-  private get poolId(): string {
+  private get poolId(): PoolKey {
     return this.state.poolId;
   }
 

@@ -2,6 +2,7 @@
 import { basePriority, effectivePriority, queueOrder } from './placement';
 import { busySlots, isIdle } from './scaling';
 import type { PoolPhase, PoolState, PoolView } from './types';
+import type { PoolKey } from '../ids';
 
 /** Human-readable phase derived from the state. */
 export function poolPhase(state: PoolState, teardownRunning: boolean): PoolPhase {
@@ -62,7 +63,7 @@ export function toPoolView(state: PoolState, teardownRunning: boolean, now: numb
 }
 
 /** Initial state of a new pool. */
-export function newPoolState(poolId: string, config: PoolState['config']): PoolState {
+export function newPoolState(poolId: PoolKey, config: PoolState['config']): PoolState {
   return {
     poolId,
     config,

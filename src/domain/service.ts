@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { laneSchema } from './pool-config';
 import type { Lane, PoolConfig } from './types';
 import type { VramRequest } from './vram';
+import type { PoolKey } from '../ids';
 
 /** The provider name local services run on. */
 export const DOCKER_PROVIDER = 'docker';
@@ -112,7 +113,7 @@ export function serviceVramMiB(definition: Pick<ServiceDefinition, 'vramGb'>): n
 }
 
 /** What admitting one container of the service asks of the GPUs. */
-export function serviceVramRequest(definition: ServiceDefinition, poolKey: string): VramRequest {
+export function serviceVramRequest(definition: ServiceDefinition, poolKey: PoolKey): VramRequest {
   return {
     vramMiB: serviceVramMiB(definition),
     gpuCount: definition.gpuCount,

@@ -1,4 +1,5 @@
 /** Types shared by workflows, activities and the API. Plain JSON only: they cross Temporal boundaries. */
+import type { PoolKey } from '../ids';
 import type { Lane, PoolConfig } from './pool-config';
 
 /** Capacity market of a lane. */
@@ -88,7 +89,8 @@ export type PoolPhase = 'idle' | 'scaling_up' | 'active' | 'waiting_idle' | 'tea
 
 /** Everything a pool workflow carries across continue-as-new. */
 export interface PoolState {
-  poolId: string;
+  /** The pool key. */
+  poolId: PoolKey;
   config: PoolConfig;
   nodes: NodeRecord[];
   queue: QueuedJob[];
@@ -152,7 +154,8 @@ export interface PoolStop {
 
 /** Snapshot answered by the pool state query and the API. */
 export interface PoolView {
-  poolId: string;
+  /** The pool key (the API answers with the pool's name in its place). */
+  poolId: PoolKey;
   phase: PoolPhase;
   config: PoolConfig;
   nodes: Array<
@@ -184,7 +187,8 @@ export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['completed', 'failed
 /** Input of a job workflow. */
 export interface JobInput {
   jobId: string;
-  poolId: string;
+  /** The pool key. */
+  poolId: PoolKey;
   model: string;
   payload: Record<string, unknown>;
   ttlSeconds: number;
@@ -233,7 +237,8 @@ export interface TokenUsage {
 /** A job's view: answered by the job query and, once terminal, stored in PostgreSQL. */
 export interface JobView {
   id: string;
-  pool: string;
+  /** The pool key (the API presents the pool's name). */
+  pool: PoolKey;
   status: JobStatus;
   attempt: number;
   nodeId?: string;

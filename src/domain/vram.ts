@@ -3,6 +3,7 @@
  * Docker provider gathers the facts (nvidia-smi, our containers' labels, which process belongs to which
  * container) and these functions decide. Memory is in MiB throughout.
  */
+import type { PoolKey } from '../ids';
 
 /** One GPU's memory as the probe saw it. */
 export interface GpuMemory {
@@ -13,7 +14,7 @@ export interface GpuMemory {
 
 /** VRAM promised to one of our containers on one GPU. */
 export interface VramAllocation {
-  poolKey: string;
+  poolKey: PoolKey;
   nodeId: string;
   gpuIndex: number;
   /** What the service declared for this GPU. */
@@ -34,7 +35,7 @@ export interface VramRequest {
   /** Only these GPU indexes may be used (absent: any). */
   gpuIndexes?: number[];
   priority: number;
-  poolKey: string;
+  poolKey: PoolKey;
 }
 
 /** A GPU's accounting: what is promised, what others use, what is left for a new container. */
@@ -111,15 +112,15 @@ export function servicesToStopForRoom(
   allocations: VramAllocation[],
   reserveMiB: number,
   request: VramRequest,
-): string[] {
+): PoolKey[] {
   const candidates = [
     ...new Set(allocations.filter((a) => a.idle && a.priority > request.priority && a.poolKey !== request.poolKey).map((a) => a.poolKey)),
   ];
-  const priorityOf = (poolKey: string) => Math.max(...allocations.filter((a) => a.poolKey === poolKey).map((a) => a.priority));
-  const heldBy = (poolKey: string) => allocations.filter((a) => a.poolKey === poolKey).reduce((sum, a) => sum + a.declaredMiB, 0);
+  const priorityOf = (poolKey: PoolKey) => Math.max(...allocations.filter((a) => a.poolKey === poolKey).map((a) => a.priority));
+  const heldBy = (poolKey: PoolKey) => allocations.filter((a) => a.poolKey === poolKey).reduce((sum, a) => sum + a.declaredMiB, 0);
   // Lowest priority (largest number) first; among equals the one holding the most VRAM, then by name for stability.
   candidates.sort((a, b) => priorityOf(b) - priorityOf(a) || heldBy(b) - heldBy(a) || a.localeCompare(b));
-  const stopped: string[] = [];
+  const stopped: PoolKey[] = [];
   for (const poolKey of candidates) {
     stopped.push(poolKey);
     const remaining = allocations.filter((a) => !stopped.includes(a.poolKey));
@@ -128,7 +129,7 @@ export function servicesToStopForRoom(
   return [];
 
   // Greedy order can take a service the later ones made unnecessary: drop each one that is not needed.
-  function withoutNeedless(chosen: string[]): string[] {
+  function withoutNeedless(chosen: PoolKey[]): PoolKey[] {
     let kept = [...chosen];
     for (const poolKey of chosen) {
       const trial = kept.filter((k) => k !== poolKey);

@@ -17,7 +17,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { jobWorkflowId, nodeId as makeNodeId } from '../ids';
+import { jobWorkflowId, nodeId as makeNodeId, type PoolKey } from '../ids';
 import { validatePoolConfig } from '../domain/pool-config';
 import { newPoolState, stepPool } from '../domain/pool-machine';
 import type { PoolCommand, PoolEvent, PoolReply } from '../domain/pool-protocol';
@@ -45,7 +45,8 @@ import {
 
 /** Input of the pool workflow: a fresh config, or the state carried over by continue-as-new. */
 export interface PoolWorkflowInput {
-  poolId: string;
+  /** The pool key. */
+  poolId: PoolKey;
   config: PoolConfig;
   state?: PoolState;
 }

@@ -19,7 +19,7 @@ import { ledgerRowsForPool, type LedgerEvent } from '../../src/db/ledger';
 import { insertJob } from '../../src/db/store';
 import type { JobInput, JobView, PoolConfig, PoolView } from '../../src/domain/types';
 import { poolConfigSchema } from '../../src/domain/pool-config';
-import { jobWorkflowId, poolWorkflowId } from '../../src/ids';
+import { jobWorkflowId, poolWorkflowId, asPoolKey } from '../../src/ids';
 import type { jobWorkflow } from '../../src/workflows/job';
 import { jobStateQuery, poolStateQuery } from '../../src/workflows/messages';
 import type { poolWorkflowV2 } from '../../src/workflows/pool';
@@ -126,7 +126,8 @@ export class PoolHarness {
     }
   }
 
-  async startPool(poolId: string, config: PoolConfig): Promise<void> {
+  async startPool(poolName: string, config: PoolConfig): Promise<void> {
+    const poolId = asPoolKey(poolName);
     this.started.push(poolWorkflowId(poolId));
     await this.client.workflow.start<typeof poolWorkflowV2>('poolWorkflowV2', {
       workflowId: poolWorkflowId(poolId),
@@ -135,11 +136,12 @@ export class PoolHarness {
     });
   }
 
-  pool(poolId: string): Promise<PoolView> {
-    return this.client.workflow.getHandle(poolWorkflowId(poolId)).query(poolStateQuery);
+  pool(poolName: string): Promise<PoolView> {
+    return this.client.workflow.getHandle(poolWorkflowId(asPoolKey(poolName))).query(poolStateQuery);
   }
 
-  async submit(poolId: string, payload: Record<string, unknown> = { prompt: 'hello' }, extra: Partial<JobInput> = {}): Promise<string> {
+  async submit(poolName: string, payload: Record<string, unknown> = { prompt: 'hello' }, extra: Partial<JobInput> = {}): Promise<string> {
+    const poolId = asPoolKey(poolName);
     const jobId = randomUUID();
     const input: JobInput = {
       jobId,

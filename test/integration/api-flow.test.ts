@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ledgerRowsForPool } from '../../src/db/ledger';
-import { jobWorkflowId, poolWorkflowId } from '../../src/ids';
+import { jobWorkflowId, poolWorkflowId, asPoolKey } from '../../src/ids';
 import { countEvents } from '../helpers/stack';
 import { recordHistory } from '../helpers/histories';
 import { ApiStack, poolBody } from '../helpers/api-stack';
@@ -41,7 +41,7 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
     return pool.body.nodes.length === 0 && pool.body.phase === 'idle' ? pool.body : undefined;
   });
   assert.equal(drained.placedTotal, 20);
-  assert.deepEqual(await stack.mock.list('twenty'), []);
+  assert.deepEqual(await stack.mock.list(asPoolKey('twenty')), []);
 
   const rows = await ledgerRowsForPool(stack.database.db, 'twenty');
   const nodes = new Set(rows.filter((r) => r.event_type === 'node_provisioning').map((r) => r.node_id));
@@ -69,7 +69,7 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
   );
   assert.equal(byTenant.count, 20);
   assert.equal((await stack.env.client.workflow.count(`ZeropoolPriority < 3 AND ZeropoolPool = "twenty"`)).count, 0);
-  await recordHistory(stack.env.client, poolWorkflowId('twenty'), 'pool-scale-from-zero');
+  await recordHistory(stack.env.client, poolWorkflowId(asPoolKey('twenty')), 'pool-scale-from-zero');
   await recordHistory(stack.env.client, jobWorkflowId(submitted[0].body.id), 'job-completed');
 });
 
@@ -103,7 +103,7 @@ test('a burst arriving during teardown over HTTP: teardown is cancelled and noth
   );
   const events = countEvents(await ledgerRowsForPool(stack.database.db, 'burst'));
   assert.equal(events.teardown_cancelled, 1);
-  await recordHistory(stack.env.client, poolWorkflowId('burst'), 'pool-teardown-cancelled');
+  await recordHistory(stack.env.client, poolWorkflowId(asPoolKey('burst')), 'pool-teardown-cancelled');
 });
 
 test('DELETE /v1/jobs/:id cancels a parked job; it ends cancelled and leaves the queue', async () => {
@@ -185,10 +185,10 @@ test('operator actions: drain finishes work then releases every node; scale-to-z
 test('a pool whose workflow is unhealthy answers 503 with the reason, never a bare 500', async () => {
   assert.equal((await stack.request('POST', '/v1/pools', poolBody('sick'))).status, 201);
   const client = stack.env.client;
-  await client.workflow.getHandle(poolWorkflowId('sick')).terminate('test: replaced by a broken run');
+  await client.workflow.getHandle(poolWorkflowId(asPoolKey('sick'))).terminate('test: replaced by a broken run');
   // A run whose every workflow task fails: without a config the machine cannot take a step.
   await client.workflow.start('poolWorkflowV2', {
-    workflowId: poolWorkflowId('sick'),
+    workflowId: poolWorkflowId(asPoolKey('sick')),
     taskQueue: stack.taskQueue,
     args: [{ poolId: 'sick', config: null }],
   });
@@ -200,6 +200,6 @@ test('a pool whose workflow is unhealthy answers 503 with the reason, never a ba
     const check = await stack.request('GET', '/v1/pools/sick/preempt/check');
     assert.equal(check.status, 503);
   } finally {
-    await client.workflow.getHandle(poolWorkflowId('sick')).terminate('test over');
+    await client.workflow.getHandle(poolWorkflowId(asPoolKey('sick'))).terminate('test over');
   }
 });

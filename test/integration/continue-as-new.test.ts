@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ledgerRowsForPool } from '../../src/db/ledger';
 import { newPoolState } from '../../src/domain/pool-machine';
-import { poolWorkflowId } from '../../src/ids';
+import { poolWorkflowId, asPoolKey } from '../../src/ids';
 import { countEvents } from '../helpers/stack';
 import { ApiStack, poolBody } from '../helpers/api-stack';
 import { recordHistory } from '../helpers/histories';
@@ -21,7 +21,7 @@ test('the pool continues-as-new when Temporal suggests it, losing no queued job,
     (await stack.request('POST', '/v1/pools', poolBody('can', { slotsPerNode: 2, maxNodes: 3, idleTimeoutSeconds: 8 }))).status,
     201,
   );
-  const handle = stack.env.client.workflow.getHandle(poolWorkflowId('can'));
+  const handle = stack.env.client.workflow.getHandle(poolWorkflowId(asPoolKey('can')));
   const firstRun = (await handle.describe()).runId;
   const all: string[] = [];
   for (let wave = 0; wave < 4; wave++) {
@@ -37,12 +37,12 @@ test('the pool continues-as-new when Temporal suggests it, losing no queued job,
   assert.equal(finals.length, 24);
   const description = await handle.describe();
   assert.notEqual(description.runId, firstRun, 'the pool continued as new at least once');
-  await recordHistory(stack.env.client, poolWorkflowId('can'), 'pool-continued-as-new', firstRun);
+  await recordHistory(stack.env.client, poolWorkflowId(asPoolKey('can')), 'pool-continued-as-new', firstRun);
   const view = (await stack.request('GET', '/v1/pools/can')).body;
   assert.equal(view.placedTotal, 24, 'placements carried across runs');
   assert.ok(view.nodes.length >= 1 && view.nodes.length <= 3, 'nodes carried across runs');
   const nodesAfterCan = view.nodes.map((n: { id: string }) => n.id);
-  assert.deepEqual((await stack.mock.list('can')).sort(), [...nodesAfterCan].sort(), 'no node orphaned or duplicated');
+  assert.deepEqual((await stack.mock.list(asPoolKey('can'))).sort(), [...nodesAfterCan].sort(), 'no node orphaned or duplicated');
   // The idle timer still fires in the new run.
   let lastSeen: unknown;
   await stack
@@ -58,7 +58,7 @@ test('the pool continues-as-new when Temporal suggests it, losing no queued job,
       // Say what the pool looked like, so a rare failure here can be diagnosed from the CI log.
       throw new Error(`${err.message}; pool was ${JSON.stringify(lastSeen)}`);
     });
-  assert.deepEqual(await stack.mock.list('can'), []);
+  assert.deepEqual(await stack.mock.list(asPoolKey('can')), []);
   // Not a row lost across runs: every node billed is also closed, every job recorded.
   const events = countEvents(await ledgerRowsForPool(stack.database.db, 'can'));
   assert.ok(events.node_provisioning >= 1);
@@ -70,12 +70,12 @@ test('the pool continues-as-new when Temporal suggests it, losing no queued job,
 test('a pool still on the first workflow type moves to poolWorkflowV2 with its state, and keeps working', async () => {
   assert.equal((await stack.request('POST', '/v1/pools', poolBody('moved'))).status, 201);
   const client = stack.env.client;
-  const handle = client.workflow.getHandle(poolWorkflowId('moved'));
+  const handle = client.workflow.getHandle(poolWorkflowId(asPoolKey('moved')));
   const config = (await stack.request('GET', '/v1/pools/moved')).body.config;
   await handle.terminate('test: replaced by a run of the first pool workflow');
-  const state = { ...newPoolState('moved', config), nodeSequence: 3, placedTotal: 7 };
+  const state = { ...newPoolState(asPoolKey('moved'), config), nodeSequence: 3, placedTotal: 7 };
   const legacy = await client.workflow.start('poolWorkflow', {
-    workflowId: poolWorkflowId('moved'),
+    workflowId: poolWorkflowId(asPoolKey('moved')),
     taskQueue: stack.taskQueue,
     args: [{ poolId: 'moved', config, state }],
   });
@@ -87,5 +87,5 @@ test('a pool still on the first workflow type moves to poolWorkflowV2 with its s
   });
   assert.equal(done.node_id, 'moved-n4', 'node numbering carried over');
   assert.equal((await stack.request('GET', '/v1/pools/moved')).body.placedTotal, 8, 'counters carried over');
-  await recordHistory(client, poolWorkflowId('moved'), 'pool-v1-moves-to-v2', legacy.firstExecutionRunId);
+  await recordHistory(client, poolWorkflowId(asPoolKey('moved')), 'pool-v1-moves-to-v2', legacy.firstExecutionRunId);
 });

@@ -6,6 +6,7 @@ import { InvalidRequestError } from '../../src/activities/providers/provider';
 import { containerName, LABEL } from '../../src/activities/providers/docker';
 import { ApiStack, TEST_ADMIN_KEY } from '../helpers/api-stack';
 import { busyboxImage, docker, mockNodeImage, recordedNvidiaSmi, removeTestContainers } from '../helpers/docker';
+import { asPoolKey } from '../../src/ids';
 
 // GPUs are read from a real RTX 4080 SUPER's recorded nvidia-smi output: 16 376 MiB, 1 474 MiB used by others.
 // With a 1 024 MiB reserve, 13 878 MiB are left for services: one 8 GiB service fits, two do not.
@@ -174,7 +175,7 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
   // Only registered services are driven.
   await assert.rejects(
     stack.local!.docker.provision({
-      poolId: `${PREFIX}unregistered`,
+      poolId: asPoolKey(`${PREFIX}unregistered`),
       nodeId: `${PREFIX}unregistered-n1`,
       model: 'x',
       lane: { provider: 'docker', market: 'on-demand', gpu: 'local', pricePerHour: 0 },

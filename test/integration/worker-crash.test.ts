@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ledgerRowsForPool } from '../../src/db/ledger';
 import { ApiStack, poolBody } from '../helpers/api-stack';
+import { asPoolKey } from '../../src/ids';
 
 let stack: ApiStack;
 before(async () => {
@@ -13,18 +14,19 @@ after(async () => {
 });
 
 test('the worker killed in the middle of scale-up and restarted: provisioning finishes, every job completes, no node orphaned', async () => {
-  assert.equal((await stack.request('POST', '/v1/pools', poolBody('crash', { slotsPerNode: 2, maxNodes: 4 }))).status, 201);
+  // A long idle timeout: the nodes must still be up when the test looks for them (a slow run once saw them torn down first).
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('crash', { slotsPerNode: 2, maxNodes: 4, idleTimeoutSeconds: 120 }))).status, 201);
   const jobs = await Promise.all(
     Array.from({ length: 8 }, () => stack.request('POST', '/v1/jobs', { pool: 'crash', payload: { prompt: 'hi' } })),
   );
   const booting = await stack.until('nodes booting', async () => {
     const pool = await stack.request('GET', '/v1/pools/crash');
     const provisioning = pool.body.nodes?.filter((n: { state: string }) => n.state === 'provisioning') ?? [];
-    return provisioning.length > 0 && (await stack.mock.list('crash')).length > 0 ? pool.body : undefined;
+    return provisioning.length > 0 && (await stack.mock.list(asPoolKey('crash'))).length > 0 ? pool.body : undefined;
   });
   assert.ok(booting.nodes.length >= 1);
   await stack.killWorkerProcess();
-  const startedBeforeKill = await stack.mock.list('crash');
+  const startedBeforeKill = await stack.mock.list(asPoolKey('crash'));
   await stack.startWorkerProcess();
 
   const finals = await stack.until(
@@ -46,7 +48,7 @@ test('the worker killed in the middle of scale-up and restarted: provisioning fi
     90_000,
   );
   const poolNodes = pool.nodes.map((n: { id: string }) => n.id).sort();
-  assert.deepEqual((await stack.mock.list('crash')).sort(), poolNodes, 'the provider holds exactly the pool’s nodes');
+  assert.deepEqual((await stack.mock.list(asPoolKey('crash'))).sort(), poolNodes, 'the provider holds exactly the pool’s nodes');
   const rows = await ledgerRowsForPool(stack.database.db, 'crash');
   const ends = rows
     .filter((r) => r.event_type === 'node_terminated' || r.event_type === 'node_lost')

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { countEvents, poolConfig } from '../helpers/stack';
 import { timeSkippingSuite } from '../helpers/suite';
+import { asPoolKey } from '../../src/ids';
 
 const suite = timeSkippingSuite();
 
@@ -39,7 +40,7 @@ test('durable idle timer: waits idleTimeout, any arrival restarts it, a worker r
     });
     assert.equal(done.phase, 'idle');
   });
-  assert.deepEqual(await mock.list('idle'), [], 'the provider holds no node for the pool');
+  assert.deepEqual(await mock.list(asPoolKey('idle')), [], 'the provider holds no node for the pool');
   const events = countEvents(await h.ledger('idle'));
   assert.equal(events.node_provisioning, 1);
   assert.equal(events.node_terminated, 1);
@@ -73,7 +74,7 @@ test('a job arriving during teardown cancels it: the node is kept, the job runs 
     const after = await h.pool('burst');
     assert.deepEqual(after.nodes.map((n) => n.id).sort(), nodesBefore);
     assert.ok(after.nodes.every((n) => n.state === 'ready'));
-    assert.deepEqual((await mock.list('burst')).sort(), nodesBefore, 'no node was terminated at the provider');
+    assert.deepEqual((await mock.list(asPoolKey('burst'))).sort(), nodesBefore, 'no node was terminated at the provider');
   });
   const events = countEvents(await h.ledger('burst'));
   assert.equal(events.teardown_started, 1);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { temporal } from '@temporalio/proto';
-import { poolWorkflowId } from '../../src/ids';
+import { poolWorkflowId, asPoolKey } from '../../src/ids';
 import { jobArrivedSignal } from '../../src/workflows/messages';
 import { countEvents, poolConfig } from '../helpers/stack';
 import { timeSkippingSuite } from '../helpers/suite';
@@ -86,7 +86,7 @@ test("arrivals that come with the pool run's first workflow task: exactly one pr
   const h = suite.harness();
   // No worker yet: the start and the four arrivals all reach the pool in its first workflow task.
   await h.startPool('first', poolConfig({ maxNodes: 4, slotsPerNode: 2 }));
-  const handle = h.client.workflow.getHandle(poolWorkflowId('first'));
+  const handle = h.client.workflow.getHandle(poolWorkflowId(asPoolKey('first')));
   for (let i = 0; i < 4; i++) await handle.signal(jobArrivedSignal, { jobId: randomUUID(), attempt: 1, front: false });
   await (await h.worker()).runUntil(async () => {
     await h.until('two nodes provisioned', async () => (await h.pool('first')).nodes.filter((n) => n.url).length === 2);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { poolWorkflowId } from '../../src/ids';
+import { poolWorkflowId, asPoolKey } from '../../src/ids';
 import { stopPoolUpdate, warmPoolUpdate } from '../../src/workflows/messages';
 import { countEvents, poolConfig, testMockProvider } from '../helpers/stack';
 import { recordHistory } from '../helpers/histories';
@@ -14,7 +14,7 @@ test('start (warm) brings a node up with no job; the idle timer still stops it a
   const env = suite.env();
   await (await h.worker()).runUntil(async () => {
     await h.startPool('warm', poolConfig({ idleTimeoutSeconds: 600, teardownGraceSeconds: 0 }));
-    const handle = env.client.workflow.getHandle(poolWorkflowId('warm'));
+    const handle = env.client.workflow.getHandle(poolWorkflowId(asPoolKey('warm')));
     await assert.rejects(handle.executeUpdate(warmPoolUpdate, { args: [{ nodes: 0 }] }), (err: Error) =>
       /positive integer/.test(String(err.cause)),
     );
@@ -30,7 +30,7 @@ test('start (warm) brings a node up with no job; the idle timer still stops it a
       [0, 'idle'],
       'a start lasts one idle period, then the baseline is minNodes again',
     );
-    await recordHistory(env.client, poolWorkflowId('warm'), 'pool-warm-start');
+    await recordHistory(env.client, poolWorkflowId(asPoolKey('warm')), 'pool-warm-start');
   });
   const events = countEvents(await h.ledger('warm'));
   assert.deepEqual([events.node_provisioning, events.node_terminated], [1, 1]);
@@ -42,7 +42,7 @@ test('stop: a running job gets the drain timeout, then is preempted (progress ke
   const env = suite.env();
   await (await h.worker()).runUntil(async () => {
     await h.startPool('stop', poolConfig({ maxNodes: 1, slotsPerNode: 1 }));
-    const handle = env.client.workflow.getHandle(poolWorkflowId('stop'));
+    const handle = env.client.workflow.getHandle(poolWorkflowId(asPoolKey('stop')));
 
     // Time enough: the 1-second job finishes, no preemption, then the node goes.
     const short = await h.submit('stop', tokens(100));
@@ -63,7 +63,7 @@ test('stop: a running job gets the drain timeout, then is preempted (progress ke
     const longDone = await h.result(long);
     assert.deepEqual([longDone.status, longDone.preemptions], ['completed', 1]);
     assert.notEqual(longDone.nodeId, firstNode, 'it resumed on a new node');
-    await recordHistory(env.client, poolWorkflowId('stop'), 'pool-stop-drain-timeout');
+    await recordHistory(env.client, poolWorkflowId(asPoolKey('stop')), 'pool-stop-drain-timeout');
   });
   const rows = await h.ledger('stop');
   const preempted = rows.filter((r) => r.event_type === 'job_preempted');

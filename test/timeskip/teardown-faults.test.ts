@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { computeAnalytics } from '../../src/db/analytics';
 import type { LedgerRow } from '../../src/db/ledger';
-import { DEFAULT_WORKSPACE, poolWorkflowId } from '../../src/ids';
+import { DEFAULT_WORKSPACE, poolWorkflowId, asPoolKey } from '../../src/ids';
 import { scaleToZeroUpdate } from '../../src/workflows/messages';
 import { poolConfig } from '../helpers/stack';
 import { timeSkippingSuite } from '../helpers/suite';
@@ -51,14 +51,14 @@ test('terminateNode fails for 10 minutes of workflow time: the pool keeps placin
       const stuck = view.nodes.find((n) => n.id === doomed);
       assert.equal(stuck?.state, 'terminate_failed', 'still failing after 10 minutes');
       assert.ok((stuck?.terminateFailures ?? 0) >= 3, `retried: ${stuck?.terminateFailures} failures`);
-      assert.ok((await mock.list('tf')).includes(doomed), 'the provider still holds it');
+      assert.ok((await mock.list(asPoolKey('tf'))).includes(doomed), 'the provider still holds it');
     } finally {
       await mock.setFaults({});
     }
     await env.sleep('6 minutes');
     await h.until('every node terminated', async () => (await h.pool('tf')).nodes.length === 0, 60_000);
   });
-  assert.deepEqual(await mock.list('tf'), []);
+  assert.deepEqual(await mock.list(asPoolKey('tf')), []);
   const closed = assertEveryNodeClosedOnce(await h.ledger('tf'));
   const doomedRows = [...closed.values()].find((r) => (r.terminated.details.terminateFailures as number) >= 3);
   assert.ok(doomedRows, 'the failing node closed with its failures counted');
@@ -70,7 +70,7 @@ test('scale-to-zero and the idle teardown raced against arrivals, many times: on
   const h = suite.harness();
   const env = suite.env();
   const mock = suite.mock();
-  const pool = 'race';
+  const pool = asPoolKey('race');
   await (await h.worker()).runUntil(async () => {
     await h.startPool(pool, poolConfig({ idleTimeoutSeconds: 30, teardownGraceSeconds: 0, slotsPerNode: 1, maxNodes: 3 }));
     const handle = h.client.workflow.getHandle(poolWorkflowId(pool));

@@ -4,13 +4,14 @@ import { computeAnalytics, peakConcurrency } from '../../src/db/analytics';
 import { appendLedgerEvent, type LedgerEvent, type LedgerEventType } from '../../src/db/ledger';
 import type { Lane } from '../../src/domain/types';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { asPoolKey } from '../../src/ids';
 
 let database: TestDatabase;
 const T0 = Date.parse('2026-01-05T10:00:00Z');
 const at = (seconds: number) => T0 + seconds * 1000;
 const spot: Lane = { provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.45 };
 const onDemand: Lane = { provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.1 };
-const POOL = 'acme.chat';
+const POOL = asPoolKey('acme.chat');
 
 function row(eventKey: string, eventType: LedgerEventType, seconds: number, extra: Partial<LedgerEvent> = {}): LedgerEvent {
   return { eventKey, eventType, occurredAt: at(seconds), poolId: POOL, ...extra };
@@ -56,7 +57,7 @@ before(async () => {
       eventKey: 'x:prov',
       eventType: 'node_provisioning',
       occurredAt: at(0),
-      poolId: 'chat',
+      poolId: asPoolKey('chat'),
       nodeId: 'chat-a',
       lane: { ...onDemand, pricePerHour: 5 },
     },

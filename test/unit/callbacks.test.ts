@@ -6,6 +6,7 @@ import { checkCallbackTarget } from '../../src/activities/callbacks/target-guard
 import { CallbackTargetRefused, isNonPublicAddress, parseAllowList } from '../../src/domain/callback-target';
 import { ntfyRequest } from '../../src/activities/notify';
 import { loadConfig } from '../../src/config';
+import { asPoolKey } from '../../src/ids';
 
 const none = parseAllowList([]);
 const resolver = (answers: Record<string, string[]>) => async (host: string) =>
@@ -86,7 +87,7 @@ test('signature: HMAC-SHA256 of "<timestamp>.<body>" in hex; tampering, another 
 test('ntfy publish: POST <server>/<topic>, message body, title, priority and tags headers, token when set', () => {
   const { url, init } = ntfyRequest(
     { url: 'https://ntfy.example.com/', topic: 'gpu-jobs', token: 'tk_abc' },
-    { event: 'failed', jobId: 'j1', poolId: 'team-a.chat', priority: 2, attempt: 3, detail: 'model server answered 500' },
+    { event: 'failed', jobId: 'j1', poolId: asPoolKey('team-a.chat'), priority: 2, attempt: 3, detail: 'model server answered 500' },
   );
   assert.equal(url, 'https://ntfy.example.com/gpu-jobs');
   const headers = init.headers as Record<string, string>;

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { appendLedgerEvent, verifyLedgerChain, type LedgerEvent } from '../../src/db/ledger';
 import { migrate } from '../../src/db/schema';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { asPoolKey } from '../../src/ids';
 
 let database: TestDatabase;
 before(async () => {
@@ -17,7 +18,7 @@ const event = (key: string, poolKey: string, extra: Partial<LedgerEvent> = {}): 
   eventKey: key,
   eventType: 'node_provisioning',
   occurredAt: 1_700_000_000_000,
-  poolId: poolKey,
+  poolId: asPoolKey(poolKey),
   nodeId: `${poolKey}-n1`,
   lane: { provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.45 },
   details: { laneIndex: 0 },

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { createNodeActivities } from '../../src/activities/nodes';
 import { computeAnalytics } from '../../src/db/analytics';
 import { appendLedgerEvent, ledgerRowsForPool, verifyLedgerChain, type LedgerEvent } from '../../src/db/ledger';
-import { DEFAULT_WORKSPACE } from '../../src/ids';
+import { asPoolKey, DEFAULT_WORKSPACE, type PoolKey } from '../../src/ids';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { testMockProvider } from '../helpers/stack';
 
@@ -18,7 +18,7 @@ after(async () => {
 
 const lane = { provider: 'mock', market: 'spot' as const, gpu: 'A10G', pricePerHour: 0.5 };
 const t0 = Date.UTC(2026, 10, 1, 12);
-const provisioning = (pool: string, node: string, at: number, provider = 'mock'): LedgerEvent => ({
+const provisioning = (pool: PoolKey, node: string, at: number, provider = 'mock'): LedgerEvent => ({
   eventKey: `${pool}:${node}:provisioning`,
   eventType: 'node_provisioning',
   occurredAt: at,
@@ -30,7 +30,7 @@ const provisioning = (pool: string, node: string, at: number, provider = 'mock')
 
 test('reconciliation writes the missing node_terminated row of a node no provider holds, at the best recorded time, once', async () => {
   const db = database.db;
-  const pool = 'heal';
+  const pool = asPoolKey('heal');
   // n1: torn down by a teardown with a 30 s grace period whose row was lost (the old cancelled-scope bug).
   await appendLedgerEvent(db, provisioning(pool, 'heal-n1', t0));
   await appendLedgerEvent(db, {
@@ -98,7 +98,7 @@ test('reconciliation writes the missing node_terminated row of a node no provide
 
 test('a node the provider still holds but the pool does not know is terminated first, then closed on the ledger', async () => {
   const db = database.db;
-  const pool = 'orphan';
+  const pool = asPoolKey('orphan');
   const mock = testMockProvider({ coldStartSeconds: 0 });
   try {
     await mock.provision({ poolId: pool, nodeId: 'orphan-n1', lane, laneIndex: 0, model: 'm' });

@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { appendLedgerEvent, ledgerRowsForPool } from '../../src/db/ledger';
 import { createRecordActivities } from '../../src/activities/records';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { asPoolKey } from '../../src/ids';
 
 let database: TestDatabase;
 before(async () => {
@@ -17,7 +18,7 @@ test('ledger writes are idempotent by event key (a retried activity adds no seco
     eventKey: 'p1:n1:provisioning',
     eventType: 'node_provisioning' as const,
     occurredAt: 1_700_000_000_000,
-    poolId: 'p1',
+    poolId: asPoolKey('p1'),
     nodeId: 'n1',
     lane: { provider: 'mock', market: 'spot' as const, gpu: 'A10G', pricePerHour: 0.45 },
   };
@@ -32,7 +33,12 @@ test('ledger writes are idempotent by event key (a retried activity adds no seco
 });
 
 test('PostgreSQL itself refuses UPDATE, DELETE and TRUNCATE on the ledger', async () => {
-  await appendLedgerEvent(database.db, { eventKey: 'p2:x', eventType: 'teardown_started', occurredAt: Date.now(), poolId: 'p2' });
+  await appendLedgerEvent(database.db, {
+    eventKey: 'p2:x',
+    eventType: 'teardown_started',
+    occurredAt: Date.now(),
+    poolId: asPoolKey('p2'),
+  });
   await assert.rejects(database.db.query("UPDATE ledger SET pool_id = 'evil' WHERE pool_id = 'p2'"), /append-only/);
   await assert.rejects(database.db.query("DELETE FROM ledger WHERE pool_id = 'p2'"), /append-only/);
   await assert.rejects(database.db.query('TRUNCATE ledger'), /append-only/);
@@ -43,13 +49,19 @@ test('a job outcome and its ledger row are written together, and a terminal reco
   const { recordJobOutcome } = createRecordActivities(database.db);
   const view = {
     id: '11111111-1111-1111-1111-111111111111',
-    pool: 'p3',
+    pool: asPoolKey('p3'),
     status: 'completed' as const,
     attempt: 1,
     submittedAt: 1,
     finishedAt: 2,
   };
-  const event = { eventKey: `${view.id}:completed`, eventType: 'job_completed' as const, occurredAt: 2, poolId: 'p3', jobId: view.id };
+  const event = {
+    eventKey: `${view.id}:completed`,
+    eventType: 'job_completed' as const,
+    occurredAt: 2,
+    poolId: asPoolKey('p3'),
+    jobId: view.id,
+  };
   await recordJobOutcome({ view, event });
   await recordJobOutcome({ view: { ...view, status: 'failed' }, event });
   const stored = await database.db.query('SELECT status FROM jobs WHERE id = $1', [view.id]);

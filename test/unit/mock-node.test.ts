@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { testMockProvider } from '../helpers/stack';
+import { asPoolKey } from '../../src/ids';
 
 const provider = testMockProvider({ coldStartSeconds: 0.5, tokensPerSecond: 500 });
 after(async () => {
@@ -10,11 +11,11 @@ after(async () => {
 const lane = { provider: 'mock', market: 'on-demand' as const, gpu: 'A10G', pricePerHour: 1 };
 
 test('mock node: unhealthy while cold-starting, then OpenAI-compatible completions, streaming and not', async () => {
-  const node = await provider.provision({ poolId: 'p', nodeId: 'p-n1', model: 'm', lane, laneIndex: 0 });
+  const node = await provider.provision({ poolId: asPoolKey('p'), nodeId: 'p-n1', model: 'm', lane, laneIndex: 0 });
   assert.equal((await fetch(`${node.url}/health`)).status, 503, 'still loading');
-  assert.equal((await provider.describe('p', 'p-n1')).healthy, false);
+  assert.equal((await provider.describe(asPoolKey('p'), 'p-n1')).healthy, false);
   await new Promise((r) => setTimeout(r, 600));
-  assert.equal((await provider.describe('p', 'p-n1')).healthy, true);
+  assert.equal((await provider.describe(asPoolKey('p'), 'p-n1')).healthy, true);
 
   const plain = await fetch(`${node.url}/v1/chat/completions`, {
     method: 'POST',
@@ -42,18 +43,18 @@ test('mock node: unhealthy while cold-starting, then OpenAI-compatible completio
 });
 
 test('mock provider: provisioning is idempotent by node id, terminate is final, spot shortage is typed', async () => {
-  const first = await provider.provision({ poolId: 'p', nodeId: 'p-n2', model: 'm', lane, laneIndex: 0 });
-  const again = await provider.provision({ poolId: 'p', nodeId: 'p-n2', model: 'm', lane, laneIndex: 0 });
+  const first = await provider.provision({ poolId: asPoolKey('p'), nodeId: 'p-n2', model: 'm', lane, laneIndex: 0 });
+  const again = await provider.provision({ poolId: asPoolKey('p'), nodeId: 'p-n2', model: 'm', lane, laneIndex: 0 });
   assert.equal(again.url, first.url, 'the same node, not a second one');
-  assert.deepEqual((await provider.list('p')).sort(), ['p-n1', 'p-n2']);
-  await provider.terminate('p', 'p-n2');
-  assert.equal((await provider.describe('p', 'p-n2')).exists, false);
-  await provider.terminate('p', 'p-n2');
+  assert.deepEqual((await provider.list(asPoolKey('p'))).sort(), ['p-n1', 'p-n2']);
+  await provider.terminate(asPoolKey('p'), 'p-n2');
+  assert.equal((await provider.describe(asPoolKey('p'), 'p-n2')).exists, false);
+  await provider.terminate(asPoolKey('p'), 'p-n2');
 
   const short = testMockProvider({ spotShortageProbability: 1 });
   await assert.rejects(
-    short.provision({ poolId: 'q', nodeId: 'q-n1', model: 'm', lane: { ...lane, market: 'spot' }, laneIndex: 0 }),
+    short.provision({ poolId: asPoolKey('q'), nodeId: 'q-n1', model: 'm', lane: { ...lane, market: 'spot' }, laneIndex: 0 }),
     (err: Error) => err.name === 'CapacityUnavailable',
   );
-  assert.deepEqual(await short.list('q'), [], 'a refused request leaves no node');
+  assert.deepEqual(await short.list(asPoolKey('q')), [], 'a refused request leaves no node');
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { nodeId } from '../../src/ids';
+import { nodeId, asPoolKey } from '../../src/ids';
 import {
   HEALTH_FAILURES_TO_LOSE,
   newPoolState,
@@ -25,7 +25,7 @@ class Machine {
   all: PoolCommand[] = [];
 
   constructor(config: PoolConfig, start = true) {
-    this.state = newPoolState('p', config);
+    this.state = newPoolState(asPoolKey('p'), config);
     if (start) {
       this.send({ type: 'started' });
       this.settleReconcile();

@@ -6,6 +6,7 @@ import { newPoolState } from '../../src/domain/pool-view';
 import { planPreemptions } from '../../src/domain/preemption';
 import type { NodeRecord, PoolState, ProgressSnapshot } from '../../src/domain/types';
 import { poolConfig } from '../helpers/stack';
+import { asPoolKey } from '../../src/ids';
 
 const MINUTE = 60_000;
 
@@ -23,7 +24,7 @@ function readyNode(id: string, slots: (string | null)[]): NodeRecord {
 
 /** A full pool at maxNodes: one node, one slot per running job given. */
 function fullPool(running: Array<{ jobId: string; priority: number; placedAt?: number; attempt?: number }>, overrides = {}): PoolState {
-  const state = newPoolState('p', poolConfig({ maxNodes: 1, slotsPerNode: running.length, ...overrides }));
+  const state = newPoolState(asPoolKey('p'), poolConfig({ maxNodes: 1, slotsPerNode: running.length, ...overrides }));
   state.nodes.push(
     readyNode(
       'n1',
@@ -48,7 +49,7 @@ test('aging: one level per agingSeconds waited, never above 1; 0 turns aging off
 });
 
 test('queue order: aged priority, then jobs requeued from a lost node, then age, then arrival', () => {
-  const state = newPoolState('p', poolConfig({ agingSeconds: 300 }));
+  const state = newPoolState(asPoolKey('p'), poolConfig({ agingSeconds: 300 }));
   enqueueJob(state, { jobId: 'low-old', attempt: 1, enqueuedAt: 0, priority: 5 }, false);
   enqueueJob(state, { jobId: 'mid', attempt: 1, enqueuedAt: 19 * MINUTE, priority: 3 }, false);
   enqueueJob(state, { jobId: 'high', attempt: 1, enqueuedAt: 19 * MINUTE, priority: 1 }, false);
@@ -66,7 +67,7 @@ test('queue order: aged priority, then jobs requeued from a lost node, then age,
 });
 
 test('placement skips jobs in retry backoff and says when the first becomes placeable', () => {
-  const state = newPoolState('p', poolConfig({ slotsPerNode: 2 }));
+  const state = newPoolState(asPoolKey('p'), poolConfig({ slotsPerNode: 2 }));
   state.nodes.push(readyNode('n1', [null, null]));
   enqueueJob(state, { jobId: 'backing-off', attempt: 2, enqueuedAt: 0, notBefore: 4000, priority: 1 }, true);
   enqueueJob(state, { jobId: 'ready', attempt: 1, enqueuedAt: 0, priority: 5 }, false);

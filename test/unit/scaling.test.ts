@@ -5,6 +5,7 @@ import { newPoolState } from '../../src/domain/pool-view';
 import { allLanesShortBackoffMs, availableLanes, desiredNodeCount, nodesToAdd, teardownCandidates } from '../../src/domain/scaling';
 import type { NodeRecord, PoolState } from '../../src/domain/types';
 import { poolConfig } from '../helpers/stack';
+import { asPoolKey } from '../../src/ids';
 
 function node(id: string, state: NodeRecord['state'], slots: (string | null)[], price = 1): NodeRecord {
   return {
@@ -25,14 +26,14 @@ function withQueue(state: PoolState, n: number): PoolState {
 }
 
 test('from zero: ceil(N / slotsPerNode), capped by maxNodes', () => {
-  assert.equal(desiredNodeCount(withQueue(newPoolState('p', poolConfig({ slotsPerNode: 4, maxNodes: 10 })), 20)), 5);
-  assert.equal(desiredNodeCount(withQueue(newPoolState('p', poolConfig({ slotsPerNode: 4, maxNodes: 3 })), 20)), 3);
-  assert.equal(desiredNodeCount(withQueue(newPoolState('p', poolConfig({ slotsPerNode: 4 })), 1)), 1);
-  assert.equal(desiredNodeCount(newPoolState('p', poolConfig({ minNodes: 0 }))), 0);
+  assert.equal(desiredNodeCount(withQueue(newPoolState(asPoolKey('p'), poolConfig({ slotsPerNode: 4, maxNodes: 10 })), 20)), 5);
+  assert.equal(desiredNodeCount(withQueue(newPoolState(asPoolKey('p'), poolConfig({ slotsPerNode: 4, maxNodes: 3 })), 20)), 3);
+  assert.equal(desiredNodeCount(withQueue(newPoolState(asPoolKey('p'), poolConfig({ slotsPerNode: 4 })), 1)), 1);
+  assert.equal(desiredNodeCount(newPoolState(asPoolKey('p'), poolConfig({ minNodes: 0 }))), 0);
 });
 
 test('provisioning slots count as coming capacity: no second node for jobs a booting node will take', () => {
-  const state = withQueue(newPoolState('p', poolConfig({ slotsPerNode: 4 })), 3);
+  const state = withQueue(newPoolState(asPoolKey('p'), poolConfig({ slotsPerNode: 4 })), 3);
   state.nodes.push(node('n1', 'provisioning', [null, null, null, null]));
   assert.equal(nodesToAdd(state), 0);
   withQueue(state, 2); // 5 queued for 4 incoming slots: 1 uncovered > threshold 0
@@ -40,7 +41,7 @@ test('provisioning slots count as coming capacity: no second node for jobs a boo
 });
 
 test('burst threshold over the baseline', () => {
-  const state = newPoolState('p', poolConfig({ minNodes: 1, slotsPerNode: 2, burstThreshold: 3, maxNodes: 4 }));
+  const state = newPoolState(asPoolKey('p'), poolConfig({ minNodes: 1, slotsPerNode: 2, burstThreshold: 3, maxNodes: 4 }));
   state.nodes.push(node('n1', 'ready', ['a', 'b']));
   withQueue(state, 3);
   assert.equal(nodesToAdd(state), 0, '3 uncovered is not past a threshold of 3');
@@ -51,7 +52,7 @@ test('burst threshold over the baseline', () => {
 });
 
 test('baseline is kept, suspended by scale-to-zero, and dropped while draining', () => {
-  const state = newPoolState('p', poolConfig({ minNodes: 2, maxNodes: 3 }));
+  const state = newPoolState(asPoolKey('p'), poolConfig({ minNodes: 2, maxNodes: 3 }));
   assert.equal(nodesToAdd(state), 2);
   state.baselineSuspended = true;
   assert.equal(nodesToAdd(state), 0);
@@ -61,7 +62,7 @@ test('baseline is kept, suspended by scale-to-zero, and dropped while draining',
 });
 
 test('placement: arrival order, least-loaded ready node, never terminating, provisioning or suspect nodes', () => {
-  const state = withQueue(newPoolState('p', poolConfig({ slotsPerNode: 2 })), 5);
+  const state = withQueue(newPoolState(asPoolKey('p'), poolConfig({ slotsPerNode: 2 })), 5);
   state.nodes.push(
     node('busy', 'ready', ['x', null]),
     node('free', 'ready', [null, null]),
@@ -87,7 +88,7 @@ test('placement: arrival order, least-loaded ready node, never terminating, prov
 });
 
 test('a lost node sends its jobs to the front of the queue with the next attempt; stale arrivals are ignored', () => {
-  const state = withQueue(newPoolState('p', poolConfig({ slotsPerNode: 2 })), 3);
+  const state = withQueue(newPoolState(asPoolKey('p'), poolConfig({ slotsPerNode: 2 })), 3);
   state.nodes.push(node('n1', 'ready', [null, null]));
   placeQueuedJobs(state, 1);
   const requeued = requeueJobsOfNode(state, 'n1', 2);
@@ -107,7 +108,7 @@ test('a lost node sends its jobs to the front of the queue with the next attempt
 });
 
 test('teardown candidates: idle nodes above the baseline, most expensive first', () => {
-  const state = newPoolState('p', poolConfig({ minNodes: 1 }));
+  const state = newPoolState(asPoolKey('p'), poolConfig({ minNodes: 1 }));
   state.nodes.push(node('cheap', 'ready', [null], 0.5), node('pricey', 'ready', [null], 2), node('working', 'ready', ['j'], 3));
   assert.deepEqual(
     teardownCandidates(state).map((n) => n.id),

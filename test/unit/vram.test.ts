@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { admit, gpuHeadroom, servicesToStopForRoom, type VramAllocation } from '../../src/domain/vram';
+import { asPoolKey } from '../../src/ids';
 
 // Two 24 GiB GPUs; GPU 0 has 2 GiB used by someone else.
 const gpus = [
@@ -8,7 +9,7 @@ const gpus = [
   { index: 1, totalMiB: 24_576, usedMiB: 0 },
 ];
 const alloc = (poolKey: string, gpuIndex: number, declaredMiB: number, extra: Partial<VramAllocation> = {}): VramAllocation => ({
-  poolKey,
+  poolKey: asPoolKey(poolKey),
   nodeId: `${poolKey}-n1`,
   gpuIndex,
   declaredMiB,
@@ -17,7 +18,13 @@ const alloc = (poolKey: string, gpuIndex: number, declaredMiB: number, extra: Pa
   idle: false,
   ...extra,
 });
-const request = (vramMiB: number, extra: Record<string, unknown> = {}) => ({ vramMiB, gpuCount: 1, priority: 3, poolKey: 'new', ...extra });
+const request = (vramMiB: number, extra: Record<string, unknown> = {}) => ({
+  vramMiB,
+  gpuCount: 1,
+  priority: 3,
+  poolKey: asPoolKey('new'),
+  ...extra,
+});
 
 test('headroom: total minus reserve, minus others’ use, minus the larger of declared and seen for our containers', () => {
   const [g0, g1] = gpuHeadroom(gpus, [alloc('a', 0, 8_192), alloc('b', 1, 4_096, { actualMiB: 6_000 })], 1_024);

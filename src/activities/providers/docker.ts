@@ -13,7 +13,7 @@ import { DEFAULT_PRIORITY } from '../../domain/placement';
 import { admit, servicesToStopForRoom, type GpuMemory, type VramAllocation } from '../../domain/vram';
 import { serviceVramMiB, serviceVramRequest, type ServiceDefinition, type ServiceRecord } from '../../domain/service';
 import { gpuMemory, type GpuProbe, type GpuProbeResult } from '../../gpu/probe';
-import { splitPoolKey } from '../../ids';
+import { asPoolKey, type PoolKey, splitPoolKey } from '../../ids';
 import {
   CapacityUnavailableError,
   InvalidRequestError,
@@ -44,9 +44,9 @@ export function containerName(nodeId: string): string {
 /** What the provider asks of the pools of other services (through Temporal) when it must make room. */
 export interface PoolControl {
   /** The pool has no queued or running job. */
-  isIdle(poolKey: string): Promise<boolean>;
+  isIdle(poolKey: PoolKey): Promise<boolean>;
   /** Stops every node of the pool (it starts again when a job arrives). */
-  stop(poolKey: string): Promise<void>;
+  stop(poolKey: PoolKey): Promise<void>;
 }
 
 export interface DockerProviderOptions {
@@ -69,7 +69,7 @@ export interface DockerProviderOptions {
 interface OurContainer {
   id: string;
   name: string;
-  poolKey: string;
+  poolKey: PoolKey;
   nodeId: string;
   state: string;
   gpus: number[];
@@ -100,18 +100,18 @@ export class DockerProvider implements Provider {
 
   constructor(private readonly options: DockerProviderOptions) {}
 
-  private async serviceOf(poolKey: string): Promise<ServiceRecord | undefined> {
+  private async serviceOf(poolKey: PoolKey): Promise<ServiceRecord | undefined> {
     return getServiceByPoolKey(this.options.db, poolKey);
   }
 
   /** Our containers (any state), from their labels. */
-  async ourContainers(filter: { poolKey?: string } = {}): Promise<OurContainer[]> {
+  async ourContainers(filter: { poolKey?: PoolKey } = {}): Promise<OurContainer[]> {
     const labels = [`${LABEL.managed}=true`, ...(filter.poolKey ? [`${LABEL.pool}=${filter.poolKey}`] : [])];
     const list = await this.options.docker.listContainers({ all: true, filters: { label: labels } });
     return list.map((c) => ({
       id: c.Id,
       name: (c.Names[0] ?? '').replace(/^\//, ''),
-      poolKey: c.Labels[LABEL.pool] ?? '',
+      poolKey: asPoolKey(c.Labels[LABEL.pool] ?? ''),
       nodeId: c.Labels[LABEL.node] ?? '',
       state: c.State,
       gpus: (c.Labels[LABEL.gpus] ?? '').split(',').filter(Boolean).map(Number),
@@ -171,7 +171,7 @@ export class DockerProvider implements Provider {
   }
 
   /** Decides the GPUs, or stops idle lower-priority services to make room and reports the shortage. */
-  private async admission(poolKey: string, definition: ServiceDefinition): Promise<{ gpuIndexes: number[]; perGpuMiB: number }> {
+  private async admission(poolKey: PoolKey, definition: ServiceDefinition): Promise<{ gpuIndexes: number[]; perGpuMiB: number }> {
     const { gpus, allocations } = await this.vramFacts();
     if (gpus === null) throw new CapacityUnavailableError('no GPU on this host: the service needs VRAM');
     const request = serviceVramRequest(definition, poolKey);
@@ -182,7 +182,7 @@ export class DockerProvider implements Provider {
       const lower = [
         ...new Set(allocations.filter((a) => a.priority > definition.priority && a.poolKey !== poolKey).map((a) => a.poolKey)),
       ];
-      const idle = new Set<string>();
+      const idle = new Set<PoolKey>();
       for (const key of lower) if (await pools.isIdle(key).catch(() => false)) idle.add(key);
       const withIdle = allocations.map((a) => ({ ...a, idle: idle.has(a.poolKey) }));
       const victims = servicesToStopForRoom(gpus, withIdle, this.options.reserveMiB, request);
@@ -340,13 +340,13 @@ export class DockerProvider implements Provider {
   }
 
   /** The container a node is (an adopted one, or ours by name), with its service's definition if it still has one. */
-  private async containerOfNode(poolKey: string, nodeId: string): Promise<{ name: string; adopted: boolean; service?: ServiceRecord }> {
+  private async containerOfNode(poolKey: PoolKey, nodeId: string): Promise<{ name: string; adopted: boolean; service?: ServiceRecord }> {
     const service = await this.serviceOf(poolKey);
     const adopted = service?.definition.adoptContainer;
     return adopted ? { name: adopted, adopted: true, service } : { name: containerName(nodeId), adopted: false, service };
   }
 
-  async describe(poolKey: string, nodeId: string): Promise<NodeStatus> {
+  async describe(poolKey: PoolKey, nodeId: string): Promise<NodeStatus> {
     const { name, service } = await this.containerOfNode(poolKey, nodeId);
     const info = await this.inspect(name);
     if (!info) return { nodeId, exists: false, healthy: false, reason: `container ${name} is gone` };
@@ -369,7 +369,7 @@ export class DockerProvider implements Provider {
   }
 
   /** Stops the container (SIGTERM, then SIGKILL after the service's stop timeout) and removes it; adopted ones are only stopped. */
-  async terminate(poolKey: string, nodeId: string): Promise<void> {
+  async terminate(poolKey: PoolKey, nodeId: string): Promise<void> {
     const { name, adopted } = await this.containerOfNode(poolKey, nodeId);
     const info = await this.inspect(name);
     if (!info) return;
@@ -390,7 +390,7 @@ export class DockerProvider implements Provider {
     );
   }
 
-  async list(poolKey: string): Promise<string[]> {
+  async list(poolKey: PoolKey): Promise<string[]> {
     return (await this.ourContainers({ poolKey })).map((c) => c.nodeId).filter(Boolean);
   }
 

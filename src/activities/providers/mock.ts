@@ -8,6 +8,7 @@ import { promises as fs, readdirSync, readFileSync, rmSync, writeFileSync } from
 import path from 'node:path';
 import { hashString, seededRandom } from '../../domain/random';
 import { CapacityUnavailableError, type NodeStatus, type Provider, type ProvisionRequest, type ProvisionedNode } from './provider';
+import type { PoolKey } from '../../ids';
 
 /** Knobs of the mock provider. */
 export interface MockProviderOptions {
@@ -37,7 +38,7 @@ const FAULTS_FILE = 'faults.ctl';
 
 interface MockNodeRecord {
   nodeId: string;
-  poolId: string;
+  poolId: PoolKey;
   laneIndex: number;
   pid: number;
   port: number;
@@ -148,7 +149,7 @@ export class MockProvider implements Provider {
     return Math.max(1, Math.round((-Math.log(1 - u) / rate) * 3_600_000));
   }
 
-  async describe(_poolId: string, nodeIdToCheck: string): Promise<NodeStatus> {
+  async describe(_poolId: PoolKey, nodeIdToCheck: string): Promise<NodeStatus> {
     const record = await this.read(nodeIdToCheck);
     if (!record) return { nodeId: nodeIdToCheck, exists: false, healthy: false, reason: 'no such node' };
     if (!isAlive(record.pid)) return { nodeId: nodeIdToCheck, exists: false, healthy: false, reason: 'node process is gone' };
@@ -161,7 +162,7 @@ export class MockProvider implements Provider {
     }
   }
 
-  async terminate(_poolId: string, nodeIdToStop: string): Promise<void> {
+  async terminate(_poolId: PoolKey, nodeIdToStop: string): Promise<void> {
     await this.failIfFaulty('terminate');
     await this.stopNode(nodeIdToStop);
   }
@@ -177,7 +178,7 @@ export class MockProvider implements Provider {
     await fs.rm(this.file(nodeIdToStop), { force: true });
   }
 
-  async list(poolId: string): Promise<string[]> {
+  async list(poolId: PoolKey): Promise<string[]> {
     return (await this.readAll()).filter((r) => r.poolId === poolId).map((r) => r.nodeId);
   }
 

@@ -1,9 +1,10 @@
 /** The one interface every capacity provider implements, and its typed errors. */
 import type { Lane } from '../../domain/types';
+import type { PoolKey } from '../../ids';
 
 /** What the pool asks a provider for. */
 export interface ProvisionRequest {
-  poolId: string;
+  poolId: PoolKey;
   nodeId: string;
   model: string;
   lane: Lane;
@@ -30,10 +31,10 @@ export interface NodeStatus {
 export interface Provider {
   readonly name: string;
   provision(request: ProvisionRequest): Promise<ProvisionedNode>;
-  describe(poolId: string, nodeId: string): Promise<NodeStatus>;
-  terminate(poolId: string, nodeId: string): Promise<void>;
+  describe(poolId: PoolKey, nodeId: string): Promise<NodeStatus>;
+  terminate(poolId: PoolKey, nodeId: string): Promise<void>;
   /** Node ids this provider holds for a pool (for orphan reconciliation). */
-  list(poolId: string): Promise<string[]>;
+  list(poolId: PoolKey): Promise<string[]>;
 }
 
 /** The lane has no capacity now: try the next lane. */

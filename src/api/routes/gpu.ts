@@ -6,7 +6,7 @@ import { DOCKER_PROVIDER, serviceVramMiB, serviceVramRequest } from '../../domai
 import { admit, servicesToStopForRoom } from '../../domain/vram';
 import { temporalPoolControl } from '../../local-gpus';
 import { availableLanes } from '../../domain/scaling';
-import { ENTITY_ID_PATTERN, poolKey, splitPoolKey } from '../../ids';
+import { ENTITY_ID_PATTERN, type PoolKey, poolKey, splitPoolKey } from '../../ids';
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
@@ -33,7 +33,7 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
     res.json({
       ...report,
       allocations: mine.map((a) => ({
-        service: principal.admin ? a.poolKey : splitPoolKey(a.poolKey).poolId,
+        service: principal.admin ? a.poolKey : splitPoolKey(a.poolKey).poolName,
         nodeId: a.nodeId,
         gpu: a.gpuIndex,
         declaredMiB: a.declaredMiB,
@@ -46,7 +46,7 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
 
   const pools = temporalPoolControl(ctx.client);
   /** Which of these pools have no queued or running job (a pool that does not answer counts as busy). */
-  async function idlePools(keys: string[]): Promise<Set<string>> {
+  async function idlePools(keys: PoolKey[]): Promise<Set<PoolKey>> {
     const unique = [...new Set(keys)];
     const answers = await Promise.all(unique.map((k) => pools.isIdle(k).catch(() => false)));
     return new Set(unique.filter((_, i) => answers[i]));
@@ -55,8 +55,8 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
   router.get('/available/:pool', async (req, res) => {
     const workspaceId = principalOf(res).workspaceId;
     // Other workspaces' services are named only as "another workspace's service".
-    const nameOf = (key: string) =>
-      splitPoolKey(key).workspaceId === workspaceId ? splitPoolKey(key).poolId : "another workspace's service";
+    const nameOf = (key: PoolKey) =>
+      splitPoolKey(key).workspaceId === workspaceId ? splitPoolKey(key).poolName : "another workspace's service";
     const name = req.params.pool;
     const pool = ENTITY_ID_PATTERN.test(name) ? await getPool(ctx.db, workspaceId, name) : undefined;
     if (!pool) throw new ApiError(404, 'not_found', `pool ${name} does not exist`);

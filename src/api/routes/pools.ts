@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { getPool, insertPool, listPools, setPoolDraining, updatePoolConfig } from '../../db/store';
 import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
 import type { PoolConfig, PoolView } from '../../domain/types';
-import { ENTITY_ID_PATTERN, poolKey, poolWorkflowId } from '../../ids';
+import { ENTITY_ID_PATTERN, type PoolKey, poolKey, poolWorkflowId } from '../../ids';
 import {
   drainPoolUpdate,
   preemptionCheckQuery,
@@ -46,7 +46,7 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
   /** A pool view named as the caller knows the pool (the workflow knows it by its key). */
   const asNamed = (pool: { id: string }, view: PoolView) => ({ id: pool.id, ...view, poolId: pool.id });
 
-  const liveView = (pool: { id: string; key: string }): Promise<PoolView> => poolView(ctx, pool.key, pool.id);
+  const liveView = (pool: { id: string; key: PoolKey }): Promise<PoolView> => poolView(ctx, pool.key, pool.id);
 
   router.post('/', async (req, res) => {
     const { id, ...rest } = createPoolSchema.parse(req.body);

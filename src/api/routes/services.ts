@@ -22,7 +22,7 @@ import {
   type ServiceRecord,
 } from '../../domain/service';
 import type { PoolView } from '../../domain/types';
-import { ENTITY_ID_PATTERN, poolKey, poolWorkflowId } from '../../ids';
+import { ENTITY_ID_PATTERN, type PoolKey, poolKey, poolWorkflowId } from '../../ids';
 import {
   drainPoolUpdate,
   poolStateQuery,
@@ -104,7 +104,7 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     }
   }
 
-  const liveView = (key: string) => queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(key)), poolStateQuery);
+  const liveView = (key: PoolKey) => queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(key)), poolStateQuery);
 
   router.post('/', async (req, res) => {
     requireDocker();
