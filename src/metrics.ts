@@ -7,8 +7,8 @@ import client from 'prom-client';
 import { ledgerOwner, type LedgerEvent } from './db/ledger';
 import type { PoolView } from './domain/types';
 import { splitPoolKey } from './ids';
-import type { GpuReport } from './gpu/probe';
-import type { VramReport } from './api/local-gpus';
+import type { GpuReport } from './local-gpus/probe';
+import type { VramReport } from './local-gpus/report';
 
 export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'zeropool_process_' });

@@ -21,8 +21,8 @@ import { ledgerRoutes } from './routes/ledger';
 import { poolRoutes } from './routes/pools';
 import { serviceRoutes } from './routes/services';
 import { gpuRoutes } from './routes/gpu';
-import { vramReport, type LocalGpus } from './local-gpus';
-import { GpuProbe } from '../gpu/probe';
+import { type LocalGpus, vramReport } from '../local-gpus/report';
+import { GpuProbe } from '../local-gpus/probe';
 import { workspaceRoutes } from './routes/workspaces';
 
 /** Options of the app beyond the route context. */

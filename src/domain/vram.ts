@@ -146,3 +146,32 @@ export function servicesToStopForRoom(
     return kept;
   }
 }
+
+/** What admitting a request comes to: its GPUs, or why not and which idle services a stop would make room by. */
+export type AdmissionPlan =
+  | { fits: true; gpuIndexes: number[]; perGpuMiB: number }
+  | { fits: false; perGpuMiB: number; reason: string; stopForRoom: PoolKey[] };
+
+/**
+ * The one VRAM admission decision: the docker provider acts on it (starts the container, or stops the
+ * services in `stopForRoom` and reports a shortage), and GET /v1/available previews it. `isIdle` is asked only
+ * when the request does not fit, and only about other pools' services of lower priority; a pool that does
+ * not answer counts as busy.
+ */
+export async function planVramAdmission(
+  gpus: GpuMemory[],
+  allocations: VramAllocation[],
+  reserveMiB: number,
+  request: VramRequest,
+  isIdle: (poolKey: PoolKey) => Promise<boolean>,
+): Promise<AdmissionPlan> {
+  const decision = admit(gpus, allocations, reserveMiB, request);
+  if (decision.fits) return decision;
+  const lower = [
+    ...new Set(allocations.filter((a) => a.priority > request.priority && a.poolKey !== request.poolKey).map((a) => a.poolKey)),
+  ];
+  const answers = await Promise.all(lower.map((key) => isIdle(key).catch(() => false)));
+  const idle = new Set(lower.filter((_, i) => answers[i]));
+  const withIdle = allocations.map((a) => ({ ...a, idle: idle.has(a.poolKey) }));
+  return { ...decision, stopForRoom: servicesToStopForRoom(gpus, withIdle, reserveMiB, request) };
+}

@@ -15,7 +15,10 @@ after(async () => {
 
 test('the worker killed in the middle of scale-up and restarted: provisioning finishes, every job completes, no node orphaned', async () => {
   // A long idle timeout: the nodes must still be up when the test looks for them (a slow run once saw them torn down first).
-  assert.equal((await stack.request('POST', '/v1/pools', poolBody('crash', { slotsPerNode: 2, maxNodes: 4, idleTimeoutSeconds: 120 }))).status, 201);
+  assert.equal(
+    (await stack.request('POST', '/v1/pools', poolBody('crash', { slotsPerNode: 2, maxNodes: 4, idleTimeoutSeconds: 120 }))).status,
+    201,
+  );
   const jobs = await Promise.all(
     Array.from({ length: 8 }, () => stack.request('POST', '/v1/jobs', { pool: 'crash', payload: { prompt: 'hi' } })),
   );

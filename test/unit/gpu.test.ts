@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { parseComputeApps, parseGpuQuery, parseMeminfo, parseSmiCsv } from '../../src/gpu/nvidia-smi';
-import { GpuProbe } from '../../src/gpu/probe';
+import { parseComputeApps, parseGpuQuery, parseMeminfo, parseSmiCsv } from '../../src/local-gpus/nvidia-smi';
+import { GpuProbe } from '../../src/local-gpus/probe';
 import { recordedNvidiaSmi } from '../helpers/docker';
 
 const fixture = (name: string) => readFileSync(path.join(__dirname, '..', 'fixtures', 'nvidia-smi', name), 'utf8');

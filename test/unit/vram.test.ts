@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { admit, gpuHeadroom, servicesToStopForRoom, type VramAllocation } from '../../src/domain/vram';
+import { admit, gpuHeadroom, planVramAdmission, servicesToStopForRoom, type VramAllocation } from '../../src/domain/vram';
 import { asPoolKey } from '../../src/ids';
 
 // Two 24 GiB GPUs; GPU 0 has 2 GiB used by someone else.
@@ -70,4 +70,26 @@ test('making room: only idle services of lower priority, the lowest first, and o
   assert.deepEqual(servicesToStopForRoom(gpus, full, 1_024, request(20_480, { priority: 4 })), []);
   // Nothing is stopped when even stopping every candidate would not be enough.
   assert.deepEqual(servicesToStopForRoom(gpus, full, 1_024, request(30_000, { priority: 1 })), []);
+});
+
+test('the one admission plan: asks which pools are idle only when it must, and only about other, lower-priority pools', async () => {
+  const full = [alloc('p5', 0, 20_480, { priority: 5 }), alloc('p1', 1, 20_480, { priority: 1 }), alloc('new', 1, 2_048, { priority: 5 })];
+  const asked: string[] = [];
+  const idleAll = async (key: string) => {
+    asked.push(key);
+    return true;
+  };
+  // Fits as it is: nobody is asked.
+  assert.deepEqual(await planVramAdmission(gpus, [], 1_024, request(4_096), idleAll), { fits: true, gpuIndexes: [0], perGpuMiB: 4_096 });
+  assert.deepEqual(asked, []);
+  // Does not fit: only p5 is a candidate (p1 is of higher priority, `new` is the requesting pool itself).
+  const plan = await planVramAdmission(gpus, full, 1_024, request(16_384, { priority: 2 }), idleAll);
+  assert.deepEqual(asked, ['p5']);
+  assert.equal(plan.fits, false);
+  assert.deepEqual(!plan.fits && plan.stopForRoom, ['p5']);
+  // A pool that cannot answer counts as busy: nothing is stopped.
+  const failing = await planVramAdmission(gpus, full, 1_024, request(16_384, { priority: 2 }), () =>
+    Promise.reject(new Error('no worker')),
+  );
+  assert.deepEqual(!failing.fits && failing.stopForRoom, []);
 });

@@ -10,9 +10,9 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { getServiceByPoolKey } from '../../db/services';
 import { DEFAULT_PRIORITY } from '../../domain/placement';
-import { admit, servicesToStopForRoom, type GpuMemory, type VramAllocation } from '../../domain/vram';
+import { type GpuMemory, planVramAdmission, type VramAllocation } from '../../domain/vram';
 import { serviceVramMiB, serviceVramRequest, type ServiceDefinition, type ServiceRecord } from '../../domain/service';
-import { gpuMemory, type GpuProbe, type GpuProbeResult } from '../../gpu/probe';
+import { gpuMemory, type GpuProbe, type GpuProbeResult } from '../../local-gpus/probe';
 import { asPoolKey, type PoolKey, splitPoolKey } from '../../ids';
 import {
   CapacityUnavailableError,
@@ -174,29 +174,21 @@ export class DockerProvider implements Provider {
   private async admission(poolKey: PoolKey, definition: ServiceDefinition): Promise<{ gpuIndexes: number[]; perGpuMiB: number }> {
     const { gpus, allocations } = await this.vramFacts();
     if (gpus === null) throw new CapacityUnavailableError('no GPU on this host: the service needs VRAM');
-    const request = serviceVramRequest(definition, poolKey);
-    const decision = admit(gpus, allocations, this.options.reserveMiB, request);
-    if (decision.fits) return decision;
     const pools = this.options.pools;
-    if (pools) {
-      const lower = [
-        ...new Set(allocations.filter((a) => a.priority > definition.priority && a.poolKey !== poolKey).map((a) => a.poolKey)),
-      ];
-      const idle = new Set<PoolKey>();
-      for (const key of lower) if (await pools.isIdle(key).catch(() => false)) idle.add(key);
-      const withIdle = allocations.map((a) => ({ ...a, idle: idle.has(a.poolKey) }));
-      const victims = servicesToStopForRoom(gpus, withIdle, this.options.reserveMiB, request);
-      if (victims.length > 0) {
-        for (const key of victims) {
-          this.options.logger.warn({ poolId: poolKey, stopping: key }, 'stopping an idle lower-priority service to make room');
-          await pools.stop(key);
-        }
-        throw new CapacityUnavailableError(
-          `no VRAM now (${decision.reason}); stopping idle lower-priority service(s) ${victims.join(', ')} to make room`,
-        );
+    const plan = await planVramAdmission(gpus, allocations, this.options.reserveMiB, serviceVramRequest(definition, poolKey), (key) =>
+      pools ? pools.isIdle(key) : Promise.resolve(false),
+    );
+    if (plan.fits) return plan;
+    if (pools && plan.stopForRoom.length > 0) {
+      for (const key of plan.stopForRoom) {
+        this.options.logger.warn({ poolId: poolKey, stopping: key }, 'stopping an idle lower-priority service to make room');
+        await pools.stop(key);
       }
+      throw new CapacityUnavailableError(
+        `no VRAM now (${plan.reason}); stopping idle lower-priority service(s) ${plan.stopForRoom.join(', ')} to make room`,
+      );
     }
-    throw new CapacityUnavailableError(`no VRAM: ${decision.reason}`);
+    throw new CapacityUnavailableError(`no VRAM: ${plan.reason}`);
   }
 
   /**

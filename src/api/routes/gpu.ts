@@ -3,14 +3,14 @@ import { Router } from 'express';
 import { getServiceByPoolKey } from '../../db/services';
 import { getPool } from '../../db/store';
 import { DOCKER_PROVIDER, serviceVramMiB, serviceVramRequest } from '../../domain/service';
-import { admit, servicesToStopForRoom } from '../../domain/vram';
+import { planVramAdmission } from '../../domain/vram';
 import { temporalPoolControl } from '../../local-gpus';
 import { availableLanes } from '../../domain/scaling';
 import { ENTITY_ID_PATTERN, type PoolKey, poolKey, splitPoolKey } from '../../ids';
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
-import { vramReport, type LocalGpus } from '../local-gpus';
+import { type LocalGpus, vramReport } from '../../local-gpus/report';
 import { poolView } from '../pool-workflows';
 
 /** Where a job for a pool would run if it were submitted now. */
@@ -45,12 +45,6 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
   });
 
   const pools = temporalPoolControl(ctx.client);
-  /** Which of these pools have no queued or running job (a pool that does not answer counts as busy). */
-  async function idlePools(keys: PoolKey[]): Promise<Set<PoolKey>> {
-    const unique = [...new Set(keys)];
-    const answers = await Promise.all(unique.map((k) => pools.isIdle(k).catch(() => false)));
-    return new Set(unique.filter((_, i) => answers[i]));
-  }
 
   router.get('/available/:pool', async (req, res) => {
     const workspaceId = principalOf(res).workspaceId;
@@ -100,24 +94,21 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
         const facts = await ctx.local.docker.vramFacts();
         if (facts.gpus === null) reasons.push(`no local GPU (${facts.reason ?? 'unknown'})`);
         else {
-          const d = service.definition;
-          const request = serviceVramRequest(d, key);
-          const decision = admit(facts.gpus, facts.allocations, ctx.local.reserveMiB, request);
-          if (decision.fits) {
-            reasons.push(`fits on GPU ${decision.gpuIndexes.join(', ')}: needs ${decision.perGpuMiB} MiB per GPU`);
-            return answer('use_local', { gpus: decision.gpuIndexes });
-          }
-          reasons.push(`local GPUs have no room: ${decision.reason}`);
-          // The provider would stop idle services of lower priority to make room: say so rather than "queue".
-          const idle = await idlePools(facts.allocations.filter((a) => a.priority > d.priority).map((a) => a.poolKey));
-          const victims = servicesToStopForRoom(
+          const plan = await planVramAdmission(
             facts.gpus,
-            facts.allocations.map((a) => ({ ...a, idle: idle.has(a.poolKey) })),
+            facts.allocations,
             ctx.local.reserveMiB,
-            request,
+            serviceVramRequest(service.definition, key),
+            (k) => pools.isIdle(k),
           );
-          if (victims.length > 0) {
-            reasons.push(`stopping idle lower-priority service(s) ${victims.map(nameOf).join(', ')} makes room`);
+          if (plan.fits) {
+            reasons.push(`fits on GPU ${plan.gpuIndexes.join(', ')}: needs ${plan.perGpuMiB} MiB per GPU`);
+            return answer('use_local', { gpus: plan.gpuIndexes });
+          }
+          reasons.push(`local GPUs have no room: ${plan.reason}`);
+          // The provider would stop idle services of lower priority to make room: say so rather than "queue".
+          if (plan.stopForRoom.length > 0) {
+            reasons.push(`stopping idle lower-priority service(s) ${plan.stopForRoom.map(nameOf).join(', ')} makes room`);
             return answer('use_local');
           }
         }

@@ -2,13 +2,13 @@
 import Docker from 'dockerode';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { DockerProvider, type PoolControl } from './activities/providers/docker';
-import type { LocalGpus } from './api/local-gpus';
-import type { Config } from './config';
-import { GpuProbe } from './gpu/probe';
-import { poolWorkflowId } from './ids';
-import { logger } from './logger';
-import { poolStateQuery, stopPoolUpdate } from './workflows/messages';
+import { DockerProvider, type PoolControl } from '../activities/providers/docker';
+import type { LocalGpus } from './report';
+import type { Config } from '../config';
+import { GpuProbe } from './probe';
+import { poolWorkflowId } from '../ids';
+import { logger } from '../logger';
+import { poolStateQuery, stopPoolUpdate } from '../workflows/messages';
 
 /** The local half as started: the API sees it as `LocalGpus`; the worker also drives its docker provider. */
 export interface LocalGpuServices extends LocalGpus {

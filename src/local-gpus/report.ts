@@ -1,6 +1,6 @@
 /** The host's GPUs and our containers on them, as the API reports them (GET /v1/gpu, /v1/vram, /v1/available). */
 import { type GpuHeadroom, type GpuMemory, gpuHeadroom, type VramAllocation } from '../domain/vram';
-import { gpuMemory, type GpuProbe, type GpuProbeResult } from '../gpu/probe';
+import { gpuMemory, type GpuProbe, type GpuProbeResult } from './probe';
 
 /** What the API reads from the docker provider: the GPUs and what our containers hold on them. */
 export interface VramFactsSource {
