@@ -9,7 +9,7 @@ import { onDemandReferencePrice } from './money';
 import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from './placement';
 import type { JobMessage, LedgerRowRequest, PoolCommand, PoolEvent, PoolReply, StepResult } from './pool-protocol';
 import { describePlan, planPreemptions, type PreemptionCheck } from './preemption';
-import { newPoolState, toPoolView } from './pool-view';
+import { newPoolState } from './pool-view';
 import {
   activeNodes,
   allLanesShortBackoffMs,
@@ -102,19 +102,19 @@ class Step {
         return undefined;
       case 'configChanged':
         s.config = event.config;
-        return this.view();
+        return undefined;
       case 'drainRequested':
         s.draining = true;
-        return this.view();
+        return undefined;
       case 'resumeRequested':
         s.draining = false;
         s.baselineSuspended = false;
-        return this.view();
+        return undefined;
       case 'scaleToZeroRequested':
         s.warmNodes = 0;
         s.baselineSuspended = true;
         s.forceTeardown = true;
-        return this.view();
+        return undefined;
       case 'warmRequested':
         if (s.stopping) s.stopping.then = 'warm';
         else {
@@ -124,7 +124,7 @@ class Step {
           s.idleSince = undefined;
           this.cancelTeardown();
         }
-        return this.view();
+        return undefined;
       case 'stopRequested': {
         const deadline = this.now + event.drainTimeoutSeconds * 1000;
         // Asking again keeps the earlier deadline: a second stop never gives running jobs more time.
@@ -134,7 +134,7 @@ class Step {
           since: s.stopping?.since ?? this.now,
         };
         s.warmNodes = 0;
-        return this.view();
+        return undefined;
       }
       case 'preemptRequested':
         return this.preempt('operator');
@@ -638,9 +638,5 @@ class Step {
 
   private log(level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
     this.commands.push({ type: 'log', level, message, fields });
-  }
-
-  private view() {
-    return toPoolView(this.state, this.state.teardown !== undefined, this.now);
   }
 }

@@ -4,7 +4,7 @@
  */
 import type { PoolLedgerEventType } from './ledger-events';
 import type { PreemptionCheck } from './preemption';
-import type { Lane, PlacementGrant, PoolConfig, PoolState, PoolView } from './types';
+import type { Lane, PlacementGrant, PoolConfig, PoolState } from './types';
 
 /** What a job tells its pool when it asks for a slot. */
 export interface JobArrival {
@@ -83,8 +83,8 @@ export type PoolEvent =
   /** Any command failed (after its own retries): the machine decides what follows. */
   | { type: 'commandFailed'; command: PoolCommand; error: string };
 
-/** What one step answers to the caller that sent the event (operator updates). */
-export type PoolReply = PoolView | PreemptionCheck;
+/** What one step answers to the caller that sent the event, beyond the pool's view: the plan of an operator's preemption. */
+export type PoolReply = PreemptionCheck;
 
 /** The result of one step. */
 export interface StepResult {

@@ -24,10 +24,11 @@ import {
 import type { Activities } from '../activities';
 import { BOOKKEEPING_ACTIVITY, NOTIFICATION_ACTIVITY } from './activity-options';
 import type { InferenceResult } from '../domain/inference';
-import type { LedgerEventType } from '../db/ledger';
+import type { JobLedgerEventType } from '../domain/ledger-events';
 import { laterSnapshot, retryBackoffMs, SNAPSHOT_TEXT_LIMIT } from '../domain/job-policy';
 import { DEFAULT_PRIORITY } from '../domain/placement';
 import type { JobInput, JobRun, JobStatus, JobView, PlacementGrant, ProgressSnapshot } from '../domain/types';
+
 import { jobStatusKey } from '../domain/search-attributes';
 import { jobDeliveryWorkflowId, poolWorkflowId } from '../ids';
 import type { JobEvent } from '../activities/notify';
@@ -44,6 +45,15 @@ import {
   jobWithdrawnSignal,
   type JobArrival,
 } from './messages';
+
+type TerminalJobStatus = 'completed' | 'failed' | 'expired' | 'cancelled';
+/** The ledger row each way a job ends writes. */
+const JOB_OUTCOME_EVENT: Record<TerminalJobStatus, JobLedgerEventType> = {
+  completed: 'job_completed',
+  failed: 'job_failed',
+  expired: 'job_expired',
+  cancelled: 'job_cancelled',
+};
 
 const inference = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
@@ -141,14 +151,14 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     if (input.indexed) upsertSearchAttributes([{ key: jobStatusKey, value: status }]);
   };
 
-  const finish = async (status: JobStatus, error?: string): Promise<JobView> => {
+  const finish = async (status: TerminalJobStatus, error?: string): Promise<JobView> => {
     view.finishedAt = Date.now();
     view.error = error;
     view.retryAt = undefined;
     if (failures > 0) view.failures = failures;
     if (preemptions > 0) view.preemptions = preemptions;
     setStatus(status);
-    const eventType = `job_${status}` as LedgerEventType;
+    const eventType = JOB_OUTCOME_EVENT[status];
     await bookkeeping.recordJobOutcome({
       view,
       event: {

@@ -71,7 +71,8 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   // `started` goes first: signals that came with the run's first task are delivered as soon as their handler
   // is registered, and the machine must see the start (which forgets the last run's calls) before them.
   const inbox: Array<{ event: PoolEvent; ticket?: number }> = [{ event: { type: 'started' } }];
-  const replies: Record<number, PoolReply> = {};
+  /** Answers to operators' updates by ticket: the pool's view once the machine took the event, and its reply if any. */
+  const replies: Record<number, { view: PoolView; reply?: PoolReply }> = {};
   let tickets = 0;
   let wakeAt: number | undefined;
   let settling = 0;
@@ -80,14 +81,15 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
     inbox.push({ event });
   };
   /** Posts an operator's event and answers once the machine has taken it. */
-  const ask = async <R extends PoolReply>(event: PoolEvent): Promise<R> => {
+  const ask = async (event: PoolEvent): Promise<{ view: PoolView; reply?: PoolReply }> => {
     const ticket = ++tickets;
     inbox.push({ event, ticket });
     await condition(() => ticket in replies);
-    const reply = replies[ticket];
+    const answer = replies[ticket]!;
     delete replies[ticket];
-    return reply as R;
+    return answer;
   };
+  const askView = async (event: PoolEvent): Promise<PoolView> => (await ask(event)).view;
   const view = (): PoolView => toPoolView(state, state.teardown !== undefined, Date.now());
 
   setHandler(jobArrivedSignal, (arrival) => post({ type: 'jobArrived', arrival }));
@@ -95,20 +97,24 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   setHandler(jobWithdrawnSignal, ({ jobId }) => post({ type: 'jobWithdrawn', jobId }));
   setHandler(poolStateQuery, view);
   setHandler(preemptionCheckQuery, () => describePlan(state, planPreemptions(state, Date.now())));
-  setHandler(updatePoolConfigUpdate, (config) => ask<PoolView>({ type: 'configChanged', config }), {
+  setHandler(updatePoolConfigUpdate, (config) => askView({ type: 'configChanged', config }), {
     validator: (config) => validatePoolConfig(config, state.config),
   });
-  setHandler(drainPoolUpdate, () => ask<PoolView>({ type: 'drainRequested' }));
-  setHandler(resumePoolUpdate, () => ask<PoolView>({ type: 'resumeRequested' }));
-  setHandler(scaleToZeroUpdate, () => ask<PoolView>({ type: 'scaleToZeroRequested' }));
-  setHandler(preemptNowUpdate, () => ask<PreemptionCheck>({ type: 'preemptRequested' }));
-  setHandler(warmPoolUpdate, ({ nodes }) => ask<PoolView>({ type: 'warmRequested', nodes }), {
+  setHandler(drainPoolUpdate, () => askView({ type: 'drainRequested' }));
+  setHandler(resumePoolUpdate, () => askView({ type: 'resumeRequested' }));
+  setHandler(scaleToZeroUpdate, () => askView({ type: 'scaleToZeroRequested' }));
+  setHandler(
+    preemptNowUpdate,
+    async (): Promise<PreemptionCheck> =>
+      (await ask({ type: 'preemptRequested' })).reply ?? describePlan(state, planPreemptions(state, Date.now())),
+  );
+  setHandler(warmPoolUpdate, ({ nodes }) => askView({ type: 'warmRequested', nodes }), {
     validator: ({ nodes }) => {
       if (!Number.isInteger(nodes) || nodes < 1) throw new Error('nodes must be a positive integer');
       if (state.draining) throw new Error('the pool is draining: resume it first');
     },
   });
-  setHandler(stopPoolUpdate, ({ drainTimeoutSeconds, then }) => ask<PoolView>({ type: 'stopRequested', drainTimeoutSeconds, then }), {
+  setHandler(stopPoolUpdate, ({ drainTimeoutSeconds, then }) => askView({ type: 'stopRequested', drainTimeoutSeconds, then }), {
     validator: ({ drainTimeoutSeconds, then }) => {
       if (!(drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 24 * 3600))
         throw new Error('drainTimeoutSeconds must be between 0 and 86400');
@@ -193,7 +199,7 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
       const result = stepPool(state, event, Date.now(), makeNodeId);
       state = result.state;
       wakeAt = result.wakeAt;
-      if (ticket !== undefined) replies[ticket] = result.reply ?? view();
+      if (ticket !== undefined) replies[ticket] = { view: view(), ...(result.reply ? { reply: result.reply } : {}) };
       for (const command of result.commands) run(command);
     }
     if (readyToContinueAsNew()) {
