@@ -1,6 +1,6 @@
 /** The API process on its own (docker-compose): needs TEMPORAL_ADDRESS and DATABASE_URL. */
 import { createApp } from './api/app';
-import { loadConfig } from './config';
+import { enabledProviderNames, loadConfig } from './config';
 import { createLocalGpus } from './local-gpus';
 import { logger } from './logger';
 import { apiContext, apiOptions, connectTemporal, openDatabase, readinessCheck, resumePools } from './runtime';
@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   await resumePools(db, temporal, config.TEMPORAL_TASK_QUEUE);
   // The API sees the same Docker engine and GPUs as the workers on this host (for /v1/vram and /v1/available).
   const local = await createLocalGpus(config, db, temporal.client);
-  const providers = ['mock', ...(local.docker ? ['docker'] : [])];
+  const providers = enabledProviderNames(config, local.docker !== undefined);
   const options = { ...apiOptions(config, config.ZEROPOOL_API_KEY, providers, readinessCheck(db, temporal.connection)), local };
   const app = createApp(apiContext(config, db, temporal), options);
   app.listen(config.PORT, config.HOST, () => logger.info({ port: config.PORT }, 'API listening'));

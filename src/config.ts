@@ -43,6 +43,11 @@ export const configSchema = z.object({
     .regex(/^[-_A-Za-z0-9]{1,64}$/, 'ntfy topics are letters, digits, - and _')
     .optional(),
   NTFY_TOKEN: z.string().optional(),
+  /** The aws provider (EC2): `auto` turns it on when AWS_REGION is set; credentials come from the SDK's standard chain. */
+  AWS_EC2_ENABLED: z.enum(['auto', 'true', 'false']).default('auto'),
+  AWS_REGION: z.string().optional(),
+  /** Another EC2 endpoint (an emulator such as moto, a VPC endpoint); absent: the region's public one. */
+  AWS_EC2_ENDPOINT: z.string().url().optional(),
   DOCKER_ENABLED: z.enum(['auto', 'true', 'false']).default('auto'),
   DOCKER_SOCKET_PATH: z.string().optional(),
   DOCKER_NETWORK: z.enum(['host', 'bridge']).default('host'),
@@ -82,5 +87,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n  ');
     throw new Error(`invalid configuration:\n  ${problems}`);
   }
+  if (parsed.data.AWS_EC2_ENABLED === 'true' && !parsed.data.AWS_REGION)
+    throw new Error('invalid configuration:\n  AWS_REGION: required when AWS_EC2_ENABLED=true');
   return { ...parsed.data, dataDir: path.resolve(parsed.data.ZEROPOOL_DATA_DIR) };
+}
+
+/** Whether the configuration turns the aws (EC2) provider on. */
+export function awsEnabled(config: Config): boolean {
+  return config.AWS_EC2_ENABLED === 'true' || (config.AWS_EC2_ENABLED === 'auto' && config.AWS_REGION !== undefined);
+}
+
+/** Names of the providers this configuration enables (what the API accepts in lanes). */
+export function enabledProviderNames(config: Config, dockerOn: boolean): string[] {
+  return ['mock', ...(dockerOn ? ['docker'] : []), ...(awsEnabled(config) ? ['aws'] : [])];
 }

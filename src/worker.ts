@@ -3,10 +3,12 @@ import { type NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleW
 import type { Pool } from 'pg';
 import path from 'node:path';
 import { createActivities, type ActivityDeps } from './activities';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { Ec2Provider } from './activities/providers/aws-ec2';
 import { MockProvider } from './activities/providers/mock';
 import type { Provider } from './activities/providers/provider';
 import type { NtfySettings } from './activities/notify';
-import type { Config } from './config';
+import { awsEnabled, type Config } from './config';
 import { logger } from './logger';
 import type { LocalGpuServices } from './local-gpus';
 
@@ -14,6 +16,13 @@ import type { LocalGpuServices } from './local-gpus';
 export function createProviders(config: Config, local?: LocalGpuServices): Record<string, Provider> & { mock: MockProvider } {
   return {
     ...(local?.docker ? { docker: local.docker } : {}),
+    ...(awsEnabled(config)
+      ? {
+          aws: new Ec2Provider({
+            client: new EC2Client({ region: config.AWS_REGION, ...(config.AWS_EC2_ENDPOINT ? { endpoint: config.AWS_EC2_ENDPOINT } : {}) }),
+          }),
+        }
+      : {}),
     mock: new MockProvider({
       stateDir: path.join(config.dataDir, 'mock-nodes'),
       coldStartSeconds: config.MOCK_COLD_START_SECONDS,

@@ -1,13 +1,36 @@
 /** The pool configuration schema (zod): used by the API and by the pool's update validator. */
 import { z } from 'zod';
 
-/** One lane of capacity. */
-export const laneSchema = z.object({
-  provider: z.string().min(1).max(64),
-  market: z.enum(['spot', 'on-demand']),
-  gpu: z.string().min(1).max(64),
-  pricePerHour: z.number().nonnegative().max(10_000),
-});
+/** What an `aws` lane starts: one EC2 instance per node (spot or on-demand from the lane's market). */
+export const awsLaneSchema = z
+  .object({
+    instanceType: z.string().regex(/^[a-z0-9-]+\.[a-z0-9-]+$/, 'an EC2 instance type such as g5.xlarge'),
+    imageId: z.string().regex(/^ami-[0-9a-f]{8,17}$/, 'an AMI id such as ami-0123456789abcdef0'),
+    subnetId: z.string().min(1).max(64).optional(),
+    securityGroupIds: z.array(z.string().min(1).max(64)).max(16).optional(),
+    /** Cloud-init or a script that starts the model server (plain text; sent base64-encoded). */
+    userData: z.string().max(16_384).optional(),
+    /** Spot only: the most to pay per hour, in USD (absent: up to the on-demand price). */
+    maxPrice: z
+      .string()
+      .regex(/^\d+(\.\d+)?$/)
+      .optional(),
+    /** Where the model server listens and answers its health check. */
+    port: z.number().int().min(1).max(65_535).default(8000),
+    healthPath: z.string().startsWith('/').max(200).default('/health'),
+  })
+  .strict();
+
+/** One lane of capacity. Provider-specific fields live under the provider's name. */
+export const laneSchema = z
+  .object({
+    provider: z.string().min(1).max(64),
+    market: z.enum(['spot', 'on-demand']),
+    gpu: z.string().min(1).max(64),
+    pricePerHour: z.number().nonnegative().max(10_000),
+    aws: awsLaneSchema.optional(),
+  })
+  .refine((lane) => lane.provider !== 'aws' || lane.aws !== undefined, { message: 'an aws lane needs its aws fields', path: ['aws'] });
 
 /** Fields an operator may set; defaults fill the rest. */
 const poolConfigFields = z.object({
@@ -67,6 +90,7 @@ type ParsedPoolConfig = z.output<typeof poolConfigSchema>;
 export type PoolConfig = Omit<ParsedPoolConfig, AddedLater> & Partial<Pick<ParsedPoolConfig, AddedLater>>;
 /** One lane of capacity. */
 export type Lane = z.output<typeof laneSchema>;
+export type AwsLane = z.output<typeof awsLaneSchema>;
 export type PoolConfigPatch = z.output<typeof poolConfigPatchSchema>;
 
 /** Throws a readable error if the config is invalid (synchronous: it runs inside an update validator). */

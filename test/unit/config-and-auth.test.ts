@@ -76,3 +76,26 @@ test('keys are read from Authorization: Bearer or X-ZeroGate-Key', async () => {
   assert.equal(presentedKey(headers({ authorization: 'Basic abc' })), undefined);
   assert.equal(presentedKey(headers({})), undefined);
 });
+
+test('an aws lane needs its aws fields, checked like the rest (instance type, AMI id); defaults fill port and health path', () => {
+  const base = { model: 'm', maxNodes: 1 };
+  const awsLane = { provider: 'aws', market: 'spot', gpu: 'A10G', pricePerHour: 1.006 };
+  assert.equal(poolConfigSchema.safeParse({ ...base, lanes: [awsLane] }).success, false, 'no aws fields');
+  assert.equal(
+    poolConfigSchema.safeParse({ ...base, lanes: [{ ...awsLane, aws: { instanceType: 'g5.xlarge', imageId: 'not-an-ami' } }] }).success,
+    false,
+  );
+  assert.equal(
+    poolConfigSchema.safeParse({
+      ...base,
+      lanes: [{ ...awsLane, aws: { instanceType: 'g5.xlarge', imageId: 'ami-0123456789abcdef0', extra: 1 } }],
+    }).success,
+    false,
+    'unknown aws fields are refused',
+  );
+  const ok = poolConfigSchema.parse({
+    ...base,
+    lanes: [{ ...awsLane, aws: { instanceType: 'g5.xlarge', imageId: 'ami-0123456789abcdef0' } }],
+  });
+  assert.deepEqual(ok.lanes[0]!.aws, { instanceType: 'g5.xlarge', imageId: 'ami-0123456789abcdef0', port: 8000, healthPath: '/health' });
+});

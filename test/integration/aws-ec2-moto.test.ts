@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, test } from 'node:test';
+import {
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  type EC2Client,
+  EC2ServiceException,
+  type Instance,
+  RunInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import pino from 'pino';
+import { createNodeActivities } from '../../src/activities/nodes';
+import { classifyEc2Error, clientTokenFor, EC2_TAG, Ec2Provider } from '../../src/activities/providers/aws-ec2';
+import {
+  AuthFailedError,
+  CapacityUnavailableError,
+  InvalidRequestError,
+  type ProvisionRequest,
+} from '../../src/activities/providers/provider';
+import type { Lane } from '../../src/domain/types';
+import { poolKey } from '../../src/ids';
+import { MotoServer } from '../helpers/moto';
+
+let moto: MotoServer;
+let imageId: string;
+before(async () => {
+  moto = await new MotoServer().start();
+  const images = await moto.client().send(new DescribeImagesCommand({}));
+  imageId = images.Images![0]!.ImageId!;
+});
+beforeEach(async () => {
+  await moto?.reset();
+});
+after(async () => {
+  await moto?.stop();
+});
+
+const POOL = poolKey('team-a', 'chat');
+const lane = (market: 'spot' | 'on-demand' = 'spot'): Lane => ({
+  provider: 'aws',
+  market,
+  gpu: 'A10G',
+  pricePerHour: 1.006,
+  aws: { instanceType: 'g5.xlarge', imageId, port: 8000, healthPath: '/health', userData: '#!/bin/sh\nvllm serve m --api-key $KEY\n' },
+});
+const request = (nodeId: string, market: 'spot' | 'on-demand' = 'spot'): ProvisionRequest => ({
+  poolId: POOL,
+  nodeId,
+  model: 'm',
+  lane: lane(market),
+  laneIndex: 0,
+});
+
+/** Every instance moto holds, any state. */
+async function allInstances(client: EC2Client): Promise<Instance[]> {
+  const out = await client.send(new DescribeInstancesCommand({}));
+  return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
+}
+const tag = (i: Instance, key: string) => i.Tags?.find((t) => t.Key === key)?.Value;
+
+/** Runs `fault` in place of (or after) the SDK call named `command`: for conditions moto cannot produce. */
+function injectFault(client: EC2Client, command: string, fault: (next: () => Promise<unknown>) => Promise<unknown>): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName !== command) return next(args);
+      return (await fault(() => next(args))) as Awaited<ReturnType<typeof next>>;
+    },
+    { step: 'initialize', name: 'testFault' },
+  );
+}
+
+test('EC2 on moto: one instance per node id, tagged with workspace, pool and node, spot from the lane, listed per pool', async () => {
+  const client = moto.client();
+  const provider = new Ec2Provider({ client, healthTimeoutMs: 200 });
+  await provider.provision(request('team-a.chat-n1'));
+  // The activity retried, and a worker restarted with a fresh provider: no second instance.
+  await provider.provision(request('team-a.chat-n1'));
+  await new Ec2Provider({ client: moto.client() }).provision(request('team-a.chat-n1'));
+  await provider.provision(request('team-a.chat-n2', 'on-demand'));
+
+  const instances = await allInstances(client);
+  assert.equal(instances.length, 2, 'one instance per node id');
+  const n1 = instances.find((i) => tag(i, EC2_TAG.node) === 'team-a.chat-n1')!;
+  assert.equal(tag(n1, EC2_TAG.managed), 'true');
+  assert.equal(tag(n1, EC2_TAG.workspace), 'team-a');
+  assert.equal(tag(n1, EC2_TAG.pool), POOL);
+  assert.equal(n1.InstanceType, 'g5.xlarge');
+  assert.equal(n1.InstanceLifecycle, 'spot', 'a spot lane starts a spot instance');
+  const n2 = instances.find((i) => tag(i, EC2_TAG.node) === 'team-a.chat-n2')!;
+  assert.notEqual(n2.InstanceLifecycle, 'spot', 'an on-demand lane starts an on-demand instance');
+
+  assert.deepEqual((await provider.list(POOL)).sort(), ['team-a.chat-n1', 'team-a.chat-n2']);
+  assert.deepEqual(await provider.list(poolKey('team-b', 'chat')), [], "another workspace's pool of the same name holds nothing");
+});
+
+test('EC2 on moto: an instance without our tags is never listed or terminated', async () => {
+  const client = moto.client();
+  const provider = new Ec2Provider({ client });
+  const foreign = await client.send(
+    new RunInstancesCommand({
+      ImageId: imageId,
+      InstanceType: 'g5.xlarge',
+      MinCount: 1,
+      MaxCount: 1,
+      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'Name', Value: 'someone else' }] }],
+    }),
+  );
+  const foreignId = foreign.Instances![0]!.InstanceId!;
+  await provider.provision(request('team-a.chat-n1'));
+  assert.deepEqual(await provider.list(POOL), ['team-a.chat-n1']);
+  await provider.terminate(POOL, 'team-a.chat-n1');
+  await provider.terminate(POOL, 'someone-else');
+  const after = await allInstances(client);
+  assert.equal(after.find((i) => i.InstanceId === foreignId)?.State?.Name, 'running', 'the untagged instance is untouched');
+  assert.deepEqual(await provider.list(POOL), []);
+});
+
+test('EC2 on moto: terminate is idempotent; describe reports a terminated node gone and a running one not healthy until its server answers', async () => {
+  const client = moto.client();
+  const provider = new Ec2Provider({ client, healthTimeoutMs: 200 });
+  await provider.provision(request('team-a.chat-n1'));
+  const running = await provider.describe(POOL, 'team-a.chat-n1');
+  assert.equal(running.exists, true);
+  assert.equal(running.healthy, false, 'nothing serves on the emulated instance');
+  assert.match(running.url ?? '', /^http:\/\/[\d.]+:8000$/);
+
+  await provider.terminate(POOL, 'team-a.chat-n1');
+  await provider.terminate(POOL, 'team-a.chat-n1');
+  const gone = await provider.describe(POOL, 'team-a.chat-n1');
+  assert.equal(gone.exists, false);
+  assert.match(gone.reason ?? '', /terminated|shutting-down/);
+  assert.equal((await provider.describe(POOL, 'never-made')).exists, false);
+  assert.equal((await allInstances(client)).filter((i) => i.State?.Name === 'running').length, 0);
+});
+
+test('EC2 on moto: a RunInstances whose answer is lost after moto created the instance (5xx injected after the call) leaves one instance when retried', async () => {
+  const client = moto.client();
+  let lost = 0;
+  injectFault(client, 'RunInstancesCommand', async (next) => {
+    await next();
+    lost += 1;
+    throw new EC2ServiceException({ name: 'InternalError', $fault: 'server', $metadata: { httpStatusCode: 500 }, message: 'answer lost' });
+  });
+  const provider = new Ec2Provider({ client });
+  await assert.rejects(provider.provision(request('team-a.chat-n1')), /InternalError|answer lost/);
+  // The retry finds the instance by its node tag before calling RunInstances again.
+  await provider.provision(request('team-a.chat-n1'));
+  assert.ok(lost >= 1);
+  assert.equal((await allInstances(client)).length, 1, 'no duplicate instance');
+});
+
+test('EC2 errors (injected at the SDK: moto cannot produce them) map to typed errors; with a shortage nothing is created', async () => {
+  const shortage = moto.client();
+  injectFault(shortage, 'RunInstancesCommand', async () => {
+    throw new EC2ServiceException({
+      name: 'InsufficientInstanceCapacity',
+      $fault: 'server',
+      $metadata: { httpStatusCode: 500 },
+      message: 'We currently do not have sufficient g5.xlarge capacity in the Availability Zone you requested',
+    });
+  });
+  await assert.rejects(new Ec2Provider({ client: shortage }).provision(request('team-a.chat-n1')), CapacityUnavailableError);
+  assert.equal((await allInstances(moto.client())).length, 0);
+
+  const make = (name: string) => new EC2ServiceException({ name, $fault: 'client', $metadata: {}, message: name });
+  assert.ok(classifyEc2Error(make('SpotMaxPriceTooLow')) instanceof CapacityUnavailableError);
+  assert.ok(classifyEc2Error(make('MaxSpotInstanceCountExceeded')) instanceof CapacityUnavailableError);
+  assert.ok(classifyEc2Error(make('AuthFailure')) instanceof AuthFailedError);
+  assert.ok(classifyEc2Error(make('UnauthorizedOperation')) instanceof AuthFailedError);
+  assert.ok(classifyEc2Error(make('InvalidAMIID.NotFound')) instanceof InvalidRequestError);
+  assert.ok(classifyEc2Error(make('InvalidParameterValue')) instanceof InvalidRequestError);
+  const throttled = classifyEc2Error(make('RequestLimitExceeded'));
+  assert.ok(
+    !(throttled instanceof CapacityUnavailableError || throttled instanceof AuthFailedError || throttled instanceof InvalidRequestError),
+  );
+  assert.match(String(classifyEc2Error(make('AuthFailure')).message), /^EC2 AuthFailure/);
+});
+
+test('EC2 client token: node ids within 64 characters as they are, longer ones hashed to 64', () => {
+  assert.equal(clientTokenFor('team-a.chat-n1'), 'team-a.chat-n1');
+  const long = clientTokenFor(`${'w'.repeat(40)}.${'p'.repeat(40)}-n12`);
+  assert.equal(long.length, 64);
+  assert.equal(long, clientTokenFor(`${'w'.repeat(40)}.${'p'.repeat(40)}-n12`));
+  assert.notEqual(long, clientTokenFor(`${'w'.repeat(40)}.${'p'.repeat(40)}-n13`));
+});
+
+test('EC2 on moto: reconciliation terminates an instance no pool knows (its worker died before recording it) and keeps the known one', async () => {
+  const client = moto.client();
+  const provider = new Ec2Provider({ client });
+  await provider.provision(request('team-a.chat-n1'));
+  await provider.provision(request('team-a.chat-n2'));
+  const activities = createNodeActivities({ providers: { aws: provider }, logger: pino({ level: 'silent' }) });
+  const removed = await activities.reconcileNodes({ poolId: POOL, providers: ['aws'], knownNodeIds: ['team-a.chat-n1'] });
+  assert.deepEqual(removed, ['team-a.chat-n2']);
+  assert.deepEqual(await provider.list(POOL), ['team-a.chat-n1']);
+  const states = Object.fromEntries((await allInstances(client)).map((i) => [tag(i, EC2_TAG.node), i.State?.Name]));
+  assert.equal(states['team-a.chat-n1'], 'running');
+  assert.match(states['team-a.chat-n2'] ?? '', /terminated|shutting-down/);
+});
