@@ -20,7 +20,7 @@ import { apiContext, connectTemporal, openDatabase } from '../src/runtime';
 import { freePort, startEmbeddedPostgres } from '../src/stack/postgres';
 import { ensureTemporalBinary } from '../src/stack/temporal-binaries';
 import { startDevServer } from '../src/stack/temporal-dev';
-import { createProviders, createWorker } from '../src/worker';
+import { createProviders, createWorker, nodeSecretsFor } from '../src/worker';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 500);
 const RATE = Number(process.env.BENCH_RATE ?? 20);
@@ -50,7 +50,14 @@ async function main(): Promise<void> {
   });
   const temporal = await connectTemporal(dev.address, 'default');
   const providers = createProviders(config);
-  const worker = await createWorker({ connection: temporal.nativeConnection, namespace: 'default', taskQueue: 'bench', db, providers });
+  const worker = await createWorker({
+    connection: temporal.nativeConnection,
+    namespace: 'default',
+    taskQueue: 'bench',
+    db,
+    providers,
+    nodeSecrets: nodeSecretsFor(config),
+  });
   const workerDone = worker.run();
   const app = createApp(
     {

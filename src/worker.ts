@@ -6,19 +6,30 @@ import { createActivities, type ActivityDeps } from './activities';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { Ec2Provider } from './activities/providers/aws-ec2';
 import { MockProvider } from './activities/providers/mock';
+import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from './activities/node-secrets';
 import type { Provider } from './activities/providers/provider';
 import type { NtfySettings } from './activities/notify';
 import { awsEnabled, type Config } from './config';
 import { logger } from './logger';
 import type { LocalGpuServices } from './local-gpus';
 
-/** Builds the providers enabled by the configuration (mock always). */
-export function createProviders(config: Config, local?: LocalGpuServices): Record<string, Provider> & { mock: MockProvider } {
+/** Each node's bearer secret, from ZEROPOOL_NODE_SECRET_KEY or the key kept in the data folder. */
+export function nodeSecretsFor(config: Config): NodeSecrets {
+  return nodeSecrets(loadNodeSecretKey(config.ZEROPOOL_NODE_SECRET_KEY, config.dataDir));
+}
+
+/** Builds the providers enabled by the configuration (mock always); pass the worker the same `secrets`. */
+export function createProviders(
+  config: Config,
+  local?: LocalGpuServices,
+  secrets: NodeSecrets = nodeSecretsFor(config),
+): Record<string, Provider> & { mock: MockProvider } {
   return {
     ...(local?.docker ? { docker: local.docker } : {}),
     ...(awsEnabled(config)
       ? {
           aws: new Ec2Provider({
+            secrets,
             client: new EC2Client({ region: config.AWS_REGION, ...(config.AWS_EC2_ENDPOINT ? { endpoint: config.AWS_EC2_ENDPOINT } : {}) }),
           }),
         }
@@ -30,13 +41,20 @@ export function createProviders(config: Config, local?: LocalGpuServices): Recor
       spotShortageProbability: config.MOCK_SPOT_SHORTAGE_PROBABILITY,
       spotInterruptionsPerHour: config.MOCK_SPOT_INTERRUPTIONS_PER_HOUR,
       seed: config.MOCK_SEED,
+      secrets,
     }),
   };
 }
 
 /** Worker settings taken from the configuration beyond the providers. */
-export function workerSettings(config: Config): { ntfy?: NtfySettings; callbackAllowList: string[]; apiBaseUrl?: string } {
+export function workerSettings(config: Config): {
+  ntfy?: NtfySettings;
+  callbackAllowList: string[];
+  apiBaseUrl?: string;
+  nodeSecrets: NodeSecrets;
+} {
   return {
+    nodeSecrets: nodeSecretsFor(config),
     ntfy: config.NTFY_URL && config.NTFY_TOPIC ? { url: config.NTFY_URL, topic: config.NTFY_TOPIC, token: config.NTFY_TOKEN } : undefined,
     callbackAllowList: config.CALLBACK_ALLOWED_HOSTS,
     apiBaseUrl: config.ZEROPOOL_PUBLIC_URL,
@@ -74,6 +92,8 @@ export async function createWorker(options: {
   ntfy?: ActivityDeps['ntfy'];
   callbackAllowList?: string[];
   apiBaseUrl?: string;
+  /** Each node's bearer secret (the providers given must use the same). */
+  nodeSecrets?: NodeSecrets;
 }): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
@@ -89,6 +109,7 @@ export async function createWorker(options: {
       ntfy: options.ntfy,
       callbackAllowList: options.callbackAllowList,
       apiBaseUrl: options.apiBaseUrl,
+      nodeSecrets: options.nodeSecrets,
     }),
     maxConcurrentActivityTaskExecutions: 500,
     // A heartbeat is how a preemption or cancel reaches a running inference call: send them within a second.

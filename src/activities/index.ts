@@ -8,6 +8,7 @@ import { createInferenceActivities } from './inference';
 import { createNodeActivities } from './nodes';
 import { createNotifyActivities, type NtfySettings } from './notify';
 import { createRecordActivities } from './records';
+import type { NodeSecrets } from './node-secrets';
 import type { Provider } from './providers/provider';
 
 /** What the activities need from the outside world. */
@@ -24,13 +25,15 @@ export interface ActivityDeps {
   callbackAllowList?: string[];
   /** Where nodes reach the API (ZEROPOOL_PUBLIC_URL): handed to them with the job's progress token. */
   apiBaseUrl?: string;
+  /** Each node's bearer secret, sent with every inference call (absent: none is sent). */
+  nodeSecrets?: NodeSecrets;
 }
 
 /** Returns every activity implementation, keyed by name. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createNodeActivities({ providers: deps.providers, logger: deps.logger, healthPollMs: deps.healthPollMs, db: deps.db }),
-    ...createInferenceActivities({ apiBaseUrl: deps.apiBaseUrl }),
+    ...createInferenceActivities({ apiBaseUrl: deps.apiBaseUrl, secrets: deps.nodeSecrets }),
     ...createRecordActivities(deps.db, deps.afterLedgerWrite),
     ...createNotifyActivities(deps.ntfy, deps.logger),
     ...createCallbackActivities({ db: deps.db, allowList: parseAllowList(deps.callbackAllowList ?? []), logger: deps.logger }),

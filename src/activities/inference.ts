@@ -4,9 +4,10 @@ import { SNAPSHOT_TEXT_LIMIT } from '../domain/job-policy';
 import { type InferenceInput, type InferenceProgress, type InferenceResult, payloadProblem, toChatRequest } from '../domain/inference';
 
 import type { TokenUsage } from '../domain/types';
+import { type NodeSecrets, nodeAuthHeaders } from './node-secrets';
 
 /** Creates the inference activity. `apiBaseUrl`: where nodes reach the API to report progress (none: they are not told). */
-export function createInferenceActivities(options: { apiBaseUrl?: string } = {}) {
+export function createInferenceActivities(options: { apiBaseUrl?: string; secrets?: NodeSecrets } = {}) {
   return {
     /**
      * Streams the completion so that progress is heartbeated and a cancel (revoked placement) aborts the
@@ -38,6 +39,7 @@ export function createInferenceActivities(options: { apiBaseUrl?: string } = {})
         'content-type': 'application/json',
         'x-zeropool-job-id': input.jobId,
         'x-zeropool-attempt': String(input.attempt),
+        ...nodeAuthHeaders(options.secrets, input.nodeId),
       };
       if (input.progressToken) {
         headers['x-zeropool-progress-token'] = input.progressToken;
@@ -61,7 +63,10 @@ export function createInferenceActivities(options: { apiBaseUrl?: string } = {})
         if (response.status >= 400) {
           const body = await response.text().catch(() => '');
           const message = `model server answered ${response.status}: ${body.slice(0, 500)}`;
-          if (response.status >= 500) throw ApplicationFailure.retryable(message, 'NodeUnavailable');
+          // 5xx, and a node refusing our bearer secret (its key changed): the node is at fault, not the request.
+          if (response.status >= 500 || response.status === 401 || response.status === 403) {
+            throw ApplicationFailure.retryable(message, 'NodeUnavailable');
+          }
           throw ApplicationFailure.nonRetryable(message, 'InvalidRequest');
         }
         let usage: TokenUsage | undefined;

@@ -6,6 +6,8 @@ export interface InferenceInput {
   jobId: string;
   attempt: number;
   nodeUrl: string;
+  /** The node (its bearer secret is derived from it); absent in attempts scheduled by older versions. */
+  nodeId?: string;
   model: string;
   payload: Record<string, unknown>;
   /** Continue a preempted attempt: the completion so far, which the node extends. */

@@ -182,6 +182,11 @@ const server = http.createServer((req, res) => {
     setTimeout(() => process.exit(0), 10);
     return;
   }
+  // Like vLLM's --api-key: the OpenAI routes need the node's bearer secret when it was given one.
+  const token = process.env.ZEROPOOL_NODE_TOKEN;
+  if (token && url.startsWith('/v1/') && req.headers.authorization !== `Bearer ${token}`) {
+    return json(res, 401, { error: { message: 'missing or wrong bearer token', type: 'authentication_error' } });
+  }
   if (!isReady()) return json(res, 503, { error: { message: 'model is loading', type: 'server_error' } });
   if (url === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: model, object: 'model' }] });
   if (url === '/v1/chat/completions' && req.method === 'POST') {

@@ -267,6 +267,7 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
           jobId: input.jobId,
           attempt: current.attempt,
           nodeUrl: current.nodeUrl,
+          nodeId: current.nodeId,
           model: input.model,
           payload: input.payload,
           ...(resumeFrom ? { resume: { completionTokens: resumeFrom.completionTokens, text: resumeFrom.text } } : {}),

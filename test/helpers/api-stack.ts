@@ -22,6 +22,7 @@ import { logger } from '../../src/logger';
 import { waitUntil } from './wait';
 import { startTestDatabase, type TestDatabase } from './postgres';
 import { devServerEnv } from './temporal';
+import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from '../../src/activities/node-secrets';
 
 /** Options of a test stack. */
 export interface ApiStackOptions {
@@ -56,11 +57,14 @@ export class ApiStack {
   private server?: Server;
   private worker?: { worker: Worker; done: Promise<void> };
   workerChild?: ChildProcess;
+  /** Each mock node's bearer secret (required by the nodes, sent by the worker). */
+  nodeSecrets!: NodeSecrets;
 
   constructor(private readonly options: ApiStackOptions = {}) {}
 
   async start(): Promise<this> {
     chmodSync(this.dataDir, 0o755);
+    this.nodeSecrets = nodeSecrets(loadNodeSecretKey(undefined, this.dataDir));
     [this.env, this.database] = await Promise.all([devServerEnv(this.options.dynamicConfig), startTestDatabase()]);
     this.mock = new MockProvider({
       stateDir: path.join(this.dataDir, 'mock-nodes'),
@@ -69,6 +73,8 @@ export class ApiStack {
       spotShortageProbability: 0,
       spotInterruptionsPerHour: 0,
       seed: 1,
+      // As a worker process would: the node secret key kept in the data folder.
+      secrets: this.nodeSecrets,
     });
     if (this.options.docker) {
       const probe = new GpuProbe({ nvidiaSmiPath: this.options.docker.nvidiaSmiPath, cacheMs: 0 });
@@ -130,6 +136,7 @@ export class ApiStack {
       callbackAllowList: TEST_CALLBACK_ALLOW_LIST,
       ntfy: this.options.ntfy,
       apiBaseUrl: this.baseUrl,
+      nodeSecrets: this.nodeSecrets,
     });
     this.worker = { worker, done: worker.run() };
   }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
 import {
   DescribeImagesCommand,
+  DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
   type EC2Client,
   EC2ServiceException,
@@ -9,6 +10,7 @@ import {
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import pino from 'pino';
+import { nodeSecrets } from '../../src/activities/node-secrets';
 import { createNodeActivities } from '../../src/activities/nodes';
 import { classifyEc2Error, clientTokenFor, EC2_TAG, Ec2Provider } from '../../src/activities/providers/aws-ec2';
 import {
@@ -41,7 +43,13 @@ const lane = (market: 'spot' | 'on-demand' = 'spot'): Lane => ({
   market,
   gpu: 'A10G',
   pricePerHour: 1.006,
-  aws: { instanceType: 'g5.xlarge', imageId, port: 8000, healthPath: '/health', userData: '#!/bin/sh\nvllm serve m --api-key $KEY\n' },
+  aws: {
+    instanceType: 'g5.xlarge',
+    imageId,
+    port: 8000,
+    healthPath: '/health',
+    userData: '#!/bin/sh\nvllm serve m --api-key {nodeToken}\n',
+  },
 });
 const request = (nodeId: string, market: 'spot' | 'on-demand' = 'spot'): ProvisionRequest => ({
   poolId: POOL,
@@ -196,4 +204,15 @@ test('EC2 on moto: reconciliation terminates an instance no pool knows (its work
   const states = Object.fromEntries((await allInstances(client)).map((i) => [tag(i, EC2_TAG.node), i.State?.Name]));
   assert.equal(states['team-a.chat-n1'], 'running');
   assert.match(states['team-a.chat-n2'] ?? '', /terminated|shutting-down/);
+});
+
+test("EC2 on moto: the lane's user data reaches the instance with {nodeToken} replaced by that node's bearer secret", async () => {
+  const client = moto.client();
+  const secrets = nodeSecrets(Buffer.alloc(32, 7));
+  const provider = new Ec2Provider({ client, secrets });
+  await provider.provision(request('team-a.chat-n1'));
+  const instance = (await allInstances(client)).find((i) => tag(i, EC2_TAG.node) === 'team-a.chat-n1')!;
+  const attribute = await client.send(new DescribeInstanceAttributeCommand({ InstanceId: instance.InstanceId!, Attribute: 'userData' }));
+  const userData = Buffer.from(attribute.UserData?.Value ?? '', 'base64').toString('utf8');
+  assert.equal(userData, `#!/bin/sh\nvllm serve m --api-key ${secrets.of('team-a.chat-n1')}\n`);
 });

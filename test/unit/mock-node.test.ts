@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, test } from 'node:test';
+import { loadNodeSecretKey, NODE_SECRET_KEY_FILE, nodeSecrets } from '../../src/activities/node-secrets';
 import { testMockProvider } from '../helpers/stack';
 import { asPoolKey } from '../../src/ids';
 
@@ -57,4 +61,34 @@ test('mock provider: provisioning is idempotent by node id, terminate is final, 
     (err: Error) => err.name === 'CapacityUnavailable',
   );
   assert.deepEqual(await short.list(asPoolKey('q')), [], 'a refused request leaves no node');
+});
+
+test('node bearer secret: derived per node and key, kept in a 0600 file when generated, required by a mock node that was given one', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zeropool-secret-'));
+  const key = loadNodeSecretKey(undefined, dir);
+  assert.equal(statSync(path.join(dir, NODE_SECRET_KEY_FILE)).mode & 0o777, 0o600);
+  assert.deepEqual(loadNodeSecretKey(undefined, dir), key, 'the kept key is reused');
+  const secrets = nodeSecrets(key);
+  assert.equal(secrets.of('p-n1'), secrets.of('p-n1'));
+  assert.notEqual(secrets.of('p-n1'), secrets.of('p-n2'));
+  assert.notEqual(nodeSecrets(Buffer.alloc(32, 1)).of('p-n1'), secrets.of('p-n1'));
+  assert.throws(() => nodeSecrets(Buffer.from('short')), /32 bytes/);
+
+  const guarded = testMockProvider({ coldStartSeconds: 0, stateDir: path.join(dir, 'nodes'), secrets });
+  try {
+    const node = await guarded.provision({ poolId: asPoolKey('s'), nodeId: 's-n1', model: 'm', lane, laneIndex: 0 });
+    const ask = (headers: Record<string, string>) =>
+      fetch(`${node.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }),
+      });
+    assert.equal((await ask({})).status, 401, 'no secret: refused');
+    assert.equal((await ask({ authorization: `Bearer ${secrets.of('s-n2')}` })).status, 401, "another node's secret: refused");
+    assert.equal((await ask({ authorization: `Bearer ${secrets.of('s-n1')}` })).status, 200);
+    assert.equal((await guarded.describe(asPoolKey('s'), 's-n1')).healthy, true);
+  } finally {
+    await guarded.terminateAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

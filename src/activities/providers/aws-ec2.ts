@@ -14,6 +14,7 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import type { AwsLane } from '../../domain/pool-config';
+import { type NodeSecrets, nodeAuthHeaders } from '../node-secrets';
 import { type PoolKey, splitPoolKey } from '../../ids';
 import {
   AuthFailedError,
@@ -89,6 +90,8 @@ export interface Ec2ProviderOptions {
   client: EC2Client;
   /** How long one health check of a model server may take. */
   healthTimeoutMs?: number;
+  /** Each node's bearer secret: `{nodeToken}` in the lane's user data becomes it, and health checks send it. */
+  secrets?: NodeSecrets;
 }
 
 export class Ec2Provider implements Provider {
@@ -112,7 +115,7 @@ export class Ec2Provider implements Provider {
           MaxCount: 1,
           SubnetId: lane.subnetId,
           SecurityGroupIds: lane.securityGroupIds,
-          UserData: lane.userData === undefined ? undefined : Buffer.from(lane.userData).toString('base64'),
+          UserData: this.userData(lane, request.nodeId),
           InstanceMarketOptions: marketOptions(request.lane.market, lane),
           TagSpecifications: [
             {
@@ -161,7 +164,10 @@ export class Ec2Provider implements Provider {
     if (state !== 'running' || !url) return { nodeId, exists: true, healthy: false, ...(url ? { url } : {}), reason: `instance ${state}` };
     const healthPath = tagOf(live, EC2_TAG.healthPath) ?? '/health';
     try {
-      const res = await fetch(`${url}${healthPath}`, { signal: AbortSignal.timeout(this.options.healthTimeoutMs ?? 2000) });
+      const res = await fetch(`${url}${healthPath}`, {
+        headers: nodeAuthHeaders(this.options.secrets, nodeId),
+        signal: AbortSignal.timeout(this.options.healthTimeoutMs ?? 2000),
+      });
       return { nodeId, exists: true, healthy: res.ok, url, ...(res.ok ? {} : { reason: `health ${res.status}` }) };
     } catch (err) {
       return { nodeId, exists: true, healthy: false, url, reason: `model server not answering: ${(err as Error).message}` };
@@ -213,6 +219,13 @@ export class Ec2Provider implements Provider {
       }
     } while (NextToken);
     return all;
+  }
+
+  /** The lane's user data for one node, `{nodeToken}` replaced by its bearer secret; base64 as EC2 wants it. */
+  private userData(lane: AwsLane, nodeId: string): string | undefined {
+    if (lane.userData === undefined) return undefined;
+    const token = this.options.secrets?.of(nodeId) ?? '';
+    return Buffer.from(lane.userData.replaceAll('{nodeToken}', token)).toString('base64');
   }
 
   /** The model server's address: the public IP when it has one, else the private one (same VPC). */

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { hashString, seededRandom } from '../../domain/random';
 import { CapacityUnavailableError, type NodeStatus, type Provider, type ProvisionRequest, type ProvisionedNode } from './provider';
 import type { PoolKey } from '../../ids';
+import { type NodeSecrets, nodeAuthHeaders } from '../node-secrets';
 
 /** Knobs of the mock provider. */
 export interface MockProviderOptions {
@@ -21,6 +22,8 @@ export interface MockProviderOptions {
   /** Expected spot interruptions per node-hour (0 = never). */
   spotInterruptionsPerHour: number;
   seed: number;
+  /** Each node's bearer secret (absent: nodes accept any caller). */
+  secrets?: NodeSecrets;
 }
 
 /**
@@ -109,6 +112,7 @@ export class MockProvider implements Provider {
         MOCK_COLD_START_MS: String(Math.round(this.options.coldStartSeconds * 1000)),
         MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond),
         MOCK_INTERRUPT_AFTER_MS: String(this.interruptionDelayMs(request)),
+        ...(this.options.secrets ? { ZEROPOOL_NODE_TOKEN: this.options.secrets.of(request.nodeId) } : {}),
       },
     });
     child.unref();
@@ -155,7 +159,10 @@ export class MockProvider implements Provider {
     if (!isAlive(record.pid)) return { nodeId: nodeIdToCheck, exists: false, healthy: false, reason: 'node process is gone' };
     const url = urlOf(record);
     try {
-      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`${url}/health`, {
+        headers: nodeAuthHeaders(this.options.secrets, nodeIdToCheck),
+        signal: AbortSignal.timeout(2000),
+      });
       return { nodeId: nodeIdToCheck, exists: true, healthy: res.ok, url, reason: res.ok ? undefined : `health ${res.status}` };
     } catch (err) {
       return { nodeId: nodeIdToCheck, exists: true, healthy: false, url, reason: (err as Error).message };

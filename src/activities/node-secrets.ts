@@ -1,0 +1,47 @@
+/**
+ * Each node's bearer secret: handed to the node's model server when it is provisioned (e.g. vLLM
+ * `--api-key`), sent by zeropool on every inference and health call, so a public IP or proxy URL is not an
+ * open model server. Derived, not stored: HMAC-SHA256(key, node id), so every worker that shares the key
+ * computes the same secret and no secret is written to Temporal's history or the database.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** The header value a node accepts. */
+export interface NodeSecrets {
+  of(nodeId: string): string;
+}
+
+/** Node secrets derived from one key. */
+export function nodeSecrets(key: Buffer): NodeSecrets {
+  if (key.length < 32) throw new Error('the node secret key must be at least 32 bytes');
+  return { of: (nodeId) => `zpn_${createHmac('sha256', key).update(nodeId).digest('base64url')}` };
+}
+
+/** Where a generated key is kept when ZEROPOOL_NODE_SECRET_KEY is not set. */
+export const NODE_SECRET_KEY_FILE = 'node-secret.key';
+
+/**
+ * The key: ZEROPOOL_NODE_SECRET_KEY when set (every worker on every host must share it), else one generated
+ * once into the data folder (mode 0600), which serves every worker that shares that folder.
+ */
+export function loadNodeSecretKey(configured: string | undefined, dataDir: string): Buffer {
+  if (configured) return Buffer.from(configured, 'utf8');
+  const file = path.join(dataDir, NODE_SECRET_KEY_FILE);
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    // `wx`: two workers starting together cannot overwrite each other's key.
+    try {
+      writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8');
+}
+
+/** Headers for a call to a node: its bearer secret when secrets are on and the node is known. */
+export function nodeAuthHeaders(secrets: NodeSecrets | undefined, nodeId: string | undefined): Record<string, string> {
+  return secrets && nodeId ? { authorization: `Bearer ${secrets.of(nodeId)}` } : {};
+}
