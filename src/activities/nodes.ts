@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { healUnterminatedNodes } from '../db/ledger-heal';
 import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type NodeStatus, type Provider } from './providers/provider';
 import type { PoolKey } from '../ids';
+import type { ProviderPrice } from '../domain/pool-protocol';
 
 /** Dependencies of the node activities. */
 export interface NodeActivityDeps {
@@ -36,12 +37,14 @@ export function createNodeActivities(deps: NodeActivityDeps) {
 
   return {
     /** Asks the lane's provider for a node; idempotent by node id. CapacityUnavailable is not retried here. */
-    async provisionNode(input: NodeRef & { model: string; laneIndex: number }): Promise<{ url: string; laneIndex: number }> {
+    async provisionNode(
+      input: NodeRef & { model: string; laneIndex: number },
+    ): Promise<{ url: string; laneIndex: number; price?: ProviderPrice }> {
       const log = deps.logger.child({ poolId: input.poolId, nodeId: input.nodeId, lane: input.laneIndex });
       try {
         const node = await providerFor(input.lane).provision(input);
         log.info({ url: node.url }, 'node provisioned');
-        return { url: node.url, laneIndex: node.laneIndex };
+        return { url: node.url, laneIndex: node.laneIndex, ...(node.price ? { price: node.price } : {}) };
       } catch (err) {
         if (err instanceof CapacityUnavailableError) {
           log.warn({ reason: err.message }, 'lane has no capacity');

@@ -205,7 +205,9 @@ class Step {
     if (node.inFlight !== 'provision') return;
     node.inFlight = undefined;
     node.laneIndex = event.laneIndex;
-    node.lane = this.state.config.lanes[event.laneIndex] ?? event.command.lane;
+    const lane = this.state.config.lanes[event.laneIndex] ?? event.command.lane;
+    // What the node really costs: the provider's stated price where it gave one (every later row carries it).
+    node.lane = event.price ? { ...lane, pricePerHour: event.price.perHour } : lane;
     node.url = event.url;
     node.lastError = undefined;
     if (node.billedFrom === undefined) {
@@ -215,7 +217,12 @@ class Step {
         key: `${node.id}:provisioning`,
         eventType: 'node_provisioning',
         ...this.laneFields(node),
-        details: { laneIndex: node.laneIndex, referencePricePerHour: onDemandReferencePrice(this.state.config) },
+        details: {
+          laneIndex: node.laneIndex,
+          referencePricePerHour: onDemandReferencePrice(this.state.config),
+          priceSource: event.price?.source ?? 'lane',
+          ...(event.price ? { lanePricePerHour: lane.pricePerHour } : {}),
+        },
       });
     }
   }

@@ -35,6 +35,12 @@ export type JobMessage =
   | { kind: 'revoked'; attempt: number; reason: string }
   | { kind: 'preempt'; attempt: number; reason: string; byJobId: string };
 
+/** A price a provider's API stated, and which of its APIs said so (e.g. `ec2:spot-price-history`). */
+export interface ProviderPrice {
+  perHour: number;
+  source: string;
+}
+
 /** A ledger row the pool asks to be written (the workflow prefixes the key with the pool key). */
 export interface LedgerRowRequest {
   key: string;
@@ -73,7 +79,14 @@ export type PoolEvent =
   | { type: 'warmRequested'; nodes: number }
   | { type: 'stopRequested'; drainTimeoutSeconds: number; then: 'idle' | 'warm' }
   | { type: 'preemptRequested' }
-  | { type: 'nodeProvisioned'; command: Extract<PoolCommand, { type: 'provision' }>; url: string; laneIndex: number }
+  | {
+      type: 'nodeProvisioned';
+      command: Extract<PoolCommand, { type: 'provision' }>;
+      url: string;
+      laneIndex: number;
+      /** The price the provider's own API states for what it started (absent: the lane's declared price applies). */
+      price?: ProviderPrice;
+    }
   | { type: 'nodeReady'; command: Extract<PoolCommand, { type: 'waitReady' }>; url: string }
   | { type: 'nodeTerminated'; command: Extract<PoolCommand, { type: 'terminate' }> }
   | { type: 'healthChecked'; statuses: NodeHealth[] }

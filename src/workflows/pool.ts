@@ -127,7 +127,13 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
     switch (command.type) {
       case 'provision': {
         const result = await provisioning.provisionNode({ poolId, ...command });
-        return { type: 'nodeProvisioned', command, url: result.url, laneIndex: result.laneIndex };
+        return {
+          type: 'nodeProvisioned',
+          command,
+          url: result.url,
+          laneIndex: result.laneIndex,
+          ...(result.price ? { price: result.price } : {}),
+        };
       }
       case 'waitReady': {
         const result = await booting.waitNodeReady({ poolId, nodeId: command.nodeId, lane: command.lane });

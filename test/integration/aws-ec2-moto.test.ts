@@ -4,6 +4,7 @@ import {
   DescribeImagesCommand,
   DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
+  DescribeSpotPriceHistoryCommand,
   type EC2Client,
   EC2ServiceException,
   type Instance,
@@ -215,4 +216,19 @@ test("EC2 on moto: the lane's user data reaches the instance with {nodeToken} re
   const attribute = await client.send(new DescribeInstanceAttributeCommand({ InstanceId: instance.InstanceId!, Attribute: 'userData' }));
   const userData = Buffer.from(attribute.UserData?.Value ?? '', 'base64').toString('utf8');
   assert.equal(userData, `#!/bin/sh\nvllm serve m --api-key ${secrets.of('team-a.chat-n1')}\n`);
+});
+
+test("EC2 on moto: a spot node reports the price EC2's spot price history states for its type and zone; an on-demand node states none (the lane's applies)", async () => {
+  const client = moto.client();
+  const provider = new Ec2Provider({ client });
+  const spot = await provider.provision(request('team-a.chat-n1', 'spot'));
+  const instance = (await allInstances(client)).find((i) => tag(i, EC2_TAG.node) === 'team-a.chat-n1')!;
+  const history = await client.send(
+    new DescribeSpotPriceHistoryCommand({ InstanceTypes: ['g5.xlarge'], AvailabilityZone: instance.Placement!.AvailabilityZone! }),
+  );
+  const expected = Number(history.SpotPriceHistory!.find((p) => p.AvailabilityZone === instance.Placement!.AvailabilityZone)!.SpotPrice);
+  assert.deepEqual(spot.price, { perHour: expected, source: 'ec2:spot-price-history' });
+  // Asked again (a retried activity), the same answer.
+  assert.deepEqual((await provider.provision(request('team-a.chat-n1', 'spot'))).price, spot.price);
+  assert.equal((await provider.provision(request('team-a.chat-n2', 'on-demand'))).price, undefined);
 });

@@ -94,6 +94,31 @@ class Machine {
 const config = (overrides: Partial<PoolConfig> = {}) =>
   poolConfig({ slotsPerNode: 1, idleTimeoutSeconds: 600, teardownGraceSeconds: 30, healthCheckIntervalSeconds: 15, ...overrides });
 
+test('price: a node bills at the price its provider stated for it, on every row; without one at the lane price, and the row says which', () => {
+  const m = new Machine(config({ maxNodes: 2, slotsPerNode: 1 }));
+  m.arrive('j1');
+  m.arrive('j2');
+  const [first, second] = m.all.filter((c): c is Of<'provision'> => c.type === 'provision');
+  m.send({
+    type: 'nodeProvisioned',
+    command: first!,
+    url: 'u1',
+    laneIndex: 0,
+    price: { perHour: 0.3121, source: 'ec2:spot-price-history' },
+  });
+  m.send({ type: 'nodeProvisioned', command: second!, url: 'u2', laneIndex: 0 });
+  const rows = m.ledger('node_provisioning');
+  const stated = rows.find((r) => r.nodeId === first!.nodeId)!;
+  assert.equal(stated.lane?.pricePerHour, 0.3121);
+  assert.deepEqual([stated.details?.priceSource, stated.details?.lanePricePerHour], ['ec2:spot-price-history', 0.5]);
+  const declared = rows.find((r) => r.nodeId === second!.nodeId)!;
+  assert.equal(declared.lane?.pricePerHour, 0.5);
+  assert.equal(declared.details?.priceSource, 'lane');
+  // Later rows of the node carry its lane as the node holds it: with the stated price (what analytics bills).
+  assert.equal(m.state.nodes.find((n) => n.id === first!.nodeId)?.lane?.pricePerHour, 0.3121);
+  assert.equal(m.state.nodes.find((n) => n.id === second!.nodeId)?.lane?.pricePerHour, 0.5);
+});
+
 test('scale from zero: one arrival → provision on the first lane → ledger row → boot → placement', () => {
   const m = new Machine(config());
   const provision = m.find('provision', m.arrive('j1'));

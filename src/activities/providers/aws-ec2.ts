@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import {
   DescribeInstancesCommand,
+  DescribeSpotPriceHistoryCommand,
   type DescribeInstancesCommandInput,
   type EC2Client,
   type Instance,
@@ -14,6 +15,7 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import type { AwsLane } from '../../domain/pool-config';
+import type { ProviderPrice } from '../../domain/pool-protocol';
 import { type NodeSecrets, nodeAuthHeaders } from '../node-secrets';
 import { type PoolKey, splitPoolKey } from '../../ids';
 import {
@@ -103,7 +105,7 @@ export class Ec2Provider implements Provider {
     const lane = request.lane.aws;
     if (!lane) throw new InvalidRequestError(`lane ${request.laneIndex} has provider aws but no aws fields`);
     const existing = await this.findLive(request.nodeId);
-    if (existing) return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: this.urlOf(existing) ?? '' };
+    if (existing) return this.provisioned(request, existing);
     const { workspaceId } = splitPoolKey(request.poolId);
     try {
       const out = await this.options.client.send(
@@ -134,9 +136,43 @@ export class Ec2Provider implements Provider {
         }),
       );
       const instance = out.Instances?.[0];
-      return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: (instance && this.urlOf(instance)) ?? '' };
+      if (!instance) throw new Error('EC2 RunInstances answered without an instance');
+      return this.provisioned(request, instance);
     } catch (err) {
       throw classifyEc2Error(err);
+    }
+  }
+
+  /** What the pool learns of a started instance: its address so far and, for spot, the price EC2 states. */
+  private async provisioned(request: ProvisionRequest, instance: Instance): Promise<ProvisionedNode> {
+    const price = instance.InstanceLifecycle === 'spot' ? await this.spotPrice(instance) : undefined;
+    return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: this.urlOf(instance) ?? '', ...(price ? { price } : {}) };
+  }
+
+  /**
+   * The current spot price of the instance's type in its Availability Zone (EC2's spot price history). On-demand
+   * prices are not in the EC2 API (they are in the Pricing API): those nodes bill at the lane's price. A failed
+   * lookup is not a failed provision: the lane's price applies and the ledger row says so.
+   */
+  private async spotPrice(instance: Instance): Promise<ProviderPrice | undefined> {
+    const zone = instance.Placement?.AvailabilityZone;
+    if (!instance.InstanceType || !zone) return undefined;
+    try {
+      const out = await this.options.client.send(
+        new DescribeSpotPriceHistoryCommand({
+          InstanceTypes: [instance.InstanceType],
+          AvailabilityZone: zone,
+          ProductDescriptions: ['Linux/UNIX', 'Linux/UNIX (Amazon VPC)'],
+          StartTime: new Date(),
+        }),
+      );
+      const newest = (out.SpotPriceHistory ?? [])
+        .filter((p) => p.AvailabilityZone === zone && p.SpotPrice !== undefined)
+        .sort((a, b) => (b.Timestamp?.getTime() ?? 0) - (a.Timestamp?.getTime() ?? 0))[0];
+      const perHour = Number(newest?.SpotPrice);
+      return Number.isFinite(perHour) && perHour >= 0 ? { perHour, source: 'ec2:spot-price-history' } : undefined;
+    } catch {
+      return undefined;
     }
   }
 

@@ -1,6 +1,7 @@
 /** The one interface every capacity provider implements, and its typed errors. */
 import type { Lane } from '../../domain/types';
 import type { PoolKey } from '../../ids';
+import type { ProviderPrice } from '../../domain/pool-protocol';
 
 /** What the pool asks a provider for. */
 export interface ProvisionRequest {
@@ -16,6 +17,8 @@ export interface ProvisionedNode {
   nodeId: string;
   laneIndex: number;
   url: string;
+  /** The price the provider's API states for what it started (absent: the lane's declared price). */
+  price?: ProviderPrice;
 }
 
 /** What the provider knows about a node now. */
