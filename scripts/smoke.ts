@@ -4,6 +4,8 @@
  * Only with real credentials and settings in the environment; otherwise it says what is missing and exits 0.
  * Not part of CI (it costs money and needs the internet).
  *
+ * hyperstack: HYPERSTACK_API_KEY, SMOKE_HS_ENVIRONMENT, SMOKE_HS_FLAVOR, SMOKE_HS_IMAGE, SMOKE_HS_KEY_NAME, optional
+ * SMOKE_HS_USER_DATA (may use {nodeToken}).
  * aws: AWS_REGION (+ the SDK's credential chain), SMOKE_AWS_IMAGE_ID, SMOKE_AWS_INSTANCE_TYPE, optional
  * SMOKE_AWS_SUBNET_ID, SMOKE_AWS_SECURITY_GROUP_IDS (comma-separated), SMOKE_AWS_USER_DATA (may use
  * {nodeToken}), SMOKE_AWS_MARKET (spot | on-demand, default on-demand), SMOKE_MODEL, SMOKE_TIMEOUT_MINUTES (15).
@@ -13,7 +15,8 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { Ec2Provider } from '../src/activities/providers/aws-ec2';
 import type { Provider, ProvisionRequest } from '../src/activities/providers/provider';
 import { nodeSecrets } from '../src/activities/node-secrets';
-import { awsLaneSchema } from '../src/domain/pool-config';
+import { awsLaneSchema, hyperstackLaneSchema, type Lane } from '../src/domain/pool-config';
+import { HyperstackProvider } from '../src/activities/providers/hyperstack';
 import { poolKey } from '../src/ids';
 
 const args = process.argv.slice(2);
@@ -30,42 +33,54 @@ async function main(): Promise<number> {
     say('usage: npm run smoke -- --provider aws|runpod|hyperstack');
     return 2;
   }
-  if (providerName === 'runpod' || providerName === 'hyperstack') {
-    say(`skipped: the ${providerName} driver is not built yet (issue 12)`);
-    return 0;
-  }
-  if (providerName !== 'aws') {
-    say(`unknown provider ${providerName}`);
-    return 2;
-  }
-  const absent = missing(['AWS_REGION', 'SMOKE_AWS_IMAGE_ID', 'SMOKE_AWS_INSTANCE_TYPE']);
-  if (absent.length > 0) {
-    say(`skipped: set ${absent.join(', ')} (and AWS credentials) to provision one real EC2 node`);
+  if (providerName === 'runpod') {
+    say('skipped: the runpod driver is not built yet (issue 12)');
     return 0;
   }
   const secrets = nodeSecrets(randomBytes(32));
-  const provider: Provider = new Ec2Provider({
-    client: new EC2Client({ region: env.AWS_REGION, ...(env.AWS_EC2_ENDPOINT ? { endpoint: env.AWS_EC2_ENDPOINT } : {}) }),
-    secrets,
-  });
   const pool = poolKey('smoke', `smoke-${randomBytes(3).toString('hex')}`);
-  const market = env.SMOKE_AWS_MARKET === 'spot' ? 'spot' : 'on-demand';
-  const aws = awsLaneSchema.parse({
-    instanceType: env.SMOKE_AWS_INSTANCE_TYPE,
-    imageId: env.SMOKE_AWS_IMAGE_ID,
-    ...(env.SMOKE_AWS_SUBNET_ID ? { subnetId: env.SMOKE_AWS_SUBNET_ID } : {}),
-    ...(env.SMOKE_AWS_SECURITY_GROUP_IDS ? { securityGroupIds: env.SMOKE_AWS_SECURITY_GROUP_IDS.split(',') } : {}),
-    ...(env.SMOKE_AWS_USER_DATA ? { userData: env.SMOKE_AWS_USER_DATA } : {}),
-  });
-  const request: ProvisionRequest = {
-    poolId: pool,
-    nodeId: `${pool}-n1`,
-    model: env.SMOKE_MODEL ?? 'smoke',
-    lane: { provider: 'aws', market, gpu: env.SMOKE_AWS_INSTANCE_TYPE ?? '', pricePerHour: 0, aws },
-    laneIndex: 0,
-  };
+  let provider: Provider;
+  let lane: Lane;
+  if (providerName === 'aws') {
+    const absent = missing(['AWS_REGION', 'SMOKE_AWS_IMAGE_ID', 'SMOKE_AWS_INSTANCE_TYPE']);
+    if (absent.length > 0) {
+      say(`skipped: set ${absent.join(', ')} (and AWS credentials) to provision one real EC2 node`);
+      return 0;
+    }
+    provider = new Ec2Provider({
+      client: new EC2Client({ region: env.AWS_REGION, ...(env.AWS_EC2_ENDPOINT ? { endpoint: env.AWS_EC2_ENDPOINT } : {}) }),
+      secrets,
+    });
+    const aws = awsLaneSchema.parse({
+      instanceType: env.SMOKE_AWS_INSTANCE_TYPE,
+      imageId: env.SMOKE_AWS_IMAGE_ID,
+      ...(env.SMOKE_AWS_SUBNET_ID ? { subnetId: env.SMOKE_AWS_SUBNET_ID } : {}),
+      ...(env.SMOKE_AWS_SECURITY_GROUP_IDS ? { securityGroupIds: env.SMOKE_AWS_SECURITY_GROUP_IDS.split(',') } : {}),
+      ...(env.SMOKE_AWS_USER_DATA ? { userData: env.SMOKE_AWS_USER_DATA } : {}),
+    });
+    lane = { provider: 'aws', market: env.SMOKE_AWS_MARKET === 'spot' ? 'spot' : 'on-demand', gpu: aws.instanceType, pricePerHour: 0, aws };
+  } else if (providerName === 'hyperstack') {
+    const absent = missing(['HYPERSTACK_API_KEY', 'SMOKE_HS_ENVIRONMENT', 'SMOKE_HS_FLAVOR', 'SMOKE_HS_IMAGE', 'SMOKE_HS_KEY_NAME']);
+    if (absent.length > 0) {
+      say(`skipped: set ${absent.join(', ')} to provision one real Hyperstack VM`);
+      return 0;
+    }
+    provider = new HyperstackProvider({ apiKey: env.HYPERSTACK_API_KEY!, baseUrl: env.HYPERSTACK_API_URL, secrets });
+    const hyperstack = hyperstackLaneSchema.parse({
+      environment: env.SMOKE_HS_ENVIRONMENT,
+      flavor: env.SMOKE_HS_FLAVOR,
+      image: env.SMOKE_HS_IMAGE,
+      keyName: env.SMOKE_HS_KEY_NAME,
+      ...(env.SMOKE_HS_USER_DATA ? { userData: env.SMOKE_HS_USER_DATA } : {}),
+    });
+    lane = { provider: 'hyperstack', market: 'on-demand', gpu: hyperstack.flavor, pricePerHour: 0, hyperstack };
+  } else {
+    say(`unknown provider ${providerName}`);
+    return 2;
+  }
+  const request: ProvisionRequest = { poolId: pool, nodeId: `${pool}-n1`, model: env.SMOKE_MODEL ?? 'smoke', lane, laneIndex: 0 };
   const started = Date.now();
-  say(`provisioning ${request.nodeId} (${aws.instanceType}, ${market})`);
+  say(`provisioning ${request.nodeId} on ${providerName} (${lane.gpu}, ${lane.market})`);
   const node = await provider.provision(request);
   say(`accepted${node.price ? `, ${node.price.perHour} USD/h (${node.price.source})` : ''}`);
   let failure: string | undefined;

@@ -50,6 +50,9 @@ export const configSchema = z.object({
   AWS_REGION: z.string().optional(),
   /** Another EC2 endpoint (an emulator such as moto, a VPC endpoint); absent: the region's public one. */
   AWS_EC2_ENDPOINT: z.string().url().optional(),
+  /** The hyperstack provider: on when a key is set (Hyperstack console → API keys). */
+  HYPERSTACK_API_KEY: z.string().min(1).optional(),
+  HYPERSTACK_API_URL: z.string().url().optional(),
   DOCKER_ENABLED: z.enum(['auto', 'true', 'false']).default('auto'),
   DOCKER_SOCKET_PATH: z.string().optional(),
   DOCKER_NETWORK: z.enum(['host', 'bridge']).default('host'),
@@ -101,5 +104,10 @@ export function awsEnabled(config: Config): boolean {
 
 /** Names of the providers this configuration enables (what the API accepts in lanes). */
 export function enabledProviderNames(config: Config, dockerOn: boolean): string[] {
-  return ['mock', ...(dockerOn ? ['docker'] : []), ...(awsEnabled(config) ? ['aws'] : [])];
+  return [
+    'mock',
+    ...(dockerOn ? ['docker'] : []),
+    ...(awsEnabled(config) ? ['aws'] : []),
+    ...(config.HYPERSTACK_API_KEY ? ['hyperstack'] : []),
+  ];
 }

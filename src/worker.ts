@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createActivities, type ActivityDeps } from './activities';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { Ec2Provider } from './activities/providers/aws-ec2';
+import { HyperstackProvider } from './activities/providers/hyperstack';
 import { MockProvider } from './activities/providers/mock';
 import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from './activities/node-secrets';
 import type { Provider } from './activities/providers/provider';
@@ -33,6 +34,9 @@ export function createProviders(
             client: new EC2Client({ region: config.AWS_REGION, ...(config.AWS_EC2_ENDPOINT ? { endpoint: config.AWS_EC2_ENDPOINT } : {}) }),
           }),
         }
+      : {}),
+    ...(config.HYPERSTACK_API_KEY
+      ? { hyperstack: new HyperstackProvider({ apiKey: config.HYPERSTACK_API_KEY, baseUrl: config.HYPERSTACK_API_URL, secrets }) }
       : {}),
     mock: new MockProvider({
       stateDir: path.join(config.dataDir, 'mock-nodes'),

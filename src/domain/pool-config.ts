@@ -21,6 +21,26 @@ export const awsLaneSchema = z
   })
   .strict();
 
+/** What a `hyperstack` lane starts: one Hyperstack VM per node (Infrahub API). */
+export const hyperstackLaneSchema = z
+  .object({
+    /** The environment (region) the VM is created in. */
+    environment: z.string().min(1).max(100),
+    /** The GPU flavor, e.g. n3-A100x1. */
+    flavor: z.string().min(1).max(100),
+    /** The OS image name. */
+    image: z.string().min(1).max(200),
+    /** An SSH key pair that exists in the environment (the API requires one). */
+    keyName: z.string().min(1).max(100),
+    /** Cloud-init that starts the model server (`{nodeToken}` becomes the node's bearer secret). */
+    userData: z.string().max(16_384).optional(),
+    /** Attach a public IP (else zeropool must reach the VM's private IP). */
+    assignFloatingIp: z.boolean().default(true),
+    port: z.number().int().min(1).max(65_535).default(8000),
+    healthPath: z.string().startsWith('/').max(200).default('/health'),
+  })
+  .strict();
+
 /** One lane of capacity. Provider-specific fields live under the provider's name. */
 export const laneSchema = z
   .object({
@@ -29,8 +49,13 @@ export const laneSchema = z
     gpu: z.string().min(1).max(64),
     pricePerHour: z.number().nonnegative().max(10_000),
     aws: awsLaneSchema.optional(),
+    hyperstack: hyperstackLaneSchema.optional(),
   })
-  .refine((lane) => lane.provider !== 'aws' || lane.aws !== undefined, { message: 'an aws lane needs its aws fields', path: ['aws'] });
+  .refine((lane) => lane.provider !== 'aws' || lane.aws !== undefined, { message: 'an aws lane needs its aws fields', path: ['aws'] })
+  .refine((lane) => lane.provider !== 'hyperstack' || lane.hyperstack !== undefined, {
+    message: 'a hyperstack lane needs its hyperstack fields',
+    path: ['hyperstack'],
+  });
 
 /** Fields an operator may set; defaults fill the rest. */
 const poolConfigFields = z.object({
@@ -91,6 +116,7 @@ export type PoolConfig = Omit<ParsedPoolConfig, AddedLater> & Partial<Pick<Parse
 /** One lane of capacity. */
 export type Lane = z.output<typeof laneSchema>;
 export type AwsLane = z.output<typeof awsLaneSchema>;
+export type HyperstackLane = z.output<typeof hyperstackLaneSchema>;
 export type PoolConfigPatch = z.output<typeof poolConfigPatchSchema>;
 
 /** Throws a readable error if the config is invalid (synchronous: it runs inside an update validator). */

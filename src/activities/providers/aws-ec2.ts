@@ -16,7 +16,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { AwsLane } from '../../domain/pool-config';
 import type { ProviderPrice } from '../../domain/pool-protocol';
-import { type NodeSecrets, nodeAuthHeaders } from '../node-secrets';
+import type { NodeSecrets } from '../node-secrets';
+import { checkModelServer } from './model-server-health';
 import { type PoolKey, splitPoolKey } from '../../ids';
 import {
   AuthFailedError,
@@ -198,16 +199,10 @@ export class Ec2Provider implements Provider {
     }
     const url = this.urlOf(live);
     if (state !== 'running' || !url) return { nodeId, exists: true, healthy: false, ...(url ? { url } : {}), reason: `instance ${state}` };
-    const healthPath = tagOf(live, EC2_TAG.healthPath) ?? '/health';
-    try {
-      const res = await fetch(`${url}${healthPath}`, {
-        headers: nodeAuthHeaders(this.options.secrets, nodeId),
-        signal: AbortSignal.timeout(this.options.healthTimeoutMs ?? 2000),
-      });
-      return { nodeId, exists: true, healthy: res.ok, url, ...(res.ok ? {} : { reason: `health ${res.status}` }) };
-    } catch (err) {
-      return { nodeId, exists: true, healthy: false, url, reason: `model server not answering: ${(err as Error).message}` };
-    }
+    return checkModelServer(nodeId, url, tagOf(live, EC2_TAG.healthPath) ?? '/health', {
+      secrets: this.options.secrets,
+      timeoutMs: this.options.healthTimeoutMs,
+    });
   }
 
   async terminate(_poolId: PoolKey, nodeId: string): Promise<void> {

@@ -1,0 +1,48 @@
+"""Runs the official Hyperstack Python client (PyPI `hyperstack`) against the fake: create, get, list and
+delete one VM. The client's pydantic models validate every response, so a fake that drifts from the
+published shapes fails here. Usage: python3 hyperstack_client_check.py <base url> <api key>; prints JSON."""
+import json
+import sys
+
+import hyperstack
+from hyperstack.models.create_instances_payload import CreateInstancesPayload
+
+base_url, api_key = sys.argv[1], sys.argv[2]
+config = hyperstack.Configuration(host=base_url)
+config.api_key["apiKey"] = api_key
+with hyperstack.ApiClient(config) as client:
+    vms = hyperstack.VirtualMachineApi(client)
+    created = vms.create_vms(
+        CreateInstancesPayload(
+            name="client-check",
+            environment_name="CANADA-1",
+            flavor_name="n3-A100x1",
+            image_name="Ubuntu Server 22.04 LTS",
+            key_name="ops",
+            count=1,
+            assign_floating_ip=True,
+            labels=["client-check"],
+        )
+    )
+    vm_id = created.instances[0].id
+    got = vms.get_vm(vm_id)
+    listed = vms.list_vms(search="client-check")
+    deleted = vms.delete_vm(vm_id)
+    try:
+        vms.get_vm(999999)
+        missing = "no error"
+    except hyperstack.ApiException as err:
+        missing = err.status
+    print(
+        json.dumps(
+            {
+                "created": created.status,
+                "id": vm_id,
+                "name": got.instance.name,
+                "status": got.instance.status,
+                "listed": [vm.id for vm in listed.instances],
+                "deleted": deleted.status,
+                "missing": missing,
+            }
+        )
+    )

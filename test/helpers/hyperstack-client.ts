@@ -1,0 +1,26 @@
+/** The official Hyperstack Python client (PyPI `hyperstack`), found or pip-installed, to check the fake with. */
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import path from 'node:path';
+
+/** The client release the fake is checked against. */
+const CLIENT_REQUIREMENT = 'hyperstack==1.56.1a0';
+
+export function ensureHyperstackClient(): void {
+  try {
+    execFileSync('python3', ['-c', 'import hyperstack'], { stdio: 'ignore' });
+  } catch {
+    execFileSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', CLIENT_REQUIREMENT], { stdio: 'inherit' });
+  }
+}
+
+/**
+ * Runs test/fakes/hyperstack_client_check.py against a fake; returns what it printed (JSON). Asynchronous:
+ * the fake usually runs in the calling process, which must keep serving while the client talks to it.
+ */
+export async function runHyperstackClientCheck(baseUrl: string, apiKey: string): Promise<Record<string, unknown>> {
+  ensureHyperstackClient();
+  const script = path.join(__dirname, '..', 'fakes', 'hyperstack_client_check.py');
+  const { stdout } = await promisify(execFile)('python3', [script, baseUrl, apiKey], { encoding: 'utf8', timeout: 60_000 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+}
