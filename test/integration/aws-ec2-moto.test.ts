@@ -232,3 +232,36 @@ test("EC2 on moto: a spot node reports the price EC2's spot price history states
   assert.deepEqual((await provider.provision(request('team-a.chat-n1', 'spot'))).price, spot.price);
   assert.equal((await provider.provision(request('team-a.chat-n2', 'on-demand'))).price, undefined);
 });
+
+test('EC2 on moto: a spot instance whose spot request EC2 marked for termination is a lost node at once (the request id and its status injected at the SDK: moto keeps no spot request for RunInstances)', async () => {
+  const client = moto.client();
+  let code = 'fulfilled';
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'DescribeSpotInstanceRequestsCommand') {
+        return {
+          output: {
+            SpotInstanceRequests: [{ SpotInstanceRequestId: 'sir-test', Status: { Code: code, Message: 'Spot capacity reclaimed' } }],
+            $metadata: {},
+          },
+          response: {},
+        } as Awaited<ReturnType<typeof next>>;
+      }
+      const result = await next(args);
+      if (context.commandName === 'DescribeInstancesCommand') {
+        const output = result.output as { Reservations?: Array<{ Instances?: Instance[] }> };
+        for (const r of output.Reservations ?? [])
+          for (const i of r.Instances ?? []) if (i.InstanceLifecycle === 'spot') i.SpotInstanceRequestId = 'sir-test';
+      }
+      return result;
+    },
+    { step: 'initialize', name: 'spotRequestStatus' },
+  );
+  const provider = new Ec2Provider({ client, healthTimeoutMs: 200 });
+  await provider.provision(request('team-a.chat-n1', 'spot'));
+  assert.equal((await provider.describe(POOL, 'team-a.chat-n1')).exists, true, 'fulfilled: still ours');
+  code = 'marked-for-termination';
+  const lost = await provider.describe(POOL, 'team-a.chat-n1');
+  assert.equal(lost.exists, false);
+  assert.match(lost.reason ?? '', /spot interruption: marked-for-termination \(Spot capacity reclaimed\)/);
+});

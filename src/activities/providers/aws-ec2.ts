@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import {
   DescribeInstancesCommand,
+  DescribeSpotInstanceRequestsCommand,
   DescribeSpotPriceHistoryCommand,
   type DescribeInstancesCommandInput,
   type EC2Client,
@@ -41,6 +42,9 @@ export const EC2_TAG = {
 
 /** States of an instance that still exists (and may bill); `shutting-down` and `terminated` are gone. */
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'];
+
+/** Spot request status codes that mean EC2 is taking the instance back. */
+const SPOT_INTERRUPTION = /^(marked-for-(termination|stop|hibernation)|instance-(terminated|stopped|hibernated)-)/;
 
 /** EC2 error codes that mean "no capacity in this lane now": the pool tries the next lane. */
 const CAPACITY_CODES = new Set([
@@ -197,6 +201,10 @@ export class Ec2Provider implements Provider {
         reason: `instance ${live.InstanceId} ${state}${live.StateReason?.Message ? `: ${live.StateReason.Message}` : ''}`,
       };
     }
+    // A spot instance EC2 has marked for interruption is lost now, not when it dies two minutes later: its
+    // jobs move to other nodes while it still answers, and its replacement starts sooner.
+    const notice = live.InstanceLifecycle === 'spot' ? await this.interruptionNotice(live) : undefined;
+    if (notice) return { nodeId, exists: false, healthy: false, reason: `instance ${live.InstanceId} spot interruption: ${notice}` };
     const url = this.urlOf(live);
     if (state !== 'running' || !url) return { nodeId, exists: true, healthy: false, ...(url ? { url } : {}), reason: `instance ${state}` };
     return checkModelServer(nodeId, url, tagOf(live, EC2_TAG.healthPath) ?? '/health', {
@@ -250,6 +258,21 @@ export class Ec2Provider implements Provider {
       }
     } while (NextToken);
     return all;
+  }
+
+  /**
+   * EC2's spot request status for the instance when it says the instance is being taken back (`marked-for-*`,
+   * `instance-terminated-*`, `instance-stopped-*`); undefined otherwise or when the lookup fails.
+   */
+  private async interruptionNotice(instance: Instance): Promise<string | undefined> {
+    if (!instance.SpotInstanceRequestId) return undefined;
+    try {
+      const out = await this.options.client.send(new DescribeSpotInstanceRequestsCommand({ SpotInstanceRequestIds: [instance.SpotInstanceRequestId] }));
+      const status = out.SpotInstanceRequests?.[0]?.Status;
+      return status?.Code && SPOT_INTERRUPTION.test(status.Code) ? `${status.Code}${status.Message ? ` (${status.Message})` : ''}` : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The lane's user data for one node, `{nodeToken}` replaced by its bearer secret; base64 as EC2 wants it. */
