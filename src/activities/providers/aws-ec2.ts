@@ -267,9 +267,13 @@ export class Ec2Provider implements Provider {
   private async interruptionNotice(instance: Instance): Promise<string | undefined> {
     if (!instance.SpotInstanceRequestId) return undefined;
     try {
-      const out = await this.options.client.send(new DescribeSpotInstanceRequestsCommand({ SpotInstanceRequestIds: [instance.SpotInstanceRequestId] }));
+      const out = await this.options.client.send(
+        new DescribeSpotInstanceRequestsCommand({ SpotInstanceRequestIds: [instance.SpotInstanceRequestId] }),
+      );
       const status = out.SpotInstanceRequests?.[0]?.Status;
-      return status?.Code && SPOT_INTERRUPTION.test(status.Code) ? `${status.Code}${status.Message ? ` (${status.Message})` : ''}` : undefined;
+      return status?.Code && SPOT_INTERRUPTION.test(status.Code)
+        ? `${status.Code}${status.Message ? ` (${status.Message})` : ''}`
+        : undefined;
     } catch {
       return undefined;
     }
