@@ -55,6 +55,8 @@ export class HyperstackFake {
   readonly vms = new Map<number, FakeVm>();
   /** Create calls that made a VM (what "no duplicate" is counted by). */
   created = 0;
+  /** Every create body received (checked against the official client's request model). */
+  readonly createBodies: Array<Record<string, unknown>> = [];
   /** Every request: method, path, status answered. */
   readonly calls: Array<{ method: string; path: string; status: number }> = [];
   /** VMs of a flavor that can still be created (absent flavor: unlimited). */
@@ -151,6 +153,7 @@ export class HyperstackFake {
 
     if (path === '/core/virtual-machines' && method === 'POST') {
       const body = (raw ? JSON.parse(raw) : {}) as Record<string, unknown>;
+      this.createBodies.push(body);
       const missing = ['name', 'environment_name', 'flavor_name', 'key_name', 'count'].filter((k) => body[k] === undefined);
       if (missing.length > 0)
         return this.send(res, req, 400, { status: false, message: `missing fields: ${missing.join(', ')}`, error_reason: 'bad_request' });

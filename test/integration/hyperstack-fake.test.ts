@@ -14,7 +14,7 @@ import {
 } from '../../src/activities/providers/provider';
 import { poolKey } from '../../src/ids';
 import { HyperstackFake } from '../fakes/hyperstack-fake';
-import { runHyperstackClientCheck } from '../helpers/hyperstack-client';
+import { runHyperstackClientCheck, validateHyperstackCreateBodies } from '../helpers/hyperstack-client';
 
 const API_KEY = 'hs-test-key-0123456789';
 const secrets = nodeSecrets(Buffer.alloc(32, 3));
@@ -108,6 +108,8 @@ test('Hyperstack (local fake): one labelled VM per node, ready when ACTIVE and i
   assert.equal(ready.url, `http://127.0.0.1:${modelPort}`);
   assert.deepEqual(await hs.list(POOL), ['team-a.chat-n1']);
   assert.deepEqual(await hs.list(poolKey('team-b', 'chat')), []);
+  // What the driver sent is what the published request model accepts (official client, strict).
+  assert.equal(await validateHyperstackCreateBodies(fake.createBodies), 1);
 });
 
 test('Hyperstack (local fake): a VM without our labels is never listed or deleted; terminate is idempotent; a VM shut off is a lost node', async () => {
