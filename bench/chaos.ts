@@ -332,6 +332,8 @@ async function main(): Promise<void> {
         median: recoveries.length ? [...recoveries].sort((a, b) => a - b)[Math.floor(recoveries.length / 2)] : null,
         never: results.filter((r) => r.recoverySeconds === null).length,
       },
+      // Processes that exited on their own (restarted as a supervisor would): not a failure, but worth reading.
+      processesRestartedBySupervisor: stack.unexpectedExits,
       perFault: results,
       poolWorkflowId: poolWorkflowId(POOL_KEY),
     };

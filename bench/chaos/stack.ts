@@ -18,16 +18,29 @@ const ROOT = path.join(__dirname, '..', '..');
 /** The admin key of the chaos stack (generated per run would gain nothing: the stack lives in a temp folder). */
 export const CHAOS_ADMIN_KEY = 'zp_admin_chaos_run_only_key_0001';
 
-/** One process the run can kill and restart. */
+/** A process that exited without being killed by the run, and what it said last. */
+export interface UnexpectedExit {
+  script: string;
+  code: number | null;
+  stderrTail: string;
+}
+
+/**
+ * One process the run can kill and restart. Like a deployment's supervisor (compose `restart: unless-stopped`,
+ * a Kubernetes Deployment), it restarts a process that exits on its own, and records that it did.
+ */
 class Managed {
   private child?: ChildProcess;
+  private stopping = false;
   constructor(
     private readonly script: string,
     private readonly env: () => NodeJS.ProcessEnv,
     private readonly ready: () => Promise<boolean>,
+    private readonly unexpectedExits: UnexpectedExit[],
   ) {}
 
   async start(): Promise<void> {
+    this.stopping = false;
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', this.script)], {
       env: { ...process.env, ...this.env() },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -35,6 +48,13 @@ class Managed {
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => {
       stderr = (stderr + c.toString()).slice(-4000);
+    });
+    child.once('exit', (code) => {
+      if (this.stopping || this.child !== child) return;
+      this.unexpectedExits.push({ script: this.script, code, stderrTail: stderr.slice(-1000) });
+      setTimeout(() => {
+        if (!this.stopping && this.child === child) this.start().catch(() => undefined);
+      }, 1000);
     });
     this.child = child;
     const deadline = Date.now() + 60_000;
@@ -48,6 +68,7 @@ class Managed {
   /** SIGKILL: no shutdown hook runs, as in a crash. */
   kill(): Promise<void> {
     const child = this.child;
+    this.stopping = true;
     if (!child || child.exitCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
       child.once('exit', () => resolve());
@@ -80,6 +101,8 @@ export class ChaosStack {
   api!: Managed;
   worker!: Managed;
   mock!: MockProvider;
+  /** Processes that exited on their own and were restarted (as a supervisor would). */
+  readonly unexpectedExits: UnexpectedExit[] = [];
   /** Callbacks received (job id → count). */
   readonly callbacks = new Map<string, number>();
   private receiver?: Server;
@@ -120,8 +143,9 @@ export class ChaosStack {
       'api-main.ts',
       () => ({ ...common(), PORT: String(this.apiPort), ZEROPOOL_API_KEY: CHAOS_ADMIN_KEY }),
       () => this.answers(`${this.apiUrl}/health`),
+      this.unexpectedExits,
     );
-    this.worker = new Managed('worker-main.ts', common, async () => true);
+    this.worker = new Managed('worker-main.ts', common, async () => true, this.unexpectedExits);
     this.mock = new MockProvider({
       stateDir: path.join(this.dataDir, 'mock-nodes'),
       coldStartSeconds: this.options.coldStartSeconds,
