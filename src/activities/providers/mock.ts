@@ -9,7 +9,8 @@ import path from 'node:path';
 import { hashString, seededRandom } from '../../domain/random';
 import { CapacityUnavailableError, type NodeStatus, type Provider, type ProvisionRequest, type ProvisionedNode } from './provider';
 import type { PoolKey } from '../../ids';
-import { type NodeSecrets, nodeAuthHeaders } from '../node-secrets';
+import type { NodeSecrets } from '../node-secrets';
+import { checkModelServer } from './model-server-health';
 
 /** Knobs of the mock provider. */
 export interface MockProviderOptions {
@@ -157,16 +158,7 @@ export class MockProvider implements Provider {
     const record = await this.read(nodeIdToCheck);
     if (!record) return { nodeId: nodeIdToCheck, exists: false, healthy: false, reason: 'no such node' };
     if (!isAlive(record.pid)) return { nodeId: nodeIdToCheck, exists: false, healthy: false, reason: 'node process is gone' };
-    const url = urlOf(record);
-    try {
-      const res = await fetch(`${url}/health`, {
-        headers: nodeAuthHeaders(this.options.secrets, nodeIdToCheck),
-        signal: AbortSignal.timeout(2000),
-      });
-      return { nodeId: nodeIdToCheck, exists: true, healthy: res.ok, url, reason: res.ok ? undefined : `health ${res.status}` };
-    } catch (err) {
-      return { nodeId: nodeIdToCheck, exists: true, healthy: false, url, reason: (err as Error).message };
-    }
+    return checkModelServer(nodeIdToCheck, urlOf(record), '/health', { secrets: this.options.secrets });
   }
 
   async terminate(_poolId: PoolKey, nodeIdToStop: string): Promise<void> {
