@@ -23,6 +23,7 @@ import { waitUntil } from './wait';
 import { startTestDatabase, type TestDatabase } from './postgres';
 import { devServerEnv } from './temporal';
 import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from '../../src/activities/node-secrets';
+import { type LedgerRow, ledgerRowsForPool } from '../../src/db/ledger';
 
 /** Options of a test stack. */
 export interface ApiStackOptions {
@@ -201,6 +202,19 @@ export class ApiStack {
     const key = await this.request('POST', `/v1/workspaces/${id}/keys`, { label: 'test' });
     if (key.status !== 201) throw new Error(`key for ${id}: ${key.status} ${JSON.stringify(key.body)}`);
     return key.body.key;
+  }
+
+  /**
+   * A pool's ledger rows once every node billed has its node_terminated row. A node leaves the pool's view when
+   * its terminate succeeds; the row is written by the activity that follows (durably, retried), so on a loaded
+   * machine the last rows can land a moment after the pool shows zero nodes.
+   */
+  closedLedger(poolName: string): Promise<LedgerRow[]> {
+    return this.until(`every node of ${poolName} closed in the ledger`, async () => {
+      const rows = await ledgerRowsForPool(this.database.db, poolName);
+      const opened = rows.filter((r) => r.event_type === 'node_provisioning').length;
+      return rows.filter((r) => r.event_type === 'node_terminated').length >= opened ? rows : undefined;
+    });
   }
 
   /** Polls until `check` returns a truthy value. */

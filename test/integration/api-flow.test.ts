@@ -43,7 +43,7 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
   assert.equal(drained.placedTotal, 20);
   assert.deepEqual(await stack.mock.list(asPoolKey('twenty')), []);
 
-  const rows = await ledgerRowsForPool(stack.database.db, 'twenty');
+  const rows = await stack.closedLedger('twenty');
   const nodes = new Set(rows.filter((r) => r.event_type === 'node_provisioning').map((r) => r.node_id));
   assert.ok(nodes.size <= 5);
   assert.deepEqual(countEvents(rows), {

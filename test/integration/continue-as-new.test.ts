@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ledgerRowsForPool } from '../../src/db/ledger';
 import { newPoolState } from '../../src/domain/pool-machine';
 import { poolWorkflowId, asPoolKey } from '../../src/ids';
 import { countEvents } from '../helpers/stack';
@@ -60,7 +59,7 @@ test('the pool continues-as-new when Temporal suggests it, losing no queued job,
     });
   assert.deepEqual(await stack.mock.list(asPoolKey('can')), []);
   // Not a row lost across runs: every node billed is also closed, every job recorded.
-  const events = countEvents(await ledgerRowsForPool(stack.database.db, 'can'));
+  const events = countEvents(await stack.closedLedger('can'));
   assert.ok(events.node_provisioning >= 1);
   assert.equal(events.node_terminated, events.node_provisioning, 'each billed node has its terminated row');
   assert.equal(events.node_ready, events.node_provisioning);
