@@ -191,10 +191,14 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   const armTimer = (at: number | undefined) => {
     if (at === undefined || timersDue.some((due) => due <= at)) return;
     timersDue.push(at);
-    void sleep(Math.max(1, at - Date.now())).then(() => {
-      timersDue.splice(timersDue.indexOf(at), 1);
-      post({ type: 'timerFired' });
-    });
+    void sleep(Math.max(1, at - Date.now())).then(
+      () => {
+        timersDue.splice(timersDue.indexOf(at), 1);
+        post({ type: 'timerFired' });
+      },
+      // Only a cancellation of the whole workflow rejects a timer; the main loop ends the run then.
+      () => undefined,
+    );
   };
 
   for (;;) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { countEvents, poolConfig } from '../helpers/stack';
 import { timeSkippingSuite } from '../helpers/suite';
-import { asPoolKey } from '../../src/ids';
+import { asPoolKey, poolWorkflowId } from '../../src/ids';
 
 const suite = timeSkippingSuite();
 
@@ -116,5 +116,28 @@ test('burst over a warm baseline: jobs run on the baseline first; burst nodes on
       return v.nodes.length === 1 ? v : undefined;
     });
     assert.equal((await h.pool('base')).nodes[0].id, baselineNode, 'the baseline node stays');
+  });
+});
+
+test('a pool workflow cancelled from outside (Temporal UI, tctl) ends cancelled: its pending timer does not fail a workflow task', async () => {
+  const h = suite.harness();
+  const env = suite.env();
+  await (await h.worker()).runUntil(async () => {
+    await h.startPool('cancelled', poolConfig({ idleTimeoutSeconds: 600, minNodes: 0 }));
+    assert.equal((await h.result(await h.submit('cancelled'))).status, 'completed');
+    // The idle timer is pending now; cancel the run.
+    const handle = env.client.workflow.getHandle(poolWorkflowId(asPoolKey('cancelled')));
+    await handle.cancel();
+    // Bounded: a failing workflow task would leave the run open for ever instead of ending it.
+    const ended = Promise.race([
+      handle.result(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the run did not end within 30 s')), 30_000).unref()),
+    ]);
+    await assert.rejects(ended, (err: Error) => {
+      assert.match(String((err as { cause?: Error }).cause?.name ?? err.name), /Cancel/);
+      return true;
+    });
+    const failedTasks = (await handle.fetchHistory()).events?.filter((e) => e.workflowTaskFailedEventAttributes) ?? [];
+    assert.equal(failedTasks.length, 0, 'no workflow task failed');
   });
 });
