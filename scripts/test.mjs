@@ -1,5 +1,5 @@
 // `npm test`: finds (or pip-installs) the Temporal binaries, then runs every test file with node's test runner.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
@@ -34,9 +34,21 @@ function testFiles(dir) {
 // Arguments may name files or folders.
 const selected = process.argv.slice(2).flatMap((arg) => (statSync(arg).isDirectory() ? testFiles(arg).sort() : [arg]));
 const files = selected.length > 0 ? selected : testFiles(path.join(root, 'test')).sort();
-const run = spawnSync(process.execPath, [...tsx, '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
-  cwd: root,
-  env,
-  stdio: 'inherit',
+// A test that hangs fails after TEST_TIMEOUT_MS instead of holding CI until its own limit; the whole run
+// (which also waits for each file's process to exit) is stopped after TEST_RUN_TIMEOUT_MS.
+const testTimeoutMs = Number(process.env.TEST_TIMEOUT_MS ?? 600_000);
+const runTimeoutMs = Number(process.env.TEST_RUN_TIMEOUT_MS ?? 45 * 60_000);
+const run = spawn(
+  process.execPath,
+  [...tsx, '--test', '--test-concurrency=1', `--test-timeout=${testTimeoutMs}`, '--test-reporter=spec', ...files],
+  { cwd: root, env, stdio: 'inherit', detached: true },
+);
+const watchdog = setTimeout(() => {
+  console.error(`\n✖ the test run took longer than ${runTimeoutMs / 60_000} min and was stopped`);
+  process.kill(-run.pid, 'SIGKILL');
+}, runTimeoutMs);
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.kill(-run.pid, 'SIGKILL'));
+run.on('exit', (code, signal) => {
+  clearTimeout(watchdog);
+  process.exit(code ?? (signal ? 1 : 0));
 });
-process.exit(run.status ?? 1);

@@ -15,7 +15,14 @@ export interface DevServer {
 }
 
 /** Command-line flags that apply temporal/dev-server.json (namespace, search attributes, dynamic config). */
-export function devServerArgs(options: { dbFile?: string; port: number; uiPort: number; headless?: boolean }): string[] {
+export function devServerArgs(options: {
+  dbFile?: string;
+  port: number;
+  uiPort: number;
+  headless?: boolean;
+  /** Dynamic config values over those of temporal/dev-server.json (tests use this). */
+  dynamicConfig?: Record<string, unknown>;
+}): string[] {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(options.port), '--log-level', 'error'];
   if (options.dbFile) {
     // WAL with synchronous=NORMAL: durable across process crashes, and no fsync per workflow task
@@ -26,7 +33,7 @@ export function devServerArgs(options: { dbFile?: string; port: number; uiPort: 
   else args.push('--ui-port', String(options.uiPort));
   args.push('--namespace', devServerConfig.namespace);
   for (const [name, type] of Object.entries(devServerConfig.searchAttributes)) args.push('--search-attribute', `${name}=${type}`);
-  for (const [key, value] of Object.entries(devServerConfig.dynamicConfig))
+  for (const [key, value] of Object.entries({ ...devServerConfig.dynamicConfig, ...options.dynamicConfig }))
     args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   return args;
 }
@@ -38,7 +45,12 @@ export async function startDevServer(options: {
   port: number;
   uiPort: number;
   inMemory?: boolean;
+  headless?: boolean;
+  dynamicConfig?: Record<string, unknown>;
+  /** How long to wait for the first answer (a loaded machine can take many seconds). */
+  startTimeoutMs?: number;
 }): Promise<DevServer> {
+  const startTimeoutMs = options.startTimeoutMs ?? 60_000;
   mkdirSync(options.dataDir, { recursive: true });
   const child = spawn(
     options.cliPath,
@@ -61,9 +73,9 @@ export async function startDevServer(options: {
       await connection.close();
       break;
     } catch {
-      if (Date.now() - started > 60_000) {
+      if (Date.now() - started > startTimeoutMs) {
         child.kill('SIGKILL');
-        throw new Error(`temporal dev server did not answer on ${address} within 60 s: ${stderr}`);
+        throw new Error(`temporal dev server did not answer on ${address} within ${startTimeoutMs / 1000} s: ${stderr}`);
       }
       await new Promise((r) => setTimeout(r, 200));
     }
