@@ -53,6 +53,14 @@ export const configSchema = z.object({
   /** The hyperstack provider: on when a key is set (Hyperstack console → API keys). */
   HYPERSTACK_API_KEY: z.string().min(1).optional(),
   HYPERSTACK_API_URL: z.string().url().optional(),
+  /** The runpod provider: on when a key is set (RunPod console → Settings → API keys). */
+  RUNPOD_API_KEY: z.string().min(1).optional(),
+  RUNPOD_API_URL: z.string().url().optional(),
+  /** Where a pod's HTTP port is reached, with {podId} and {port}; absent: RunPod's proxy. */
+  RUNPOD_PROXY_URL: z
+    .string()
+    .refine((v) => v.includes('{podId}') && /^https?:\/\//.test(v), 'a URL template holding {podId} (and usually {port})')
+    .optional(),
   DOCKER_ENABLED: z.enum(['auto', 'true', 'false']).default('auto'),
   DOCKER_SOCKET_PATH: z.string().optional(),
   DOCKER_NETWORK: z.enum(['host', 'bridge']).default('host'),
@@ -109,5 +117,6 @@ export function enabledProviderNames(config: Config, dockerOn: boolean): string[
     ...(dockerOn ? ['docker'] : []),
     ...(awsEnabled(config) ? ['aws'] : []),
     ...(config.HYPERSTACK_API_KEY ? ['hyperstack'] : []),
+    ...(config.RUNPOD_API_KEY ? ['runpod'] : []),
   ];
 }

@@ -6,6 +6,7 @@ import { createActivities, type ActivityDeps } from './activities';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { Ec2Provider } from './activities/providers/aws-ec2';
 import { HyperstackProvider } from './activities/providers/hyperstack';
+import { RunpodProvider } from './activities/providers/runpod';
 import { MockProvider } from './activities/providers/mock';
 import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from './activities/node-secrets';
 import type { Provider } from './activities/providers/provider';
@@ -37,6 +38,16 @@ export function createProviders(
       : {}),
     ...(config.HYPERSTACK_API_KEY
       ? { hyperstack: new HyperstackProvider({ apiKey: config.HYPERSTACK_API_KEY, baseUrl: config.HYPERSTACK_API_URL, secrets }) }
+      : {}),
+    ...(config.RUNPOD_API_KEY
+      ? {
+          runpod: new RunpodProvider({
+            apiKey: config.RUNPOD_API_KEY,
+            baseUrl: config.RUNPOD_API_URL,
+            proxyUrl: config.RUNPOD_PROXY_URL,
+            secrets,
+          }),
+        }
       : {}),
     mock: new MockProvider({
       stateDir: path.join(config.dataDir, 'mock-nodes'),

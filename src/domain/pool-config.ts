@@ -41,6 +41,40 @@ export const hyperstackLaneSchema = z
   })
   .strict();
 
+/**
+ * What a `runpod` lane starts: one pod per node through RunPod's REST API v2 (`/v2/pods`). A create places
+ * one GPU type; the driver tries `gpuTypes` in order. The node is reached through RunPod's HTTP proxy.
+ */
+export const runpodLaneSchema = z
+  .object({
+    /** GPU type ids, most preferred first (e.g. "NVIDIA A40"). */
+    gpuTypes: z.array(z.string().min(1).max(100)).min(1).max(16),
+    gpuCount: z.number().int().min(1).max(16).default(1),
+    /** SECURE: RunPod's own data centres; COMMUNITY: community-hosted machines (cheaper). */
+    cloud: z.enum(['SECURE', 'COMMUNITY']).default('SECURE'),
+    /** The container image that runs the model server. */
+    image: z.string().min(1).max(500),
+    /** Arguments to the image's entrypoint (`{nodeToken}` becomes the node's bearer secret). */
+    args: z.string().max(8192).optional(),
+    /** Environment of the container (values may hold `{nodeToken}`); ZEROPOOL_* names are zeropool's own. */
+    env: z
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string().max(8192))
+      .refine((env) => Object.keys(env).every((k) => !k.startsWith('ZEROPOOL_')), 'ZEROPOOL_* variables are set by zeropool')
+      .optional(),
+    /** Container disk in GB. */
+    disk: z.number().int().min(1).max(10_000).optional(),
+    /** A network volume to mount (model weights kept across pods), and where. */
+    networkVolumeId: z.string().min(1).max(100).optional(),
+    volumePath: z.string().startsWith('/').max(200).default('/workspace'),
+    /** Data centres to place in (absent: RunPod chooses). */
+    dataCenterIds: z.array(z.string().min(1).max(50)).max(32).optional(),
+    /** A container registry credential id (private images). */
+    registry: z.string().min(1).max(100).optional(),
+    port: z.number().int().min(1).max(65_535).default(8000),
+    healthPath: z.string().startsWith('/').max(200).default('/health'),
+  })
+  .strict();
+
 /** One lane of capacity. Provider-specific fields live under the provider's name. */
 export const laneSchema = z
   .object({
@@ -50,11 +84,21 @@ export const laneSchema = z
     pricePerHour: z.number().nonnegative().max(10_000),
     aws: awsLaneSchema.optional(),
     hyperstack: hyperstackLaneSchema.optional(),
+    runpod: runpodLaneSchema.optional(),
   })
   .refine((lane) => lane.provider !== 'aws' || lane.aws !== undefined, { message: 'an aws lane needs its aws fields', path: ['aws'] })
   .refine((lane) => lane.provider !== 'hyperstack' || lane.hyperstack !== undefined, {
     message: 'a hyperstack lane needs its hyperstack fields',
     path: ['hyperstack'],
+  })
+  .refine((lane) => lane.provider !== 'runpod' || lane.runpod !== undefined, {
+    message: 'a runpod lane needs its runpod fields',
+    path: ['runpod'],
+  })
+  // RunPod's REST API v2 has no interruptible (spot) pods: its published CreatePodRequest has no such field.
+  .refine((lane) => lane.provider !== 'runpod' || lane.market === 'on-demand', {
+    message: 'RunPod REST API v2 starts on-demand pods only (it has no interruptible pods): use market "on-demand"',
+    path: ['market'],
   });
 
 /** Fields an operator may set; defaults fill the rest. */
@@ -117,6 +161,7 @@ export type PoolConfig = Omit<ParsedPoolConfig, AddedLater> & Partial<Pick<Parse
 export type Lane = z.output<typeof laneSchema>;
 export type AwsLane = z.output<typeof awsLaneSchema>;
 export type HyperstackLane = z.output<typeof hyperstackLaneSchema>;
+export type RunpodLane = z.output<typeof runpodLaneSchema>;
 export type PoolConfigPatch = z.output<typeof poolConfigPatchSchema>;
 
 /** Throws a readable error if the config is invalid (synchronous: it runs inside an update validator). */

@@ -99,3 +99,28 @@ test('an aws lane needs its aws fields, checked like the rest (instance type, AM
   });
   assert.deepEqual(ok.lanes[0]!.aws, { instanceType: 'g5.xlarge', imageId: 'ami-0123456789abcdef0', port: 8000, healthPath: '/health' });
 });
+
+test('a runpod lane needs its runpod fields and is on-demand (REST v2 has no interruptible pods); defaults fill count, cloud, port, health path', () => {
+  const base = { model: 'm', maxNodes: 1 };
+  const runpod = { gpuTypes: ['NVIDIA A40'], image: 'vllm/vllm-openai:v0.11.0' };
+  const lane = { provider: 'runpod', market: 'on-demand', gpu: 'A40', pricePerHour: 0.4 };
+  assert.equal(poolConfigSchema.safeParse({ ...base, lanes: [lane] }).success, false, 'no runpod fields');
+  const spot = poolConfigSchema.safeParse({ ...base, lanes: [{ ...lane, market: 'spot', runpod }] });
+  assert.equal(spot.success, false);
+  assert.match(JSON.stringify(spot.error?.issues), /on-demand pods only/);
+  assert.equal(
+    poolConfigSchema.safeParse({ ...base, lanes: [{ ...lane, runpod: { ...runpod, env: { ZEROPOOL_NODE: 'x' } } }] }).success,
+    false,
+    'zeropool’s own variables are not the lane’s to set',
+  );
+  assert.equal(poolConfigSchema.safeParse({ ...base, lanes: [{ ...lane, runpod: { ...runpod, gpuTypes: [] } }] }).success, false);
+  const ok = poolConfigSchema.parse({ ...base, lanes: [{ ...lane, runpod }] });
+  assert.deepEqual(ok.lanes[0]!.runpod, {
+    ...runpod,
+    gpuCount: 1,
+    cloud: 'SECURE',
+    volumePath: '/workspace',
+    port: 8000,
+    healthPath: '/health',
+  });
+});

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { HyperstackLane } from '../../domain/pool-config';
 import { type PoolKey, splitPoolKey } from '../../ids';
 import { type NodeSecrets, withNodeToken } from '../node-secrets';
+import { backoffMs, pause, ProviderHttpError, retryAfterMs, safeJson } from './http-retry';
 import { checkModelServer } from './model-server-health';
 import {
   AuthFailedError,
@@ -66,15 +67,6 @@ export interface HyperstackProviderOptions {
   /** Attempts for rate limits, 5xx and network errors within one call (the activity retries beyond). */
   attempts?: number;
   healthTimeoutMs?: number;
-}
-
-class HyperstackHttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export class HyperstackProvider implements Provider {
@@ -146,7 +138,7 @@ export class HyperstackProvider implements Provider {
     try {
       await this.call('DELETE', `/core/virtual-machines/${vm.id}`);
     } catch (err) {
-      if (err instanceof HyperstackHttpError && err.status === 404) return;
+      if (err instanceof ProviderHttpError && err.status === 404) return;
       throw classifyHyperstackError(err);
     }
   }
@@ -215,7 +207,7 @@ export class HyperstackProvider implements Provider {
         await pause(retryAfterMs(res.headers.get('retry-after')) ?? backoffMs(attempt));
         continue;
       }
-      throw new HyperstackHttpError(res.status, `Hyperstack ${method} ${path.split('?')[0]} answered ${res.status}: ${message}`);
+      throw new ProviderHttpError(res.status, `Hyperstack ${method} ${path.split('?')[0]} answered ${res.status}: ${message}`);
     }
   }
 
@@ -236,29 +228,10 @@ export class HyperstackProvider implements Provider {
 
 /** Our typed error for a Hyperstack failure (what is not typed stays retryable). */
 export function classifyHyperstackError(err: unknown): Error {
-  if (!(err instanceof HyperstackHttpError)) return err instanceof Error ? err : new Error(String(err));
+  if (!(err instanceof ProviderHttpError)) return err instanceof Error ? err : new Error(String(err));
   if (err.status === 401 || err.status === 403) return new AuthFailedError(err.message);
   if (err.status === 400 || err.status === 409)
     return STOCK_OUT.test(err.message) ? new CapacityUnavailableError(err.message) : new InvalidRequestError(err.message);
   if (err.status === 404 || err.status === 405 || err.status === 422) return new InvalidRequestError(err.message);
   return err;
 }
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function retryAfterMs(header: string | null): number | undefined {
-  if (!header) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.min(30_000, Math.max(0, seconds * 1000));
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.min(30_000, Math.max(0, at - Date.now()));
-}
-
-const backoffMs = (attempt: number) => Math.min(8000, 250 * 2 ** (attempt - 1));
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
