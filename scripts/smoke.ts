@@ -4,6 +4,9 @@
  * Only with real credentials and settings in the environment; otherwise it says what is missing and exits 0.
  * Not part of CI (it costs money and needs the internet).
  *
+ * runpod: RUNPOD_API_KEY, SMOKE_RUNPOD_GPU_TYPES (comma-separated, e.g. "NVIDIA A40"), SMOKE_RUNPOD_IMAGE (an
+ * OpenAI-compatible server on port 8000 with /health), optional SMOKE_RUNPOD_ARGS and SMOKE_RUNPOD_CLOUD
+ * (SECURE | COMMUNITY); the node secret reaches the pod as ZEROPOOL_NODE_TOKEN and VLLM_API_KEY.
  * hyperstack: HYPERSTACK_API_KEY, SMOKE_HS_ENVIRONMENT, SMOKE_HS_FLAVOR, SMOKE_HS_IMAGE, SMOKE_HS_KEY_NAME, optional
  * SMOKE_HS_USER_DATA (may use {nodeToken}).
  * aws: AWS_REGION (+ the SDK's credential chain), SMOKE_AWS_IMAGE_ID, SMOKE_AWS_INSTANCE_TYPE, optional
@@ -15,7 +18,8 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { Ec2Provider } from '../src/activities/providers/aws-ec2';
 import type { Provider, ProvisionRequest } from '../src/activities/providers/provider';
 import { nodeSecrets } from '../src/activities/node-secrets';
-import { awsLaneSchema, hyperstackLaneSchema, type Lane } from '../src/domain/pool-config';
+import { awsLaneSchema, hyperstackLaneSchema, type Lane, runpodLaneSchema } from '../src/domain/pool-config';
+import { RunpodProvider } from '../src/activities/providers/runpod';
 import { HyperstackProvider } from '../src/activities/providers/hyperstack';
 import { poolKey } from '../src/ids';
 
@@ -32,10 +36,6 @@ async function main(): Promise<number> {
   if (!args.includes('--provider') || !providerName) {
     say('usage: npm run smoke -- --provider aws|runpod|hyperstack');
     return 2;
-  }
-  if (providerName === 'runpod') {
-    say('skipped: the runpod driver is not built yet (issue 12)');
-    return 0;
   }
   const secrets = nodeSecrets(randomBytes(32));
   const pool = poolKey('smoke', `smoke-${randomBytes(3).toString('hex')}`);
@@ -74,6 +74,21 @@ async function main(): Promise<number> {
       ...(env.SMOKE_HS_USER_DATA ? { userData: env.SMOKE_HS_USER_DATA } : {}),
     });
     lane = { provider: 'hyperstack', market: 'on-demand', gpu: hyperstack.flavor, pricePerHour: 0, hyperstack };
+  } else if (providerName === 'runpod') {
+    const absent = missing(['RUNPOD_API_KEY', 'SMOKE_RUNPOD_GPU_TYPES', 'SMOKE_RUNPOD_IMAGE']);
+    if (absent.length > 0) {
+      say(`skipped: set ${absent.join(', ')} to provision one real RunPod pod`);
+      return 0;
+    }
+    provider = new RunpodProvider({ apiKey: env.RUNPOD_API_KEY!, baseUrl: env.RUNPOD_API_URL, proxyUrl: env.RUNPOD_PROXY_URL, secrets });
+    const runpod = runpodLaneSchema.parse({
+      gpuTypes: env.SMOKE_RUNPOD_GPU_TYPES!.split(',').map((t) => t.trim()),
+      image: env.SMOKE_RUNPOD_IMAGE,
+      env: { VLLM_API_KEY: '{nodeToken}' },
+      ...(env.SMOKE_RUNPOD_ARGS ? { args: env.SMOKE_RUNPOD_ARGS } : {}),
+      ...(env.SMOKE_RUNPOD_CLOUD ? { cloud: env.SMOKE_RUNPOD_CLOUD } : {}),
+    });
+    lane = { provider: 'runpod', market: 'on-demand', gpu: runpod.gpuTypes[0]!, pricePerHour: 0, runpod };
   } else {
     say(`unknown provider ${providerName}`);
     return 2;

@@ -54,7 +54,7 @@ export function queueOrder(state: Pick<PoolState, 'queue' | 'config'>, now: numb
 /**
  * Places eligible queued jobs in queue order onto free slots of ready nodes, least-loaded node first so a
  * request does not share a node while another stands idle. Terminating, provisioning and suspect nodes
- * never receive jobs. Mutates state; returns what it placed.
+ * never receive jobs; retiring ones only when no other node has room. Mutates state; returns what it placed.
  */
 export function placeQueuedJobs(state: PoolState, now: number): PlacementDecision[] {
   const decisions: PlacementDecision[] = [];
@@ -85,10 +85,15 @@ export function placeQueuedJobs(state: PoolState, now: number): PlacementDecisio
   return decisions;
 }
 
+/** A retiring node (replaced on a preferred lane) takes work only when no other ready node has room. */
 function leastLoadedReadyNode(nodes: NodeRecord[]): NodeRecord | undefined {
+  return leastLoaded(nodes, false) ?? leastLoaded(nodes, true);
+}
+
+function leastLoaded(nodes: NodeRecord[], retiring: boolean): NodeRecord | undefined {
   let best: NodeRecord | undefined;
   for (const node of nodes) {
-    if (node.state !== 'ready' || node.suspect) continue;
+    if (node.state !== 'ready' || node.suspect || (node.retiring ?? false) !== retiring) continue;
     const busy = busySlots(node);
     if (busy >= node.slots.length) continue;
     if (!best || busy < busySlots(best)) best = node;

@@ -140,6 +140,13 @@ const poolConfigFields = z.object({
     .min(10)
     .max(24 * 3600)
     .default(600),
+  /**
+   * When nodes run on a later lane because an earlier one was short (spot → on-demand), move them back once
+   * the earlier lane has capacity again: make-before-break, one node at a time, while no job waits.
+   */
+  returnToPreferredLane: z.boolean().default(true),
+  /** On-demand nodes kept among the pool's nodes whatever spot offers (a base interruptions cannot take). */
+  onDemandFloor: z.number().int().min(0).max(1000).default(0),
   lanes: z.array(laneSchema).min(1).max(16),
 });
 
@@ -152,7 +159,13 @@ export const poolConfigSchema = poolConfigFields
 export const poolConfigPatchSchema = poolConfigFields.partial().strict();
 
 /** Fields added after the first release: state carried over from pools created before them may lack them. */
-type AddedLater = 'preemptPriorityGap' | 'preemption' | 'agingSeconds' | 'reconcileIntervalSeconds';
+type AddedLater =
+  | 'preemptPriorityGap'
+  | 'preemption'
+  | 'agingSeconds'
+  | 'reconcileIntervalSeconds'
+  | 'returnToPreferredLane'
+  | 'onDemandFloor';
 type ParsedPoolConfig = z.output<typeof poolConfigSchema>;
 
 /** Operator-facing configuration of a pool (absent fields added later mean their defaults). */

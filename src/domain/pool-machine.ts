@@ -9,6 +9,7 @@ import { onDemandReferencePrice } from './money';
 import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from './placement';
 import type { JobMessage, LedgerRowRequest, PoolCommand, PoolEvent, PoolReply, StepResult } from './pool-protocol';
 import { describePlan, planPreemptions, type PreemptionCheck } from './preemption';
+import { lanesForNewNode, planLaneMove, retiredNodes } from './lane-moves';
 import { newPoolState } from './pool-view';
 import {
   activeNodes,
@@ -81,6 +82,7 @@ class Step {
         s.reconcileInFlight = false;
         s.ledgerInFlight = 0;
         s.reconcileDueAt = this.now;
+        if (event.laneMoves) s.laneMoves = true;
         return undefined;
       case 'timerFired':
         return undefined;
@@ -222,6 +224,7 @@ class Step {
           referencePricePerHour: onDemandReferencePrice(this.state.config),
           priceSource: event.price?.source ?? 'lane',
           ...(event.price ? { lanePricePerHour: lane.pricePerHour } : {}),
+          ...(node.replaces ? { replaces: node.replaces, moveReason: node.moveReason } : {}),
         },
       });
     }
@@ -235,6 +238,7 @@ class Step {
     node.state = 'ready';
     node.url = event.url;
     node.readyAt = this.now;
+    if (node.replaces) this.completeMove(node);
     this.ledger({
       key: `${node.id}:ready`,
       eventType: 'node_ready',
@@ -301,6 +305,12 @@ class Step {
         s.laneCooldownUntil[String(command.laneIndex)] = this.now + s.config.laneCooldownSeconds * 1000;
         this.log('warn', 'lane unavailable; trying the next', { nodeId: command.nodeId, lane: command.laneIndex, reason: error });
         if (node?.inFlight !== 'provision') return;
+        if (node.replaces) {
+          // A move tries its target lane only: still short there, the node it would replace stays.
+          s.nodes = s.nodes.filter((n) => n.id !== node.id);
+          this.log('info', 'lane move abandoned: the lane is still short', { nodeId: node.replaces, lane: command.laneIndex });
+          return;
+        }
         node.inFlight = undefined;
         node.lastError = error;
         // The next drive picks the next lane that is not cooling down.
@@ -369,6 +379,8 @@ class Step {
       this.place();
       if (!s.draining || !isIdle(s)) this.addNodes(nodesToAdd(s));
       if (s.config.preemption !== 'manual' && s.queue.length > 0) this.preempt('pool');
+      if (s.laneMoves) this.moveLanes();
+      for (const node of retiredNodes(s)) this.beginTermination(node, node.terminateReason ?? 'replaced on another lane');
       this.checkIdle();
     }
     this.driveNodes();
@@ -453,7 +465,50 @@ class Step {
     }
   }
 
+  /**
+   * Make-before-break: when the need is there, one node starts on the lane it belongs on (see planLaneMove);
+   * the node it replaces retires once the new one is ready.
+   */
+  private moveLanes(): void {
+    const s = this.state;
+    const move = planLaneMove(s, this.now);
+    if (!move) return;
+    s.nodeSequence += 1;
+    const id = this.makeNodeId(this.poolId, s.nodeSequence);
+    s.nodes.push({
+      id,
+      laneIndex: move.toLane,
+      lane: s.config.lanes[move.toLane],
+      state: 'provisioning',
+      requestedAt: this.now,
+      slots: Array.from({ length: s.config.slotsPerNode }, () => null),
+      provisioningAttempts: 1,
+      replaces: move.nodeId,
+      moveReason: move.reason,
+    });
+    this.log('info', 'starting a node on a better lane to replace one', {
+      nodeId: id,
+      replaces: move.nodeId,
+      lane: move.toLane,
+      reason: move.reason,
+    });
+  }
+
+  /** The replacement is ready: the replaced node takes no new work and goes when its jobs are done. */
+  private completeMove(node: NodeRecord): void {
+    const old = this.node(node.replaces!);
+    if (old?.state === 'ready') {
+      old.retiring = true;
+      old.terminateReason = `replaced by ${node.id} on lane ${node.laneIndex} (${node.moveReason ?? 'preferred-lane'})`;
+    }
+    node.replaces = undefined;
+    node.moveReason = undefined;
+  }
+
   private beginTermination(node: NodeRecord, reason: string, terminateAfter?: number): void {
+    // A replacement that will not be ready releases the move, so another can be tried.
+    node.replaces = undefined;
+    node.moveReason = undefined;
     node.state = 'terminating';
     node.terminateReason = reason;
     node.terminateAfter = terminateAfter;
@@ -534,7 +589,7 @@ class Step {
       if (node.nextAttemptAt !== undefined && this.now < node.nextAttemptAt) return;
       // Reconciliation lists the provider's nodes: a node created while it runs would look like an orphan.
       if (s.reconcileInFlight) return;
-      const lanes = availableLanes(s.config, s.laneCooldownUntil, this.now);
+      const lanes = s.laneMoves ? lanesForNewNode(s, this.now, node.id) : availableLanes(s.config, s.laneCooldownUntil, this.now);
       if (lanes.length === 0) {
         node.laneRounds = (node.laneRounds ?? 0) + 1;
         const untilLane = nextLaneAvailableAt(s.laneCooldownUntil) - this.now;

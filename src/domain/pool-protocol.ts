@@ -66,7 +66,11 @@ export type PoolCommand =
 /** Something that happened to the pool. */
 export type PoolEvent =
   /** A workflow run begins (first run, or after continue-as-new): calls in flight in the last run are gone. */
-  | { type: 'started' }
+  /**
+   * A workflow run starts. `laneMoves`: this run may move nodes between lanes (back to a preferred lane, the
+   * on-demand floor); the workflow turns it on behind a patch, so runs recorded before it replay unchanged.
+   */
+  | { type: 'started'; laneMoves?: boolean }
   /** The clock reached the wake-up time the machine asked for. */
   | { type: 'timerFired' }
   | { type: 'jobArrived'; arrival: JobArrival }

@@ -35,6 +35,8 @@ export function toPoolView(state: PoolState, teardownRunning: boolean, now: numb
       ...(n.inFlight ? { inFlight: n.inFlight } : {}),
       ...(n.terminateFailures ? { terminateFailures: n.terminateFailures } : {}),
       ...(n.lastError ? { lastError: n.lastError } : {}),
+      ...(n.replaces ? { replaces: n.replaces } : {}),
+      ...(n.retiring ? { retiring: true } : {}),
     })),
     queued: state.queue.length,
     running: state.running.length,

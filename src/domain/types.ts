@@ -53,7 +53,16 @@ export interface NodeRecord {
   terminateFailures?: number;
   /** The last provider error seen for this node. */
   lastError?: string;
+  /** Started to take this node's place on a preferred lane (make-before-break); cleared once it is ready. */
+  replaces?: string;
+  /** Why it replaces that node: its preferred lane has capacity again, or the on-demand floor needs it. */
+  moveReason?: LaneMoveReason;
+  /** Replaced: no new placements; terminated once its running jobs are done. */
+  retiring?: boolean;
 }
+
+/** Why the pool moves a node to another lane. */
+export type LaneMoveReason = 'preferred-lane' | 'on-demand-floor';
 
 /** Job priority: 1 is the highest, 5 the lowest. */
 export type Priority = 1 | 2 | 3 | 4 | 5;
@@ -131,6 +140,8 @@ export interface PoolState {
   ledgerInFlight?: number;
   /** Nodes whose terminate call failed at least once, over the pool's life. */
   terminateFailuresTotal?: number;
+  /** Lane moves are on (set by a run started with them; see the `started` event). */
+  laneMoves?: boolean;
 }
 
 /** An idle teardown: which nodes, and when their terminate calls go out. */
@@ -159,7 +170,10 @@ export interface PoolView {
   phase: PoolPhase;
   config: PoolConfig;
   nodes: Array<
-    Pick<NodeRecord, 'id' | 'state' | 'laneIndex' | 'lane' | 'url' | 'readyAt' | 'inFlight' | 'terminateFailures' | 'lastError'> & {
+    Pick<
+      NodeRecord,
+      'id' | 'state' | 'laneIndex' | 'lane' | 'url' | 'readyAt' | 'inFlight' | 'terminateFailures' | 'lastError' | 'replaces' | 'retiring'
+    > & {
       busySlots: number;
       /** Seconds since the provider accepted the node (billing time so far). */
       billedSeconds?: number;

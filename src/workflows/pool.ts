@@ -11,6 +11,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -70,7 +71,9 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   const poolId = state.poolId;
   // `started` goes first: signals that came with the run's first task are delivered as soon as their handler
   // is registered, and the machine must see the start (which forgets the last run's calls) before them.
-  const inbox: Array<{ event: PoolEvent; ticket?: number }> = [{ event: { type: 'started' } }];
+  // Lane moves came after runs were recorded: those replay without them (and take them on at their next run).
+  const laneMoves = patched('lane-moves');
+  const inbox: Array<{ event: PoolEvent; ticket?: number }> = [{ event: { type: 'started', laneMoves } }];
   /** Answers to operators' updates by ticket: the pool's view once the machine took the event, and its reply if any. */
   const replies: Record<number, { view: PoolView; reply?: PoolReply }> = {};
   let tickets = 0;

@@ -27,7 +27,7 @@ class Machine {
   constructor(config: PoolConfig, start = true) {
     this.state = newPoolState(asPoolKey('p'), config);
     if (start) {
-      this.send({ type: 'started' });
+      this.send({ type: 'started', laneMoves: true });
       this.settleReconcile();
     }
   }
@@ -434,4 +434,120 @@ test('a late or duplicate answer never acts twice: a second provision result for
     ghost.map((c) => c.type === 'terminate' && c.nodeId),
     ['p-n9'],
   );
+});
+
+/** One job's node comes up on on-demand because spot (lane 0) was short; returns the machine. */
+function onOnDemandAfterSpotShortage(overrides: Partial<PoolConfig> = {}): Machine {
+  const m = new Machine(config({ laneCooldownSeconds: 180, slotsPerNode: 2, maxNodes: 3, ...overrides }));
+  const spot = m.find('provision', m.arrive('j1'))!;
+  const onDemand = m.find('provision', m.send({ type: 'commandFailed', command: spot, error: 'no spot capacity' }))!;
+  m.send({ type: 'nodeProvisioned', command: onDemand, url: 'http://on-demand', laneIndex: 1 });
+  m.send({ type: 'nodeReady', command: m.find('waitReady')!, url: 'http://on-demand' });
+  assert.equal(m.state.nodes[0]!.laneIndex, 1);
+  assert.equal(m.state.running.length, 1);
+  return m;
+}
+
+test('back to spot: once the spot lane has cooled down, a spot node starts make-before-break; the on-demand node takes no new work and goes after its job', () => {
+  const m = onOnDemandAfterSpotShortage();
+  m.now += 60_000;
+  assert.equal(m.find('provision', m.send({ type: 'timerFired' })), undefined, 'spot still cooling down: no move');
+  m.now += 121_000;
+  const move = m.find('provision', m.send({ type: 'timerFired' }));
+  assert.equal(move?.laneIndex, 0, 'a spot node is started');
+  const replacement = m.state.nodes.find((n) => n.id === move!.nodeId)!;
+  assert.equal(replacement.replaces, 'p-n1');
+  m.send({ type: 'nodeProvisioned', command: move!, url: 'http://spot', laneIndex: 0 });
+  assert.deepEqual(
+    m.ledger('node_provisioning').at(-1)?.details,
+    { laneIndex: 0, referencePricePerHour: 1.2, priceSource: 'lane', replaces: 'p-n1', moveReason: 'preferred-lane' },
+    'the row says which node it replaces and why',
+  );
+  assert.equal(m.state.nodes[0]!.retiring, undefined, 'the on-demand node keeps serving until the spot node is ready');
+  m.send({ type: 'nodeReady', command: m.find('waitReady')!, url: 'http://spot' });
+  const onDemand = m.state.nodes.find((n) => n.id === 'p-n1')!;
+  assert.equal(onDemand.retiring, true);
+  assert.equal(m.find('terminate'), undefined, 'not while its job runs');
+
+  const placed = m.findAll('tellJob', m.arrive('j2'));
+  assert.equal(placed[0]?.message.kind === 'placed' && placed[0].message.grant.nodeId, replacement.id, 'new work goes to the spot node');
+  const done = m.send({ type: 'jobFinished', jobId: 'j1', attempt: 1 });
+  const terminate = m.find('terminate', done);
+  assert.equal(terminate?.nodeId, 'p-n1', 'its job done, the on-demand node goes at once');
+  m.send({ type: 'nodeTerminated', command: terminate! });
+  assert.match(String(m.ledger('node_terminated').at(-1)?.details?.reason), /replaced by .* on lane 0 \(preferred-lane\)/);
+  assert.deepEqual(
+    m.state.nodes.map((n) => [n.laneIndex, n.state]),
+    [[0, 'ready']],
+  );
+});
+
+test('back to spot: a move whose lane is still short is dropped (the on-demand node stays), and tried again after the next cooldown', () => {
+  const m = onOnDemandAfterSpotShortage();
+  m.now += 181_000;
+  const move = m.find('provision', m.send({ type: 'timerFired' }))!;
+  const after = m.send({ type: 'commandFailed', command: move, error: 'no spot capacity' });
+  assert.equal(m.find('provision', after), undefined, 'no fallback to another lane: it would only make a second on-demand node');
+  assert.deepEqual(
+    m.state.nodes.map((n) => [n.id, n.state, n.retiring ?? false]),
+    [['p-n1', 'ready', false]],
+  );
+  m.now += 100_000;
+  assert.equal(m.find('provision', m.send({ type: 'timerFired' })), undefined);
+  m.now += 81_000;
+  assert.equal(m.find('provision', m.send({ type: 'timerFired' }))?.laneIndex, 0, 'probed again once the lane cooled down');
+});
+
+test('back to spot: no move while jobs wait, at maxNodes, or with returnToPreferredLane off', () => {
+  const busy = onOnDemandAfterSpotShortage({ maxNodes: 1, slotsPerNode: 1 });
+  busy.arrive('j2');
+  busy.now += 181_000;
+  assert.equal(busy.find('provision', busy.send({ type: 'timerFired' })), undefined, 'a job waits and the pool is at maxNodes');
+  const off = onOnDemandAfterSpotShortage({ returnToPreferredLane: false });
+  off.now += 181_000;
+  assert.equal(off.find('provision', off.send({ type: 'timerFired' })), undefined);
+  const queued = onOnDemandAfterSpotShortage();
+  queued.arrive('j2');
+  queued.arrive('j3');
+  queued.now += 181_000;
+  queued.send({ type: 'timerFired' });
+  assert.equal(queued.state.queue.length, 1, 'j3 waits for the node started for it');
+  assert.ok(
+    queued.state.nodes.every((n) => n.replaces === undefined),
+    'the move waits until nothing is queued',
+  );
+});
+
+test('on-demand floor: new nodes fill the floor on on-demand first; a move back to spot never takes the pool below it; a spot-only pool under it gets an on-demand node', () => {
+  const m = new Machine(config({ onDemandFloor: 1, maxNodes: 3, slotsPerNode: 1 }));
+  m.arrive('j1');
+  m.arrive('j2');
+  assert.deepEqual(
+    m.findAll('provision', m.all).map((c) => c.laneIndex),
+    [1, 0],
+    'the first node is on-demand (the floor), the second spot',
+  );
+  const provisions = m.findAll('provision', m.all);
+  for (const p of provisions) m.send({ type: 'nodeProvisioned', command: p, url: `u-${p.nodeId}`, laneIndex: p.laneIndex });
+  for (const w of m.findAll('waitReady', m.all)) m.send({ type: 'nodeReady', command: w, url: 'u' });
+  m.now += 600_000;
+  m.send({ type: 'timerFired' });
+  assert.deepEqual(
+    m.state.nodes.map((n) => [n.laneIndex, n.state, n.replaces]),
+    [
+      [1, 'ready', undefined],
+      [0, 'ready', undefined],
+    ],
+    'the on-demand node is the floor: never replaced by a spot one',
+  );
+
+  // Raised floor over a spot-only pool: a spot node makes way for an on-demand one.
+  const spotOnly = new Machine(config({ maxNodes: 3, slotsPerNode: 1 }));
+  spotOnly.arrive('j1');
+  spotOnly.bringUp();
+  assert.equal(spotOnly.state.nodes[0]!.laneIndex, 0);
+  spotOnly.send({ type: 'configChanged', config: config({ maxNodes: 3, slotsPerNode: 1, onDemandFloor: 1 }) });
+  const move = spotOnly.find('provision', spotOnly.all.slice(-5));
+  assert.equal(move?.laneIndex, 1);
+  assert.equal(spotOnly.state.nodes.find((n) => n.id === move!.nodeId)?.moveReason, 'on-demand-floor');
 });
