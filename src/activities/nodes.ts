@@ -4,6 +4,7 @@ import type { Lane } from '../domain/types';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { healUnterminatedNodes } from '../db/ledger-heal';
+import type { BootProgress } from '../domain/pool-protocol';
 import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type NodeStatus, type Provider } from './providers/provider';
 import type { PoolKey } from '../ids';
 import type { ProviderPrice } from '../domain/pool-protocol';
@@ -65,7 +66,8 @@ export function createNodeActivities(deps: NodeActivityDeps) {
         const status = await provider.describe(input.poolId, input.nodeId);
         if (!status.exists) throw ApplicationFailure.nonRetryable(`node vanished while booting: ${status.reason}`, 'NodeLost');
         if (status.healthy && status.url) return { url: status.url };
-        ctx.heartbeat({ reason: status.reason });
+        // The pool's API view shows this as the node's boot progress (src/api/pool-workflows.ts).
+        ctx.heartbeat({ nodeId: input.nodeId, reason: status.reason } satisfies BootProgress);
         await ctx.sleep(pollMs);
       }
     },

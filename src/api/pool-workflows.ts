@@ -1,6 +1,7 @@
 /** Starting and reaching pool workflows from the API side. */
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { WorkflowIdConflictPolicy, type QueryDefinition } from '@temporalio/common';
+import { defaultPayloadConverter, WorkflowIdConflictPolicy, type QueryDefinition } from '@temporalio/common';
+import type { BootProgress } from '../domain/pool-protocol';
 import type { PoolConfig } from '../domain/types';
 import { poolKey as poolSearchKey } from '../domain/search-attributes';
 import { type PoolKey, poolWorkflowId } from '../ids';
@@ -48,4 +49,25 @@ export async function queryPool<T>(ctx: Pick<ApiContext, 'client'>, key: PoolKey
 /** A pool's live view (see queryPool). */
 export function poolView(ctx: Pick<ApiContext, 'client'>, key: PoolKey, name: string): Promise<PoolView> {
   return queryPool(ctx, key, name, poolStateQuery);
+}
+
+/**
+ * What each booting node's provider says now (`pod STARTING`, `VM BUILD`, `model server not answering`), from
+ * the heartbeats of the pool's pending boot waits: they live on the server, not in the pool's state. Empty
+ * when the server cannot say; never fails the view.
+ */
+export async function bootProgress(ctx: Pick<ApiContext, 'client'>, key: PoolKey): Promise<Record<string, string>> {
+  try {
+    const described = await ctx.client.workflow.getHandle(poolWorkflowId(key)).describe();
+    const out: Record<string, string> = {};
+    for (const pending of described.raw.pendingActivities ?? []) {
+      const payload = pending.activityType?.name === 'waitNodeReady' ? pending.heartbeatDetails?.payloads?.[0] : undefined;
+      if (!payload) continue;
+      const beat = defaultPayloadConverter.fromPayload<BootProgress>(payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0]);
+      if (beat?.nodeId && beat.reason) out[beat.nodeId] = beat.reason;
+    }
+    return out;
+  } catch {
+    return {};
+  }
 }

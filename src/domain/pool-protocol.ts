@@ -111,3 +111,9 @@ export interface StepResult {
   wakeAt?: number;
   reply?: PoolReply;
 }
+
+/** What a booting node's wait reports as it goes (the heartbeat of waitNodeReady): the provider's status. */
+export interface BootProgress {
+  nodeId: string;
+  reason?: string;
+}

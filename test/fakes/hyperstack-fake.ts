@@ -8,8 +8,10 @@
  * Assumption, marked as such: the text of a stock-out message is not published; the fake answers 400 with
  * "Not enough stock available for flavor …" (the driver treats any 400 that speaks of stock or capacity so).
  */
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { envFromUserData, startModelServer } from './model-server-process';
 
 interface FakeVm {
   id: number;
@@ -29,6 +31,7 @@ interface FakeVm {
   assignFloatingIp: boolean;
   createdMs: number;
   deletedMs?: number;
+  server?: ChildProcess;
 }
 
 export interface HyperstackFakeOptions {
@@ -39,6 +42,11 @@ export interface HyperstackFakeOptions {
   activeMs?: number;
   /** The public address an ACTIVE VM with a floating IP gets (a test points it at a local model server). */
   floatingIp?: string;
+  /**
+   * Boot the mock model server on each ACTIVE VM, as its user data would: with the `KEY=value` variables the
+   * user data sets, on the VM's own loopback address (127.0.0.<n>, the floating IP) and its labelled port.
+   */
+  modelServers?: boolean;
 }
 
 /** A fault for the next matching calls: answer `status`, or (`afterEffect`) do the call and lose its answer. */
@@ -78,6 +86,7 @@ export class HyperstackFake {
   }
 
   async stop(): Promise<void> {
+    for (const vm of this.vms.values()) this.stopServer(vm);
     if (!this.server) return;
     // Clients keep connections alive: close them, or close() waits for ever.
     this.server.closeAllConnections();
@@ -91,7 +100,9 @@ export class HyperstackFake {
   /** The provider takes a VM away (host failure, operator): it shows SHUTOFF. */
   shutOff(id: number): void {
     const vm = this.vms.get(id);
-    if (vm) vm.status = 'SHUTOFF';
+    if (!vm) return;
+    vm.status = 'SHUTOFF';
+    this.stopServer(vm);
   }
 
   private advance(vm: FakeVm): void {
@@ -100,15 +111,27 @@ export class HyperstackFake {
     if (vm.status === 'BUILD' && age >= (this.options.activeMs ?? 300)) {
       vm.status = 'ACTIVE';
       if (vm.assignFloatingIp) {
-        vm.floating_ip = this.options.floatingIp ?? `203.0.113.${vm.id % 250}`;
+        vm.floating_ip = this.options.modelServers
+          ? `127.0.0.${20 + (vm.id % 200)}`
+          : (this.options.floatingIp ?? `203.0.113.${vm.id % 250}`);
         vm.floating_ip_status = 'ATTACHED';
       }
+      if (this.options.modelServers) {
+        const port = Number(vm.labels.find((l) => l.startsWith('zeropool-port='))?.split('=')[1] ?? 8000);
+        vm.server = startModelServer({ host: vm.floating_ip ?? vm.fixed_ip, port, env: envFromUserData(vm.user_data) });
+      }
     }
+    if (vm.status !== 'ACTIVE') this.stopServer(vm);
     if (vm.status === 'DELETING' && Date.now() - (vm.deletedMs ?? 0) >= 200) this.vms.delete(vm.id);
   }
 
+  private stopServer(vm: FakeVm): void {
+    vm.server?.kill('SIGKILL');
+    vm.server = undefined;
+  }
+
   private view(vm: FakeVm) {
-    const { user_data: _userData, assignFloatingIp: _assign, createdMs: _created, deletedMs: _deleted, ...fields } = vm;
+    const { user_data: _userData, assignFloatingIp: _assign, createdMs: _created, deletedMs: _deleted, server: _server, ...fields } = vm;
     return fields;
   }
 
@@ -220,6 +243,7 @@ export class HyperstackFake {
         return this.send(res, req, 404, { status: false, message: `Virtual machine ${one[1]} not found`, error_reason: 'not_found' });
       if (method === 'GET') return this.send(res, req, 200, { status: true, message: 'Getting VM success', instance: this.view(vm) });
       if (method === 'DELETE') {
+        this.stopServer(vm);
         vm.status = 'DELETING';
         vm.deletedMs = Date.now();
         return this.send(res, req, 200, { status: true, message: 'Deleting virtual machine' });

@@ -12,14 +12,12 @@
  * Assumption, marked as such: the wording of a capacity refusal is not published (only that it is a 400 with
  * a human-readable detail); the fake uses the sentence RunPod's console and older APIs show.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { freePort } from '../../src/stack/postgres';
+import { startModelServer } from './model-server-process';
 import { RunpodContract } from './runpod-contract';
-
-const NODE_SCRIPT = path.join(__dirname, '..', '..', 'src', 'mock-node', 'server.ts');
 export const RUNPOD_NO_CAPACITY =
   'There are no longer any instances available with the requested specifications. Please refresh and try again.';
 
@@ -136,20 +134,8 @@ export class RunpodFake {
 
   private async startContainer(pod: FakePod): Promise<void> {
     const port = await freePort();
-    const env = pod.body.env as Record<string, string> | undefined;
-    const child = spawn(process.execPath, ['--import', require.resolve('tsx'), NODE_SCRIPT], {
-      stdio: 'ignore',
-      env: {
-        PATH: process.env.PATH,
-        // The pod's own environment, as RunPod passes it to the container.
-        ...env,
-        MOCK_PORT: String(port),
-        MOCK_NODE_ID: env?.ZEROPOOL_NODE ?? pod.id,
-        MOCK_MODEL: env?.MOCK_MODEL ?? 'mock-model',
-        MOCK_COLD_START_MS: '0',
-        MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond ?? 500),
-      },
-    });
+    // The pod's own environment, as RunPod passes it to the container.
+    const child = startModelServer({ port, env: pod.body.env ?? {}, tokensPerSecond: this.options.tokensPerSecond });
     pod.container = { child, port };
     if (pod.status !== 'RUNNING') this.stopContainer(pod);
   }

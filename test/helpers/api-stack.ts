@@ -10,6 +10,7 @@ import { createApp } from '../../src/api/app';
 import { parseAllowList } from '../../src/domain/callback-target';
 import type { NtfySettings } from '../../src/activities/notify';
 import { MockProvider } from '../../src/activities/providers/mock';
+import type { Provider } from '../../src/activities/providers/provider';
 import { readinessCheck } from '../../src/runtime';
 import { createWorker } from '../../src/worker';
 import Docker from 'dockerode';
@@ -36,6 +37,8 @@ export interface ApiStackOptions {
   maxJobsInFlight?: number;
   /** Send job notifications to this ntfy-shaped server. */
   ntfy?: NtfySettings;
+  /** More providers for the in-process worker (cloud drivers pointed at local fakes), by lane name, given the nodes' secrets. */
+  providers?: (secrets: NodeSecrets) => Record<string, Provider>;
   /** Turn on the docker provider (a real engine) with GPUs read by this nvidia-smi. */
   docker?: { nvidiaSmiPath: string; reserveMiB?: number };
 }
@@ -60,12 +63,14 @@ export class ApiStack {
   workerChild?: ChildProcess;
   /** Each mock node's bearer secret (required by the nodes, sent by the worker). */
   nodeSecrets!: NodeSecrets;
+  private extraProviders: Record<string, Provider> = {};
 
   constructor(private readonly options: ApiStackOptions = {}) {}
 
   async start(): Promise<this> {
     chmodSync(this.dataDir, 0o755);
     this.nodeSecrets = nodeSecrets(loadNodeSecretKey(undefined, this.dataDir));
+    this.extraProviders = this.options.providers?.(this.nodeSecrets) ?? {};
     [this.env, this.database] = await Promise.all([devServerEnv(this.options.dynamicConfig), startTestDatabase()]);
     this.mock = new MockProvider({
       stateDir: path.join(this.dataDir, 'mock-nodes'),
@@ -109,7 +114,7 @@ export class ApiStack {
       {
         apiKey: TEST_ADMIN_KEY,
         bodyLimit: '64kb',
-        providers: this.local ? ['mock', 'docker'] : ['mock'],
+        providers: [...(this.local ? ['mock', 'docker'] : ['mock']), ...Object.keys(this.extraProviders)],
         local: this.local,
         defaultMaxJobsInFlight: this.options.maxJobsInFlight ?? 1000,
         checkReady: readinessCheck(this.database.db, this.env.connection),
@@ -132,7 +137,7 @@ export class ApiStack {
       namespace: 'default',
       taskQueue: this.taskQueue,
       db: this.database.db,
-      providers: { mock: this.mock, ...(this.local ? { docker: this.local.docker } : {}) },
+      providers: { mock: this.mock, ...(this.local ? { docker: this.local.docker } : {}), ...this.extraProviders },
       healthPollMs: 100,
       callbackAllowList: TEST_CALLBACK_ALLOW_LIST,
       ntfy: this.options.ntfy,

@@ -17,7 +17,7 @@ import {
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
-import { ensurePoolWorkflow, poolView, queryPool } from '../pool-workflows';
+import { bootProgress, ensurePoolWorkflow, poolView, queryPool } from '../pool-workflows';
 
 export const createPoolSchema = z
   .object({ id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') })
@@ -65,7 +65,10 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
 
   router.get('/:id', async (req, res) => {
     const pool = await requirePool(res, req.params.id);
-    res.json({ createdAt: pool.createdAt, ...asNamed(pool, await liveView(pool)) });
+    const [view, booting] = await Promise.all([liveView(pool), bootProgress(ctx, pool.key)]);
+    // A booting node shows what its provider says now; `billedSeconds` is the time since the provider accepted it.
+    const nodes = view.nodes.map((n) => (n.state === 'provisioning' && booting[n.id] ? { ...n, providerStatus: booting[n.id] } : n));
+    res.json({ createdAt: pool.createdAt, ...asNamed(pool, { ...view, nodes }) });
   });
 
   router.patch('/:id', async (req, res) => {
