@@ -59,6 +59,12 @@ interface Fault {
   retryAfterSeconds?: number;
 }
 
+/** The GPU model and count of a flavor, from its name (`n3-A100x1`, `n3-H100x2`). */
+function flavorGpu(flavor: string): { gpu: string; count: number } {
+  const match = /-([A-Z0-9]+)x(\d+)$/.exec(flavor);
+  return { gpu: `${match?.[1] ?? 'A100'}-80G-PCIe`, count: Number(match?.[2] ?? 1) };
+}
+
 export class HyperstackFake {
   readonly vms = new Map<number, FakeVm>();
   /** Create calls that made a VM (what "no duplicate" is counted by). */
@@ -69,6 +75,11 @@ export class HyperstackFake {
   readonly calls: Array<{ method: string; path: string; status: number }> = [];
   /** VMs of a flavor that can still be created (absent flavor: unlimited). */
   readonly stock = new Map<string, number>();
+  /** Hourly prices per GPU model, as `GET /pricebook` lists them. */
+  readonly pricebook: Array<{ name: string; value: number }> = [
+    { name: 'A100-80G-PCIe', value: 1.35 },
+    { name: 'H100-80G-PCIe', value: 1.9 },
+  ];
   private faults: Fault[] = [];
   private nextId = 101;
   private server?: http.Server;
@@ -208,7 +219,7 @@ export class HyperstackFake {
         floating_ip_status: body.assign_floating_ip ? 'ATTACHING' : null,
         created_at: new Date().toISOString(),
         environment: { id: 1, name: environment, region: 'CANADA-1', org_id: 7 },
-        flavor: { id: 11, name: flavor, gpu: 'A100-80G-PCIe', gpu_count: 1, cpu: 28, ram: 120, disk: 100 },
+        flavor: { id: 11, name: flavor, gpu: flavorGpu(flavor).gpu, gpu_count: flavorGpu(flavor).count, cpu: 28, ram: 120, disk: 100 },
         image: { name: String(body.image_name ?? '') },
         keypair: { name: String(body.key_name) },
         security_rules: [],
@@ -220,6 +231,14 @@ export class HyperstackFake {
       this.created += 1;
       if (fault?.afterEffect) return failWith(fault.status);
       return this.send(res, req, 200, { status: true, message: 'Creating 1 virtual machine(s)', instances: [this.view(vm)] });
+    }
+    if (path === '/pricebook' && method === 'GET') {
+      return this.send(
+        res,
+        req,
+        200,
+        this.pricebook.map((p, i) => ({ id: i + 1, discount_applied: false, original_value: p.value, ...p })),
+      );
     }
     if (path === '/core/virtual-machines' && method === 'GET') {
       const search = url.searchParams.get('search');

@@ -1,5 +1,5 @@
 """Runs the official Hyperstack Python client (PyPI `hyperstack`) against the fake: create, get, list and
-delete one VM. The client's pydantic models validate every response, so a fake that drifts from the
+delete one VM, and read the pricebook. The client's pydantic models validate every response, so a fake that drifts from the
 published shapes fails here. Usage: python3 hyperstack_client_check.py <base url> <api key>; prints JSON."""
 import json
 import sys
@@ -28,6 +28,7 @@ with hyperstack.ApiClient(config) as client:
     got = vms.get_vm(vm_id)
     listed = vms.list_vms(search="client-check")
     deleted = vms.delete_vm(vm_id)
+    pricebook = hyperstack.PricebookApi(client).get_pricebook()
     try:
         vms.get_vm(999999)
         missing = "no error"
@@ -43,6 +44,8 @@ with hyperstack.ApiClient(config) as client:
                 "listed": [vm.id for vm in listed.instances],
                 "deleted": deleted.status,
                 "missing": missing,
+                "flavor_gpu": [got.instance.flavor.gpu, got.instance.flavor.gpu_count],
+                "pricebook": {p.name: p.value for p in pricebook},
             }
         )
     )

@@ -85,6 +85,12 @@ test('Hyperstack fake checked against the official Python client (PyPI hyperstac
   assert.deepEqual(result.listed, [result.id]);
   assert.equal(result.deleted, true);
   assert.equal(result.missing, 404, 'an unknown VM is a 404 the client raises');
+  assert.deepEqual(result.flavor_gpu, ['A100-80G-PCIe', 1], 'the VM’s flavor names its GPU model and count');
+  assert.deepEqual(
+    result.pricebook,
+    { 'A100-80G-PCIe': 1.35, 'H100-80G-PCIe': 1.9 },
+    'the pricebook parses as the client’s PricebookModel list',
+  );
   assert.equal(fake.created, 1);
 });
 
@@ -95,6 +101,7 @@ test('Hyperstack (local fake): one labelled VM per node, ready when ACTIVE and i
   await provider().provision(request('team-a.chat-n1'));
   assert.equal(fake.created, 1, 'a retried or restarted provision finds the VM by name and label');
   assert.equal(first.url, '', 'no address while the VM is being created');
+  assert.deepEqual(first.price, { perHour: 1.35, source: 'hyperstack:pricebook' }, 'priced by the pricebook for its GPU model');
   const vm = [...fake.vms.values()][0]!;
   assert.equal(vm.name, hyperstackVmName('team-a.chat-n1'));
   assert.ok(vm.labels.includes(HYPERSTACK_LABEL.pool(POOL)) && vm.labels.includes(HYPERSTACK_LABEL.workspace('team-a')));
@@ -140,6 +147,14 @@ test('Hyperstack (local fake): a VM without our labels is never listed or delete
   assert.equal(fake.calls.filter((c) => c.method === 'DELETE').length, 1, 'the second terminate finds it already deleting');
   await until('deleted', async () => ((await hs.list(POOL)).length === 0 ? true : undefined));
   assert.equal((await hs.describe(POOL, 'team-a.chat-n1')).exists, false);
+});
+
+test('Hyperstack (local fake): the price is the pricebook’s for the flavor’s GPU model times its GPU count; without a pricebook entry, none (the lane’s applies)', async () => {
+  const two = await provider().provision(request('team-a.chat-n1', { flavor: 'n3-H100x2' }));
+  assert.deepEqual(two.price, { perHour: 3.8, source: 'hyperstack:pricebook' });
+  fake.pricebook.splice(0);
+  const unpriced = await provider().provision(request('team-a.chat-n2'));
+  assert.equal(unpriced.price, undefined);
 });
 
 test('Hyperstack (local fake): a create whose answer is lost (500 injected after the fake made the VM) is not repeated: the VM is found, none duplicated', async () => {

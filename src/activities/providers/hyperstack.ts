@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { HyperstackLane } from '../../domain/pool-config';
+import type { ProviderPrice } from '../../domain/pool-protocol';
 import { type PoolKey, splitPoolKey } from '../../ids';
 import { type NodeSecrets, withNodeToken } from '../node-secrets';
 import { backoffMs, pause, ProviderHttpError, retryAfterMs, safeJson } from './http-retry';
@@ -32,7 +33,17 @@ export interface HyperstackVm {
   fixed_ip?: string | null;
   floating_ip?: string | null;
   floating_ip_status?: string | null;
+  flavor?: { name?: string; gpu?: string; gpu_count?: number };
 }
+
+/** One price of the pricebook (`GET /pricebook`): `value` is USD per hour of one unit (a GPU of that name). */
+interface PricebookEntry {
+  name?: string;
+  value?: number;
+}
+
+/** How long a fetched pricebook is used before it is read again. */
+const PRICEBOOK_TTL_MS = 10 * 60_000;
 
 /** Labels on every VM zeropool creates (label values cannot hold every character a key can: `=` separates). */
 export const HYPERSTACK_LABEL = {
@@ -71,6 +82,7 @@ export interface HyperstackProviderOptions {
 
 export class HyperstackProvider implements Provider {
   readonly name = 'hyperstack';
+  private pricebook?: { at: number; entries: PricebookEntry[] };
 
   constructor(private readonly options: HyperstackProviderOptions) {}
 
@@ -78,7 +90,7 @@ export class HyperstackProvider implements Provider {
     const lane = request.lane.hyperstack;
     if (!lane) throw new InvalidRequestError(`lane ${request.laneIndex} has provider hyperstack but no hyperstack fields`);
     const existing = await this.findVm(request.nodeId);
-    if (existing) return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: this.urlOf(existing) ?? '' };
+    if (existing) return this.provisioned(request, existing);
     const { workspaceId } = splitPoolKey(request.poolId);
     try {
       const created = await this.call<{ instances?: HyperstackVm[] }>('POST', '/core/virtual-machines', {
@@ -111,11 +123,11 @@ export class HyperstackProvider implements Provider {
         ],
       });
       const vm = created.instances?.[0];
-      return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: (vm && this.urlOf(vm)) ?? '' };
+      return vm ? this.provisioned(request, vm) : { nodeId: request.nodeId, laneIndex: request.laneIndex, url: '' };
     } catch (err) {
       // A create whose answer was lost may still have made the VM: look before reporting a failure.
       const made = await this.findVm(request.nodeId).catch(() => undefined);
-      if (made) return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: this.urlOf(made) ?? '' };
+      if (made) return this.provisioned(request, made);
       throw classifyHyperstackError(err);
     }
   }
@@ -149,6 +161,30 @@ export class HyperstackProvider implements Provider {
       .filter((vm) => vm.labels?.includes(HYPERSTACK_LABEL.pool(poolId)) && vm.status !== 'DELETED' && vm.status !== 'DELETING')
       .map((vm) => labelValue(vm, 'zeropool-node'))
       .filter((id): id is string => id !== undefined);
+  }
+
+  private async provisioned(request: ProvisionRequest, vm: HyperstackVm): Promise<ProvisionedNode> {
+    const price = await this.flavorPrice(vm);
+    return { nodeId: request.nodeId, laneIndex: request.laneIndex, url: this.urlOf(vm) ?? '', ...(price ? { price } : {}) };
+  }
+
+  /**
+   * What the VM's flavor costs by Hyperstack's pricebook: the hourly price of its GPU model times its GPU
+   * count. A pricebook that cannot be read or lacks the GPU is no failed provision: the lane's price applies.
+   */
+  private async flavorPrice(vm: HyperstackVm): Promise<ProviderPrice | undefined> {
+    const gpu = vm.flavor?.gpu;
+    if (!gpu) return undefined;
+    try {
+      if (!this.pricebook || Date.now() - this.pricebook.at > PRICEBOOK_TTL_MS) {
+        this.pricebook = { at: Date.now(), entries: (await this.call<PricebookEntry[]>('GET', '/pricebook')) ?? [] };
+      }
+      const value = this.pricebook.entries.find((entry) => entry.name === gpu)?.value;
+      if (typeof value !== 'number' || !(value > 0)) return undefined;
+      return { perHour: Math.round(value * (vm.flavor?.gpu_count ?? 1) * 1e6) / 1e6, source: 'hyperstack:pricebook' };
+    } catch {
+      return undefined;
+    }
   }
 
   /** The node's VM: named after it and carrying our node label (a VM someone else named alike is not ours). */
