@@ -128,3 +128,52 @@ test('one pool, RunPod (fake checked against its published schema) then Hypersta
   assert.equal(runpod.created, 1);
   assert.deepEqual(runpod.violations, [], 'every RunPod request and response matched the published schema');
 });
+
+test('a RunPod pod the host takes away (EXITED) under a running job: the node is lost, the job goes back to the front and completes on a new pod; the lost pod is deleted and its billing closed', async () => {
+  const created = await stack.request('POST', '/v1/pools', {
+    id: 'exits',
+    model: 'm',
+    maxNodes: 2,
+    slotsPerNode: 1,
+    idleTimeoutSeconds: 600,
+    healthCheckIntervalSeconds: 1,
+    lanes: [
+      {
+        provider: 'runpod',
+        market: 'on-demand',
+        gpu: 'A40',
+        pricePerHour: 0.5,
+        runpod: { gpuTypes: ['NVIDIA A40'], image: 'vllm/vllm-openai:v0.11.0', env: { MOCK_MODEL: 'm' } },
+      },
+    ],
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const job = await stack.request('POST', '/v1/jobs', { pool: 'exits', payload: { prompt: 'long', max_tokens: 2500 } });
+  const running = await stack.until('the job running', async () => {
+    const view = await stack.request('GET', job.body.status_url);
+    return view.body.status === 'running' && view.body.node_id ? view.body : undefined;
+  });
+  const pod = runpod.livePods().find((p) => p.body.env?.ZEROPOOL_NODE === running.node_id)!;
+  runpod.exit(pod.id);
+
+  const done = await stack.until('the job completed elsewhere', async () => {
+    const view = await stack.request('GET', job.body.status_url);
+    return view.body.status === 'completed' ? view.body : undefined;
+  });
+  assert.notEqual(done.node_id, running.node_id);
+  assert.ok(done.attempt >= 2, `a new attempt ran it (attempt ${done.attempt})`);
+  const rows = await ledgerRowsForPool(stack.database.db, 'exits');
+  const lost = rows.filter((r) => r.event_type === 'node_lost');
+  assert.deepEqual(
+    lost.map((r) => r.node_id),
+    [running.node_id],
+  );
+  assert.match(String(lost[0]!.details.reason), /EXITED/);
+  await stack.until('the exited pod deleted', async () => (runpod.pods.has(pod.id) ? undefined : true));
+  const closed = await stack.until('the lost node closed in the ledger', async () => {
+    const all = await ledgerRowsForPool(stack.database.db, 'exits');
+    return all.find((r) => r.event_type === 'node_terminated' && r.node_id === running.node_id);
+  });
+  assert.match(String(closed.details.reason), /lost: .*EXITED/);
+  assert.deepEqual(runpod.violations, []);
+});
