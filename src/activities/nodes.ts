@@ -103,14 +103,35 @@ export function createNodeActivities(deps: NodeActivityDeps) {
       for (const name of input.providers) {
         const provider = deps.providers[name];
         if (!provider) continue;
-        for (const id of await provider.list(input.poolId)) {
+        let ids: string[];
+        try {
+          ids = await provider.list(input.poolId);
+        } catch (err) {
+          // One provider that cannot list (refused key, outage) must not hold up the pool: provisioning waits
+          // for reconciliation. Its nodes are neither removed nor healed this round (it is not in `listed`).
+          deps.logger.warn(
+            { poolId: input.poolId, provider: name, err: (err as Error).message },
+            'reconciliation could not list a provider',
+          );
+          continue;
+        }
+        for (const id of ids) {
           if (known.has(id)) {
             held.push(id);
             continue;
           }
-          await provider.terminate(input.poolId, id);
-          removed.push(id);
-          deps.logger.warn({ poolId: input.poolId, nodeId: id }, 'orphaned node terminated');
+          try {
+            await provider.terminate(input.poolId, id);
+            removed.push(id);
+            deps.logger.warn({ poolId: input.poolId, nodeId: id }, 'orphaned node terminated');
+          } catch (err) {
+            // Still held: found again at the next reconciliation.
+            held.push(id);
+            deps.logger.warn(
+              { poolId: input.poolId, nodeId: id, err: (err as Error).message },
+              'orphaned node could not be terminated yet',
+            );
+          }
         }
         listed.push(name);
       }

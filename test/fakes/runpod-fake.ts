@@ -53,6 +53,8 @@ interface Fault {
   /** Do the call, then lose its answer (answer `status` instead). */
   afterEffect?: boolean;
   retryAfterSeconds?: number;
+  /** Do the call, then answer only after this long (a client timing out meanwhile loses the answer). */
+  delayMs?: number;
 }
 
 const DEFAULT_GPUS = {
@@ -212,7 +214,7 @@ export class RunpodFake {
       this.problem(req, res, status, status === 429 ? 'Too Many Requests' : 'Service Unavailable', `fake fault ${status}`, {
         headers: fault?.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {},
       });
-    if (fault && !fault.afterEffect) return failWith(fault.status);
+    if (fault && !fault.afterEffect && !fault.delayMs) return failWith(fault.status);
     const raw = await new Promise<string>((resolve) => {
       let data = '';
       req.on('data', (c: Buffer) => {
@@ -254,6 +256,7 @@ export class RunpodFake {
       this.pods.set(id, pod);
       this.created += 1;
       if (fault?.afterEffect) return failWith(fault.status);
+      if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
       return this.send(req, res, 201, this.view(pod));
     }
     if (path === '/v2/pods' && method === 'GET') {

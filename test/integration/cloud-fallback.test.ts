@@ -21,6 +21,8 @@ before(async () => {
     providers: (secrets) => ({
       runpod: new RunpodProvider({ apiKey: RUNPOD_KEY, baseUrl: runpod.url, proxyUrl: runpod.proxyUrl, secrets, healthTimeoutMs: 1000 }),
       hyperstack: new HyperstackProvider({ apiKey: HYPERSTACK_KEY, baseUrl: hyperstack.url, secrets, healthTimeoutMs: 1000 }),
+      // A second RunPod account whose key was revoked (lanes name it as their provider).
+      'runpod-revoked': new RunpodProvider({ apiKey: 'rp-revoked-key', baseUrl: runpod.url, proxyUrl: runpod.proxyUrl, secrets }),
     }),
   }).start();
 });
@@ -176,4 +178,38 @@ test('a RunPod pod the host takes away (EXITED) under a running job: the node is
   });
   assert.match(String(closed.details.reason), /lost: .*EXITED/);
   assert.deepEqual(runpod.violations, []);
+});
+
+test('a RunPod lane whose key is refused: the pool shows RunPod’s 401 on the waiting node, nothing is created or billed, and the job can be cancelled', async () => {
+  const before = runpod.created;
+  const created = await stack.request('POST', '/v1/pools', {
+    id: 'revoked',
+    model: 'm',
+    maxNodes: 1,
+    lanes: [
+      {
+        provider: 'runpod-revoked',
+        market: 'on-demand',
+        gpu: 'A40',
+        pricePerHour: 0.5,
+        runpod: { gpuTypes: ['NVIDIA A40'], image: 'vllm/vllm-openai:v0.11.0' },
+      },
+    ],
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const job = await stack.request('POST', '/v1/jobs', { pool: 'revoked', payload: { prompt: 'never runs' } });
+  const node = await stack.until('the refusal shown on the pool', async () => {
+    const pool = await stack.request('GET', '/v1/pools/revoked');
+    return pool.body.nodes.find((n: any) => /401/.test(n.lastError ?? ''));
+  });
+  assert.match(node.lastError, /RunPod GET \/v2\/pods answered 401: Authentication failed/, 'the lookup before any create is refused');
+  assert.equal(runpod.created, before, 'nothing created');
+  const cancelled = await stack.request('DELETE', job.body.status_url);
+  assert.equal(cancelled.status, 202, JSON.stringify(cancelled.body));
+  await stack.until('the job cancelled', async () => {
+    const view = await stack.request('GET', job.body.status_url);
+    return view.body.status === 'cancelled' ? true : undefined;
+  });
+  const rows = await ledgerRowsForPool(stack.database.db, 'revoked');
+  assert.equal(rows.filter((r) => r.event_type === 'node_provisioning').length, 0, 'nothing billed');
 });

@@ -165,6 +165,17 @@ test('RunPod (local fake): a create whose answer is lost (500 injected after the
   assert.deepEqual(fake.violations, []);
 });
 
+test('RunPod (local fake): a create that times out after RunPod made the pod is not repeated: the pod is found by name, none duplicated', async () => {
+  fake.fault({ method: 'POST', pathPrefix: '/v2/pods', status: 201, delayMs: 1500 });
+  const rp = new RunpodProvider({ apiKey: API_KEY, baseUrl: fake.url, proxyUrl: fake.proxyUrl, secrets, requestTimeoutMs: 500 });
+  const node = await rp.provision(request('team-a.chat-n1'));
+  assert.equal(node.nodeId, 'team-a.chat-n1');
+  assert.equal(fake.created, 1);
+  assert.equal(fake.calls.filter((c) => c.method === 'POST').length, 0, 'the create’s answer never arrived in time');
+  await new Promise((r) => setTimeout(r, 1200));
+  assert.equal(fake.created, 1);
+});
+
 test('RunPod (local fake): a pod without our env is never listed or deleted; an EXITED pod is a lost node; terminate works while provisioning and is idempotent', async () => {
   await fetch(`${fake.url}/v2/pods`, {
     method: 'POST',

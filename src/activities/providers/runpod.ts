@@ -71,6 +71,8 @@ export interface RunpodProviderOptions {
   /** Attempts for rate limits, 5xx and network errors within one call (the activity retries beyond). */
   attempts?: number;
   healthTimeoutMs?: number;
+  /** How long one API call may take before it counts as lost (default 30 s). */
+  requestTimeoutMs?: number;
 }
 
 export class RunpodProvider implements Provider {
@@ -229,7 +231,7 @@ export class RunpodProvider implements Provider {
             ...(body === undefined ? {} : { 'content-type': 'application/json' }),
           },
           body: body === undefined ? undefined : JSON.stringify(body),
-          signal: AbortSignal.timeout(30_000),
+          signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 30_000),
         });
       } catch (err) {
         if (!replayable || attempt >= attempts) throw new Error(`RunPod unreachable: ${(err as Error).message}`);
