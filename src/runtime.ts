@@ -13,6 +13,7 @@ import type { AppOptions } from './api/app';
 import type { ApiContext } from './api/context';
 import type { Config } from './config';
 import { logger } from './logger';
+import { loadNodeSecretKey, nodeSecrets } from './activities/node-secrets';
 import { ensurePoolWorkflow } from './api/pool-workflows';
 import { poolKey } from './ids';
 
@@ -117,6 +118,8 @@ export function apiOptions(
     providers,
     defaultMaxJobsInFlight: config.DEFAULT_MAX_JOBS_IN_FLIGHT,
     checkReady,
+    // The OpenAI routes call nodes from the API process: it derives the same secrets the workers do.
+    nodeSecrets: nodeSecrets(loadNodeSecretKey(config.ZEROPOOL_NODE_SECRET_KEY, config.dataDir)),
   };
 }
 

@@ -14,6 +14,9 @@ import { docsRoutes } from './docs';
 import { ApiError, errorHandler } from './errors';
 import { JobService } from './job-service';
 import { compatRoutes } from './routes/compat';
+import { openAiRoutes } from './routes/openai';
+import { FrontDoor } from './front-door';
+import type { NodeSecrets } from '../activities/node-secrets';
 import { callbackSecretRoutes } from './routes/callbacks';
 import { jobRoutes } from './routes/jobs';
 import { jobProgressRoute } from './routes/progress';
@@ -39,6 +42,8 @@ export interface AppOptions {
   local?: LocalGpus;
   /** Readiness: resolves when Temporal and PostgreSQL answer. */
   checkReady?: () => Promise<Record<string, boolean>>;
+  /** Each node's bearer secret: the OpenAI routes call nodes themselves. */
+  nodeSecrets?: NodeSecrets;
 }
 
 /** Builds the express app. */
@@ -98,6 +103,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use('/v1', gpuRoutes({ ...ctx, local }));
   app.use('/v1/callback-secret', callbackSecretRoutes(ctx));
   app.use('/v1', ledgerRoutes(ctx));
+  app.use('/v1', openAiRoutes(ctx, new FrontDoor(ctx, options.nodeSecrets)));
   app.use('/v1', compatRoutes(jobs));
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler);

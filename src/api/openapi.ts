@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { laneSchema, poolConfigPatchSchema, poolConfigSchema } from '../domain/pool-config';
 import { ENTITY_ID_PATTERN } from '../ids';
 import { computeSchema } from './routes/compat';
+import { chatCompletionSchema, completionSchema, embeddingSchema } from './routes/openai';
 import { submitJobSchema } from './routes/jobs';
 import { progressReportSchema } from './routes/progress';
 import { analyticsQuerySchema, ledgerQuerySchema } from './routes/ledger';
@@ -699,6 +700,48 @@ export const API_PATHS: PathSpec[] = [
     request: { body: { content: { 'application/json': { schema: computeSchema } } } },
     ok: [202, z.object({ job_id: z.string(), status: z.literal('queued'), pool: z.string(), status_url: z.string() }), 'Accepted'],
     errors: [400, 401, 404, 409, 413, 429],
+  },
+  {
+    method: 'post',
+    path: '/v1/chat/completions',
+    summary: 'OpenAI chat completion (streams with `stream: true`); parks while the pool serving `model` cold-starts',
+    tag: 'openai',
+    request: { body: { content: { 'application/json': { schema: chatCompletionSchema } } } },
+    ok: [200, z.record(z.unknown()), 'The node’s answer (JSON, or text/event-stream when streaming)'],
+    errors: [400, 401, 404, 409, 429, 503],
+  },
+  {
+    method: 'post',
+    path: '/v1/completions',
+    summary: 'OpenAI text completion (streams with `stream: true`)',
+    tag: 'openai',
+    request: { body: { content: { 'application/json': { schema: completionSchema } } } },
+    ok: [200, z.record(z.unknown()), 'The node’s answer'],
+    errors: [400, 401, 404, 409, 429, 503],
+  },
+  {
+    method: 'post',
+    path: '/v1/embeddings',
+    summary: 'OpenAI embeddings',
+    tag: 'openai',
+    request: { body: { content: { 'application/json': { schema: embeddingSchema } } } },
+    ok: [200, z.record(z.unknown()), 'The node’s answer'],
+    errors: [400, 401, 404, 409, 429, 503],
+  },
+  {
+    method: 'get',
+    path: '/v1/models',
+    summary: 'Every model the workspace’s pools serve (pools at zero included)',
+    tag: 'openai',
+    ok: [
+      200,
+      z.object({
+        object: z.literal('list'),
+        data: z.array(z.object({ id: z.string(), object: z.literal('model'), created: z.number(), owned_by: z.string() })),
+      }),
+      'Models',
+    ],
+    errors: [401],
   },
   {
     method: 'get',

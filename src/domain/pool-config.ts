@@ -145,6 +145,10 @@ const poolConfigFields = z.object({
    * the earlier lane has capacity again: make-before-break, one node at a time, while no job waits.
    */
   returnToPreferredLane: z.boolean().default(true),
+  /** OpenAI routes: requests that may wait for capacity at once, per API process (past it: 429). */
+  maxParkedRequests: z.number().int().min(0).max(100_000).default(1000),
+  /** OpenAI routes: how long a request waits for capacity unless it says (X-Zeropool-Timeout); past it: 503. */
+  parkTimeoutSeconds: z.number().min(1).max(3600).default(300),
   /** On-demand nodes kept among the pool's nodes whatever spot offers (a base interruptions cannot take). */
   onDemandFloor: z.number().int().min(0).max(1000).default(0),
   lanes: z.array(laneSchema).min(1).max(16),
@@ -165,7 +169,9 @@ type AddedLater =
   | 'agingSeconds'
   | 'reconcileIntervalSeconds'
   | 'returnToPreferredLane'
-  | 'onDemandFloor';
+  | 'onDemandFloor'
+  | 'maxParkedRequests'
+  | 'parkTimeoutSeconds';
 type ParsedPoolConfig = z.output<typeof poolConfigSchema>;
 
 /** Operator-facing configuration of a pool (absent fields added later mean their defaults). */

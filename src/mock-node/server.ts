@@ -54,9 +54,11 @@ function isReady(): boolean {
   return Date.now() - bootedAt >= coldStartMs;
 }
 
-async function chatCompletions(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+/** `/v1/chat/completions` (`chat`) and `/v1/completions` (`text`): the same fake generation, each route's shapes. */
+async function completions(req: http.IncomingMessage, res: http.ServerResponse, kind: 'chat' | 'text'): Promise<void> {
   let body: {
     messages?: Array<{ role?: string; content?: unknown }>;
+    prompt?: unknown;
     max_tokens?: number;
     stream?: boolean;
     continue_final_message?: boolean;
@@ -65,6 +67,12 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
     body = JSON.parse(await readBody(req));
   } catch {
     return json(res, 400, { error: { message: 'body is not JSON', type: 'invalid_request_error' } });
+  }
+  if (kind === 'text') {
+    if (typeof body.prompt !== 'string' && !Array.isArray(body.prompt)) {
+      return json(res, 400, { error: { message: 'prompt must be a string or an array', type: 'invalid_request_error' } });
+    }
+    body.messages = [{ role: 'user', content: [body.prompt].flat().join('\n') }];
   }
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
     return json(res, 400, { error: { message: 'messages must be a non-empty array', type: 'invalid_request_error' } });
@@ -87,7 +95,16 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
   const promptTokens = promptMessages.reduce((n, m) => n + countTokens(String(m.content ?? '')), 0);
   const jobId = (req.headers['x-zeropool-job-id'] as string | undefined) ?? null;
   const attempt = req.headers['x-zeropool-attempt'] ? Number(req.headers['x-zeropool-attempt']) : null;
-  const id = `chatcmpl-${nodeIdentity}-${served + active}`;
+  const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${nodeIdentity}-${served + active}`;
+  const chunkOf = (token: string | undefined, finish: string | null) =>
+    kind === 'chat'
+      ? {
+          id,
+          object: 'chat.completion.chunk',
+          model,
+          choices: [{ index: 0, delta: token === undefined ? {} : { content: token }, finish_reason: finish }],
+        }
+      : { id, object: 'text_completion', model, choices: [{ index: 0, text: token ?? '', finish_reason: finish }] };
   active += 1;
   maxActive = Math.max(maxActive, active);
   record({ event: 'start', jobId, attempt, fromToken, tokens: 0, active, at: Date.now() });
@@ -135,24 +152,26 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
       tokens.push(token);
       if (progressEveryTokens > 0 && tokens.length % progressEveryTokens === 0) reportProgress();
       if (body.stream) {
-        res.write(
-          `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content: token }, finish_reason: null }] })}\n\n`,
-        );
+        res.write(`data: ${JSON.stringify(chunkOf(token, null))}\n\n`);
       }
     }
     if (cutOff) return;
     const usage = { prompt_tokens: promptTokens, completion_tokens: tokens.length, total_tokens: promptTokens + tokens.length };
     if (body.stream) {
-      res.write(
-        `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: {}, finish_reason: 'length' }], usage })}\n\n`,
-      );
+      res.write(`data: ${JSON.stringify({ ...chunkOf(undefined, 'length'), usage })}\n\n`);
       res.end('data: [DONE]\n\n');
     } else {
+      const text = tokens.join('');
       json(res, 200, {
         id,
-        object: 'chat.completion',
+        object: kind === 'chat' ? 'chat.completion' : 'text_completion',
+        created: Math.floor(Date.now() / 1000),
         model,
-        choices: [{ index: 0, message: { role: 'assistant', content: tokens.join('') }, finish_reason: 'length' }],
+        choices: [
+          kind === 'chat'
+            ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'length' }
+            : { index: 0, text, finish_reason: 'length' },
+        ],
         usage,
       });
     }
@@ -162,6 +181,39 @@ async function chatCompletions(req: http.IncomingMessage, res: http.ServerRespon
   } finally {
     release();
   }
+}
+
+/** `/v1/embeddings`: a deterministic 8-dimensional vector per input (a hash of its text). */
+async function embeddings(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  let body: { input?: unknown; encoding_format?: string };
+  try {
+    body = JSON.parse(await readBody(req));
+  } catch {
+    return json(res, 400, { error: { message: 'body is not JSON', type: 'invalid_request_error' } });
+  }
+  const inputs = typeof body.input === 'string' ? [body.input] : Array.isArray(body.input) ? body.input.map(String) : undefined;
+  if (!inputs || inputs.length === 0)
+    return json(res, 400, { error: { message: 'input must be a string or an array', type: 'invalid_request_error' } });
+  const vector = (text: string) => {
+    let h = 2166136261;
+    return Array.from({ length: 8 }, (_, i) => {
+      for (const c of `${i}:${text}`) h = Math.imul(h ^ c.charCodeAt(0), 16777619);
+      return ((h >>> 0) / 2 ** 32) * 2 - 1;
+    });
+  };
+  const promptTokens = inputs.reduce((n, text) => n + countTokens(text), 0);
+  served += 1;
+  json(res, 200, {
+    object: 'list',
+    model,
+    // `base64`: little-endian float32s, as OpenAI sends them (the official client asks for this by default).
+    data: inputs.map((text, index) => ({
+      object: 'embedding',
+      index,
+      embedding: body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector(text)).buffer).toString('base64') : vector(text),
+    })),
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+  });
 }
 
 const server = http.createServer((req, res) => {
@@ -190,7 +242,15 @@ const server = http.createServer((req, res) => {
   if (!isReady()) return json(res, 503, { error: { message: 'model is loading', type: 'server_error' } });
   if (url === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: model, object: 'model' }] });
   if (url === '/v1/chat/completions' && req.method === 'POST') {
-    chatCompletions(req, res).catch(() => res.destroy());
+    completions(req, res, 'chat').catch(() => res.destroy());
+    return;
+  }
+  if (url === '/v1/completions' && req.method === 'POST') {
+    completions(req, res, 'text').catch(() => res.destroy());
+    return;
+  }
+  if (url === '/v1/embeddings' && req.method === 'POST') {
+    embeddings(req, res).catch(() => res.destroy());
     return;
   }
   json(res, 404, { error: { message: `no route ${req.method} ${url}`, type: 'invalid_request_error' } });

@@ -6,6 +6,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PreemptionCheck } from '../domain/preemption';
 import type { JobArrival } from '../domain/pool-protocol';
 import type { JobView, PlacementGrant, PoolConfig, PoolView } from '../domain/types';
+import type { RequestOutcome } from '../domain/front-door';
 
 export type { JobArrival };
 
@@ -49,3 +50,12 @@ export const jobProgressSignal = defineSignal<[{ attempt?: number; completionTok
 export const cancelJobSignal = defineSignal<[{ reason?: string }]>('cancelJob');
 /** A job's live view. */
 export const jobStateQuery = defineQuery<JobView>('jobState');
+
+// ---- front-door requests (OpenAI routes): the API process runs the request, the workflow holds its slot ----
+
+/** Asks for a slot (the first, or another after `failedNodeId` failed before answering); resolves when placed. */
+export const requestSlotUpdate = defineUpdate<PlacementGrant, [{ failedNodeId?: string }]>('requestSlot');
+/** The API process is still running the request (its lease on the slot). */
+export const requestAliveSignal = defineSignal<[]>('requestAlive');
+/** The request is over: the slot goes back and the ledger gets its row. */
+export const requestDoneSignal = defineSignal<[RequestOutcome]>('requestDone');

@@ -118,6 +118,7 @@ export class ApiStack {
         local: this.local,
         defaultMaxJobsInFlight: this.options.maxJobsInFlight ?? 1000,
         checkReady: readinessCheck(this.database.db, this.env.connection),
+        nodeSecrets: this.nodeSecrets,
       },
     );
     await new Promise<void>((resolve) => {

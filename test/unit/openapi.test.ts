@@ -22,6 +22,7 @@ test('every route the API registers is in the document, with its errors', () => 
     'callbacks.ts': '/v1/callback-secret',
     'ledger.ts': '/v1',
     'compat.ts': '/v1',
+    'openai.ts': '/v1',
     'services.ts': '/v1/services',
     'gpu.ts': '/v1',
   };

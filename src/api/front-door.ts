@@ -1,0 +1,297 @@
+/**
+ * The OpenAI-compatible front door's engine: parks a request in its pool (a request workflow holds its place
+ * and later its slot), keeps a streaming client's connection alive while capacity cold-starts, then runs the
+ * request against the node itself and streams the answer straight through (never through Temporal), retries
+ * on another node when one fails before answering, and reports the end so the slot goes back and the ledger
+ * gets the request's row.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { type NodeSecrets, nodeAuthHeaders } from '../activities/node-secrets';
+import { REQUEST_RENEW_MS, type RequestInput, type RequestOutcome } from '../domain/front-door';
+import { DEFAULT_PRIORITY } from '../domain/placement';
+import type { PlacementGrant, PoolConfig } from '../domain/types';
+import { jobWorkflowId, type PoolKey } from '../ids';
+import { cancelJobSignal, requestAliveSignal, requestDoneSignal, requestSlotUpdate } from '../workflows/messages';
+import type { requestWorkflow } from '../workflows/request';
+import type { ApiContext } from './context';
+import { ApiError } from './errors';
+
+/** A streaming client hears from us at least this often while it waits for its first token. */
+export const KEEP_ALIVE_MS = 5000;
+/** A streaming response commits its headers once placed or after this long, whichever is first. */
+const COMMIT_HEADERS_AFTER_MS = 1000;
+
+/** One OpenAI route: where it goes on the node. */
+export interface OpenAiRoute {
+  /** `chat.completions`, `completions`, `embeddings`. */
+  name: string;
+  nodePath: string;
+  /** Whether it can stream. */
+  streams: boolean;
+}
+
+/** What a request needs from its pool. */
+export interface TargetPool {
+  key: PoolKey;
+  config: PoolConfig;
+}
+
+export class FrontDoor {
+  /** Parked requests per pool in this API process (the parking bound). */
+  private readonly parked = new Map<string, number>();
+
+  constructor(
+    private readonly ctx: ApiContext,
+    private readonly secrets?: NodeSecrets,
+  ) {}
+
+  async handle(req: Request, res: Response, route: OpenAiRoute, pool: TargetPool, body: Record<string, unknown>): Promise<void> {
+    const log: Logger = res.locals.log;
+    const stream = route.streams && body.stream === true;
+    const parkedNow = this.parked.get(pool.key) ?? 0;
+    if (parkedNow >= (pool.config.maxParkedRequests ?? 1000)) {
+      throw new ApiError(
+        429,
+        'too_many_parked',
+        `pool for ${String(body.model)} already has ${parkedNow} requests waiting for capacity`,
+        null,
+        {
+          'Retry-After': '5',
+        },
+      );
+    }
+    const requestId = randomUUID();
+    res.setHeader('X-Zeropool-Request-Id', requestId);
+    const input: RequestInput = {
+      requestId,
+      poolId: pool.key,
+      model: String(body.model),
+      route: route.name,
+      priority: headerNumber(req, 'x-zeropool-priority', 1, 5) ?? DEFAULT_PRIORITY,
+      submittedAt: Date.now(),
+      parkTimeoutSeconds: headerNumber(req, 'x-zeropool-timeout', 1, 3600) ?? pool.config.parkTimeoutSeconds ?? 300,
+      indexed: this.ctx.indexed,
+    };
+    const handle = await (this.ctx.eagerClient ?? this.ctx.client).workflow.start<typeof requestWorkflow>('requestWorkflow', {
+      workflowId: jobWorkflowId(requestId),
+      requestEagerStart: this.ctx.eagerClient !== undefined,
+      taskQueue: this.ctx.taskQueue,
+      args: [input],
+    });
+    const ended = new AbortController();
+    let finished = false;
+    res.on('close', () => {
+      if (!finished) ended.abort(new Error('the client went away'));
+    });
+    const report = (outcome: RequestOutcome) =>
+      handle.signal(requestDoneSignal, outcome).catch((err) => log.warn({ requestId, err: String(err) }, 'request end not reported'));
+
+    // Parked: a streaming client gets its headers soon and a comment every KEEP_ALIVE_MS until its first token.
+    this.parked.set(pool.key, parkedNow + 1);
+    let unparked = false;
+    const unpark = () => {
+      if (unparked) return;
+      unparked = true;
+      this.parked.set(pool.key, Math.max(0, (this.parked.get(pool.key) ?? 1) - 1));
+    };
+    const waitingSince = Date.now();
+    let keepAlive: NodeJS.Timeout | undefined;
+    const commit = (grant?: PlacementGrant) => {
+      if (res.headersSent) return;
+      if (grant?.coldStartMs) res.setHeader('X-Zeropool-Cold-Start-Ms', String(grant.coldStartMs));
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      res.flushHeaders();
+    };
+    const comment = () => res.write(`: waiting for capacity, ${Math.round((Date.now() - waitingSince) / 1000)} s\n\n`);
+    const commitTimer = stream
+      ? setTimeout(() => {
+          commit();
+          comment();
+          keepAlive = setInterval(comment, KEEP_ALIVE_MS);
+        }, COMMIT_HEADERS_AFTER_MS)
+      : undefined;
+    const stopWaiting = () => {
+      clearTimeout(commitTimer);
+      clearInterval(keepAlive);
+      unpark();
+    };
+    ended.signal.addEventListener('abort', () => {
+      // A client that leaves while parked frees its place at once.
+      if (!unparked) void handle.signal(cancelJobSignal, { reason: 'the client went away' }).catch(() => undefined);
+    });
+
+    let failedNodeId: string | undefined;
+    try {
+      for (;;) {
+        let grant: PlacementGrant;
+        try {
+          grant = await handle.executeUpdate(requestSlotUpdate, { args: [failedNodeId ? { failedNodeId } : {}] });
+        } catch (err) {
+          stopWaiting();
+          if (ended.signal.aborted) return;
+          const cause = err instanceof WorkflowUpdateFailedError ? err.cause : err;
+          const message = cause instanceof Error ? cause.message : String(cause);
+          const timeout = cause instanceof ApplicationFailure && cause.type === 'ParkTimeout';
+          if (!res.headersSent) {
+            throw new ApiError(timeout ? 503 : 502, timeout ? 'capacity_timeout' : 'upstream_failed', message, null, {
+              'Retry-After': '10',
+            });
+          }
+          res.end(`data: ${JSON.stringify({ error: { message, type: timeout ? 'capacity_timeout' : 'server_error', code: null } })}\n\n`);
+          return;
+        }
+        stopWaiting();
+        if (ended.signal.aborted) {
+          await report({ status: 'cancelled', finishedAt: Date.now(), error: 'the client went away' });
+          return;
+        }
+        const attempt = await this.runOnNode(route, body, grant, stream, res, ended.signal, commit, () =>
+          handle.signal(requestAliveSignal).catch(() => undefined),
+        );
+        if (attempt.kind === 'node_failed') {
+          // Nothing reached the client yet: another node.
+          log.warn({ requestId, nodeId: grant.nodeId, error: attempt.error }, 'node failed before answering; asking for another');
+          failedNodeId = grant.nodeId;
+          continue;
+        }
+        finished = true;
+        await report(attempt.outcome);
+        return;
+      }
+    } finally {
+      stopWaiting();
+      finished = true;
+    }
+  }
+
+  /** Sends the request to the node and passes its answer through. */
+  private async runOnNode(
+    route: OpenAiRoute,
+    body: Record<string, unknown>,
+    grant: PlacementGrant,
+    stream: boolean,
+    res: Response,
+    clientGone: AbortSignal,
+    commit: (grant?: PlacementGrant) => void,
+    renew: () => Promise<unknown>,
+  ): Promise<{ kind: 'node_failed'; error: string } | { kind: 'done'; outcome: RequestOutcome }> {
+    const startedAt = Date.now();
+    const lease = setInterval(() => void renew(), REQUEST_RENEW_MS);
+    const base = { nodeId: grant.nodeId, attempt: grant.attempt, startedAt, stream };
+    let answer: globalThis.Response;
+    try {
+      answer = await fetch(`${grant.nodeUrl}${route.nodePath}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...nodeAuthHeaders(this.secrets, grant.nodeId) },
+        body: JSON.stringify(body),
+        signal: clientGone,
+      });
+    } catch (err) {
+      clearInterval(lease);
+      if (clientGone.aborted)
+        return { kind: 'done', outcome: { ...base, status: 'cancelled', finishedAt: Date.now(), error: 'the client went away' } };
+      return { kind: 'node_failed', error: (err as Error).message };
+    }
+    try {
+      if (answer.status >= 500 || answer.status === 401 || answer.status === 403) {
+        // The node, not the request, is at fault (a node refusing its own secret is a broken node).
+        await answer.body?.cancel().catch(() => undefined);
+        return { kind: 'node_failed', error: `node answered ${answer.status}` };
+      }
+      if (!answer.ok || !stream || !answer.body) {
+        const text = await answer.text();
+        if (grant.coldStartMs && !res.headersSent) res.setHeader('X-Zeropool-Cold-Start-Ms', String(grant.coldStartMs));
+        if (res.headersSent) {
+          // A streaming client whose headers went out while it waited: the node's refusal as an error event.
+          res.end(`data: ${JSON.stringify({ error: { message: text.slice(0, 500), type: 'invalid_request_error', code: null } })}\n\n`);
+        } else {
+          res
+            .status(answer.status)
+            .type(answer.headers.get('content-type') ?? 'application/json')
+            .send(text);
+        }
+        const usage = answer.ok ? usageOf(safeParse(text)) : undefined;
+        return {
+          kind: 'done',
+          outcome: {
+            ...base,
+            status: answer.ok ? 'completed' : 'failed',
+            finishedAt: Date.now(),
+            ...(usage ? { usage } : {}),
+            ...(answer.ok ? {} : { error: `node answered ${answer.status}: ${text.slice(0, 200)}` }),
+          },
+        };
+      }
+      // Streaming: from here on the client has output, so a failure ends the stream with an error event.
+      commit(grant);
+      let usage: RequestOutcome['usage'];
+      let chunks = 0;
+      let buffered = '';
+      const decoder = new TextDecoder();
+      try {
+        for await (const piece of answer.body as unknown as AsyncIterable<Uint8Array>) {
+          res.write(piece);
+          buffered += decoder.decode(piece, { stream: true });
+          const lines = buffered.split('\n');
+          buffered = lines.pop() ?? '';
+          for (const line of lines) {
+            if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+            chunks += 1;
+            usage = usageOf(safeParse(line.slice(6))) ?? usage;
+          }
+        }
+      } catch (err) {
+        if (clientGone.aborted) {
+          return {
+            kind: 'done',
+            outcome: { ...base, status: 'cancelled', finishedAt: Date.now(), error: 'the client went away', ...(usage ? { usage } : {}) },
+          };
+        }
+        const message = `the node failed mid-stream: ${(err as Error).message}`;
+        res.end(`data: ${JSON.stringify({ error: { message, type: 'server_error', code: 'node_lost' } })}\n\n`);
+        return { kind: 'done', outcome: { ...base, status: 'failed', finishedAt: Date.now(), error: message } };
+      }
+      res.end();
+      return {
+        kind: 'done',
+        outcome: {
+          ...base,
+          status: 'completed',
+          finishedAt: Date.now(),
+          usage: usage ?? { promptTokens: 0, completionTokens: Math.max(0, chunks - 1) },
+        },
+      };
+    } finally {
+      clearInterval(lease);
+    }
+  }
+}
+
+function headerNumber(req: Request, name: string, min: number, max: number): number | undefined {
+  const raw = req.header(name);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new ApiError(400, 'invalid_request', `${name} must be a number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function safeParse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** OpenAI usage (snake case) as the ledger keeps it. */
+function usageOf(value: unknown): RequestOutcome['usage'] {
+  const usage = (value as { usage?: { prompt_tokens?: number; completion_tokens?: number } } | undefined)?.usage;
+  if (!usage || typeof usage.prompt_tokens !== 'number') return undefined;
+  return { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens ?? 0 };
+}

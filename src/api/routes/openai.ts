@@ -1,0 +1,89 @@
+/**
+ * OpenAI-compatible routes: `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `GET /v1/models`,
+ * with workspace keys as `Authorization: Bearer` (what OpenAI clients send). `model` picks the workspace's pool
+ * serving it; errors come in OpenAI's shape.
+ */
+import { type ErrorRequestHandler, type Request, type Response, Router } from 'express';
+import { z, ZodError } from 'zod';
+import { listPools } from '../../db/store';
+import { poolKey } from '../../ids';
+import { principalOf } from '../auth';
+import type { ApiContext } from '../context';
+import { ApiError } from '../errors';
+import type { FrontDoor, OpenAiRoute } from '../front-door';
+
+// OpenAI bodies carry many fields zeropool passes through untouched; only what routing needs is checked.
+export const chatCompletionSchema = z
+  .object({ model: z.string().min(1).max(200), messages: z.array(z.unknown()).min(1), stream: z.boolean().optional() })
+  .passthrough();
+export const completionSchema = z
+  .object({ model: z.string().min(1).max(200), prompt: z.union([z.string(), z.array(z.unknown()).min(1)]), stream: z.boolean().optional() })
+  .passthrough();
+export const embeddingSchema = z
+  .object({ model: z.string().min(1).max(200), input: z.union([z.string(), z.array(z.unknown()).min(1)]) })
+  .passthrough();
+
+const CHAT: OpenAiRoute = { name: 'chat.completions', nodePath: '/v1/chat/completions', streams: true };
+const COMPLETIONS: OpenAiRoute = { name: 'completions', nodePath: '/v1/completions', streams: true };
+const EMBEDDINGS: OpenAiRoute = { name: 'embeddings', nodePath: '/v1/embeddings', streams: false };
+
+export function openAiRoutes(ctx: Pick<ApiContext, 'db'>, frontDoor: FrontDoor): Router {
+  const router = Router();
+
+  /** Parks and runs a request at the workspace's pool serving its model. */
+  const proxied = (route: OpenAiRoute, schema: z.ZodType<Record<string, unknown>>) => async (req: Request, res: Response) => {
+    const body = schema.parse(req.body);
+    const workspaceId = principalOf(res).workspaceId;
+    const model = String(body.model);
+    const pools = (await listPools(ctx.db, workspaceId)).filter((p) => p.config.model === model);
+    const pool = pools.find((p) => !p.draining);
+    if (!pool) {
+      if (pools.length > 0) throw new ApiError(409, 'pool_draining', `every pool serving ${model} is draining`);
+      throw new ApiError(404, 'model_not_found', `The model \`${model}\` does not exist or you do not have access to it.`);
+    }
+    await frontDoor.handle(req, res, route, { key: poolKey(workspaceId, pool.id), config: pool.config }, body);
+  };
+  router.post('/chat/completions', proxied(CHAT, chatCompletionSchema));
+  router.post('/completions', proxied(COMPLETIONS, completionSchema));
+  router.post('/embeddings', proxied(EMBEDDINGS, embeddingSchema));
+
+  // Every model the workspace's pools serve, those at zero included: a model does not vanish when idle.
+  router.get('/models', async (_req, res) => {
+    const workspaceId = principalOf(res).workspaceId;
+    const pools = await listPools(ctx.db, workspaceId);
+    const models = new Map<string, number>();
+    for (const p of pools) if (!models.has(p.config.model)) models.set(p.config.model, Math.floor(p.createdAt.getTime() / 1000));
+    res.json({ object: 'list', data: [...models].map(([id, created]) => ({ id, object: 'model', created, owned_by: workspaceId })) });
+  });
+
+  router.use(openAiErrors);
+  return router;
+}
+
+/** OpenAI's error shape: `{ error: { message, type, param, code } }`. */
+const openAiErrors: ErrorRequestHandler = (err, _req, res, next) => {
+  if (res.headersSent) return next(err);
+  if (err instanceof ZodError) {
+    const issue = err.issues[0]!;
+    res.status(400).json({
+      error: {
+        message: `${issue.path.join('.') || 'body'}: ${issue.message}`,
+        type: 'invalid_request_error',
+        param: issue.path.join('.') || null,
+        code: null,
+      },
+    });
+    return;
+  }
+  if (!(err instanceof ApiError)) return next(err);
+  for (const [name, value] of Object.entries(err.headers ?? {})) res.setHeader(name, value);
+  const type =
+    err.status === 429
+      ? 'rate_limit_error'
+      : err.status === 401
+        ? 'authentication_error'
+        : err.status >= 500
+          ? 'server_error'
+          : 'invalid_request_error';
+  res.status(err.status).json({ error: { message: err.message, type, param: null, code: err.code } });
+};

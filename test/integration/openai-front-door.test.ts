@@ -1,0 +1,234 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import OpenAI from 'openai';
+import { ledgerRowsForPool } from '../../src/db/ledger';
+import { ApiStack } from '../helpers/api-stack';
+
+/** The official `openai` npm package is the client in every test here. */
+let stack: ApiStack;
+let keyA: string;
+let keyB: string;
+const client = (key: string, options: Partial<ConstructorParameters<typeof OpenAI>[0]> = {}) =>
+  new OpenAI({ apiKey: key, baseURL: `${stack.baseUrl}/v1`, maxRetries: 0, ...options });
+
+before(async () => {
+  stack = await new ApiStack({ coldStartSeconds: 2, tokensPerSecond: 200 }).start();
+  keyA = await stack.workspaceKey('team-a');
+  keyB = await stack.workspaceKey('team-b');
+});
+after(async () => {
+  await stack?.stop();
+});
+
+const pool = (id: string, model: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  model,
+  maxNodes: 5,
+  slotsPerNode: 10,
+  idleTimeoutSeconds: 600,
+  healthCheckIntervalSeconds: 1,
+  lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1 }],
+  ...extra,
+});
+const createPool = async (key: string, body: Record<string, unknown>) => {
+  const created = await stack.request('POST', '/v1/pools', body, key);
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+};
+
+test('OpenAI client: a model at zero is listed; a chat request parks through the cold start and answers; completions and embeddings; request id and cold-start headers; one ledger row per request with its tokens', async () => {
+  await createPool(keyA, pool('chat', 'llama-a'));
+  const openai = client(keyA);
+  const models = await openai.models.list();
+  assert.deepEqual(
+    models.data.map((m) => m.id),
+    ['llama-a'],
+    'listed while nothing runs',
+  );
+
+  const { data: chat, response } = await openai.chat.completions
+    .create({ model: 'llama-a', messages: [{ role: 'user', content: 'hi there' }], max_tokens: 5 })
+    .withResponse();
+  assert.equal(chat.choices[0]!.message.content, 'tok0 tok1 tok2 tok3 tok4 ');
+  assert.deepEqual(chat.usage && [chat.usage.prompt_tokens, chat.usage.completion_tokens], [2, 5]);
+  assert.match(response.headers.get('x-zeropool-request-id') ?? '', /^[0-9a-f-]{36}$/);
+  assert.ok(Number(response.headers.get('x-zeropool-cold-start-ms')) >= 1000, 'the cold start it waited through');
+
+  const completion = await openai.completions.create({ model: 'llama-a', prompt: 'once upon', max_tokens: 3 });
+  assert.equal(completion.choices[0]!.text, 'tok0 tok1 tok2 ');
+  const embeddings = await openai.embeddings.create({ model: 'llama-a', input: ['one', 'two'] });
+  assert.equal(embeddings.data.length, 2);
+  assert.equal(embeddings.data[0]!.embedding.length, 8);
+
+  const rows = await stack.until('three request rows', async () => {
+    const all = (await ledgerRowsForPool(stack.database.db, 'chat', 'team-a')).filter((r) => r.event_type === 'job_completed');
+    return all.length === 3 ? all : undefined;
+  });
+  assert.deepEqual(rows.map((r) => r.details.route).sort(), ['chat.completions', 'completions', 'embeddings']);
+  const chatRow = rows.find((r) => r.details.route === 'chat.completions')!;
+  assert.equal(chatRow.details.kind, 'request');
+  assert.deepEqual(chatRow.details.usage, { promptTokens: 2, completionTokens: 5 });
+  assert.equal((chatRow.details.runs as unknown[]).length, 1, 'its run interval on its node');
+});
+
+test('streaming at zero: SSE keep-alive comments while the pool cold-starts, then the tokens; the official client reads the stream', async () => {
+  await createPool(keyA, pool('stream', 'llama-s'));
+  const res = await fetch(`${stack.baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${keyA}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'llama-s', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, stream: true }),
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+  const text = await res.text();
+  assert.match(text, /^: waiting for capacity, \d+ s\n\n/, 'a comment before any token');
+  assert.ok(text.indexOf(': waiting') < text.indexOf('data: '), 'comments come before the tokens');
+  assert.match(text, /data: \[DONE\]\n\n$/);
+
+  const stream = await client(keyA).chat.completions.create({
+    model: 'llama-s',
+    messages: [{ role: 'user', content: 'again' }],
+    max_tokens: 4,
+    stream: true,
+  });
+  let content = '';
+  for await (const chunk of stream) content += chunk.choices[0]?.delta?.content ?? '';
+  assert.equal(content, 'tok0 tok1 tok2 tok3 ');
+});
+
+test('50 parallel streaming requests at a pool at zero: one scale-up for all of them, every stream completes', async () => {
+  await createPool(keyA, pool('fifty', 'llama-50'));
+  const openai = client(keyA);
+  const texts = await Promise.all(
+    Array.from({ length: 50 }, async (_, i) => {
+      const stream = await openai.chat.completions.create({
+        model: 'llama-50',
+        messages: [{ role: 'user', content: `n${i}` }],
+        max_tokens: 3,
+        stream: true,
+      });
+      let content = '';
+      for await (const chunk of stream) content += chunk.choices[0]?.delta?.content ?? '';
+      return content;
+    }),
+  );
+  assert.ok(texts.every((t) => t === 'tok0 tok1 tok2 '));
+  const rows = await ledgerRowsForPool(stack.database.db, 'fifty', 'team-a');
+  assert.equal(rows.filter((r) => r.event_type === 'node_provisioning').length, 5, 'ceil(50 / 10) nodes from one trigger');
+});
+
+test('parking is bounded (429 with Retry-After past maxParkedRequests) and has a deadline (503 past X-Zeropool-Timeout); nothing billed', async () => {
+  await createPool(keyA, pool('bounded', 'llama-b', { maxParkedRequests: 1 }));
+  await stack.mock.setFaults({ provision: { message: 'no capacity anywhere' } });
+  try {
+    const openai = client(keyA);
+    const first = openai.chat.completions
+      .create({ model: 'llama-b', messages: [{ role: 'user', content: 'wait' }] }, { headers: { 'X-Zeropool-Timeout': '3' } })
+      .then(
+        () => assert.fail('no capacity: it cannot answer'),
+        (err) => err,
+      );
+    await new Promise((r) => setTimeout(r, 500));
+    await assert.rejects(
+      openai.chat.completions.create({ model: 'llama-b', messages: [{ role: 'user', content: 'one too many' }] }),
+      (err: unknown) => {
+        assert.ok(err instanceof OpenAI.RateLimitError);
+        assert.equal(err.headers?.get('retry-after'), '5');
+        return true;
+      },
+    );
+    const expired = await first;
+    assert.ok(expired instanceof OpenAI.InternalServerError, String(expired));
+    assert.equal((expired as InstanceType<typeof OpenAI.APIError>).status, 503);
+    assert.match((expired as Error).message, /no capacity within 3 s/);
+  } finally {
+    await stack.mock.setFaults({});
+  }
+  const rows = await stack.until('the expired request recorded', async () => {
+    const all = await ledgerRowsForPool(stack.database.db, 'bounded', 'team-a');
+    return all.some((r) => r.event_type === 'job_expired') ? all : undefined;
+  });
+  assert.equal(rows.filter((r) => r.event_type === 'node_provisioning').length, 0);
+});
+
+test('a client that aborts a stream: the node sees the request cancelled, the slot is free, the row says cancelled', async () => {
+  await createPool(keyA, pool('abort', 'llama-x', { minNodes: 1 }));
+  const openai = client(keyA);
+  const warm = await openai.chat.completions.create({ model: 'llama-x', messages: [{ role: 'user', content: 'warm' }], max_tokens: 1 });
+  assert.ok(warm.choices[0]);
+  const controller = new AbortController();
+  const stream = await openai.chat.completions.create(
+    { model: 'llama-x', messages: [{ role: 'user', content: 'long' }], max_tokens: 2000, stream: true },
+    { signal: controller.signal },
+  );
+  let chunks = 0;
+  try {
+    for await (const _ of stream) {
+      chunks += 1;
+      if (chunks === 3) controller.abort();
+    }
+  } catch {
+    // The client may report the abort as an error or simply stop: either way the request is gone.
+  }
+  assert.ok(chunks >= 3 && chunks < 100, `stopped reading after ${chunks} chunks`);
+  const view = await stack.request('GET', '/v1/pools/abort', undefined, keyA);
+  const nodeUrl = view.body.nodes[0].url as string;
+  await stack.until('the node saw the abort', async () => {
+    const stats = (await (await fetch(`${nodeUrl}/_mock/stats`)).json()) as { aborted: number; active: number };
+    return stats.aborted >= 1 && stats.active === 0 ? true : undefined;
+  });
+  await stack.until('the slot is free and the row written', async () => {
+    const pool = await stack.request('GET', '/v1/pools/abort', undefined, keyA);
+    const rows = await ledgerRowsForPool(stack.database.db, 'abort', 'team-a');
+    return pool.body.running === 0 && rows.some((r) => r.event_type === 'job_cancelled') ? true : undefined;
+  });
+});
+
+test('two workspaces are isolated: a model of one is neither listed for nor reachable by the other', async () => {
+  const b = client(keyB);
+  assert.deepEqual((await b.models.list()).data, []);
+  await assert.rejects(b.chat.completions.create({ model: 'llama-a', messages: [{ role: 'user', content: 'x' }] }), (err: unknown) => {
+    assert.ok(err instanceof OpenAI.NotFoundError);
+    assert.match((err as Error).message, /does not exist/);
+    return true;
+  });
+  await assert.rejects(client('zp_not_a_key').models.list(), OpenAI.AuthenticationError);
+});
+
+test('a node failing before the first token: the request goes to a slot again and completes; a node dying after it: the stream ends with an error event', async () => {
+  await createPool(keyA, pool('flaky', 'llama-f', { minNodes: 1, slotsPerNode: 4 }));
+  const openai = client(keyA);
+  await openai.chat.completions.create({ model: 'llama-f', messages: [{ role: 'user', content: 'warm' }], max_tokens: 1 });
+  const view = await stack.request('GET', '/v1/pools/flaky', undefined, keyA);
+  const nodeUrl = view.body.nodes[0].url as string;
+  await fetch(`${nodeUrl}/_mock/fail?status=503&count=1`, { method: 'POST' });
+  const retried = await openai.chat.completions.create({ model: 'llama-f', messages: [{ role: 'user', content: 'again' }], max_tokens: 2 });
+  assert.equal(retried.choices[0]!.message.content, 'tok0 tok1 ');
+  const row = await stack.until('its row', async () => {
+    const rows = (await ledgerRowsForPool(stack.database.db, 'flaky', 'team-a')).filter((r) => r.event_type === 'job_completed');
+    return rows.length === 2
+      ? rows.find((r) => r.details.usage && (r.details.usage as { completionTokens: number }).completionTokens === 2)
+      : undefined;
+  });
+  assert.equal(row.details.attempt, 2, 'the second attempt answered');
+
+  const stream = await openai.chat.completions.create({
+    model: 'llama-f',
+    messages: [{ role: 'user', content: 'long' }],
+    max_tokens: 2000,
+    stream: true,
+  });
+  let chunks = 0;
+  await assert.rejects(
+    (async () => {
+      for await (const _ of stream) {
+        chunks += 1;
+        if (chunks === 2) await fetch(`${nodeUrl}/_mock/interrupt`, { method: 'POST' });
+      }
+    })(),
+    (err: unknown) => {
+      assert.match(String(err), /node failed mid-stream|terminated|error/i);
+      return true;
+    },
+  );
+  assert.ok(chunks >= 2 && chunks < 2000, 'no duplicated or completed output');
+});
