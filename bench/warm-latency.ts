@@ -7,83 +7,18 @@
  * submit→running = the node receiving the request (worker clock, same machine) minus the moment the
  * client began its POST /v1/jobs.
  */
-import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { Client } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { createApp } from '../src/api/app';
-
-const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
-import { loadConfig } from '../src/config';
-import { apiContext, connectTemporal, openDatabase } from '../src/runtime';
-import { freePort, startEmbeddedPostgres } from '../src/stack/postgres';
-import { ensureTemporalBinary } from '../src/stack/temporal-binaries';
-import { startDevServer } from '../src/stack/temporal-dev';
-import { createProviders, createWorker, nodeSecretsFor } from '../src/worker';
+import { percentile, startBenchStack } from './stack';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 500);
 const RATE = Number(process.env.BENCH_RATE ?? 20);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'zeropool-bench-'));
-  chmodSync(dataDir, 0o755);
-  const config = loadConfig({ ...process.env, ZEROPOOL_DATA_DIR: dataDir, MOCK_COLD_START_SECONDS: '1', MOCK_TOKENS_PER_SECOND: '1000' });
-  const pg = await startEmbeddedPostgres(dataDir, await freePort());
-  const db = await openDatabase(pg.url);
-  const cli = ensureTemporalBinary('cli');
-  if (!cli) throw new Error('no temporal CLI');
-  const temporalPort = await freePort();
-  const dev = await startDevServer({
-    cliPath: cli,
-    dataDir,
-    port: temporalPort,
-    uiPort: await freePort(),
-    inMemory: process.env.BENCH_IN_MEMORY === '1',
-  });
-  const temporal = await connectTemporal(dev.address, 'default');
-  const providers = createProviders(config);
-  const worker = await createWorker({
-    connection: temporal.nativeConnection,
-    namespace: 'default',
-    taskQueue: 'bench',
-    db,
-    providers,
-    nodeSecrets: nodeSecretsFor(config),
-  });
-  const workerDone = worker.run();
-  const app = createApp(
-    {
-      ...apiContext(config, db, temporal),
-      taskQueue: 'bench',
-      defaultTtlSeconds: 600,
-      ...(process.env.BENCH_EAGER === '0'
-        ? {}
-        : { eagerClient: new Client({ connection: temporal.nativeConnection, namespace: 'default' }) }),
-    },
-    { apiKey: BENCH_ADMIN_KEY, bodyLimit: '1mb', providers: ['mock'] },
-  );
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  const base = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
-  // Load runs with a workspace key, as a tenant's client would (key lookup and in-flight accounting included).
-  const call = (key: string, method: string, url: string, body?: unknown) =>
-    fetch(`${base}${url}`, {
-      method,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    }).then((r) => r.json() as Promise<any>);
-  await call(BENCH_ADMIN_KEY, 'POST', '/v1/workspaces', { id: 'bench', maxJobsInFlight: 100_000 });
-  const workspaceKey: string = (await call(BENCH_ADMIN_KEY, 'POST', '/v1/workspaces/bench/keys', { label: 'bench' })).key;
-  const post = (url: string, body: unknown) => call(workspaceKey, 'POST', url, body);
-  const get = (url: string) => call(workspaceKey, 'GET', url);
+  const stack = await startBenchStack({ coldStartSeconds: 1, tokensPerSecond: 1000, eager: process.env.BENCH_EAGER !== '0' });
+  const { db, temporal } = stack;
+  const post = (url: string, body: unknown) => stack.call('POST', url, body);
+  const get = (url: string) => stack.call('GET', url);
 
   await post('/v1/pools', {
     id: 'bench',
@@ -188,15 +123,7 @@ async function main(): Promise<void> {
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 
-  server.close();
-  worker.shutdown();
-  await workerDone;
-  await providers.mock.terminateAll();
-  await temporal.connection.close();
-  await dev.stop();
-  await db.end();
-  await pg.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await stack.stop();
 }
 
 main().catch((err) => {

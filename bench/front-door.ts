@@ -1,0 +1,167 @@
+/**
+ * OpenAI front door benchmark (`npm run bench:front-door`), side by side in one run:
+ * 1. warm pool, closed loop of BENCH_CLIENTS clients for BENCH_SECONDS: the mock node called directly vs the
+ *    same node through POST /v1/chat/completions (requests/s, latency p50/p99, and what the front door adds);
+ * 2. BENCH_STREAMS concurrent streaming requests at once (all must complete);
+ * 3. a pool at zero: time from the request to its first token minus the mock's boot (BENCH_COLD_RUNS runs).
+ * Prints JSON. Not a test: figures go to the README and the issue note.
+ */
+import os from 'node:os';
+import { percentile, startBenchStack, until } from './stack';
+
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const STREAMS = Number(process.env.BENCH_STREAMS ?? 1000);
+const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
+const BOOT_SECONDS = 1;
+
+async function closedLoop(call: () => Promise<void>): Promise<{ requestsPerSecond: number; p50: number; p99: number; errors: number }> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const end = Date.now() + SECONDS * 1000;
+  const started = Date.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (Date.now() < end) {
+        const t = performance.now();
+        try {
+          await call();
+          latencies.push(performance.now() - t);
+        } catch {
+          errors += 1;
+        }
+      }
+    }),
+  );
+  return {
+    requestsPerSecond: Number((latencies.length / ((Date.now() - started) / 1000)).toFixed(1)),
+    p50: Number(percentile(latencies, 50).toFixed(2)),
+    p99: Number(percentile(latencies, 99).toFixed(2)),
+    errors,
+  };
+}
+
+async function main(): Promise<void> {
+  const stack = await startBenchStack({ coldStartSeconds: BOOT_SECONDS, tokensPerSecond: 100_000 });
+  const chat = (stream: boolean, maxTokens = 1) => ({
+    model: 'bench-model',
+    messages: [{ role: 'user', content: 'bench' }],
+    max_tokens: maxTokens,
+    ...(stream ? { stream: true } : {}),
+  });
+  const viaFrontDoor = async (body: unknown) => {
+    const res = await fetch(`${stack.base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.workspaceKey}` },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`${res.status} ${text.slice(0, 200)}`);
+    return text;
+  };
+
+  await stack.call('POST', '/v1/pools', {
+    id: 'warm',
+    model: 'bench-model',
+    minNodes: 2,
+    maxNodes: 2,
+    slotsPerNode: 1000,
+    idleTimeoutSeconds: 3600,
+    lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1 }],
+  });
+  const nodes = await until(async () => {
+    const pool = await stack.call('GET', '/v1/pools/warm');
+    return pool.nodes?.length === 2 && pool.nodes.every((n: { state: string }) => n.state === 'ready') ? pool.nodes : undefined;
+  });
+  const node = nodes[0] as { id: string; url: string };
+  const direct = async () => {
+    const res = await fetch(`${node.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.nodeToken(node.id)}` },
+      body: JSON.stringify(chat(false)),
+    });
+    if (!res.ok) throw new Error(String(res.status));
+    await res.text();
+  };
+  // Warm-up: JIT, connection pools, workflow cache.
+  await Promise.all(Array.from({ length: 20 }, () => viaFrontDoor(chat(false))));
+
+  const directRun = await closedLoop(direct);
+  const frontDoorRun = await closedLoop(async () => {
+    await viaFrontDoor(chat(false));
+  });
+
+  const streamsStarted = Date.now();
+  const streamResults = await Promise.allSettled(Array.from({ length: STREAMS }, () => viaFrontDoor(chat(true, 5))));
+  const streamFailures = streamResults.filter((r) => r.status === 'rejected' || !r.value.includes('data: [DONE]'));
+
+  await stack.call('POST', '/v1/pools', {
+    id: 'cold',
+    model: 'cold-model',
+    maxNodes: 1,
+    slotsPerNode: 8,
+    idleTimeoutSeconds: 3600,
+    lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1 }],
+  });
+  const overBoot: number[] = [];
+  for (let run = 0; run < COLD_RUNS; run++) {
+    await until(async () => {
+      const pool = await stack.call('GET', '/v1/pools/cold');
+      return pool.nodes?.length === 0 && pool.phase === 'idle';
+    });
+    const sent = performance.now();
+    const res = await fetch(`${stack.base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.workspaceKey}` },
+      body: JSON.stringify({ ...chat(true, 2), model: 'cold-model' }),
+    });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let seen = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decoder.decode(value, { stream: true });
+      if (seen.includes('data: {')) {
+        overBoot.push(performance.now() - sent - BOOT_SECONDS * 1000);
+        break;
+      }
+    }
+    await reader.cancel().catch(() => undefined);
+    await stack.call('POST', '/v1/pools/cold/scale-to-zero');
+  }
+
+  const report = {
+    machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.cpus()[0]?.model}`,
+    warm: {
+      clients: CLIENTS,
+      seconds: SECONDS,
+      direct: directRun,
+      frontDoor: frontDoorRun,
+      addedLatencyMs: {
+        p50: Number((frontDoorRun.p50 - directRun.p50).toFixed(2)),
+        p99: Number((frontDoorRun.p99 - directRun.p99).toFixed(2)),
+      },
+    },
+    concurrentStreams: {
+      streams: STREAMS,
+      failed: streamFailures.length,
+      seconds: Number(((Date.now() - streamsStarted) / 1000).toFixed(1)),
+    },
+    coldStart: {
+      bootSeconds: BOOT_SECONDS,
+      runs: overBoot.length,
+      firstTokenMinusBootMs: { p50: Number(percentile(overBoot, 50).toFixed(0)), max: Number(Math.max(...overBoot).toFixed(0)) },
+    },
+  };
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  await stack.stop();
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`${(err as Error).stack}\n`);
+    process.exit(1);
+  },
+);
