@@ -4,6 +4,7 @@ import { SNAPSHOT_TEXT_LIMIT } from '../domain/job-policy';
 import { type InferenceInput, type InferenceProgress, type InferenceResult, payloadProblem, toChatRequest } from '../domain/inference';
 
 import type { TokenUsage } from '../domain/types';
+import { callService } from './service-call';
 import { type NodeSecrets, nodeAuthHeaders } from './node-secrets';
 
 /** Creates the inference activity. `apiBaseUrl`: where nodes reach the API to report progress (none: they are not told). */
@@ -14,6 +15,7 @@ export function createInferenceActivities(options: { apiBaseUrl?: string; secret
      * request at the node at once. Node unreachable or 5xx: retryable `NodeUnavailable`; 4xx: `InvalidRequest`.
      */
     async runInference(input: InferenceInput): Promise<InferenceResult> {
+      if (input.service) return callService(input, input.service, options.secrets);
       const ctx = Context.current();
       const startedAt = Date.now();
       const problem = payloadProblem(input.payload);

@@ -20,7 +20,10 @@ import { queryWithRetry } from './query';
 /** What a caller asks to run. */
 export interface JobRequest {
   pool: string;
-  payload: Record<string, unknown>;
+  /** A chat request (messages or prompt); or, for any other service, `path` and `body`. */
+  payload?: Record<string, unknown>;
+  path?: string;
+  body?: unknown;
   ttlSeconds?: number;
   maxAttempts?: number;
   /** 1 (highest) to 5 (lowest); default 3. */
@@ -87,7 +90,8 @@ export class JobService {
       jobId,
       poolId: key,
       model,
-      payload: request.payload,
+      payload: request.payload ?? {},
+      ...(request.body !== undefined ? { service: { path: request.path ?? '/', body: request.body } } : {}),
       ttlSeconds: request.ttlSeconds ?? this.ctx.defaultTtlSeconds,
       maxAttempts: request.maxAttempts ?? this.ctx.defaultMaxAttempts,
       submittedAt: Date.now(),

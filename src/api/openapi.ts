@@ -702,6 +702,15 @@ export const API_PATHS: PathSpec[] = [
     errors: [400, 401, 404, 409, 413, 429],
   },
   {
+    method: 'get',
+    path: '/v1/jobs/{id}/result',
+    summary: 'A completed job’s answer as the node gave it (a service job’s image as an image; a chat job’s text)',
+    tag: 'jobs',
+    request: { params: jobIdParam },
+    ok: [200, null, 'The answer, with its content type'],
+    errors: [401, 404, 409],
+  },
+  {
     method: 'post',
     path: '/v1/chat/completions',
     summary: 'OpenAI chat completion (streams with `stream: true`); parks while the pool serving `model` cold-starts',

@@ -14,7 +14,28 @@ export interface InferenceInput {
   resume?: { completionTokens: number; text: string };
   /** Handed to the node so it may POST progress to /v1/jobs/:id/progress. */
   progressToken?: string;
+  /** A generic service call instead of a chat completion: this body to this path, the answer passed through. */
+  service?: ServiceCall;
 }
+
+/** A job for a service that is not (only) a chat model: an image generator, a code runner. */
+export interface ServiceCall {
+  /** The path on the node, e.g. `/v1/images/generations`. */
+  path: string;
+  body: unknown;
+}
+
+/** A service's answer as the job keeps it: JSON as JSON, anything else base64 with its content type. */
+export interface ServiceResponse {
+  status: number;
+  contentType: string;
+  json?: unknown;
+  base64?: string;
+  bytes: number;
+}
+
+/** The largest service answer a job keeps (it travels through Temporal and PostgreSQL). */
+export const SERVICE_RESPONSE_LIMIT_BYTES = 1024 * 1024;
 
 /** Progress as heartbeated, and as handed back when the attempt is stopped. */
 export interface InferenceProgress {
@@ -26,6 +47,8 @@ export interface InferenceProgress {
 /** What a finished attempt returns. */
 export interface InferenceResult {
   text: string;
+  /** A service call's answer (absent for chat completions). */
+  response?: ServiceResponse;
   usage: TokenUsage;
   /** Epoch ms (worker clock) when the request went out and when the last token arrived. */
   startedAt: number;

@@ -1,6 +1,7 @@
 /** Types shared by workflows, activities and the API. Plain JSON only: they cross Temporal boundaries. */
 import type { PoolKey } from '../ids';
 import type { Lane, PoolConfig } from './pool-config';
+import type { ServiceCall } from './inference';
 
 /** Capacity market of a lane. */
 export type Market = 'spot' | 'on-demand';
@@ -205,6 +206,8 @@ export interface JobInput {
   poolId: PoolKey;
   model: string;
   payload: Record<string, unknown>;
+  /** A generic service call instead of a chat completion (then `payload` is empty). */
+  service?: ServiceCall;
   ttlSeconds: number;
   maxAttempts: number;
   /** Epoch ms at which the API accepted the job (queue time is measured from here). */

@@ -183,6 +183,9 @@ async function completions(req: http.IncomingMessage, res: http.ServerResponse, 
   }
 }
 
+/** A valid 1×1 PNG (what the stand-in image generator returns). */
+const ONE_PIXEL_PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+
 /** `/v1/embeddings`: a deterministic 8-dimensional vector per input (a hash of its text). */
 async function embeddings(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   let body: { input?: unknown; encoding_format?: string };
@@ -247,6 +250,13 @@ const server = http.createServer((req, res) => {
   }
   if (url === '/v1/completions' && req.method === 'POST') {
     completions(req, res, 'text').catch(() => res.destroy());
+    return;
+  }
+  if (url === '/v1/images/generations' && req.method === 'POST') {
+    // A stand-in image generator: a 1×1 PNG, whatever was asked.
+    served += 1;
+    res.writeHead(200, { 'content-type': 'image/png' });
+    res.end(Buffer.from(ONE_PIXEL_PNG, 'base64'));
     return;
   }
   if (url === '/v1/embeddings' && req.method === 'POST') {

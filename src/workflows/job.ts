@@ -270,6 +270,7 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
           nodeId: current.nodeId,
           model: input.model,
           payload: input.payload,
+          ...(input.service ? { service: input.service } : {}),
           ...(resumeFrom ? { resume: { completionTokens: resumeFrom.completionTokens, text: resumeFrom.text } } : {}),
           ...(input.progressToken ? { progressToken: input.progressToken } : {}),
         }),
@@ -287,7 +288,7 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
       run.outcome = 'completed';
       await pool.signal(jobFinishedSignal, { jobId: input.jobId, attempt: current.attempt });
       view.usage = result.usage;
-      view.result = { text: result.text };
+      view.result = result.response ? { response: result.response } : { text: result.text };
       view.runMs = result.finishedAt - result.startedAt;
       view.startedAt = result.startedAt;
       return finish('completed');

@@ -232,3 +232,34 @@ test('a node failing before the first token: the request goes to a slot again an
   );
   assert.ok(chunks >= 2 && chunks < 2000, 'no duplicated or completed output');
 });
+
+test('a generic service through /v1/jobs (path and body): the node’s PNG passes through as it came; bad combinations are refused', async () => {
+  await createPool(keyA, pool('images', 'image-gen', { minNodes: 1 }));
+  const submitted = await stack.request(
+    'POST',
+    '/v1/jobs',
+    { pool: 'images', path: '/v1/images/generations', body: { prompt: 'a cat' } },
+    keyA,
+  );
+  assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+  const done = await stack.until('the job completed', async () => {
+    const view = await stack.request('GET', submitted.body.status_url, undefined, keyA);
+    return view.body.status === 'completed' || view.body.status === 'failed' ? view.body : undefined;
+  });
+  assert.equal(done.status, 'completed', JSON.stringify(done));
+  assert.equal(done.result.response.contentType, 'image/png');
+  assert.equal(done.result.response.bytes, 70);
+  const raw = await fetch(`${stack.baseUrl}${submitted.body.status_url}/result`, { headers: { authorization: `Bearer ${keyA}` } });
+  assert.equal(raw.headers.get('content-type'), 'image/png');
+  const bytes = Buffer.from(await raw.arrayBuffer());
+  assert.deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG signature');
+
+  for (const bad of [
+    { pool: 'images', body: { prompt: 'no path' } },
+    { pool: 'images', payload: { prompt: 'x' }, path: '/v1/images/generations', body: {} },
+    { pool: 'images' },
+  ]) {
+    const refused = await stack.request('POST', '/v1/jobs', bad, keyA);
+    assert.equal(refused.status, 400, JSON.stringify(bad));
+  }
+});

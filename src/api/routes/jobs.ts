@@ -1,7 +1,7 @@
 /** /v1/jobs: submit (202 + status URL), read status, cancel. */
 import { Router } from 'express';
 import { z } from 'zod';
-import { payloadProblem } from '../../domain/inference';
+import { payloadProblem, type ServiceResponse } from '../../domain/inference';
 import { presentJob } from '../../domain/job-presenter';
 import { basePriority } from '../../domain/placement';
 import { TERMINAL_JOB_STATUSES } from '../../domain/types';
@@ -15,10 +15,21 @@ import type { JobService } from '../job-service';
 export const submitJobSchema = z
   .object({
     pool: z.string().regex(ENTITY_ID_PATTERN),
-    payload: z.record(z.unknown()).superRefine((payload, ctx) => {
-      const problem = payloadProblem(payload);
-      if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
-    }),
+    /** A chat request for the pool's model: `messages` (or `prompt`), `max_tokens`, … */
+    payload: z
+      .record(z.unknown())
+      .superRefine((payload, ctx) => {
+        const problem = payloadProblem(payload);
+        if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      })
+      .optional(),
+    /** Any other service: the path on the node and the JSON body to POST there; its answer is passed through. */
+    path: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, 'a path on the node, starting with /')
+      .max(500)
+      .optional(),
+    body: z.unknown().optional(),
     ttlSeconds: z
       .number()
       .int()
@@ -31,7 +42,12 @@ export const submitJobSchema = z
     /** Receives the job's terminal state, signed (X-Zeropool-Signature). */
     callbackUrl: z.string().url().max(2000).optional(),
   })
-  .strict();
+  .strict()
+  .refine((job) => (job.payload === undefined) !== (job.body === undefined), {
+    message: 'give either payload (a chat request) or path and body (any other service)',
+    path: ['payload'],
+  })
+  .refine((job) => job.body === undefined || job.path !== undefined, { message: 'a body needs the path it goes to', path: ['path'] });
 
 /** Routes for jobs. */
 export function jobRoutes(ctx: ApiContext, jobs: JobService): Router {
@@ -50,6 +66,19 @@ export function jobRoutes(ctx: ApiContext, jobs: JobService): Router {
   router.get('/:id', async (req, res) => {
     const view = await jobs.view(principalOf(res).workspaceId, req.params.id);
     res.json(presentJob(view, view.callback));
+  });
+
+  /** A service job's answer as the node gave it (an image as an image); a chat job's text as text. */
+  router.get('/:id/result', async (req, res) => {
+    const view = await jobs.view(principalOf(res).workspaceId, req.params.id);
+    if (view.status !== 'completed') throw new ApiError(409, 'conflict', `job is ${view.status}; a result comes once it completed`);
+    const result = view.result as { response?: ServiceResponse; text?: string } | undefined;
+    if (result?.response) {
+      const { contentType, json, base64 } = result.response;
+      res.type(contentType).send(base64 !== undefined ? Buffer.from(base64, 'base64') : JSON.stringify(json));
+      return;
+    }
+    res.type('text/plain').send(result?.text ?? '');
   });
 
   router.delete('/:id', async (req, res) => {
