@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     model: 'bench-model',
     minNodes: 2,
     maxNodes: 2,
-    slotsPerNode: 1000,
+    slotsPerNode: Number(process.env.BENCH_SLOTS ?? 500),
     idleTimeoutSeconds: 3600,
     lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1 }],
   });
@@ -147,6 +147,8 @@ async function main(): Promise<void> {
       streams: STREAMS,
       failed: streamFailures.length,
       seconds: Number(((Date.now() - streamsStarted) / 1000).toFixed(1)),
+      // What the first failures said (an error event in an otherwise complete stream counts as a failure).
+      failures: streamFailures.slice(0, 3).map((r) => (r.status === 'rejected' ? String(r.reason).slice(0, 300) : r.value.slice(-300))),
     },
     coldStart: {
       bootSeconds: BOOT_SECONDS,
