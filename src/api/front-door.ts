@@ -136,6 +136,8 @@ export class FrontDoor {
           const cause = err instanceof WorkflowUpdateFailedError ? err.cause : err;
           const message = cause instanceof Error ? cause.message : String(cause);
           const timeout = cause instanceof ApplicationFailure && cause.type === 'ParkTimeout';
+          // Given up (nodes kept failing): the slot goes back now, not when the lease runs out.
+          if (!timeout) await report({ status: 'failed', finishedAt: Date.now(), error: message });
           if (!res.headersSent) {
             throw new ApiError(timeout ? 503 : 502, timeout ? 'capacity_timeout' : 'upstream_failed', message, null, {
               'Retry-After': '10',
