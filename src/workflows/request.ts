@@ -27,6 +27,7 @@ import {
   jobArrivedSignal,
   jobFinishedSignal,
   jobPlacedSignal,
+  jobPreemptSignal,
   jobRevokedSignal,
   jobStateQuery,
   jobWithdrawnSignal,
@@ -90,6 +91,10 @@ export async function requestWorkflow(input: RequestInput): Promise<JobView> {
     view.attempt = attempt;
     grant = undefined;
     running = false;
+  });
+  setHandler(jobPreemptSignal, () => {
+    // A front-door request is short and streams to a waiting client: it is not stopped. Its slot goes to
+    // the preempting job when it ends (jobFinished), as a preempted job's would when it confirms.
   });
   setHandler(cancelJobSignal, ({ reason }) => {
     cancelReason ??= reason ?? 'cancelled by the client';
