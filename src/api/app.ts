@@ -11,6 +11,7 @@ import { withTimeout } from './query';
 import { authenticate, requireAdmin } from './auth';
 import type { ApiContext } from './context';
 import { docsRoutes } from './docs';
+import { API_PATHS } from './openapi';
 import { ApiError, errorHandler } from './errors';
 import { JobService } from './job-service';
 import { compatRoutes } from './routes/compat';
@@ -105,6 +106,17 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use('/v1', ledgerRoutes(ctx));
   app.use('/v1', openAiRoutes(ctx, new FrontDoor(ctx, options.nodeSecrets)));
   app.use('/v1', compatRoutes(jobs));
+  // A known path asked with a method it does not serve: 405 naming the methods it does (as the document lists them).
+  const documented = API_PATHS.map((p) => ({
+    pattern: new RegExp(`^${p.path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    method: p.method.toUpperCase(),
+  }));
+  app.use((req, res, next) => {
+    const allowed = [...new Set(documented.filter((d) => d.pattern.test(req.path)).map((d) => d.method))];
+    if (allowed.length === 0) return next();
+    res.setHeader('Allow', allowed.join(', '));
+    next(new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on ${req.path}; allowed: ${allowed.join(', ')}`));
+  });
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler);
   return app;

@@ -281,6 +281,8 @@ interface PathSpec {
   public?: boolean;
   /** Authenticated by the job's progress token instead of an API key. */
   progressToken?: boolean;
+  /** The body may be left out (every other body is required: the server answers 400 without one). */
+  optionalBody?: boolean;
 }
 
 /** Every route the API serves. */
@@ -535,6 +537,7 @@ export const API_PATHS: PathSpec[] = [
     summary: 'Stop its containers: running jobs get drainTimeoutSeconds, then are preempted (progress kept); new jobs start it again',
     tag: 'services',
     request: { params: nameParam, body: { content: { 'application/json': { schema: stopServiceSchema } } } },
+    optionalBody: true,
     ok: [202, service, 'Stopping'],
     errors: [400, 401, 404],
   },
@@ -544,6 +547,7 @@ export const API_PATHS: PathSpec[] = [
     summary: 'Stop as above, then start a fresh container from the current definition',
     tag: 'services',
     request: { params: nameParam, body: { content: { 'application/json': { schema: stopServiceSchema } } } },
+    optionalBody: true,
     ok: [202, service, 'Restarting'],
     errors: [400, 401, 404, 409],
   },
@@ -791,7 +795,7 @@ export function openApiDocument() {
       summary: spec.summary,
       tags: [spec.tag],
       security: spec.public ? [] : spec.progressToken ? [{ progressToken: [] }] : [{ bearer: [] }, { zerogateKey: [] }],
-      request: spec.request,
+      request: spec.request?.body ? { ...spec.request, body: { ...spec.request.body, required: !spec.optionalBody } } : spec.request,
       responses,
     });
   }

@@ -186,3 +186,16 @@ test('/ready checks Temporal and PostgreSQL; /metrics (admin) exposes nodes, que
   assert.match(await docs.text(), /swagger-ui-bundle\.js/);
   assert.equal((await fetch(`${stack.baseUrl}/docs/swagger-ui-bundle.js`)).status, 200);
 });
+
+test('what the fuzzer found (schemathesis): an out-of-range ledger cursor is a 400, not a 500; a method a path does not serve is a 405 naming the ones it does', async () => {
+  const cursor = await stack.request('GET', '/v1/ledger?after=9223372036854775808', undefined, keyA);
+  assert.equal(cursor.status, 400, JSON.stringify(cursor.body));
+  const put = await stack.request('PUT', '/v1/pools', {}, keyA);
+  assert.equal(put.status, 405);
+  assert.deepEqual(put.headers.get('allow')?.split(', ').sort(), ['GET', 'POST']);
+  assert.equal(put.body.error.code, 'method_not_allowed');
+  const patchJob = await stack.request('PATCH', `/v1/jobs/${'0'.repeat(8)}-0000-0000-0000-${'0'.repeat(12)}`, {}, keyA);
+  assert.equal(patchJob.status, 405);
+  assert.deepEqual(patchJob.headers.get('allow')?.split(', ').sort(), ['DELETE', 'GET']);
+  assert.equal((await stack.request('GET', '/v1/no-such-route', undefined, keyA)).status, 404, 'an unknown path is still a 404');
+});

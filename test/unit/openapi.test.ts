@@ -48,4 +48,9 @@ test('every route the API registers is in the document, with its errors', () => 
   const doc = openApiDocument() as unknown as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
   assert.ok(doc.paths['/v1/jobs'].post.responses['429'], 'the in-flight limit is documented');
   assert.ok(doc.paths['/v1/pools/{id}'].get.responses['404']);
+  // Bodies the server needs are marked required (schemathesis sent none and got a 400 the document did not announce).
+  const bodies = doc as unknown as { paths: Record<string, Record<string, { requestBody?: { required?: boolean } }>> };
+  assert.equal(bodies.paths['/v1/jobs'].post.requestBody?.required, true);
+  assert.equal(bodies.paths['/v1/pools'].post.requestBody?.required, true);
+  assert.equal(bodies.paths['/v1/services/{name}/stop'].post.requestBody?.required, false, 'stop takes an optional body');
 });

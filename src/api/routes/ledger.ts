@@ -19,7 +19,8 @@ export const analyticsQuerySchema = z
 export const ledgerQuerySchema = z
   .object({
     pool: z.string().regex(ENTITY_ID_PATTERN).optional(),
-    after: z.coerce.number().int().min(0).optional(),
+    // Sequence numbers are PostgreSQL bigints; past what JSON numbers carry exactly is refused here, not by PostgreSQL.
+    after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     limit: z.coerce.number().int().min(1).max(1000).optional(),
   })
   .strict();
