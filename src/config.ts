@@ -70,6 +70,18 @@ export const configSchema = z.object({
     .transform((v) => v === '1' || v === 'true'),
   NVIDIA_SMI_PATH: z.string().default('nvidia-smi'),
   VRAM_RESERVE_MB: z.coerce.number().int().min(0).default(1024),
+  /** Ports a public callback target may use besides 80 and 443, comma-separated (e.g. 8443). */
+  CALLBACK_ALLOWED_PORTS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map(Number),
+    )
+    .refine((ports) => ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65_535), 'ports from 1 to 65535'),
   CALLBACK_ALLOWED_HOSTS: z
     .string()
     .default('')

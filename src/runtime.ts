@@ -132,7 +132,7 @@ export function apiContext(config: Config, db: pg.Pool, temporal: TemporalHandle
     indexed: temporal.indexed,
     defaultTtlSeconds: config.DEFAULT_JOB_TTL_SECONDS,
     defaultMaxAttempts: config.DEFAULT_JOB_MAX_ATTEMPTS,
-    callbackAllowList: parseAllowList(config.CALLBACK_ALLOWED_HOSTS),
+    callbackAllowList: parseAllowList(config.CALLBACK_ALLOWED_HOSTS, config.CALLBACK_ALLOWED_PORTS),
     notify: Boolean(config.NTFY_URL && config.NTFY_TOPIC),
     defaultPreemptPriorityGap: config.PREEMPT_PRIORITY_GAP,
   };

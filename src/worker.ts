@@ -65,6 +65,7 @@ export function createProviders(
 export function workerSettings(config: Config): {
   ntfy?: NtfySettings;
   callbackAllowList: string[];
+  callbackAllowedPorts: number[];
   apiBaseUrl?: string;
   nodeSecrets: NodeSecrets;
 } {
@@ -72,6 +73,7 @@ export function workerSettings(config: Config): {
     nodeSecrets: nodeSecretsFor(config),
     ntfy: config.NTFY_URL && config.NTFY_TOPIC ? { url: config.NTFY_URL, topic: config.NTFY_TOPIC, token: config.NTFY_TOKEN } : undefined,
     callbackAllowList: config.CALLBACK_ALLOWED_HOSTS,
+    callbackAllowedPorts: config.CALLBACK_ALLOWED_PORTS,
     apiBaseUrl: config.ZEROPOOL_PUBLIC_URL,
   };
 }
@@ -106,6 +108,7 @@ export async function createWorker(options: {
   afterLedgerWrite?: ActivityDeps['afterLedgerWrite'];
   ntfy?: ActivityDeps['ntfy'];
   callbackAllowList?: string[];
+  callbackAllowedPorts?: number[];
   apiBaseUrl?: string;
   /** Each node's bearer secret (the providers given must use the same). */
   nodeSecrets?: NodeSecrets;
@@ -123,6 +126,7 @@ export async function createWorker(options: {
       afterLedgerWrite: options.afterLedgerWrite,
       ntfy: options.ntfy,
       callbackAllowList: options.callbackAllowList,
+      callbackAllowedPorts: options.callbackAllowedPorts,
       apiBaseUrl: options.apiBaseUrl,
       nodeSecrets: options.nodeSecrets,
     }),

@@ -23,6 +23,8 @@ export interface ActivityDeps {
   ntfy?: NtfySettings;
   /** Private or loopback callback targets that are allowed (host names, addresses, CIDR ranges). */
   callbackAllowList?: string[];
+  /** Ports a public callback target may use besides 80 and 443. */
+  callbackAllowedPorts?: number[];
   /** Where nodes reach the API (ZEROPOOL_PUBLIC_URL): handed to them with the job's progress token. */
   apiBaseUrl?: string;
   /** Each node's bearer secret, sent with every inference call (absent: none is sent). */
@@ -36,7 +38,11 @@ export function createActivities(deps: ActivityDeps) {
     ...createInferenceActivities({ apiBaseUrl: deps.apiBaseUrl, secrets: deps.nodeSecrets }),
     ...createRecordActivities(deps.db, deps.afterLedgerWrite),
     ...createNotifyActivities(deps.ntfy, deps.logger),
-    ...createCallbackActivities({ db: deps.db, allowList: parseAllowList(deps.callbackAllowList ?? []), logger: deps.logger }),
+    ...createCallbackActivities({
+      db: deps.db,
+      allowList: parseAllowList(deps.callbackAllowList ?? [], deps.callbackAllowedPorts),
+      logger: deps.logger,
+    }),
   };
 }
 

@@ -31,16 +31,46 @@ for (const [net, bits] of [
   ['::1', 128],
   ['fc00::', 7],
   ['fe80::', 10],
+  ['fec0::', 10],
   ['ff00::', 8],
   ['2001:db8::', 32],
+  // Teredo tunnels hide their IPv4 address (obfuscated): none is a callback receiver.
+  ['2001::', 32],
+  // Local-use NAT64 (RFC 8215): translates to whatever the operator's network holds.
+  ['64:ff9b:1::', 48],
 ] as const) {
   NON_PUBLIC.addSubnet(net, bits, 'ipv6');
 }
 
-/** The IPv4 address an IPv4-mapped or NAT64 IPv6 address carries, if any. */
+/** An IPv6 address as its eight 16-bit groups (dotted IPv4 tails included); undefined if it is not one. */
+function ipv6Groups(address: string): number[] | undefined {
+  let text = address.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const part = (s: string | undefined) => (s ? s.split(':').map((g) => Number.parseInt(g, 16)) : []);
+  const left = part(head);
+  const right = part(tail);
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill(0), ...right];
+  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : undefined;
+}
+
+/**
+ * The IPv4 address an IPv6 address carries, in whatever notation: IPv4-mapped (`::ffff:0:0/96`),
+ * IPv4-compatible (`::/96`), NAT64 (`64:ff9b::/96`, dotted or hex, e.g. `64:ff9b::7f00:1`) and 6to4 (`2002::/16`).
+ */
 function embeddedIpv4(address: string): string | undefined {
-  const match = /^(?:::ffff:|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return match?.[1];
+  const g = ipv6Groups(address);
+  if (!g) return undefined;
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  const zeros = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  if (zeros(0, 5) && (g[5] === 0xffff || (g[5] === 0 && (g[6]! !== 0 || g[7]! > 1)))) return v4(g[6]!, g[7]!);
+  if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return v4(g[6]!, g[7]!);
+  if (g[0] === 0x2002) return v4(g[1]!, g[2]!);
+  return undefined;
 }
 
 /** Whether an address is anything but a public unicast address. */
@@ -58,10 +88,15 @@ export function isNonPublicAddress(address: string): boolean {
 export interface AllowList {
   hosts: Set<string>;
   ranges: BlockList;
+  /** Ports a public callback target may use besides 80 and 443 (CALLBACK_ALLOWED_PORTS). */
+  ports: Set<number>;
 }
 
+/** Ports every public callback target may use. */
+const STANDARD_PORTS = new Set([80, 443]);
+
 /** Parses CALLBACK_ALLOWED_HOSTS entries: `localhost`, `127.0.0.1`, `10.0.0.0/8`, `::1`. Throws on a bad range. */
-export function parseAllowList(entries: string[]): AllowList {
+export function parseAllowList(entries: string[], ports: number[] = []): AllowList {
   const hosts = new Set<string>();
   const ranges = new BlockList();
   for (const raw of entries.map((e) => e.trim()).filter(Boolean)) {
@@ -78,7 +113,7 @@ export function parseAllowList(entries: string[]): AllowList {
       hosts.add(raw.toLowerCase());
     }
   }
-  return { hosts, ranges };
+  return { hosts, ranges, ports: new Set(ports) };
 }
 
 /** A refused target: never retried. */
@@ -98,8 +133,15 @@ export function checkCallbackUrlForm(raw: string, allow: AllowList): URL {
   if (url.username || url.password) throw new CallbackTargetRefused('callback URL must not carry credentials');
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const family = isIP(host);
-  if (family && isNonPublicAddress(host) && !allow.ranges.check(host, family === 4 ? 'ipv4' : 'ipv6')) {
+  const listed = allow.hosts.has(host.toLowerCase()) || (family !== 0 && allow.ranges.check(host, family === 4 ? 'ipv4' : 'ipv6'));
+  if (family && isNonPublicAddress(host) && !listed) {
     throw new CallbackTargetRefused(`callback address ${host} is private or loopback; allow it with CALLBACK_ALLOWED_HOSTS`);
+  }
+  // A public target speaks on 80 or 443 (or a port the admin allowed); any other port would let callbacks
+  // probe services. Hosts the admin listed are trusted with any port.
+  const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+  if (!listed && !STANDARD_PORTS.has(port) && !allow.ports.has(port)) {
+    throw new CallbackTargetRefused(`callback port ${port} is not allowed: use 80 or 443, or allow it with CALLBACK_ALLOWED_PORTS`);
   }
   return url;
 }

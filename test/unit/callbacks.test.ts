@@ -98,3 +98,42 @@ test('ntfy publish: POST <server>/<topic>, message body, title, priority and tag
   assert.equal(headers.Authorization, 'Bearer tk_abc');
   assert.match(String(init.body), /Job j1 failed in pool chat \(workspace team-a, priority 2, attempt 3\)\.\nmodel server answered 500/);
 });
+
+test('SSRF guard, what the review found: IPv4 hidden in IPv6 in any notation (NAT64 in hex, local-use NAT64, IPv4-compatible, 6to4, Teredo) and site-local are not public; public targets only on 80, 443 or an allowed port', async () => {
+  for (const address of [
+    '64:ff9b::7f00:1', // NAT64 of 127.0.0.1, as URL parsing writes it
+    '64:ff9b::127.0.0.1',
+    '64:ff9b::a9fe:a9fe', // 169.254.169.254, the metadata address
+    '64:ff9b:1::808:808', // local-use NAT64: whatever the operator maps
+    'fec0::1', // site-local
+    '::127.0.0.1', // IPv4-compatible
+    '::7f00:1',
+    '::ffff:7f00:1', // mapped, hex
+    '2002:7f00:1::1', // 6to4 of 127.0.0.1
+    '2001:0:4136:e378:8000:63bf:3fff:fdd2', // Teredo
+  ]) {
+    assert.equal(isNonPublicAddress(address), true, address);
+  }
+  for (const address of ['64:ff9b::808:808', '2002:808:808::1', '2606:4700:4700::1111']) {
+    assert.equal(isNonPublicAddress(address), false, address);
+  }
+  const dns = resolver({ 'hooks.example.com': ['93.184.216.34'] });
+  await assert.rejects(
+    checkCallbackTarget('http://[64:ff9b::127.0.0.1]/x', none, dns),
+    CallbackTargetRefused,
+    'URL parsing turns it to hex',
+  );
+  assert.equal((await checkCallbackTarget('https://hooks.example.com/x', none, dns)).address, '93.184.216.34');
+  assert.equal((await checkCallbackTarget('http://hooks.example.com:80/x', none, dns)).address, '93.184.216.34');
+  await assert.rejects(checkCallbackTarget('https://hooks.example.com:22/x', none, dns), /port 22 is not allowed/);
+  await assert.rejects(checkCallbackTarget('http://hooks.example.com:6379/x', none, dns), /CALLBACK_ALLOWED_PORTS/);
+  const withPort = parseAllowList([], [8443]);
+  assert.equal((await checkCallbackTarget('https://hooks.example.com:8443/x', withPort, dns)).address, '93.184.216.34');
+  assert.equal(
+    (await checkCallbackTarget('http://127.0.0.1:9999/x', parseAllowList(['127.0.0.1']), dns)).address,
+    '127.0.0.1',
+    'a host the admin listed may use any port',
+  );
+  assert.deepEqual(loadConfig({ CALLBACK_ALLOWED_PORTS: '8443, 9000' }).CALLBACK_ALLOWED_PORTS, [8443, 9000]);
+  assert.throws(() => loadConfig({ CALLBACK_ALLOWED_PORTS: '70000' }), /CALLBACK_ALLOWED_PORTS/);
+});

@@ -81,7 +81,9 @@ export function createCallbackActivities(deps: { db: Pool; allowList: AllowList;
       try {
         ({ status } = await post(target, headers, body));
       } catch (err) {
-        const message = `callback to ${target.url.host} failed: ${(err as Error).message}`;
+        // Not what failed or answered: a callback's error must not work as a probe of the network.
+        const message = 'callback receiver unreachable';
+        log.warn({ err: (err as Error).message, host: target.url.host }, 'callback delivery failed');
         await setCallbackState(deps.db, jobId, { ...state, state: 'retrying', lastError: message });
         throw ApplicationFailure.retryable(message, 'CallbackUnavailable');
       }
@@ -90,7 +92,10 @@ export function createCallbackActivities(deps: { db: Pool; allowList: AllowList;
         log.info({ attempts }, 'callback delivered');
         return;
       }
-      const message = `callback receiver answered ${status}`;
+      const message =
+        status >= 400 && status < 500 && status !== 408 && status !== 429
+          ? 'callback refused by the receiver'
+          : 'callback receiver unavailable';
       if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
         await setCallbackState(deps.db, jobId, { ...state, state: 'refused', lastStatus: status, lastError: message });
         throw ApplicationFailure.nonRetryable(message, 'CallbackRefused');
