@@ -45,8 +45,9 @@ export function jobWorkflowId(jobId: string): string {
 }
 
 /** Node id: unique across pools and workspaces (it starts with the pool key), deterministic so provisioning retries land on the same node. */
-export function nodeId(poolKey: PoolKey, sequence: number): string {
-  return `${poolKey}-n${sequence}`;
+export function nodeId(poolKey: PoolKey, sequence: number, incarnation?: string): string {
+  // The incarnation keeps a re-created pool's nodes (and their ledger keys) apart from an earlier one's.
+  return incarnation ? `${poolKey}-${incarnation}-n${sequence}` : `${poolKey}-n${sequence}`;
 }
 
 /** Workflow id of the child that delivers a job's callback and terminal notification (it outlives the job). */

@@ -1,16 +1,23 @@
 /** Activities that write the ledger and job records. Idempotent: retries never add a second row. */
 import type { Pool } from 'pg';
-import { appendLedgerEvent, type LedgerEvent } from '../db/ledger';
+import { ApplicationFailure } from '@temporalio/activity';
+import { appendLedgerEvent, type LedgerEvent, LedgerKeyConflictError } from '../db/ledger';
 import { saveJobOutcome } from '../db/store';
 import type { JobView } from '../domain/types';
 import { observeLedgerEvent } from '../metrics';
 
+/** A key conflict does not go away by retrying: it fails the write at once, loudly. */
+function refuseConflicts(err: unknown): never {
+  if (err instanceof LedgerKeyConflictError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+  throw err;
+}
+
 /** Builds the record-keeping activities over a PostgreSQL pool. */
 export function createRecordActivities(db: Pool, afterLedgerWrite?: (event: LedgerEvent) => void) {
   return {
-    /** Appends one ledger event (ON CONFLICT (event_key) DO NOTHING). */
+    /** Appends one ledger event (the same event again is a no-op; another event under its key is refused). */
     async recordLedgerEvent(event: LedgerEvent): Promise<void> {
-      const written = await appendLedgerEvent(db, event);
+      const written = await appendLedgerEvent(db, event).catch(refuseConflicts);
       afterLedgerWrite?.(event);
       if (written) observeLedgerEvent(event);
     },
@@ -21,7 +28,7 @@ export function createRecordActivities(db: Pool, afterLedgerWrite?: (event: Ledg
       try {
         await client.query('BEGIN');
         await saveJobOutcome(client, input.view);
-        const written = await appendLedgerEvent(client, input.event);
+        const written = await appendLedgerEvent(client, input.event).catch(refuseConflicts);
         await client.query('COMMIT');
         afterLedgerWrite?.(input.event);
         if (written) observeLedgerEvent(input.event);

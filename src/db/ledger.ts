@@ -48,7 +48,16 @@ export function ledgerOwner(event: Pick<LedgerEvent, 'poolId' | 'workspaceId'>):
   return event.poolId ? splitPoolKey(event.poolId) : { workspaceId: event.workspaceId ?? DEFAULT_WORKSPACE, poolName: null };
 }
 
-/** Appends an event; a repeated event key is a no-op. Returns true if this call wrote the row. */
+/** An event key already on the ledger for a different event: never silently dropped (it would be unbilled work). */
+export class LedgerKeyConflictError extends Error {
+  override readonly name = 'LedgerKeyConflict';
+}
+
+/**
+ * Appends an event; the same event again (a retried write) is a no-op. Returns true if this call wrote the
+ * row. A key already used by a different event (another type, owner, node, job or time) throws
+ * LedgerKeyConflictError.
+ */
 export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEvent): Promise<boolean> {
   const owner = ledgerOwner(event);
   const result = await db.query(
@@ -70,7 +79,34 @@ export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEv
       owner.workspaceId,
     ],
   );
-  return (result.rowCount ?? 0) > 0;
+  if ((result.rowCount ?? 0) > 0) return true;
+  const existing = await db.query<{
+    event_type: string;
+    workspace_id: string;
+    pool_id: string | null;
+    node_id: string | null;
+    job_id: string | null;
+    at: string;
+  }>(
+    `SELECT event_type, workspace_id, pool_id, node_id, job_id, round(extract(epoch FROM occurred_at) * 1000)::text AS at
+       FROM ledger WHERE event_key = $1`,
+    [event.eventKey],
+  );
+  const row = existing.rows[0];
+  const same =
+    row !== undefined &&
+    row.event_type === event.eventType &&
+    row.workspace_id === owner.workspaceId &&
+    row.pool_id === owner.poolName &&
+    row.node_id === (event.nodeId ?? null) &&
+    row.job_id === (event.jobId ?? null) &&
+    Number(row.at) === Math.round(event.occurredAt);
+  if (!same) {
+    throw new LedgerKeyConflictError(
+      `ledger key ${event.eventKey} already holds another event (${row?.event_type} of ${row?.node_id ?? row?.job_id ?? 'none'} at ${row?.at}); refusing to drop this one`,
+    );
+  }
+  return false;
 }
 
 /** Ledger rows of a pool in the order they happened. */

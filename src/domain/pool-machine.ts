@@ -42,7 +42,7 @@ export function terminateRetryMs(failures: number): number {
 export { newPoolState };
 
 /** Makes a node id from the pool key and a sequence number (ids.ts nodeId; injected to keep this file pure). */
-export type NodeIdMaker = (poolKey: PoolKey, sequence: number) => string;
+export type NodeIdMaker = (poolKey: PoolKey, sequence: number, incarnation?: string) => string;
 
 /** Applies one event; returns the new state, the commands to run, when to wake, and a reply for updates. */
 export function stepPool(previous: PoolState, event: PoolEvent, now: number, makeNodeId: NodeIdMaker): StepResult {
@@ -400,7 +400,7 @@ class Step {
     for (let i = 0; i < count; i++) {
       s.nodeSequence += 1;
       s.nodes.push({
-        id: this.makeNodeId(this.poolId, s.nodeSequence),
+        id: this.makeNodeId(this.poolId, s.nodeSequence, s.incarnation),
         laneIndex: -1,
         state: 'provisioning',
         requestedAt: this.now,
@@ -474,7 +474,7 @@ class Step {
     const move = planLaneMove(s, this.now);
     if (!move) return;
     s.nodeSequence += 1;
-    const id = this.makeNodeId(this.poolId, s.nodeSequence);
+    const id = this.makeNodeId(this.poolId, s.nodeSequence, s.incarnation);
     s.nodes.push({
       id,
       laneIndex: move.toLane,

@@ -143,6 +143,12 @@ export interface PoolState {
   terminateFailuresTotal?: number;
   /** Lane moves are on (set by a run started with them; see the `started` event). */
   laneMoves?: boolean;
+  /**
+   * Which life of the pool this is (from its first run's id): part of every node id, so a pool deleted and
+   * created again under the same name never reuses an earlier life's node ids or ledger keys. Absent in pools
+   * created before it (their node ids stay as they were).
+   */
+  incarnation?: string;
 }
 
 /** An idle teardown: which nodes, and when their terminate calls go out. */

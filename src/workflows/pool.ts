@@ -68,6 +68,10 @@ const SETTLE_BEFORE_CONTINUE: ReadonlySet<PoolCommand['type']> = new Set([
 /** The pool workflow. */
 export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   let state: PoolState = input.state ?? newPoolState(input.poolId, input.config);
+  // A new pool's node ids carry its incarnation (the random tail of its first run's id: UUIDv7 run ids begin
+  // with the time); runs recorded before this replay without one.
+  if (!input.state && patched('pool-incarnation'))
+    state = { ...state, incarnation: workflowInfo().firstExecutionRunId.replace(/-/g, '').slice(-8) };
   const poolId = state.poolId;
   // `started` goes first: signals that came with the run's first task are delivered as soon as their handler
   // is registered, and the machine must see the start (which forgets the last run's calls) before them.

@@ -116,7 +116,8 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
   assert.equal(first.status, 'completed', JSON.stringify(first));
   const [container] = await containers();
   assert.ok(container, 'the container exists');
-  assert.equal(container.Names[0], `/${containerName(`${PREFIX}solo-n1`)}`);
+  assert.equal(container.Names[0], `/${containerName(first.node_id)}`);
+  assert.match(first.node_id, new RegExp(`^${PREFIX}solo-[0-9a-f]{8}-n1$`), 'the node id carries the pool’s incarnation');
   assert.deepEqual(
     [
       container.Labels[LABEL.pool],

@@ -32,6 +32,31 @@ test('ledger writes are idempotent by event key (a retried activity adds no seco
   assert.equal(rows[0].occurred_at.getTime(), 1_700_000_000_000);
 });
 
+test('an event key already holding a different event is an error, never a silent drop (a re-created pool’s node would go unbilled)', async () => {
+  const first = {
+    eventKey: 'p9-n1:provisioning',
+    eventType: 'node_provisioning' as const,
+    occurredAt: 1_700_000_000_000,
+    poolId: asPoolKey('p9'),
+    nodeId: 'p9-n1',
+    lane: { provider: 'mock', market: 'spot' as const, gpu: 'A10G', pricePerHour: 0.45 },
+  };
+  assert.equal(await appendLedgerEvent(database.db, first), true);
+  assert.equal(await appendLedgerEvent(database.db, { ...first }), false, 'the same event again is a retried write');
+  const later = { ...first, occurredAt: 1_700_000_600_000 };
+  await assert.rejects(appendLedgerEvent(database.db, later), (err: Error) => {
+    assert.equal(err.name, 'LedgerKeyConflict');
+    assert.match(err.message, /p9-n1:provisioning already holds another event/);
+    return true;
+  });
+  const { recordLedgerEvent } = createRecordActivities(database.db);
+  await assert.rejects(recordLedgerEvent(later), (err: Error & { nonRetryable?: boolean }) => {
+    assert.equal(err.nonRetryable, true, 'retrying would not help: the activity fails at once');
+    return true;
+  });
+  assert.equal((await ledgerRowsForPool(database.db, 'p9')).length, 1);
+});
+
 test('PostgreSQL itself refuses UPDATE, DELETE and TRUNCATE on the ledger', async () => {
   await appendLedgerEvent(database.db, {
     eventKey: 'p2:x',
