@@ -15,6 +15,16 @@ test('docker-compose.yml parses and has the production shape', () => {
   }
 });
 
+test('compose publishes Temporal and its Web UI on loopback only, the UI read-only (Temporal has no auth)', () => {
+  assert.deepEqual(compose.services.temporal.ports, ['127.0.0.1:7233:7233']);
+  assert.deepEqual(compose.services['temporal-ui'].ports, ['127.0.0.1:8233:8080']);
+  assert.equal(compose.services['temporal-ui'].environment.TEMPORAL_DISABLE_WRITE_ACTIONS, 'true');
+  for (const [name, service] of Object.entries<any>(compose.services)) {
+    if (name === 'api') continue;
+    for (const port of service.ports ?? []) assert.match(String(port), /^127\.0\.0\.1:/, `${name} publishes ${port} beyond loopback`);
+  }
+});
+
 test('every command docker-compose runs from our image or our files exists', () => {
   for (const [name, service] of Object.entries<any>(compose.services)) {
     if (service.build) {
