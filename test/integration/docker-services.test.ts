@@ -139,6 +139,11 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
   );
   const gpu = (await stack.request('GET', '/v1/gpu')).body;
   assert.deepEqual([gpu.available, gpu.gpus[0].name, gpu.gpus[0].memory.totalMiB], [true, 'NVIDIA GeForce RTX 4080 SUPER', 16_376]);
+  // A workspace key sees the GPUs but not the host's processes (their pids and names are other tenants' business).
+  const asTenant = (await stack.request('GET', '/v1/gpu', undefined, await stack.workspaceKey(`${PREFIX}viewer`))).body;
+  assert.equal(asTenant.gpus[0].name, 'NVIDIA GeForce RTX 4080 SUPER');
+  assert.deepEqual(asTenant.gpus[0].processes, []);
+  assert.equal(asTenant.gpus[0].otherProcesses.count, gpu.gpus[0].processes.length);
   assert.equal((await stack.request('GET', `/v1/available/${PREFIX}solo`)).body.decision, 'use_local');
   const metrics = (await stack.request('GET', '/metrics')).body as string;
   assert.match(metrics, /zeropool_gpu_memory_mib\{gpu="0",name="NVIDIA GeForce RTX 4080 SUPER",kind="total"\} 16376/);

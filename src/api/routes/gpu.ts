@@ -21,7 +21,17 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
 
   router.get('/gpu', async (_req, res) => {
     const { rawProcesses: _raw, ...report } = await ctx.local.probe.probe();
-    res.json(report);
+    if (principalOf(res).admin) return void res.json(report);
+    // The host's GPU processes belong to every workspace (and to the host): a workspace sees only how many
+    // there are and what they hold, not their pids or names.
+    res.json({
+      ...report,
+      gpus: report.gpus.map(({ processes, ...gpu }) => ({
+        ...gpu,
+        processes: [],
+        otherProcesses: { count: processes.length, usedMemoryMiB: processes.reduce((sum, p) => sum + (p.usedMemoryMiB ?? 0), 0) },
+      })),
+    });
   });
 
   router.get('/vram', async (_req, res) => {
