@@ -61,6 +61,13 @@ test('on a full pool a priority-1 job preempts a priority-5 job: the node shows 
   assert.equal((await stack.request('POST', progressUrl, { completion_tokens: 5 }, 'zpj_wrong')).status, 401);
   assert.equal((await stack.request('POST', progressUrl, { completion_tokens: 5 })).status, 401, 'the admin key is no progress token');
   assert.equal((await stack.request('POST', progressUrl, { completion_tokens: -1 }, low.body.progress_token)).status, 400);
+  const oversized = await stack.request(
+    'POST',
+    progressUrl,
+    { completion_tokens: 9, text: 'x'.repeat(16 * 1024 + 1) },
+    low.body.progress_token,
+  );
+  assert.equal(oversized.status, 400, 'a report is bounded: each one lands in the job’s history');
   assert.equal((await stack.request('POST', progressUrl, { completion_tokens: 7, attempt: 1 }, low.body.progress_token)).status, 202);
   const withProgress = await stack.until('progress shown', async () => {
     const res = await stack.request('GET', `/v1/jobs/${victim}`);

@@ -7,6 +7,16 @@ import { jobProgressSignal } from '../../workflows/messages';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
 
+/**
+ * Bounds on what nodes report: every accepted report is a signal in the job's Temporal history, which must stay
+ * far below Temporal's limits (50 MB, 51,200 events) whatever a node sends: at most this much text per report…
+ */
+export const PROGRESS_TEXT_LIMIT = 16 * 1024;
+/** …and at most this many reports per job (per API process). */
+export const PROGRESS_REPORTS_PER_JOB = 600;
+/** Jobs whose report counts are remembered (oldest forgotten first). */
+const COUNTED_JOBS = 100_000;
+
 /** What a node reports to POST /v1/jobs/:id/progress. */
 export const progressReportSchema = z
   .object({
@@ -14,7 +24,7 @@ export const progressReportSchema = z
     /** The completion so far: lets a preempted attempt resume from it. */
     text: z
       .string()
-      .max(256 * 1024)
+      .max(PROGRESS_TEXT_LIMIT, `at most ${PROGRESS_TEXT_LIMIT} characters (longer completions resume from the heartbeat)`)
       .optional(),
     /** The attempt the node works on (from the X-Zeropool-Attempt request header); stale reports are ignored. */
     attempt: z.number().int().min(1).optional(),
@@ -27,6 +37,7 @@ export const progressReportSchema = z
  */
 export function jobProgressRoute(ctx: ApiContext, bodyLimit: string): Router {
   const router = Router();
+  const reports = new Map<string, number>();
   router.post('/v1/jobs/:id/progress', express.json({ limit: bodyLimit }), async (req, res) => {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(req.header('authorization') ?? '')?.[1] ?? req.header('x-zeropool-progress-token')?.trim();
     if (!token) throw new ApiError(401, 'unauthorized', 'missing progress token: send Authorization: Bearer <progress_token>');
@@ -35,6 +46,13 @@ export function jobProgressRoute(ctx: ApiContext, bodyLimit: string): Router {
       throw new ApiError(401, 'unauthorized', 'invalid progress token for this job');
     }
     const report = progressReportSchema.parse(req.body);
+    const count = (reports.get(id) ?? 0) + 1;
+    if (count > PROGRESS_REPORTS_PER_JOB) {
+      throw new ApiError(429, 'progress_limit', `job ${id} has reported progress ${PROGRESS_REPORTS_PER_JOB} times, its limit`);
+    }
+    reports.delete(id);
+    reports.set(id, count);
+    if (reports.size > COUNTED_JOBS) reports.delete(reports.keys().next().value!);
     try {
       await ctx.client.workflow.getHandle(jobWorkflowId(id)).signal(jobProgressSignal, {
         completionTokens: report.completion_tokens,
