@@ -154,10 +154,20 @@ const poolConfigFields = z.object({
   lanes: z.array(laneSchema).min(1).max(16),
 });
 
+/**
+ * Slots a pool may have in all (maxNodes × slotsPerNode): the pool's state holds every slot and travels through
+ * Temporal (continue-as-new input, query answers), which must stay far below its 2 MB payload limit.
+ */
+export const MAX_POOL_SLOTS = 10_000;
+
 /** A whole pool config, as created. */
 export const poolConfigSchema = poolConfigFields
   .strict()
-  .refine((c) => c.minNodes <= c.maxNodes, { message: 'minNodes must not exceed maxNodes', path: ['minNodes'] });
+  .refine((c) => c.minNodes <= c.maxNodes, { message: 'minNodes must not exceed maxNodes', path: ['minNodes'] })
+  .refine((c) => c.maxNodes * c.slotsPerNode <= MAX_POOL_SLOTS, {
+    message: `maxNodes × slotsPerNode must not exceed ${MAX_POOL_SLOTS} (the pool's state must stay small enough for Temporal)`,
+    path: ['maxNodes'],
+  });
 
 /** Input accepted by PATCH: any subset of the fields (no defaults: an absent field keeps its value). */
 export const poolConfigPatchSchema = poolConfigFields.partial().strict();

@@ -24,6 +24,11 @@ test('pool config: defaults and validation', () => {
   assert.equal(parsed.idleTimeoutSeconds, 60);
   assert.equal(parsed.laneCooldownSeconds, 180);
   assert.throws(() => validatePoolConfig({ ...poolConfig(), minNodes: 9, maxNodes: 2 }), /minNodes/);
+  assert.throws(
+    () => validatePoolConfig({ ...poolConfig(), maxNodes: 1000, slotsPerNode: 1024 }),
+    /maxNodes × slotsPerNode must not exceed 10000/,
+  );
+  assert.doesNotThrow(() => validatePoolConfig({ ...poolConfig(), maxNodes: 100, slotsPerNode: 100 }));
   assert.throws(() => validatePoolConfig({ ...poolConfig(), model: 'other' }, poolConfig()), /model cannot change/);
   assert.doesNotThrow(() => validatePoolConfig({ ...poolConfig(), maxNodes: 9 }, poolConfig()));
 });
