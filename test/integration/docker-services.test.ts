@@ -176,7 +176,7 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
   assert.deepEqual([forcedJob.status, forcedJob.preemptions], ['completed', 1], JSON.stringify(forcedJob));
   const names = (await containers()).map((c) => c.Names[0]);
   // n2 was started for the job and stopped under it; n3 served the resumed attempt.
-  assert.deepEqual(names, [`/${containerName(`${PREFIX}solo-n3`)}`], 'a new container served the resumed job');
+  assert.deepEqual(names, [`/${containerName(first.node_id.replace(/-n1$/, '-n3'))}`], 'a new container served the resumed job');
 
   // Only registered services are driven.
   await assert.rejects(
