@@ -138,28 +138,31 @@ export async function requestWorkflow(input: RequestInput): Promise<JobView> {
     view.finishedAt = outcome?.finishedAt ?? Date.now();
     view.error = error;
     if (outcome?.usage) view.usage = outcome.usage;
-    // Written outside any scope new work could cancel: the row must land.
-    await bookkeeping.recordLedgerEvent({
-      eventKey: `${input.requestId}:${status}`,
-      eventType: OUTCOME_EVENT[status],
-      occurredAt: view.finishedAt,
-      poolId: input.poolId,
-      jobId: input.requestId,
-      nodeId: view.nodeId,
-      details: {
-        kind: 'request',
-        route: input.route,
-        attempt: view.attempt,
-        ...(outcome?.usage ? { usage: outcome.usage } : {}),
-        ...(outcome?.stream ? { stream: true } : {}),
-        ...(view.coldStartMs !== undefined ? { coldStartMs: view.coldStartMs } : {}),
-        ...(error ? { error } : {}),
-        runs:
-          outcome?.startedAt !== undefined && view.nodeId
-            ? [{ nodeId: view.nodeId, attempt: view.attempt, startedAt: outcome.startedAt, endedAt: outcome.finishedAt }]
-            : [],
-      },
-    });
+    // Written outside any scope new work could cancel: the row must land. A write that still fails after its
+    // retries (a key conflict) is logged, not thrown: it must not fail the request's workflow.
+    await bookkeeping
+      .recordLedgerEvent({
+        eventKey: `${input.requestId}:${status}`,
+        eventType: OUTCOME_EVENT[status],
+        occurredAt: view.finishedAt,
+        poolId: input.poolId,
+        jobId: input.requestId,
+        nodeId: view.nodeId,
+        details: {
+          kind: 'request',
+          route: input.route,
+          attempt: view.attempt,
+          ...(outcome?.usage ? { usage: outcome.usage } : {}),
+          ...(outcome?.stream ? { stream: true } : {}),
+          ...(view.coldStartMs !== undefined ? { coldStartMs: view.coldStartMs } : {}),
+          ...(error ? { error } : {}),
+          runs:
+            outcome?.startedAt !== undefined && view.nodeId
+              ? [{ nodeId: view.nodeId, attempt: view.attempt, startedAt: outcome.startedAt, endedAt: outcome.finishedAt }]
+              : [],
+        },
+      })
+      .catch((err) => log.error('request ledger write failed', { requestId: input.requestId, error: String(err) }));
     await condition(allHandlersFinished);
     return view;
   };
