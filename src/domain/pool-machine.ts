@@ -21,6 +21,7 @@ import {
   nodesToAdd,
   teardownCandidates,
 } from './scaling';
+import { exchangeLeases, nextLeaseExpiry, nodeHasLeases, settleLeases } from './slot-leases';
 import type { NodeRecord, Placement, PoolState } from './types';
 import type { PoolKey } from '../ids';
 
@@ -140,6 +141,19 @@ class Step {
       }
       case 'preemptRequested':
         return this.preempt('operator');
+      case 'leasesExchanged': {
+        const { answer, active, newWork } = exchangeLeases(s, event.exchange, this.now, () => {
+          s.leaseSequence = (s.leaseSequence ?? 0) + 1;
+          return `L${s.leaseSequence}`;
+        });
+        // Requests on the fast path are work: the idle timer starts again; new ones stop a teardown in its grace.
+        if (active) s.idleSince = undefined;
+        if (newWork) {
+          s.baselineSuspended = false;
+          if (!s.stopping) this.cancelTeardown();
+        }
+        return answer;
+      }
       case 'nodeProvisioned':
         this.nodeProvisioned(event);
         return undefined;
@@ -383,6 +397,8 @@ class Step {
       for (const node of retiredNodes(s)) this.beginTermination(node, node.terminateReason ?? 'replaced on another lane');
       this.checkIdle();
     }
+    const revoked = settleLeases(s, this.now);
+    if (revoked.length > 0) this.log('info', 'slot leases revoked', { leaseIds: revoked });
     this.driveNodes();
     this.driveHealth();
     this.driveReconcile();
@@ -613,6 +629,8 @@ class Step {
 
   private driveTermination(node: NodeRecord): void {
     if (node.terminateAfter !== undefined && this.now < node.terminateAfter) return;
+    // No request may reach a node after its terminate call: its leases are revoked, and released or expired first.
+    if (nodeHasLeases(node)) return;
     if (node.nextAttemptAt !== undefined && this.now < node.nextAttemptAt) return;
     if (!node.lane) {
       // Never reached a provider: nothing to terminate, nothing billed.
@@ -674,6 +692,8 @@ class Step {
       if (node.nextAttemptAt !== undefined) times.push(node.nextAttemptAt);
     }
     if (s.healthDueAt !== undefined && !s.healthInFlight) times.push(s.healthDueAt);
+    const leaseExpiry = nextLeaseExpiry(s);
+    if (leaseExpiry !== undefined) times.push(leaseExpiry);
     if (s.reconcileDueAt !== undefined && !s.reconcileInFlight) times.push(s.reconcileDueAt);
     const future = times.filter((t) => t > this.now);
     return future.length > 0 ? Math.min(...future) : undefined;

@@ -4,6 +4,7 @@
  */
 import type { PoolLedgerEventType } from './ledger-events';
 import type { PreemptionCheck } from './preemption';
+import type { LeaseAnswer, LeaseExchange } from './slot-leases';
 import type { Lane, PlacementGrant, PoolConfig, PoolState } from './types';
 
 /** What a job tells its pool when it asks for a slot. */
@@ -83,6 +84,8 @@ export type PoolEvent =
   | { type: 'warmRequested'; nodes: number }
   | { type: 'stopRequested'; drainTimeoutSeconds: number; then: 'idle' | 'warm' }
   | { type: 'preemptRequested' }
+  /** An API process renews, releases and asks for slot leases (the front door's fast path; see slot-leases.ts). */
+  | { type: 'leasesExchanged'; exchange: LeaseExchange }
   | {
       type: 'nodeProvisioned';
       command: Extract<PoolCommand, { type: 'provision' }>;
@@ -100,8 +103,8 @@ export type PoolEvent =
   /** Any command failed (after its own retries): the machine decides what follows. */
   | { type: 'commandFailed'; command: PoolCommand; error: string };
 
-/** What one step answers to the caller that sent the event, beyond the pool's view: the plan of an operator's preemption. */
-export type PoolReply = PreemptionCheck;
+/** What one step answers to the caller that sent the event, beyond the pool's view: the plan of an operator's preemption, or a lease exchange's answer. */
+export type PoolReply = PreemptionCheck | LeaseAnswer;
 
 /** The result of one step. */
 export interface StepResult {

@@ -1,6 +1,7 @@
 /** Preemption policy: which running job makes room for which queued one, and why (or why not). Pure. */
 import { basePriority, isEligible } from './placement';
-import { activeNodes, availableLanes, busySlots } from './scaling';
+import { activeNodes, availableLanes } from './scaling';
+import { jobSlots } from './slot-leases';
 import type { Placement, PoolState, QueuedJob } from './types';
 
 /** Priority gap that allows a preemption when a pool does not set one. */
@@ -48,7 +49,7 @@ export function planPreemptions(state: PoolState, now: number): PreemptionPlan {
   if (active.length < state.config.maxNodes && lanesOpen) {
     return { choices: [], reasons: [`the pool can still add nodes (${active.length} of ${state.config.maxNodes})`] };
   }
-  if (active.some((n) => n.state === 'ready' && !n.suspect && busySlots(n) < n.slots.length)) {
+  if (active.some((n) => n.state === 'ready' && !n.suspect && jobSlots(n) < n.slots.length)) {
     return { choices: [], reasons: ['a slot is free: waiting jobs are placed without preemption'] };
   }
 

@@ -1,4 +1,5 @@
 /** Scaling rules: how many nodes a pool wants, which lane to try, which nodes to tear down. Pure functions. */
+import { jobSlots } from './slot-leases';
 import type { Lane, NodeRecord, PoolConfig, PoolState } from './types';
 
 /** Nodes that count as capacity: ready or still coming up (nodes being terminated never do). */
@@ -32,7 +33,8 @@ export function desiredNodeCount(state: PoolState): number {
   if (active.length === 0) {
     wanted = Math.ceil((queued + state.running.length) / slotsPerNode);
   } else {
-    const freeOrIncoming = active.reduce((sum, n) => sum + (n.slots.length - busySlots(n)), 0);
+    // Leased slots count as incoming: queued work revokes their leases.
+    const freeOrIncoming = active.reduce((sum, n) => sum + (n.slots.length - jobSlots(n)), 0);
     const uncovered = queued - freeOrIncoming;
     if (uncovered > burstThreshold) wanted = active.length + Math.ceil(uncovered / slotsPerNode);
   }
@@ -72,7 +74,8 @@ export function isIdle(state: PoolState): boolean {
 /** Nodes above the baseline that the idle timer may tear down: most expensive first, then newest. */
 export function teardownCandidates(state: PoolState): NodeRecord[] {
   const keep = baseline(state);
-  const idle = activeNodes(state).filter((n) => busySlots(n) === 0);
+  // A node whose only business is leased slots is idle (the holder reports its requests to the idle timer).
+  const idle = activeNodes(state).filter((n) => jobSlots(n) === 0);
   const excess = activeNodes(state).length - keep;
   if (excess <= 0) return [];
   const ranked = [...idle].sort((a, b) => {

@@ -2,6 +2,7 @@
 import type { PoolKey } from '../ids';
 import type { Lane, PoolConfig } from './pool-config';
 import type { ServiceCall } from './inference';
+import type { SlotLease } from './slot-leases';
 
 /** Capacity market of a lane. */
 export type Market = 'spot' | 'on-demand';
@@ -149,6 +150,10 @@ export interface PoolState {
    * created before it (their node ids stay as they were).
    */
   incarnation?: string;
+  /** Slots lent to API processes for the front door's fast path (see slot-leases.ts). */
+  leases?: SlotLease[];
+  /** Leases granted over the pool's life (gives each a unique id). */
+  leaseSequence?: number;
 }
 
 /** An idle teardown: which nodes, and when their terminate calls go out. */

@@ -7,6 +7,7 @@ import type { PreemptionCheck } from '../domain/preemption';
 import type { JobArrival } from '../domain/pool-protocol';
 import type { JobView, PlacementGrant, PoolConfig, PoolView } from '../domain/types';
 import type { RequestOutcome } from '../domain/front-door';
+import type { LeaseAnswer, LeaseExchange } from '../domain/slot-leases';
 
 export type { JobArrival };
 
@@ -37,6 +38,8 @@ export const stopPoolUpdate = defineUpdate<PoolView, [{ drainTimeoutSeconds: num
 export const preemptionCheckQuery = defineQuery<PreemptionCheck>('preemptionCheck');
 /** Run a preemption round now (also in `manual` mode); answers what it preempted. */
 export const preemptNowUpdate = defineUpdate<PreemptionCheck, []>('preemptNow');
+/** An API process renews, releases and asks for slot leases, and reports what it served on them (every 2 s). */
+export const exchangeLeasesUpdate = defineUpdate<LeaseAnswer, [LeaseExchange]>('exchangeLeases');
 
 /** The pool gives a job a node slot. */
 export const jobPlacedSignal = defineSignal<[PlacementGrant]>('jobPlaced');

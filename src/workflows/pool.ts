@@ -24,10 +24,12 @@ import { newPoolState, stepPool } from '../domain/pool-machine';
 import type { PoolCommand, PoolEvent, PoolReply } from '../domain/pool-protocol';
 import { describePlan, planPreemptions, type PreemptionCheck } from '../domain/preemption';
 import { toPoolView } from '../domain/pool-view';
+import { type LeaseAnswer, validateLeaseExchange } from '../domain/slot-leases';
 import type { PoolConfig, PoolState, PoolView } from '../domain/types';
 import { BOOKKEEPING_ACTIVITY, BOOT_WAIT_ACTIVITY, PROVIDER_CALL_ACTIVITY } from './activity-options';
 import {
   drainPoolUpdate,
+  exchangeLeasesUpdate,
   jobArrivedSignal,
   jobFinishedSignal,
   jobPlacedSignal,
@@ -113,8 +115,11 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   setHandler(
     preemptNowUpdate,
     async (): Promise<PreemptionCheck> =>
-      (await ask({ type: 'preemptRequested' })).reply ?? describePlan(state, planPreemptions(state, Date.now())),
+      ((await ask({ type: 'preemptRequested' })).reply as PreemptionCheck | undefined) ?? describePlan(state, planPreemptions(state, Date.now())),
   );
+  setHandler(exchangeLeasesUpdate, async (exchange) => (await ask({ type: 'leasesExchanged', exchange })).reply as LeaseAnswer, {
+    validator: validateLeaseExchange,
+  });
   setHandler(warmPoolUpdate, ({ nodes }) => askView({ type: 'warmRequested', nodes }), {
     validator: ({ nodes }) => {
       if (!Number.isInteger(nodes) || nodes < 1) throw new Error('nodes must be a positive integer');

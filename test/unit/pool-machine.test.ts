@@ -10,6 +10,7 @@ import {
 } from '../../src/domain/pool-machine';
 import type { PoolCommand, PoolEvent } from '../../src/domain/pool-protocol';
 import type { PoolConfig, PoolState } from '../../src/domain/types';
+import { LEASE_TTL_MS, type LeaseAnswer, type LeaseExchange } from '../../src/domain/slot-leases';
 import { poolConfig } from '../helpers/stack';
 
 type Of<T extends PoolCommand['type']> = Extract<PoolCommand, { type: T }>;
@@ -550,4 +551,112 @@ test('on-demand floor: new nodes fill the floor on on-demand first; a move back 
   const move = spotOnly.find('provision', spotOnly.all.slice(-5));
   assert.equal(move?.laneIndex, 1);
   assert.equal(spotOnly.state.nodes.find((n) => n.id === move!.nodeId)?.moveReason, 'on-demand-floor');
+});
+
+// ---- slot leases (the front door's warm fast path) -----------------------------------------------------------
+
+const exchange = (m: Machine, holder: string, fields: Partial<LeaseExchange> = {}): LeaseAnswer => {
+  const result = stepPool(m.state, { type: 'leasesExchanged', exchange: { holder, want: 0, held: [], release: [], served: 0, ...fields } }, m.now, nodeId);
+  m.state = result.state;
+  m.wakeAt = result.wakeAt;
+  m.last = result.commands.filter((c) => c.type !== 'log');
+  m.all.push(...m.last);
+  return result.reply as LeaseAnswer;
+};
+
+/** A pool with one ready idle node of `slots` slots. */
+const warmPool = (slots: number) => {
+  const m = new Machine(config({ slotsPerNode: slots }));
+  m.arrive('j0');
+  m.bringUp();
+  m.send({ type: 'jobFinished', jobId: 'j0', attempt: 1 });
+  return m;
+};
+
+test('slot leases: spare slots of a ready node are lent; jobs never land on them; the pool stays idle while nothing is served', () => {
+  const m = warmPool(4);
+  const answer = exchange(m, 'api-a', { want: 3 });
+  assert.equal(answer.granted.length, 1);
+  assert.deepEqual({ node: answer.granted[0]!.nodeId, slots: answer.granted[0]!.slots, url: answer.granted[0]!.nodeUrl }, { node: 'p-n1', slots: 3, url: 'http://node' });
+  assert.equal(answer.ttlMs, LEASE_TTL_MS);
+  // A second holder gets what is left; a third nothing.
+  assert.equal(exchange(m, 'api-b', { want: 5 }).granted[0]?.slots, 1);
+  assert.deepEqual(exchange(m, 'api-c', { want: 1 }).granted, []);
+  assert.equal(m.wakeAt, m.now + LEASE_TTL_MS, 'the machine wakes when the leases would run out');
+  assert.ok(m.state.idleSince !== undefined, 'lending is not work');
+});
+
+test('slot leases: a queued job revokes the leases (no new node, no preemption); the holder releases and the job takes the slot', () => {
+  const m = warmPool(1);
+  const lease = exchange(m, 'api-a', { want: 1 }).granted[0]!;
+  const commands = m.arrive('j1');
+  assert.equal(m.find('provision', commands), undefined, 'leased slots count as coming free');
+  assert.equal(m.find('tellJob', commands), undefined);
+  const renewal = exchange(m, 'api-a', { held: [{ leaseId: lease.leaseId, inFlight: 1 }], served: 1 });
+  assert.deepEqual({ renewed: renewal.renewed, revoked: renewal.revoked }, { renewed: [], revoked: [lease.leaseId] });
+  assert.deepEqual(renewal.granted, [], 'no lending while a job waits');
+  const released = exchange(m, 'api-a', { release: [lease.leaseId] });
+  assert.deepEqual(released.revoked, []);
+  const placed = m.find('tellJob', m.last);
+  assert.equal(placed?.message.kind === 'placed' && placed.message.grant.nodeId, 'p-n1', 'the job runs in the released slot');
+});
+
+test('slot leases: the idle timer sees requests served on leases; the teardown waits for the lease and never terminates a node still lent', () => {
+  const m = warmPool(2);
+  const lease = exchange(m, 'api-a', { want: 2 }).granted[0]!;
+  const idleFrom = m.state.idleSince!;
+  m.now += 500_000;
+  exchange(m, 'api-a', { held: [{ leaseId: lease.leaseId, inFlight: 0 }], served: 12 });
+  assert.equal(m.state.idleSince, m.now, 'served requests restart the idle timer');
+  assert.ok(m.state.idleSince > idleFrom);
+  // Renewed but unused: after idleTimeout the teardown begins and takes the lease back.
+  const quietFrom = m.now;
+  while (m.now < quietFrom + 600_000) {
+    m.now += LEASE_TTL_MS / 2;
+    const answer = exchange(m, 'api-a', { held: [{ leaseId: lease.leaseId, inFlight: 0 }] });
+    const check = m.find('checkHealth');
+    if (check) m.send({ type: 'healthChecked', statuses: [{ nodeId: 'p-n1', exists: true, healthy: true }] });
+    if (answer.revoked.length > 0) break;
+  }
+  assert.equal(m.state.nodes[0]!.state, 'terminating');
+  // A request the holder started just before still runs there: past the grace period, no terminate call.
+  for (let waited = 0; waited < 40_000; waited += LEASE_TTL_MS / 2) {
+    m.now += LEASE_TTL_MS / 2;
+    assert.deepEqual(exchange(m, 'api-a', { held: [{ leaseId: lease.leaseId, inFlight: 1 }] }).revoked, [lease.leaseId]);
+    assert.equal(m.find('terminate'), undefined, 'no terminate call while the lease holds slots');
+  }
+  // The holder stops renewing (its process died): the lease runs out, then the terminate call goes.
+  m.now = m.wakeAt!;
+  const terminate = m.find('terminate', m.send({ type: 'timerFired' }));
+  assert.equal(terminate?.nodeId, 'p-n1');
+  assert.deepEqual(m.state.leases, []);
+});
+
+test('slot leases: a revoked lease with requests in flight holds the node until they end; a renewal of an unknown lease is refused', () => {
+  const m = warmPool(1);
+  const lease = exchange(m, 'api-a', { want: 1 }).granted[0]!;
+  m.send({ type: 'scaleToZeroRequested' });
+  assert.equal(m.state.leases?.[0]?.revoked, true);
+  for (let i = 0; i < 3; i++) {
+    m.now += LEASE_TTL_MS - 1000;
+    const answer = exchange(m, 'api-a', { held: [{ leaseId: lease.leaseId, inFlight: 1 }] });
+    assert.deepEqual(answer.revoked, [lease.leaseId]);
+    assert.equal(m.find('terminate'), undefined, 'a request still streams there');
+  }
+  exchange(m, 'api-a', { release: [lease.leaseId] });
+  assert.equal(m.find('terminate')?.nodeId, 'p-n1', 'released: the terminate call goes out');
+  assert.deepEqual(exchange(m, 'api-b', { held: [{ leaseId: 'L99', inFlight: 0 }] }).revoked, ['L99']);
+  assert.deepEqual(exchange(m, 'api-b', { held: [{ leaseId: lease.leaseId, inFlight: 0 }] }).revoked, [lease.leaseId], 'another holder cannot renew it');
+});
+
+test('slot leases: a suspect node and a stopping pool lend nothing', () => {
+  const m = warmPool(2);
+  m.arrive('j1', { failedNodeId: 'p-n1' });
+  m.send({ type: 'jobWithdrawn', jobId: 'j1' });
+  assert.deepEqual(exchange(m, 'api-a', { want: 1 }).granted, []);
+  m.send({ type: 'healthChecked', statuses: [{ nodeId: 'p-n1', exists: true, healthy: true }] });
+  assert.equal(exchange(m, 'api-a', { want: 1 }).granted.length, 1);
+  m.send({ type: 'stopRequested', drainTimeoutSeconds: 30, then: 'idle' });
+  assert.deepEqual(exchange(m, 'api-b', { want: 1 }).granted, []);
+  assert.equal(m.state.leases?.[0]?.revoked, true);
 });
