@@ -16,7 +16,14 @@ async function main(): Promise<void> {
   const providers = enabledProviderNames(config, local.docker !== undefined);
   const options = { ...apiOptions(config, config.ZEROPOOL_API_KEY, providers, readinessCheck(db, temporal.connection)), local };
   const app = createApp(apiContext(config, db, temporal), options);
-  app.listen(config.PORT, config.HOST, () => logger.info({ port: config.PORT }, 'API listening'));
+  const server = app.listen(config.PORT, config.HOST, () => logger.info({ port: config.PORT }, 'API listening'));
+  // Leases go back to their pools and the fast path's last ledger rows are written before the process ends.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      server.close();
+      void (app.locals.close as () => Promise<void>)().finally(() => process.exit(0));
+    });
+  }
 }
 
 main().catch((err) => {

@@ -37,6 +37,11 @@ export const configSchema = z.object({
   MOCK_SEED: z.coerce.number().int().default(42),
   WORKER_HEALTH_POLL_MS: z.coerce.number().int().min(50).default(500),
   PREEMPT_PRIORITY_GAP: z.coerce.number().int().min(1).max(4).default(2),
+  /** OpenAI routes take warm slots from leases the pools grant this process (0: every request through a workflow). */
+  FRONT_DOOR_FAST_PATH: z
+    .enum(['', '0', '1', 'false', 'true'])
+    .default('1')
+    .transform((v) => v !== '0' && v !== 'false'),
   NTFY_URL: z.string().url().optional(),
   NTFY_TOPIC: z
     .string()

@@ -90,6 +90,8 @@ async function main(): Promise<void> {
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
   });
+  // Reversed at shutdown: the server closes first, then the front door gives its leases back (the workers still run).
+  stops.push(() => (app.locals.close as () => Promise<void>)());
   stops.push(() => new Promise((resolve) => server.close(() => resolve(undefined))));
 
   const apiUrl = `http://${config.HOST}:${config.PORT}`;

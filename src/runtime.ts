@@ -120,6 +120,7 @@ export function apiOptions(
     checkReady,
     // The OpenAI routes call nodes from the API process: it derives the same secrets the workers do.
     nodeSecrets: nodeSecrets(loadNodeSecretKey(config.ZEROPOOL_NODE_SECRET_KEY, config.dataDir)),
+    fastPath: config.FRONT_DOOR_FAST_PATH,
   };
 }
 

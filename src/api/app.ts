@@ -17,6 +17,8 @@ import { JobService } from './job-service';
 import { compatRoutes } from './routes/compat';
 import { openAiRoutes } from './routes/openai';
 import { FrontDoor } from './front-door';
+import { LeaseBook } from './lease-book';
+import { LedgerBatch } from './ledger-batch';
 import type { NodeSecrets } from '../activities/node-secrets';
 import { callbackSecretRoutes } from './routes/callbacks';
 import { jobRoutes } from './routes/jobs';
@@ -45,6 +47,8 @@ export interface AppOptions {
   checkReady?: () => Promise<Record<string, boolean>>;
   /** Each node's bearer secret: the OpenAI routes call nodes themselves. */
   nodeSecrets?: NodeSecrets;
+  /** The OpenAI routes' warm fast path: slot leases and batched ledger rows (default on). */
+  fastPath?: boolean;
 }
 
 /** Builds the express app. */
@@ -104,7 +108,14 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use('/v1', gpuRoutes({ ...ctx, local }));
   app.use('/v1/callback-secret', callbackSecretRoutes(ctx));
   app.use('/v1', ledgerRoutes(ctx));
-  app.use('/v1', openAiRoutes(ctx, new FrontDoor(ctx, options.nodeSecrets)));
+  const frontDoor = new FrontDoor(
+    ctx,
+    options.nodeSecrets,
+    options.fastPath === false ? undefined : { leases: new LeaseBook(ctx.client, logger), ledger: new LedgerBatch(ctx.db, logger) },
+  );
+  // Called at shutdown: leases go back to their pools and the last ledger rows are written.
+  app.locals.close = () => frontDoor.close();
+  app.use('/v1', openAiRoutes(ctx, frontDoor));
   app.use('/v1', compatRoutes(jobs));
   // A known path asked with a method it does not serve: 405 naming the methods it does (as the document lists them).
   const documented = API_PATHS.map((p) => ({

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { type NodeSecrets, nodeAuthHeaders } from '../activities/node-secrets';
-import { REQUEST_RENEW_MS, type RequestInput, type RequestOutcome } from '../domain/front-door';
+import { REQUEST_OUTCOME_EVENT, REQUEST_RENEW_MS, type RequestInput, type RequestOutcome } from '../domain/front-door';
 import { DEFAULT_PRIORITY } from '../domain/placement';
 import type { PlacementGrant, PoolConfig } from '../domain/types';
 import { jobWorkflowId, type PoolKey } from '../ids';
@@ -19,6 +19,8 @@ import { cancelJobSignal, requestAliveSignal, requestDoneSignal, requestSlotUpda
 import type { requestWorkflow } from '../workflows/request';
 import type { ApiContext } from './context';
 import { ApiError } from './errors';
+import type { LeaseBook } from './lease-book';
+import type { LedgerBatch } from './ledger-batch';
 
 /** A streaming client hears from us at least this often while it waits for its first token. */
 export const KEEP_ALIVE_MS = 5000;
@@ -47,11 +49,77 @@ export class FrontDoor {
   constructor(
     private readonly ctx: ApiContext,
     private readonly secrets?: NodeSecrets,
+    /** The warm fast path (absent: every request takes the workflow path). */
+    private readonly fast?: { leases: LeaseBook; ledger: LedgerBatch },
   ) {}
+
+  /** A fast-path request's ledger row: the same shape as the request workflow writes, in the next batch. */
+  private recordFastPath(requestId: string, poolId: PoolKey, route: OpenAiRoute, outcome: RequestOutcome): void {
+    this.fast?.ledger.add({
+      eventKey: `${requestId}:${outcome.status}`,
+      eventType: REQUEST_OUTCOME_EVENT[outcome.status],
+      occurredAt: outcome.finishedAt,
+      poolId,
+      jobId: requestId,
+      nodeId: outcome.nodeId,
+      details: {
+        kind: 'request',
+        route: route.name,
+        attempt: 1,
+        fastPath: true,
+        ...(outcome.usage ? { usage: outcome.usage } : {}),
+        ...(outcome.stream ? { stream: true } : {}),
+        ...(outcome.error ? { error: outcome.error } : {}),
+        runs:
+          outcome.startedAt !== undefined && outcome.nodeId
+            ? [{ nodeId: outcome.nodeId, attempt: 1, startedAt: outcome.startedAt, endedAt: outcome.finishedAt }]
+            : [],
+      },
+    });
+  }
+
+  /** Gives the fast path's leases back and writes its last ledger rows (at shutdown). */
+  async close(): Promise<void> {
+    await this.fast?.leases.close();
+    await this.fast?.ledger.close();
+  }
 
   async handle(req: Request, res: Response, route: OpenAiRoute, pool: TargetPool, body: Record<string, unknown>): Promise<void> {
     const log: Logger = res.locals.log;
     const stream = route.streams && body.stream === true;
+    const priority = headerNumber(req, 'x-zeropool-priority', 1, 5) ?? DEFAULT_PRIORITY;
+    const parkTimeoutSeconds = headerNumber(req, 'x-zeropool-timeout', 1, 3600) ?? pool.config.parkTimeoutSeconds ?? 300;
+    const requestId = randomUUID();
+    res.setHeader('X-Zeropool-Request-Id', requestId);
+    const ended = new AbortController();
+    let finished = false;
+    res.on('close', () => {
+      if (!finished) ended.abort(new Error('the client went away'));
+    });
+    const commit = (grant?: PlacementGrant) => {
+      if (res.headersSent) return;
+      if (grant?.coldStartMs) res.setHeader('X-Zeropool-Cold-Start-Ms', String(grant.coldStartMs));
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      res.flushHeaders();
+    };
+
+    // Warm fast path: a slot this process holds on a lease, no Temporal call; the row goes in the next batch.
+    let failedNodeId: string | undefined;
+    const slot = this.fast?.leases.take(pool.key, pool.config);
+    if (slot) {
+      const grant: PlacementGrant = { attempt: 1, nodeId: slot.nodeId, nodeUrl: slot.nodeUrl, slot: -1, coldStartMs: 0 };
+      const attempt = await this.runOnNode(route, body, grant, stream, res, ended.signal, commit, noRenewal);
+      slot.done(attempt.kind === 'node_failed');
+      if (attempt.kind === 'done') {
+        finished = true;
+        this.recordFastPath(requestId, pool.key, route, attempt.outcome);
+        return;
+      }
+      // Nothing reached the client: the workflow way, and the pool hears that this node failed.
+      log.warn({ requestId, nodeId: slot.nodeId, error: attempt.error }, 'node failed before answering on a leased slot');
+      failedNodeId = slot.nodeId;
+    }
+
     const parkedNow = this.parked.get(pool.key) ?? 0;
     if (parkedNow >= (pool.config.maxParkedRequests ?? 1000)) {
       throw new ApiError(
@@ -64,16 +132,14 @@ export class FrontDoor {
         },
       );
     }
-    const requestId = randomUUID();
-    res.setHeader('X-Zeropool-Request-Id', requestId);
     const input: RequestInput = {
       requestId,
       poolId: pool.key,
       model: String(body.model),
       route: route.name,
-      priority: headerNumber(req, 'x-zeropool-priority', 1, 5) ?? DEFAULT_PRIORITY,
+      priority,
       submittedAt: Date.now(),
-      parkTimeoutSeconds: headerNumber(req, 'x-zeropool-timeout', 1, 3600) ?? pool.config.parkTimeoutSeconds ?? 300,
+      parkTimeoutSeconds,
       indexed: this.ctx.indexed,
     };
     const handle = await (this.ctx.eagerClient ?? this.ctx.client).workflow.start<typeof requestWorkflow>('requestWorkflow', {
@@ -81,11 +147,6 @@ export class FrontDoor {
       requestEagerStart: this.ctx.eagerClient !== undefined,
       taskQueue: this.ctx.taskQueue,
       args: [input],
-    });
-    const ended = new AbortController();
-    let finished = false;
-    res.on('close', () => {
-      if (!finished) ended.abort(new Error('the client went away'));
     });
     const report = (outcome: RequestOutcome) =>
       handle.signal(requestDoneSignal, outcome).catch((err) => log.warn({ requestId, err: String(err) }, 'request end not reported'));
@@ -100,12 +161,6 @@ export class FrontDoor {
     };
     const waitingSince = Date.now();
     let keepAlive: NodeJS.Timeout | undefined;
-    const commit = (grant?: PlacementGrant) => {
-      if (res.headersSent) return;
-      if (grant?.coldStartMs) res.setHeader('X-Zeropool-Cold-Start-Ms', String(grant.coldStartMs));
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      res.flushHeaders();
-    };
     const comment = () => res.write(`: waiting for capacity, ${Math.round((Date.now() - waitingSince) / 1000)} s\n\n`);
     const commitTimer = stream
       ? setTimeout(() => {
@@ -124,7 +179,6 @@ export class FrontDoor {
       if (!unparked) void handle.signal(cancelJobSignal, { reason: 'the client went away' }).catch(() => undefined);
     });
 
-    let failedNodeId: string | undefined;
     try {
       for (;;) {
         let grant: PlacementGrant;
@@ -272,6 +326,8 @@ export class FrontDoor {
     }
   }
 }
+
+const noRenewal = () => Promise.resolve();
 
 function headerNumber(req: Request, name: string, min: number, max: number): number | undefined {
   const raw = req.header(name);

@@ -109,6 +109,43 @@ export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEv
   return false;
 }
 
+/**
+ * Appends many events in one statement (the front door's fast path writes its requests' rows this way).
+ * Idempotent like appendLedgerEvent: events whose key is already there are skipped. Returns how many were
+ * written. Keys are request ids, so a skipped one is a retried batch, not a conflict worth a lookup per row.
+ */
+export async function appendLedgerEvents(db: Pick<Pool, 'query'>, events: LedgerEvent[]): Promise<number> {
+  if (events.length === 0) return 0;
+  const rows = events.map((event) => {
+    const owner = ledgerOwner(event);
+    return {
+      event_key: event.eventKey,
+      event_type: event.eventType,
+      occurred_at: event.occurredAt,
+      workspace_id: owner.workspaceId,
+      pool_id: owner.poolName,
+      node_id: event.nodeId ?? null,
+      job_id: event.jobId ?? null,
+      provider: event.lane?.provider ?? null,
+      market: event.lane?.market ?? null,
+      gpu: event.lane?.gpu ?? null,
+      price_per_hour: event.lane?.pricePerHour ?? null,
+      details: event.details ?? {},
+    };
+  });
+  const result = await db.query(
+    `INSERT INTO ledger (event_key, event_type, occurred_at, workspace_id, pool_id, node_id, job_id, provider, market, gpu, price_per_hour, details)
+     SELECT r.event_key, r.event_type, to_timestamp(r.occurred_at / 1000.0), r.workspace_id, r.pool_id, r.node_id, r.job_id,
+            r.provider, r.market, r.gpu, r.price_per_hour, r.details
+       FROM jsonb_to_recordset($1::jsonb) AS r(event_key text, event_type text, occurred_at double precision,
+            workspace_id text, pool_id text, node_id text, job_id text, provider text, market text, gpu text,
+            price_per_hour numeric, details jsonb)
+     ON CONFLICT (event_key) DO NOTHING`,
+    [JSON.stringify(rows)],
+  );
+  return result.rowCount ?? 0;
+}
+
 /** Ledger rows of a pool in the order they happened. */
 export async function ledgerRowsForPool(db: Pick<Pool, 'query'>, poolName: string, workspaceId = DEFAULT_WORKSPACE): Promise<LedgerRow[]> {
   const result = await db.query<LedgerRow>('SELECT * FROM ledger WHERE workspace_id = $1 AND pool_id = $2 ORDER BY occurred_at, id', [

@@ -1,5 +1,6 @@
 /** Types of the OpenAI-compatible front door shared by the API process and the request workflow. Plain JSON. */
 import type { PoolKey } from '../ids';
+import type { JobLedgerEventType } from './ledger-events';
 
 /** Input of a request workflow: one parked-then-run OpenAI request. */
 export interface RequestInput {
@@ -34,3 +35,11 @@ export interface RequestOutcome {
 export const REQUEST_LEASE_MS = 60_000;
 /** How often the API process renews the lease while it runs a request. */
 export const REQUEST_RENEW_MS = 15_000;
+
+/** The ledger row type of a request's end (the same on the workflow path and the fast path). */
+export const REQUEST_OUTCOME_EVENT: Record<RequestOutcome['status'] | 'expired', JobLedgerEventType> = {
+  completed: 'job_completed',
+  failed: 'job_failed',
+  cancelled: 'job_cancelled',
+  expired: 'job_expired',
+};

@@ -153,14 +153,24 @@ export function exchangeLeases(
   const granted: LeaseGrant[] = [];
   if (exchange.want > 0 && lending(state)) {
     let wanted = exchange.want;
-    const holding = new Set(leases().filter((l) => l.holder === exchange.holder && !l.revoked).map((l) => l.nodeId));
+    const holding = new Set(
+      leases()
+        .filter((l) => l.holder === exchange.holder && !l.revoked)
+        .map((l) => l.nodeId),
+    );
     // Most free slots first, so a holder's requests spread over the pool's nodes.
     const nodes = state.nodes.filter((n) => leasable(state, n) && !holding.has(n.id)).sort((a, b) => freeSlots(b) - freeSlots(a));
     for (const node of nodes) {
       if (wanted <= 0 || leases().length >= MAX_LEASES) break;
       const slots = Math.min(wanted, freeSlots(node));
       if (slots <= 0) continue;
-      const lease: SlotLease = { id: newLeaseId(granted.length), holder: exchange.holder, nodeId: node.id, slots, expiresAt: now + LEASE_TTL_MS };
+      const lease: SlotLease = {
+        id: newLeaseId(granted.length),
+        holder: exchange.holder,
+        nodeId: node.id,
+        slots,
+        expiresAt: now + LEASE_TTL_MS,
+      };
       let left = slots;
       node.slots = node.slots.map((s) => (s === null && left-- > 0 ? MARK + lease.id : s));
       state.leases = [...leases(), lease];

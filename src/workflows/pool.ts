@@ -115,7 +115,8 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   setHandler(
     preemptNowUpdate,
     async (): Promise<PreemptionCheck> =>
-      ((await ask({ type: 'preemptRequested' })).reply as PreemptionCheck | undefined) ?? describePlan(state, planPreemptions(state, Date.now())),
+      ((await ask({ type: 'preemptRequested' })).reply as PreemptionCheck | undefined) ??
+      describePlan(state, planPreemptions(state, Date.now())),
   );
   setHandler(exchangeLeasesUpdate, async (exchange) => (await ask({ type: 'leasesExchanged', exchange })).reply as LeaseAnswer, {
     validator: validateLeaseExchange,

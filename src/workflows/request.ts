@@ -16,8 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { REQUEST_LEASE_MS, type RequestInput, type RequestOutcome } from '../domain/front-door';
-import type { JobLedgerEventType } from '../domain/ledger-events';
+import { REQUEST_LEASE_MS, REQUEST_OUTCOME_EVENT, type RequestInput, type RequestOutcome } from '../domain/front-door';
 import type { JobStatus, JobView, PlacementGrant } from '../domain/types';
 import { poolWorkflowId } from '../ids';
 import { BOOKKEEPING_ACTIVITY } from './activity-options';
@@ -41,12 +40,7 @@ const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_ACTIVITY);
 /** Nodes that may fail a request before its first byte before it gives up. */
 const MAX_NODE_FAILURES = 3;
 
-const OUTCOME_EVENT: Record<RequestOutcome['status'] | 'expired', JobLedgerEventType> = {
-  completed: 'job_completed',
-  failed: 'job_failed',
-  cancelled: 'job_cancelled',
-  expired: 'job_expired',
-};
+const OUTCOME_EVENT = REQUEST_OUTCOME_EVENT;
 
 export async function requestWorkflow(input: RequestInput): Promise<JobView> {
   const view: JobView = {

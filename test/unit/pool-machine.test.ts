@@ -556,7 +556,12 @@ test('on-demand floor: new nodes fill the floor on on-demand first; a move back 
 // ---- slot leases (the front door's warm fast path) -----------------------------------------------------------
 
 const exchange = (m: Machine, holder: string, fields: Partial<LeaseExchange> = {}): LeaseAnswer => {
-  const result = stepPool(m.state, { type: 'leasesExchanged', exchange: { holder, want: 0, held: [], release: [], served: 0, ...fields } }, m.now, nodeId);
+  const result = stepPool(
+    m.state,
+    { type: 'leasesExchanged', exchange: { holder, want: 0, held: [], release: [], served: 0, ...fields } },
+    m.now,
+    nodeId,
+  );
   m.state = result.state;
   m.wakeAt = result.wakeAt;
   m.last = result.commands.filter((c) => c.type !== 'log');
@@ -577,7 +582,10 @@ test('slot leases: spare slots of a ready node are lent; jobs never land on them
   const m = warmPool(4);
   const answer = exchange(m, 'api-a', { want: 3 });
   assert.equal(answer.granted.length, 1);
-  assert.deepEqual({ node: answer.granted[0]!.nodeId, slots: answer.granted[0]!.slots, url: answer.granted[0]!.nodeUrl }, { node: 'p-n1', slots: 3, url: 'http://node' });
+  assert.deepEqual(
+    { node: answer.granted[0]!.nodeId, slots: answer.granted[0]!.slots, url: answer.granted[0]!.nodeUrl },
+    { node: 'p-n1', slots: 3, url: 'http://node' },
+  );
   assert.equal(answer.ttlMs, LEASE_TTL_MS);
   // A second holder gets what is left; a third nothing.
   assert.equal(exchange(m, 'api-b', { want: 5 }).granted[0]?.slots, 1);
@@ -646,7 +654,11 @@ test('slot leases: a revoked lease with requests in flight holds the node until 
   exchange(m, 'api-a', { release: [lease.leaseId] });
   assert.equal(m.find('terminate')?.nodeId, 'p-n1', 'released: the terminate call goes out');
   assert.deepEqual(exchange(m, 'api-b', { held: [{ leaseId: 'L99', inFlight: 0 }] }).revoked, ['L99']);
-  assert.deepEqual(exchange(m, 'api-b', { held: [{ leaseId: lease.leaseId, inFlight: 0 }] }).revoked, [lease.leaseId], 'another holder cannot renew it');
+  assert.deepEqual(
+    exchange(m, 'api-b', { held: [{ leaseId: lease.leaseId, inFlight: 0 }] }).revoked,
+    [lease.leaseId],
+    'another holder cannot renew it',
+  );
 });
 
 test('slot leases: a suspect node and a stopping pool lend nothing', () => {

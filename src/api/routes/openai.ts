@@ -5,7 +5,7 @@
  */
 import { type ErrorRequestHandler, type Request, type Response, Router } from 'express';
 import { z, ZodError } from 'zod';
-import { listPools } from '../../db/store';
+import { listPools, type StoredPool } from '../../db/store';
 import { poolKey } from '../../ids';
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
@@ -23,19 +23,32 @@ export const embeddingSchema = z
   .object({ model: z.string().min(1).max(200), input: z.union([z.string(), z.array(z.unknown()).min(1)]) })
   .passthrough();
 
+const POOL_CACHE_MS = 1000;
+
 const CHAT: OpenAiRoute = { name: 'chat.completions', nodePath: '/v1/chat/completions', streams: true };
 const COMPLETIONS: OpenAiRoute = { name: 'completions', nodePath: '/v1/completions', streams: true };
 const EMBEDDINGS: OpenAiRoute = { name: 'embeddings', nodePath: '/v1/embeddings', streams: false };
 
 export function openAiRoutes(ctx: Pick<ApiContext, 'db'>, frontDoor: FrontDoor): Router {
   const router = Router();
+  // A warm request must not cost a PostgreSQL round trip: a workspace's pools are read at most once a second
+  // (a model not in the cached list is looked up at once, so a pool just created is found).
+  const cached = new Map<string, { at: number; pools: StoredPool[] }>();
+  const poolsOf = async (workspaceId: string, model: string): Promise<StoredPool[]> => {
+    const hit = cached.get(workspaceId);
+    if (hit && Date.now() - hit.at < POOL_CACHE_MS && hit.pools.some((p) => p.config.model === model)) return hit.pools;
+    const pools = await listPools(ctx.db, workspaceId);
+    if (cached.size > 10_000) cached.clear();
+    cached.set(workspaceId, { at: Date.now(), pools });
+    return pools;
+  };
 
   /** Parks and runs a request at the workspace's pool serving its model. */
   const proxied = (route: OpenAiRoute, schema: z.ZodType<Record<string, unknown>>) => async (req: Request, res: Response) => {
     const body = schema.parse(req.body);
     const workspaceId = principalOf(res).workspaceId;
     const model = String(body.model);
-    const pools = (await listPools(ctx.db, workspaceId)).filter((p) => p.config.model === model);
+    const pools = (await poolsOf(workspaceId, model)).filter((p) => p.config.model === model);
     const pool = pools.find((p) => !p.draining);
     if (!pool) {
       if (pools.length > 0) throw new ApiError(409, 'pool_draining', `every pool serving ${model} is draining`);
