@@ -263,3 +263,42 @@ test('a generic service through /v1/jobs (path and body): the node’s PNG passe
     assert.equal(refused.status, 400, JSON.stringify(bad));
   }
 });
+
+test('warm fast path: once the pool lends this API process its slots, requests run without a workflow (batched rows say fastPath); a job still gets a slot (the leases are revoked for it)', async () => {
+  await createPool(keyA, pool('fast', 'llama-fast', { minNodes: 1, slotsPerNode: 4 }));
+  const openai = client(keyA);
+  const ask = () =>
+    openai.chat.completions.create({ model: 'llama-fast', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }).withResponse();
+  // The first requests take the workflow way while the lease is asked for; then they go on the lease.
+  const asked: Array<string | null> = [];
+  const fastRow = await stack.until('a request served on a leased slot', async () => {
+    asked.push((await ask()).response.headers.get('x-zeropool-request-id'));
+    const rows = await ledgerRowsForPool(stack.database.db, 'fast', 'team-a');
+    return rows.find((r) => asked.includes(r.job_id) && r.details.fastPath === true);
+  });
+  assert.equal(fastRow.event_type, 'job_completed');
+  assert.equal((fastRow.details.runs as Array<{ nodeId: string }>)[0]!.nodeId, fastRow.node_id);
+  // No workflow carried it.
+  await assert.rejects(stack.env.client.workflow.getHandle(`job:${fastRow.job_id}`).describe(), /not found/i);
+
+  const answers = await Promise.all(Array.from({ length: 12 }, () => ask()));
+  const ids = answers.map((a) => a.response.headers.get('x-zeropool-request-id'));
+  const rows = await stack.until('a row for each of the 12 requests', async () => {
+    const all = (await ledgerRowsForPool(stack.database.db, 'fast', 'team-a')).filter((r) => ids.includes(r.job_id));
+    return all.length === 12 ? all : undefined;
+  });
+  assert.ok(
+    rows.every((r) => r.event_type === 'job_completed' && (r.details.usage as { completionTokens: number }).completionTokens === 2),
+    'every request is in the ledger with its tokens',
+  );
+
+  // Every slot of the node may be lent: a job asks the pool, which takes them back, and it runs.
+  const submitted = await stack.request('POST', '/v1/jobs', { pool: 'fast', payload: { prompt: 'a job' } }, keyA);
+  assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+  const done = await stack.until('the job completed', async () => {
+    const view = await stack.request('GET', submitted.body.status_url, undefined, keyA);
+    return view.body.status === 'completed' || view.body.status === 'failed' ? view.body : undefined;
+  });
+  assert.equal(done.status, 'completed', JSON.stringify(done));
+  assert.equal((await ask()).data.choices[0]!.message.content, 'tok0 tok1 ', 'requests go on afterwards');
+});
