@@ -4,7 +4,7 @@
  * in one exchange that also reports what it served (the idle timer sees it). Rules kept here, pure:
  * - a leased slot is held in `node.slots` as `lease:<id>`, so jobs are never placed on it;
  * - leases go only from spare capacity: nothing queued, the pool not stopping or draining, the node ready,
- *   healthy and not retiring;
+ *   healthy and not retiring, and a reserve of each node's slots (unlentReserve) kept for the workflow way;
  * - any reason to take the slots back (queued jobs, a node to terminate, retire or distrust, a stop) revokes
  *   leases; the holder stops routing at its next exchange and releases them once its requests there are done;
  * - a node is terminated only when no lease holds a slot on it (released, or expired: a holder that stopped
@@ -107,6 +107,19 @@ function freeSlots(node: NodeRecord): number {
   return node.slots.filter((s) => s === null).length;
 }
 
+/**
+ * Slots of a node never lent: jobs and requests that come the workflow way (overflow, other API processes)
+ * find room without revoking every lease (which would send all warm traffic the slow way for a while).
+ */
+export function unlentReserve(node: NodeRecord): number {
+  return Math.max(1, Math.ceil(node.slots.length / 8));
+}
+
+/** Slots of a node that may be lent now. */
+function lendable(node: NodeRecord): number {
+  return Math.max(0, freeSlots(node) - Math.max(0, unlentReserve(node) - jobSlots(node)));
+}
+
 function drop(state: PoolState, lease: SlotLease): void {
   const node = state.nodes.find((n) => n.id === lease.nodeId);
   if (node) node.slots = node.slots.map((s) => (s === MARK + lease.id ? null : s));
@@ -159,10 +172,10 @@ export function exchangeLeases(
         .map((l) => l.nodeId),
     );
     // Most free slots first, so a holder's requests spread over the pool's nodes.
-    const nodes = state.nodes.filter((n) => leasable(state, n) && !holding.has(n.id)).sort((a, b) => freeSlots(b) - freeSlots(a));
+    const nodes = state.nodes.filter((n) => leasable(state, n) && !holding.has(n.id)).sort((a, b) => lendable(b) - lendable(a));
     for (const node of nodes) {
       if (wanted <= 0 || leases().length >= MAX_LEASES) break;
-      const slots = Math.min(wanted, freeSlots(node));
+      const slots = Math.min(wanted, lendable(node));
       if (slots <= 0) continue;
       const lease: SlotLease = {
         id: newLeaseId(granted.length),

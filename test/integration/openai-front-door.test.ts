@@ -292,7 +292,7 @@ test('warm fast path: once the pool lends this API process its slots, requests r
     'every request is in the ledger with its tokens',
   );
 
-  // Every slot of the node may be lent: a job asks the pool, which takes them back, and it runs.
+  // Leases never take a node's last slots: a job runs at once (were they all lent, the pool would revoke them).
   const submitted = await stack.request('POST', '/v1/jobs', { pool: 'fast', payload: { prompt: 'a job' } }, keyA);
   assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
   const done = await stack.until('the job completed', async () => {

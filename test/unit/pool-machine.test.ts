@@ -578,25 +578,31 @@ const warmPool = (slots: number) => {
   return m;
 };
 
-test('slot leases: spare slots of a ready node are lent; jobs never land on them; the pool stays idle while nothing is served', () => {
-  const m = warmPool(4);
-  const answer = exchange(m, 'api-a', { want: 3 });
+test('slot leases: spare slots of a ready node are lent, less a reserve for the workflow way; jobs never land on them; the pool stays idle while nothing is served', () => {
+  const m = warmPool(16);
+  const answer = exchange(m, 'api-a', { want: 10 });
   assert.equal(answer.granted.length, 1);
   assert.deepEqual(
     { node: answer.granted[0]!.nodeId, slots: answer.granted[0]!.slots, url: answer.granted[0]!.nodeUrl },
-    { node: 'p-n1', slots: 3, url: 'http://node' },
+    { node: 'p-n1', slots: 10, url: 'http://node' },
   );
   assert.equal(answer.ttlMs, LEASE_TTL_MS);
-  // A second holder gets what is left; a third nothing.
-  assert.equal(exchange(m, 'api-b', { want: 5 }).granted[0]?.slots, 1);
+  // A second holder gets what is left above the reserve (16 / 8 = 2 slots); a third nothing.
+  assert.equal(exchange(m, 'api-b', { want: 10 }).granted[0]?.slots, 4);
   assert.deepEqual(exchange(m, 'api-c', { want: 1 }).granted, []);
+  const placed = m.find('tellJob', m.arrive('j1'));
+  assert.equal(placed?.message.kind === 'placed' && placed.message.grant.nodeId, 'p-n1', 'a job takes a reserved slot: no lease revoked');
+  assert.ok(m.state.leases?.every((l) => !l.revoked));
+  m.send({ type: 'jobFinished', jobId: 'j1', attempt: 1 });
   assert.equal(m.wakeAt, m.now + LEASE_TTL_MS, 'the machine wakes when the leases would run out');
   assert.ok(m.state.idleSince !== undefined, 'lending is not work');
 });
 
 test('slot leases: a queued job revokes the leases (no new node, no preemption); the holder releases and the job takes the slot', () => {
-  const m = warmPool(1);
-  const lease = exchange(m, 'api-a', { want: 1 }).granted[0]!;
+  const m = warmPool(2);
+  const lease = exchange(m, 'api-a', { want: 2 }).granted[0]!;
+  assert.equal(lease.slots, 1, 'one slot kept back');
+  m.arrive('j-reserve');
   const commands = m.arrive('j1');
   assert.equal(m.find('provision', commands), undefined, 'leased slots count as coming free');
   assert.equal(m.find('tellJob', commands), undefined);
@@ -611,7 +617,7 @@ test('slot leases: a queued job revokes the leases (no new node, no preemption);
 
 test('slot leases: the idle timer sees requests served on leases; the teardown waits for the lease and never terminates a node still lent', () => {
   const m = warmPool(2);
-  const lease = exchange(m, 'api-a', { want: 2 }).granted[0]!;
+  const lease = exchange(m, 'api-a', { want: 1 }).granted[0]!;
   const idleFrom = m.state.idleSince!;
   m.now += 500_000;
   exchange(m, 'api-a', { held: [{ leaseId: lease.leaseId, inFlight: 0 }], served: 12 });
@@ -641,7 +647,7 @@ test('slot leases: the idle timer sees requests served on leases; the teardown w
 });
 
 test('slot leases: a revoked lease with requests in flight holds the node until they end; a renewal of an unknown lease is refused', () => {
-  const m = warmPool(1);
+  const m = warmPool(2);
   const lease = exchange(m, 'api-a', { want: 1 }).granted[0]!;
   m.send({ type: 'scaleToZeroRequested' });
   assert.equal(m.state.leases?.[0]?.revoked, true);
