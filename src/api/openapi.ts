@@ -42,6 +42,17 @@ const nodeView = z.object({
   readyAt: z.number().optional(),
   busySlots: z.number().int(),
 });
+const keepAliveWindows = z.object({
+  mode: z.enum(['fixed', 'keep', 'prewarm']),
+  keepAliveMs: z.number(),
+  prewarmMs: z.number().optional(),
+  bootMs: z.number().optional(),
+  expectedColdRate: z.number().optional(),
+  fixedColdRate: z.number().optional(),
+  expectedCostSeconds: z.number().optional(),
+  fixedCostSeconds: z.number().optional(),
+  reason: z.string(),
+});
 const poolView = z.object({
   id: z.string(),
   poolId: z.string(),
@@ -68,6 +79,14 @@ const poolView = z.object({
   placements: z.array(
     z.object({ jobId: z.string(), nodeId: z.string(), slot: z.number().int(), priority: z.number().int(), preempting: z.boolean() }),
   ),
+  keepAlive: z.object({
+    mode: z.enum(['fixed', 'adaptive']),
+    windows: keepAliveWindows,
+    adaptiveWouldChoose: keepAliveWindows.optional(),
+    gapsSeen: z.number().int(),
+    gapPercentilesS: z.object({ p5: z.number(), p50: z.number(), p99: z.number() }).optional(),
+    bootEstimateMs: z.number().optional(),
+  }),
 });
 const preemptionCheck = z.object({
   mode: z.enum(['auto', 'manual']),

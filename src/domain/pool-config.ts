@@ -151,6 +151,21 @@ const poolConfigFields = z.object({
   parkTimeoutSeconds: z.number().min(1).max(3600).default(300),
   /** On-demand nodes kept among the pool's nodes whatever spot offers (a base interruptions cannot take). */
   onDemandFloor: z.number().int().min(0).max(1000).default(0),
+  /**
+   * `fixed`: nodes stay idleTimeoutSeconds after the pool goes idle. `adaptive`: the pool learns its idle gaps and
+   * chooses a keep-alive (or tears down and pre-warms before the expected next arrival) that costs less at no more
+   * cold starts than the fixed timeout would have; see keep-alive.ts.
+   */
+  keepAlive: z
+    .object({
+      mode: z.enum(['fixed', 'adaptive']).default('fixed'),
+      /** Idle gaps seen before the learned windows replace idleTimeoutSeconds. */
+      minSamples: z.number().int().min(1).max(1000).default(10),
+      /** Cold starts per idle gap the adaptive policy may add over the fixed timeout's to save money (0: none). */
+      extraColdStartRate: z.number().min(0).max(1).default(0),
+    })
+    .strict()
+    .default({ mode: 'fixed', minSamples: 10, extraColdStartRate: 0 }),
   lanes: z.array(laneSchema).min(1).max(16),
 });
 
@@ -181,7 +196,8 @@ type AddedLater =
   | 'returnToPreferredLane'
   | 'onDemandFloor'
   | 'maxParkedRequests'
-  | 'parkTimeoutSeconds';
+  | 'parkTimeoutSeconds'
+  | 'keepAlive';
 type ParsedPoolConfig = z.output<typeof poolConfigSchema>;
 
 /** Operator-facing configuration of a pool (absent fields added later mean their defaults). */

@@ -14,6 +14,7 @@ import { newPoolState } from './pool-view';
 import {
   activeNodes,
   allLanesShortBackoffMs,
+  busySlots,
   availableLanes,
   baseline,
   isIdle,
@@ -21,6 +22,7 @@ import {
   nodesToAdd,
   teardownCandidates,
 } from './scaling';
+import { bootEstimateMs, chooseWindows, newKeepAliveLearning, recordBoot, recordIdleGap, windowsInForce } from './keep-alive';
 import { exchangeLeases, nextLeaseExpiry, nodeHasLeases, settleLeases } from './slot-leases';
 import type { NodeRecord, Placement, PoolState } from './types';
 import type { PoolKey } from '../ids';
@@ -48,6 +50,17 @@ export type NodeIdMaker = (poolKey: PoolKey, sequence: number, incarnation?: str
 /** Applies one event; returns the new state, the commands to run, when to wake, and a reply for updates. */
 export function stepPool(previous: PoolState, event: PoolEvent, now: number, makeNodeId: NodeIdMaker): StepResult {
   const m = new Step(clone(previous), now, makeNodeId);
+  const reply = m.apply(event);
+  m.drive();
+  return { state: m.state, commands: m.commands, wakeAt: m.wakeAt(), ...(reply ? { reply } : {}) };
+}
+
+/**
+ * stepPool without the copy of the state: for a caller that owns `state` and keeps no earlier version of it
+ * (the offline evaluator, which runs millions of steps). Same rules, same results.
+ */
+export function stepPoolInPlace(state: PoolState, event: PoolEvent, now: number, makeNodeId: NodeIdMaker): StepResult {
+  const m = new Step(state, now, makeNodeId);
   const reply = m.apply(event);
   m.drive();
   return { state: m.state, commands: m.commands, wakeAt: m.wakeAt(), ...(reply ? { reply } : {}) };
@@ -84,6 +97,7 @@ class Step {
         s.ledgerInFlight = 0;
         s.reconcileDueAt = this.now;
         if (event.laneMoves) s.laneMoves = true;
+        if (event.scaleIn) s.scaleIn = true;
         return undefined;
       case 'timerFired':
         return undefined;
@@ -105,6 +119,7 @@ class Step {
         return undefined;
       case 'configChanged':
         s.config = event.config;
+        if (s.keepAlive) s.keepAlive.windows = s.config.keepAlive?.mode === 'adaptive' ? chooseWindows(s.keepAlive, s.config) : undefined;
         return undefined;
       case 'drainRequested':
         s.draining = true;
@@ -147,7 +162,7 @@ class Step {
           return `L${s.leaseSequence}`;
         });
         // Requests on the fast path are work: the idle timer starts again; new ones stop a teardown in its grace.
-        if (active) s.idleSince = undefined;
+        if (active) this.workArrived();
         if (newWork) {
           s.baselineSuspended = false;
           if (!s.stopping) this.cancelTeardown();
@@ -200,10 +215,20 @@ class Step {
       ...(arrival.notBefore !== undefined ? { notBefore: arrival.notBefore } : {}),
     };
     if (!enqueueJob(s, job, arrival.front)) return;
-    s.idleSince = undefined;
+    this.workArrived();
     s.baselineSuspended = false;
     // A stop's teardown goes on: the new job waits and starts the pool again once the stop is done.
     if (!s.stopping) this.cancelTeardown();
+  }
+
+  /** Work came: an idle gap (if the pool was idle) ends here and is learned from; the idle timer stops. */
+  private workArrived(): void {
+    const s = this.state;
+    if (s.idleSince !== undefined) {
+      s.keepAlive ??= newKeepAliveLearning();
+      recordIdleGap(s.keepAlive, this.now - s.idleSince, s.config);
+    }
+    s.idleSince = undefined;
   }
 
   private markDone(jobId: string): void {
@@ -245,6 +270,7 @@ class Step {
   }
 
   private nodeReady(event: Extract<PoolEvent, { type: 'nodeReady' }>): void {
+    const s = this.state;
     const node = this.node(event.command.nodeId);
     if (node?.inFlight !== 'boot') return;
     node.inFlight = undefined;
@@ -252,6 +278,8 @@ class Step {
     node.state = 'ready';
     node.url = event.url;
     node.readyAt = this.now;
+    s.keepAlive ??= newKeepAliveLearning();
+    recordBoot(s.keepAlive, node.readyAt - node.requestedAt, s.config);
     if (node.replaces) this.completeMove(node);
     this.ledger({
       key: `${node.id}:ready`,
@@ -390,6 +418,8 @@ class Step {
     if (s.stopping) this.advanceStop();
     // Not `else`: a stop that just finished lets the work that waited for it start in this same step.
     if (!s.stopping) {
+      this.prewarm();
+      if (s.scaleIn) this.scaleIn();
       this.place();
       if (!s.draining || !isIdle(s)) this.addNodes(nodesToAdd(s));
       if (s.config.preemption !== 'manual' && s.queue.length > 0) this.preempt('pool');
@@ -426,6 +456,64 @@ class Step {
     }
   }
 
+  /**
+   * Scale-in while the pool is busy: nodes above what the last keep-alive window needed retire (no new work,
+   * they go when their requests are done), fewest busy slots first. Demand that comes back first keeps them.
+   * The whole-pool idle case is the idle timer's (checkIdle).
+   */
+  private scaleIn(): void {
+    const s = this.state;
+    const slots = s.config.slotsPerNode;
+    const needNow = Math.min(s.config.maxNodes, Math.ceil((s.running.length + s.queue.length) / slots));
+    s.demandSeenAt ??= [];
+    const seen = s.demandSeenAt;
+    for (let k = 0; k < needNow; k++) seen[k] = this.now;
+    if (seen.length > s.config.maxNodes) seen.length = s.config.maxNodes;
+    if (isIdle(s) || s.draining) return;
+    const windowMs = windowsInForce(s.config, s.keepAlive).keepAliveMs;
+    let needed = 0;
+    while (needed < seen.length && (seen[needed] ?? -Infinity) >= this.now - windowMs) needed += 1;
+    const target = Math.max(needed, needNow, baseline(s));
+    const serving = activeNodes(s).filter((n) => !n.retiring);
+    const scaledIn = s.nodes.filter((n) => n.scaledIn && n.retiring && n.state === 'ready');
+    if (serving.length < target) {
+      // Demand came back before they drained: they serve again.
+      for (const node of scaledIn.slice(0, target - serving.length)) {
+        node.retiring = false;
+        node.scaledIn = undefined;
+        node.terminateReason = undefined;
+      }
+      return;
+    }
+    const excess = serving.length - target;
+    if (excess <= 0) return;
+    const candidates = serving
+      .filter((n) => n.state === 'ready' && !n.replaces)
+      .sort(
+        (a, b) => busySlots(a) - busySlots(b) || (b.lane?.pricePerHour ?? 0) - (a.lane?.pricePerHour ?? 0) || b.requestedAt - a.requestedAt,
+      )
+      .slice(0, excess);
+    for (const node of candidates) {
+      node.retiring = true;
+      node.scaledIn = true;
+      node.terminateReason = `scaled in: ${target} node(s) covered the last ${Math.round(windowMs / 1000)} s`;
+    }
+    if (candidates.length > 0) this.log('info', 'scaling in', { nodeIds: candidates.map((n) => n.id), keep: target });
+  }
+
+  /** When the next node above the current need has gone a whole keep-alive window unneeded (scale-in looks again then). */
+  private nextScaleInAt(): number | undefined {
+    const s = this.state;
+    if (!s.scaleIn || !s.demandSeenAt) return undefined;
+    const serving = activeNodes(s).filter((n) => !n.retiring).length;
+    const windowMs = windowsInForce(s.config, s.keepAlive).keepAliveMs;
+    const times = s.demandSeenAt
+      .slice(0, serving)
+      .map((t) => (t ?? -Infinity) + windowMs)
+      .filter((t) => t > this.now);
+    return times.length > 0 ? Math.min(...times) : undefined;
+  }
+
   /** The durable idle timer: idle nodes above the baseline go once the pool has been idle for idleTimeout. */
   private checkIdle(): void {
     const s = this.state;
@@ -433,7 +521,11 @@ class Step {
       s.idleSince = undefined;
       return;
     }
-    s.idleSince ??= this.now;
+    if (s.idleSince === undefined) {
+      s.idleSince = this.now;
+      s.keepAlive ??= newKeepAliveLearning();
+      s.keepAlive.nodesWhenIdle = activeNodes(s).length;
+    }
     const deadline = this.idleDeadline()!;
     // A start keeps its nodes warm until the idle timer first fires; then they go like any idle node.
     if (s.warmNodes && this.now >= deadline) s.warmNodes = 0;
@@ -445,9 +537,38 @@ class Step {
     s.forceTeardown = false;
   }
 
+  /** When the idle timer fires: the fixed idleTimeoutSeconds, or the adaptive windows (a pre-warming pool leaves at once). */
   private idleDeadline(): number | undefined {
     const s = this.state;
-    return s.idleSince === undefined ? undefined : s.idleSince + s.config.idleTimeoutSeconds * 1000;
+    if (s.idleSince === undefined) return undefined;
+    const windows = windowsInForce(s.config, s.keepAlive);
+    if (windows.mode === 'prewarm' && s.keepAlive?.prewarmedFor !== s.idleSince) return s.idleSince;
+    return s.idleSince + windows.keepAliveMs;
+  }
+
+  /** When a pre-warming pool boots its nodes again in this idle period (so they are ready when work is due). */
+  private prewarmAt(): number | undefined {
+    const s = this.state;
+    if (s.idleSince === undefined || s.draining || s.baselineSuspended || s.keepAlive?.prewarmedFor === s.idleSince) return undefined;
+    const windows = windowsInForce(s.config, s.keepAlive);
+    if (windows.mode !== 'prewarm' || windows.prewarmMs === undefined) return undefined;
+    return s.idleSince + windows.prewarmMs - (bootEstimateMs(s.keepAlive!) ?? 0);
+  }
+
+  /** The pre-warm: as many nodes as the pool had when it went idle come back, kept until the keep-alive window ends. */
+  private prewarm(): void {
+    const s = this.state;
+    const at = this.prewarmAt();
+    if (at === undefined || this.now < at || !isIdle(s)) return;
+    const learning = s.keepAlive!;
+    learning.prewarmedFor = s.idleSince;
+    const nodes = Math.min(Math.max(1, learning.nodesWhenIdle ?? 1), s.config.maxNodes);
+    s.warmNodes = Math.max(s.warmNodes ?? 0, nodes);
+    this.log('info', 'pre-warming before the expected next arrival', {
+      nodes,
+      idleForMs: this.now - s.idleSince!,
+      readyBy: s.idleSince! + (learning.windows?.prewarmMs ?? 0),
+    });
   }
 
   /** Marks nodes for teardown; their terminate calls go out together when the grace period ends. */
@@ -682,9 +803,13 @@ class Step {
       const deadline = this.idleDeadline();
       const hasCandidates = teardownCandidates(s).some((n) => n.state === 'ready');
       if (deadline !== undefined && !s.teardown && (hasCandidates || s.warmNodes)) times.push(deadline);
+      const prewarmAt = this.prewarmAt();
+      if (prewarmAt !== undefined) times.push(Math.max(prewarmAt, this.now + 1));
     } else {
       const retryAt = nextRetryAt(s, this.now);
       if (retryAt !== undefined) times.push(retryAt);
+      const scaleInAt = this.nextScaleInAt();
+      if (scaleInAt !== undefined) times.push(scaleInAt);
     }
     for (const node of s.nodes) {
       if (node.inFlight) continue;

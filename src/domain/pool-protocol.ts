@@ -71,7 +71,7 @@ export type PoolEvent =
    * A workflow run starts. `laneMoves`: this run may move nodes between lanes (back to a preferred lane, the
    * on-demand floor); the workflow turns it on behind a patch, so runs recorded before it replay unchanged.
    */
-  | { type: 'started'; laneMoves?: boolean }
+  | { type: 'started'; laneMoves?: boolean; scaleIn?: boolean }
   /** The clock reached the wake-up time the machine asked for. */
   | { type: 'timerFired' }
   | { type: 'jobArrived'; arrival: JobArrival }

@@ -1,4 +1,5 @@
 /** Builds the pool view answered by the state query. Pure. */
+import { keepAliveView } from './keep-alive';
 import { basePriority, effectivePriority, queueOrder } from './placement';
 import { busySlots, isIdle } from './scaling';
 import type { PoolPhase, PoolState, PoolView } from './types';
@@ -61,6 +62,7 @@ export function toPoolView(state: PoolState, teardownRunning: boolean, now: numb
       priority: basePriority(p),
       preempting: p.preempting ?? false,
     })),
+    keepAlive: keepAliveView(state.config, state.keepAlive),
   };
 }
 

@@ -1,5 +1,6 @@
 /** Types shared by workflows, activities and the API. Plain JSON only: they cross Temporal boundaries. */
 import type { PoolKey } from '../ids';
+import type { KeepAliveLearning, KeepAliveWindows } from './keep-alive';
 import type { Lane, PoolConfig } from './pool-config';
 import type { ServiceCall } from './inference';
 import type { SlotLease } from './slot-leases';
@@ -61,6 +62,8 @@ export interface NodeRecord {
   moveReason?: LaneMoveReason;
   /** Replaced: no new placements; terminated once its running jobs are done. */
   retiring?: boolean;
+  /** Retiring because the pool needed fewer nodes for a whole keep-alive window (undone if demand comes back first). */
+  scaledIn?: boolean;
 }
 
 /** Why the pool moves a node to another lane. */
@@ -154,6 +157,15 @@ export interface PoolState {
   leases?: SlotLease[];
   /** Leases granted over the pool's life (gives each a unique id). */
   leaseSequence?: number;
+  /** Scale-in is on (set by a run started with it; see the `started` event). */
+  scaleIn?: boolean;
+  /**
+   * Index k-1: the last time the pool needed at least k nodes (⌈(running + queued) / slotsPerNode⌉); nodes
+   * above what the last keep-alive window needed retire (scale-in).
+   */
+  demandSeenAt?: number[];
+  /** Idle gaps and boot times the pool has seen, and the keep-alive windows chosen from them (keep-alive.ts). */
+  keepAlive?: KeepAliveLearning;
 }
 
 /** An idle teardown: which nodes, and when their terminate calls go out. */
@@ -202,6 +214,21 @@ export interface PoolView {
   queue: Array<{ jobId: string; priority: number; effectivePriority: number; waitingMs: number; retryAt?: number }>;
   /** Running jobs with their priority; `preempting` while the pool waits for one to stop. */
   placements: Array<{ jobId: string; nodeId: string; slot: number; priority: number; preempting: boolean }>;
+  /** What the keep-alive policy learned and the windows in force (see keep-alive.ts). */
+  keepAlive: KeepAliveView;
+}
+
+/** The keep-alive part of a pool's view. */
+export interface KeepAliveView {
+  mode: 'fixed' | 'adaptive';
+  /** The windows in force now, and why. */
+  windows: KeepAliveWindows;
+  /** For a fixed pool that has seen enough gaps: what `adaptive` would choose. */
+  adaptiveWouldChoose?: KeepAliveWindows;
+  gapsSeen: number;
+  /** Idle gaps seen, by percentile (seconds; from the histogram's bins, with halving of old gaps). */
+  gapPercentilesS?: { p5: number; p50: number; p99: number };
+  bootEstimateMs?: number;
 }
 
 /** Terminal and live states of a job. */

@@ -39,7 +39,7 @@ export function traceArrivals(csv: string, options: ReplayOptions): Arrival[] {
 }
 
 /** `YYYY-MM-DD HH:MM:SS.fffffff` (no zone) to epoch ms, keeping sub-millisecond digits out. */
-function parseTraceTime(value: string): number {
+export function parseTraceTime(value: string): number {
   const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(\.\d+)?$/.exec(value.trim());
   if (!match) throw new Error(`bad TIMESTAMP ${value}`);
   const ms = match[3] ? Number(match[3].slice(0, 4)) * 1000 : 0;

@@ -79,7 +79,9 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   // is registered, and the machine must see the start (which forgets the last run's calls) before them.
   // Lane moves came after runs were recorded: those replay without them (and take them on at their next run).
   const laneMoves = patched('lane-moves');
-  const inbox: Array<{ event: PoolEvent; ticket?: number }> = [{ event: { type: 'started', laneMoves } }];
+  // Scale-in (nodes above the last keep-alive window's need retire) likewise.
+  const scaleIn = patched('scale-in');
+  const inbox: Array<{ event: PoolEvent; ticket?: number }> = [{ event: { type: 'started', laneMoves, scaleIn } }];
   /** Answers to operators' updates by ticket: the pool's view once the machine took the event, and its reply if any. */
   const replies: Record<number, { view: PoolView; reply?: PoolReply }> = {};
   let tickets = 0;

@@ -1,0 +1,341 @@
+/**
+ * Keep-alive that learns: what a pool does between the end of its work and the next arrival. Pure functions.
+ *
+ * The pool records every idle gap (pool idle → next arrival) in a histogram with log-spaced bins, and each
+ * node's boot time. From them, the adaptive policy picks its windows the way the hybrid histogram policy of
+ * Shahrad et al. ("Serverless in the Wild", ATC 2020) does, adapted to GPUs whose boot is billed:
+ *
+ * - **keep**: keep the nodes for `keepAliveMs` after the pool goes idle (a fixed timeout, chosen by the data);
+ * - **prewarm**: tear down at once, boot again `prewarmMs − boot` after the pool went idle so the nodes are
+ *   ready at `prewarmMs`, keep them until `keepAliveMs`, then tear down.
+ *
+ * Among all windows on the histogram's bin edges it takes the one with the least expected node-seconds per gap,
+ * counting each expected cold start as one more boot (somebody waited that long), whose expected cold-start
+ * rate is no higher than the pool's fixed `idleTimeoutSeconds` would have on the same gaps (plus
+ * `extraColdStartRate`, 0 unless the pool says): the adaptive policy never trades cold starts for money behind
+ * the operator's back. Until the histogram holds `minSamples` gaps (or most gaps lie past its range) the fixed
+ * timeout applies.
+ */
+import type { PoolConfig } from './pool-config';
+import type { KeepAliveView } from './types';
+
+/** Bin edges in seconds: [0, 1), then ×1.15 per bin up to 4 hours; a gap past the last edge is out of range. */
+export const GAP_BIN_EDGES_S: readonly number[] = (() => {
+  const edges = [0, 1];
+  while (edges[edges.length - 1] < 4 * 3600) edges.push(Math.round(edges[edges.length - 1] * 1.15 * 1000) / 1000);
+  return edges;
+})();
+export const GAP_BIN_COUNT = GAP_BIN_EDGES_S.length - 1;
+/** Past this total weight the histogram halves, so old behaviour fades and the pool keeps adapting. */
+export const HISTOGRAM_HALVING_WEIGHT = 1000;
+/** Boots remembered; the estimate is the longest of them (a late pre-warm is a cold start). */
+export const BOOTS_REMEMBERED = 5;
+/** Gaps recorded before the adaptive windows replace the fixed timeout (unless the pool says). */
+export const DEFAULT_MIN_SAMPLES = 10;
+
+/** What the pool has learned (plain JSON: it travels through continue-as-new). */
+export interface KeepAliveLearning {
+  /** Weight of idle gaps per bin of GAP_BIN_EDGES_S. */
+  gapBins: number[];
+  /** Weight of gaps longer than the last edge. */
+  outOfRange: number;
+  /** Gaps seen over the pool's life (not halved). */
+  gapsSeen: number;
+  /** Recent boot durations (request → ready), ms, newest last. */
+  bootsMs: number[];
+  /** The windows chosen from the current histogram (recomputed when it changes). */
+  windows?: KeepAliveWindows;
+  /** Nodes the pool had when it last went idle: a pre-warm brings back as many. */
+  nodesWhenIdle?: number;
+  /** The idle period (its `idleSince`) whose pre-warm has gone out. */
+  prewarmedFor?: number;
+}
+
+/** The windows in force and why. */
+export interface KeepAliveWindows {
+  /** `fixed`: idleTimeoutSeconds; `keep` and `prewarm`: learned (see the file comment). */
+  mode: 'fixed' | 'keep' | 'prewarm';
+  /** Idle deadline, ms after the pool went idle (for `prewarm`: after the pre-warmed nodes are up). */
+  keepAliveMs: number;
+  /** `prewarm` only: when the nodes should be ready, ms after the pool went idle. */
+  prewarmMs?: number;
+  /** Boot estimate the windows assume, ms. */
+  bootMs?: number;
+  /** Expected cold starts per idle gap, and node-seconds per gap per node, of these windows and of the fixed timeout. */
+  expectedColdRate?: number;
+  fixedColdRate?: number;
+  expectedCostSeconds?: number;
+  fixedCostSeconds?: number;
+  reason: string;
+}
+
+export function newKeepAliveLearning(): KeepAliveLearning {
+  return { gapBins: Array.from({ length: GAP_BIN_COUNT }, () => 0), outOfRange: 0, gapsSeen: 0, bootsMs: [] };
+}
+
+/** The p-th percentile (0..100) of the learned gaps, seconds: the upper edge of the bin that reaches it. */
+export function gapPercentileS(learning: KeepAliveLearning, p: number): number | undefined {
+  const total = learning.gapBins.reduce((a, b) => a + b, 0) + learning.outOfRange;
+  if (total === 0) return undefined;
+  let seen = 0;
+  for (let bin = 0; bin < GAP_BIN_COUNT; bin++) {
+    seen += learning.gapBins[bin];
+    if (seen >= (p / 100) * total - 1e-9 && learning.gapBins[bin] > 0) return GAP_BIN_EDGES_S[bin + 1];
+  }
+  return Infinity;
+}
+
+/** The keep-alive part of the pool's view. */
+export function keepAliveView(config: PoolConfig, learning: KeepAliveLearning | undefined): KeepAliveView {
+  const mode = config.keepAlive?.mode ?? 'fixed';
+  const windows = windowsInForce(config, learning);
+  if (!learning) return { mode, windows, gapsSeen: 0 };
+  const p5 = gapPercentileS(learning, 5);
+  const p50 = gapPercentileS(learning, 50);
+  const p99 = gapPercentileS(learning, 99);
+  const boot = bootEstimateMs(learning);
+  const wouldChoose =
+    mode === 'fixed'
+      ? chooseWindows(learning, {
+          ...config,
+          keepAlive: {
+            mode: 'adaptive',
+            minSamples: config.keepAlive?.minSamples ?? DEFAULT_MIN_SAMPLES,
+            extraColdStartRate: config.keepAlive?.extraColdStartRate ?? 0,
+          },
+        })
+      : undefined;
+  return {
+    mode,
+    windows,
+    ...(wouldChoose && wouldChoose.mode !== 'fixed' ? { adaptiveWouldChoose: wouldChoose } : {}),
+    gapsSeen: learning.gapsSeen,
+    // JSON has no Infinity: a percentile past the histogram's range reads as its last edge.
+    ...(p5 !== undefined && p50 !== undefined && p99 !== undefined
+      ? { gapPercentilesS: { p5: finite(p5), p50: finite(p50), p99: finite(p99) } }
+      : {}),
+    ...(boot !== undefined ? { bootEstimateMs: boot } : {}),
+  };
+}
+
+function finite(seconds: number): number {
+  return Number.isFinite(seconds) ? seconds : GAP_BIN_EDGES_S[GAP_BIN_COUNT];
+}
+
+/** Index of the bin holding a gap of `gapMs`, or -1 past the range. */
+export function gapBin(gapMs: number): number {
+  const seconds = gapMs / 1000;
+  if (seconds >= GAP_BIN_EDGES_S[GAP_BIN_COUNT]) return -1;
+  let lo = 0;
+  let hi = GAP_BIN_COUNT - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (GAP_BIN_EDGES_S[mid] <= seconds) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The value a bin stands for in the cost model, seconds (geometric middle; the first bin: half a second). */
+export function binValueSeconds(bin: number): number {
+  return bin === 0 ? 0.5 : Math.sqrt(GAP_BIN_EDGES_S[bin] * GAP_BIN_EDGES_S[bin + 1]);
+}
+
+/** Adds one idle gap (mutates `learning`); the windows are chosen again. */
+export function recordIdleGap(learning: KeepAliveLearning, gapMs: number, config: PoolConfig): void {
+  const bin = gapBin(Math.max(0, gapMs));
+  if (bin < 0) learning.outOfRange += 1;
+  else learning.gapBins[bin] += 1;
+  learning.gapsSeen += 1;
+  const weightBefore = learning.outOfRange + learning.gapBins.reduce((a, b) => a + b, 0);
+  if (weightBefore > HISTOGRAM_HALVING_WEIGHT) {
+    learning.gapBins = learning.gapBins.map((w) => w / 2);
+    learning.outOfRange /= 2;
+  }
+  // Only an adaptive pool needs its windows now (a view computes them on demand). Choosing prices a few
+  // thousand windows: after the first gaps, it is done again every ~2 % of new ones.
+  if (config.keepAlive?.mode !== 'adaptive') {
+    learning.windows = undefined;
+    return;
+  }
+  const minSamples = config.keepAlive?.minSamples ?? DEFAULT_MIN_SAMPLES;
+  const every = Math.max(1, Math.floor(learning.gapsSeen / 50));
+  if (learning.gapsSeen <= 2 * minSamples || learning.gapsSeen % every === 0 || !learning.windows) {
+    learning.windows = chooseWindows(learning, config);
+  }
+}
+
+/** Adds one measured boot (mutates `learning`). */
+export function recordBoot(learning: KeepAliveLearning, bootMs: number, config: PoolConfig): void {
+  learning.bootsMs = [...learning.bootsMs, Math.max(0, Math.round(bootMs))].slice(-BOOTS_REMEMBERED);
+  learning.windows = config.keepAlive?.mode === 'adaptive' ? chooseWindows(learning, config) : undefined;
+}
+
+/** The boot time the policy plans with: the longest recent boot. */
+export function bootEstimateMs(learning: KeepAliveLearning): number | undefined {
+  return learning.bootsMs.length > 0 ? Math.max(...learning.bootsMs) : undefined;
+}
+
+/** Windows in force for a pool: fixed unless it asked for `adaptive` and the histogram is representative. */
+export function windowsInForce(config: PoolConfig, learning: KeepAliveLearning | undefined): KeepAliveWindows {
+  if (config.keepAlive?.mode !== 'adaptive' || !learning) return fixedWindows(config, 'keepAlive.mode is fixed');
+  return learning.windows ?? chooseWindows(learning, config);
+}
+
+function fixedWindows(config: PoolConfig, reason: string): KeepAliveWindows {
+  return { mode: 'fixed', keepAliveMs: config.idleTimeoutSeconds * 1000, reason };
+}
+
+/** Per-gap outcome of one policy on a gap of `gapS` seconds, per node: node-seconds paid and whether it cold-started. */
+export interface GapOutcome {
+  costSeconds: number;
+  cold: boolean;
+}
+
+/**
+ * The cost model both the policy and its unit tests use. Times in seconds; grace = teardownGraceSeconds (an
+ * arrival inside it cancels the teardown), boot = node boot (billed).
+ * - keep K: an arrival by K + grace finds the node (pays the gap); later, the node left at K + grace and boots again.
+ * - prewarm W, keep K: the node leaves after grace, is back at W, stays until K + grace.
+ */
+export function gapOutcome(gapS: number, policy: { keepAliveS: number; prewarmS?: number }, bootS: number, graceS: number): GapOutcome {
+  const keepEnd = policy.keepAliveS + graceS;
+  if (policy.prewarmS === undefined) {
+    return gapS <= keepEnd ? { costSeconds: gapS, cold: false } : { costSeconds: keepEnd + bootS, cold: true };
+  }
+  const w = policy.prewarmS;
+  if (gapS <= graceS) return { costSeconds: gapS, cold: false };
+  if (gapS < w) return { costSeconds: graceS + bootS, cold: true };
+  if (gapS <= keepEnd) return { costSeconds: graceS + bootS + (gapS - w), cold: false };
+  return { costSeconds: graceS + bootS + (keepEnd - w) + bootS, cold: true };
+}
+
+/** Chooses the cheapest windows whose cold-start rate is no worse than the fixed timeout's (see the file comment). */
+export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): KeepAliveWindows {
+  const minSamples = config.keepAlive?.minSamples ?? DEFAULT_MIN_SAMPLES;
+  if (learning.gapsSeen < minSamples) {
+    return fixedWindows(config, `learning: ${learning.gapsSeen} of ${minSamples} idle gaps seen`);
+  }
+  const inRange = learning.gapBins.reduce((a, b) => a + b, 0);
+  const total = inRange + learning.outOfRange;
+  if (inRange < total / 2) return fixedWindows(config, 'most idle gaps are longer than 4 h: the histogram says little');
+
+  const graceS = config.teardownGraceSeconds;
+  const bootMs = bootEstimateMs(learning);
+  const bootS = (bootMs ?? 0) / 1000;
+  const fixedK = config.idleTimeoutSeconds;
+  // Gaps as (value, weight); the out-of-range ones are longer than any window (a value past every edge).
+  const gaps: Array<[number, number]> = [];
+  learning.gapBins.forEach((w, bin) => {
+    if (w > 0) gaps.push([binValueSeconds(bin), w]);
+  });
+  if (learning.outOfRange > 0) gaps.push([GAP_BIN_EDGES_S[GAP_BIN_COUNT] * 2, learning.outOfRange]);
+  // Prefix sums over the gaps (sorted by value) price any window in O(log bins); gapOutcome is the same model per gap.
+  const values = gaps.map((g) => g[0]);
+  const weightUpTo = [0];
+  const sumUpTo = [0];
+  for (const [value, weight] of gaps) {
+    weightUpTo.push(weightUpTo[weightUpTo.length - 1] + weight);
+    sumUpTo.push(sumUpTo[sumUpTo.length - 1] + weight * value);
+  }
+  // Number of gaps with value ≤ x (strict: < x).
+  const countAtMost = (x: number, strict = false) => {
+    let lo = 0;
+    let hi = values.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (strict ? values[mid] < x : values[mid] <= x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const weightIn = (from: number, to: number) => weightUpTo[to] - weightUpTo[from];
+  const sumIn = (from: number, to: number) => sumUpTo[to] - sumUpTo[from];
+  const n = values.length;
+  const evaluate = (policy: { keepAliveS: number; prewarmS?: number }) => {
+    const keepEnd = policy.keepAliveS + graceS;
+    const covered = countAtMost(keepEnd);
+    let cost: number;
+    let cold: number;
+    if (policy.prewarmS === undefined) {
+      cost = sumIn(0, covered) + weightIn(covered, n) * (keepEnd + bootS);
+      cold = weightIn(covered, n);
+    } else {
+      const w = policy.prewarmS;
+      const inGrace = countAtMost(graceS);
+      const early = Math.max(inGrace, countAtMost(w, true));
+      const late = Math.max(early, covered);
+      cost =
+        sumIn(0, inGrace) +
+        weightIn(inGrace, early) * (graceS + bootS) +
+        sumIn(early, late) +
+        weightIn(early, late) * (graceS + bootS - w) +
+        weightIn(late, n) * (graceS + bootS + (keepEnd - w) + bootS);
+      cold = weightIn(inGrace, early) + weightIn(late, n);
+    }
+    return { cost: cost / total, cold: cold / total };
+  };
+  const fixed = evaluate({ keepAliveS: fixedK });
+  const slack = config.keepAlive?.extraColdStartRate ?? 0;
+  // Candidate windows: bin edges (a window that ends on an edge covers that whole bin).
+  const keepCandidates = [0, ...GAP_BIN_EDGES_S.slice(1), fixedK];
+  let best = { policy: { keepAliveS: fixedK } as { keepAliveS: number; prewarmS?: number }, ...fixed };
+  // A cold start is scored as one more boot of node time (someone waited that long), so a cheaper window that
+  // cold-starts more must save more than it makes people wait; and none may cold-start more than the budget.
+  const score = (c: { cost: number; cold: number }) => c.cost + c.cold * bootS;
+  const better = (c: { cost: number; cold: number }) =>
+    c.cold <= fixed.cold + slack + 1e-9 &&
+    (score(c) < score(best) - 1e-9 || (Math.abs(score(c) - score(best)) <= 1e-9 && c.cold < best.cold));
+  for (const k of keepCandidates) {
+    const outcome = evaluate({ keepAliveS: k });
+    if (better(outcome)) best = { policy: { keepAliveS: k }, ...outcome };
+  }
+  // Pre-warming needs a known boot, and a gap long enough to tear down and boot again after the grace period.
+  if (bootMs !== undefined) {
+    for (const w of GAP_BIN_EDGES_S) {
+      if (w < graceS + bootS || w <= 0) continue;
+      for (const k of keepCandidates) {
+        // The pre-warmed nodes stay at least until they are due.
+        if (k < w) continue;
+        const outcome = evaluate({ keepAliveS: k, prewarmS: w });
+        if (better(outcome)) best = { policy: { keepAliveS: k, prewarmS: w }, ...outcome };
+      }
+    }
+  }
+  const common = {
+    ...(bootMs !== undefined ? { bootMs } : {}),
+    expectedColdRate: round(best.cold),
+    fixedColdRate: round(fixed.cold),
+    expectedCostSeconds: round(best.cost),
+    fixedCostSeconds: round(fixed.cost),
+  };
+  const saving = fixed.cost > 0 ? Math.round((1 - best.cost / fixed.cost) * 100) : 0;
+  const versus = `${saving >= 0 ? `${saving}% fewer` : `${-saving}% more`} node-seconds per gap than the fixed ${fmt(fixedK)}, cold starts ${pct(best.cold)} of gaps vs ${pct(fixed.cold)}`;
+  if (best.policy.prewarmS !== undefined) {
+    return {
+      mode: 'prewarm',
+      keepAliveMs: Math.round(best.policy.keepAliveS * 1000),
+      prewarmMs: Math.round(best.policy.prewarmS * 1000),
+      ...common,
+      reason: `${learning.gapsSeen} idle gaps: arrivals rarely come before ${fmt(best.policy.prewarmS)}, so nodes leave at once and are back by then, staying until ${fmt(best.policy.keepAliveS)}; ${versus}`,
+    };
+  }
+  return {
+    mode: 'keep',
+    keepAliveMs: Math.round(best.policy.keepAliveS * 1000),
+    ...common,
+    reason: `${learning.gapsSeen} idle gaps: nodes stay ${fmt(best.policy.keepAliveS)} after the pool goes idle; ${versus}`,
+  };
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
+
+function pct(rate: number): string {
+  return `${Math.round(rate * 1000) / 10}%`;
+}
+
+function fmt(seconds: number): string {
+  return seconds >= 120 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds)} s`;
+}

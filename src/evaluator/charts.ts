@@ -1,0 +1,76 @@
+/** Small SVG pictures of an evaluation: cost against cold starts per policy, and one app's day. Pure. */
+import type { PolicyTotals } from './report';
+
+const W = 640;
+const H = 400;
+const M = { left: 70, right: 20, top: 40, bottom: 50 };
+
+function esc(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function axisTicks(max: number): number[] {
+  const step = 10 ** Math.floor(Math.log10(Math.max(max, 1e-9)));
+  const nice = [1, 2, 5, 10].map((m) => m * step).find((s) => max / s <= 6) ?? step * 10;
+  const ticks: number[] = [];
+  for (let v = 0; v <= max + 1e-9; v += nice) ticks.push(Math.round(v * 1e6) / 1e6);
+  return ticks;
+}
+
+/** One point per policy: x cold starts, y cost. */
+export function costVsColdStartsSvg(title: string, totals: PolicyTotals[]): string {
+  const maxX = Math.max(1, ...totals.map((t) => t.coldStarts)) * 1.1;
+  const maxY = Math.max(0.01, ...totals.map((t) => t.costUsd)) * 1.1;
+  const x = (v: number) => M.left + (v / maxX) * (W - M.left - M.right);
+  const y = (v: number) => H - M.bottom - (v / maxY) * (H - M.top - M.bottom);
+  const parts: string[] = [];
+  for (const t of axisTicks(maxX)) {
+    parts.push(`<line x1="${x(t)}" y1="${H - M.bottom}" x2="${x(t)}" y2="${M.top}" stroke="#eee"/>`);
+    parts.push(`<text x="${x(t)}" y="${H - M.bottom + 16}" text-anchor="middle">${t}</text>`);
+  }
+  for (const t of axisTicks(maxY)) {
+    parts.push(`<line x1="${M.left}" y1="${y(t)}" x2="${W - M.right}" y2="${y(t)}" stroke="#eee"/>`);
+    parts.push(`<text x="${M.left - 6}" y="${y(t) + 4}" text-anchor="end">${t}</text>`);
+  }
+  for (const t of totals) {
+    const colour = t.policy === 'adaptive' ? '#d62728' : t.policy === 'oracle' ? '#2ca02c' : '#1f77b4';
+    parts.push(`<circle cx="${x(t.coldStarts).toFixed(1)}" cy="${y(t.costUsd).toFixed(1)}" r="5" fill="${colour}"/>`);
+    parts.push(`<text x="${(x(t.coldStarts) + 8).toFixed(1)}" y="${(y(t.costUsd) - 6).toFixed(1)}">${esc(t.policy)}</text>`);
+  }
+  return svg(title, 'cold starts', 'GPU cost (USD)', parts);
+}
+
+/** One app's day under one policy: nodes billed (line) and requests running (grey), over trace time. */
+export function timelineSvg(title: string, points: Array<[number, number, number]>, spanS: number): string {
+  const maxY = Math.max(1, ...points.map((p) => Math.max(p[1], p[2])));
+  const x = (v: number) => M.left + (Math.max(0, v) / spanS) * (W - M.left - M.right);
+  const y = (v: number) => H - M.bottom - (v / maxY) * (H - M.top - M.bottom);
+  const stepPath = (index: 1 | 2) => {
+    let d = `M${x(0)},${y(0)}`;
+    for (const p of points) d += `H${x(p[0]).toFixed(1)}V${y(p[index]).toFixed(1)}`;
+    return `${d}H${x(spanS)}`;
+  };
+  const parts: string[] = [];
+  for (const t of axisTicks(spanS / 60)) parts.push(`<text x="${x(t * 60)}" y="${H - M.bottom + 16}" text-anchor="middle">${t}</text>`);
+  for (const t of axisTicks(maxY)) parts.push(`<text x="${M.left - 6}" y="${y(t) + 4}" text-anchor="end">${t}</text>`);
+  parts.push(`<path d="${stepPath(2)}" fill="none" stroke="#999" stroke-width="1"/>`);
+  parts.push(`<path d="${stepPath(1)}" fill="none" stroke="#d62728" stroke-width="1.5"/>`);
+  parts.push(`<text x="${W - M.right}" y="${M.top - 8}" text-anchor="end" fill="#d62728">nodes billed</text>`);
+  parts.push(`<text x="${W - M.right - 100}" y="${M.top - 8}" text-anchor="end" fill="#999">requests running</text>`);
+  return svg(title, 'minutes', 'count', parts);
+}
+
+function svg(title: string, xLabel: string, yLabel: string, parts: string[]): string {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(title)}</text>`,
+    `<line x1="${M.left}" y1="${H - M.bottom}" x2="${W - M.right}" y2="${H - M.bottom}" stroke="black"/>`,
+    `<line x1="${M.left}" y1="${M.top}" x2="${M.left}" y2="${H - M.bottom}" stroke="black"/>`,
+    `<text x="${(M.left + W - M.right) / 2}" y="${H - 12}" text-anchor="middle">${esc(xLabel)}</text>`,
+    `<text x="16" y="${(M.top + H - M.bottom) / 2}" text-anchor="middle" transform="rotate(-90 16 ${(M.top + H - M.bottom) / 2})">${esc(yLabel)}</text>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,152 @@
+/**
+ * `npm run evaluate`: replays real traces through the pool machine in virtual time, one pool per app, under
+ * each keep-alive policy, and reports cost, idle cost, cold starts and waits side by side.
+ *
+ *   npm run evaluate -- --trace ../shared/traces/AzureLLMInferenceTrace_code.csv [--trace …]
+ *     [--app ID[,ID…]] [--policy NAME[,NAME…]] [--cold-start 60] [--price 2] [--slots 8] [--max-nodes 100]
+ *     [--decode-tps 50] [--prefill-tps 5000] [--grace 10] [--seed 1] [--per-app] [--json] [--svg DIR]
+ *
+ * Exit 2 on bad arguments or an unreadable trace.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { costVsColdStartsSvg, timelineSvg } from './charts';
+import { oracleApp } from './oracle';
+import { POLICIES, selectPolicies } from './policies';
+import { formatTable, totalsByPolicy } from './report';
+import { type AppResult, DEFAULT_KNOBS, type SimulationKnobs, simulateApp } from './simulate';
+import { parseTrace } from './trace';
+
+function usage(message: string): never {
+  process.stderr.write(`evaluate: ${message}\nsee the header of src/evaluator/main.ts or the README's "Keep-alive" section\n`);
+  process.exit(2);
+}
+
+function positive(name: string, text: string | undefined, fallback: number, integer = false): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0 || (integer && (!Number.isInteger(value) || value < 1))) {
+    usage(`--${name} must be ${integer ? 'a whole number ≥ 1' : 'a number ≥ 0'}, not ${text}`);
+  }
+  return value;
+}
+
+function main(): void {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      options: {
+        trace: { type: 'string', multiple: true },
+        app: { type: 'string' },
+        policy: { type: 'string' },
+        'cold-start': { type: 'string' },
+        price: { type: 'string' },
+        slots: { type: 'string' },
+        'max-nodes': { type: 'string' },
+        'decode-tps': { type: 'string' },
+        'prefill-tps': { type: 'string' },
+        grace: { type: 'string' },
+        seed: { type: 'string' },
+        'per-app': { type: 'boolean' },
+        json: { type: 'boolean' },
+        svg: { type: 'string' },
+      },
+      allowPositionals: false,
+    });
+  } catch (error) {
+    usage((error as Error).message);
+  }
+  const v = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  const traces = (v.trace as string[] | undefined) ?? [];
+  if (traces.length === 0) usage('give at least one --trace <csv>');
+  const knobs: SimulationKnobs = {
+    coldStartS: positive('cold-start', v['cold-start'] as string, DEFAULT_KNOBS.coldStartS),
+    pricePerHour: positive('price', v.price as string, DEFAULT_KNOBS.pricePerHour),
+    slotsPerNode: positive('slots', v.slots as string, DEFAULT_KNOBS.slotsPerNode, true),
+    maxNodes: positive('max-nodes', v['max-nodes'] as string, DEFAULT_KNOBS.maxNodes, true),
+    decodeTokensPerS: positive('decode-tps', v['decode-tps'] as string, DEFAULT_KNOBS.decodeTokensPerS),
+    prefillTokensPerS: positive('prefill-tps', v['prefill-tps'] as string, DEFAULT_KNOBS.prefillTokensPerS),
+    teardownGraceS: positive('grace', v.grace as string, DEFAULT_KNOBS.teardownGraceS),
+  };
+  if (knobs.decodeTokensPerS === 0 || knobs.prefillTokensPerS === 0) usage('token rates must be above 0');
+  const seed = positive('seed', v.seed as string, 1);
+  let policies = POLICIES;
+  try {
+    policies = selectPolicies((v.policy as string | undefined)?.split(',').filter(Boolean));
+  } catch (error) {
+    usage((error as Error).message);
+  }
+  const apps = (v.app as string | undefined)?.split(',').filter(Boolean);
+  const svgDir = v.svg as string | undefined;
+  if (svgDir) mkdirSync(svgDir, { recursive: true });
+
+  const report: Array<{
+    trace: string;
+    knobs: SimulationKnobs;
+    totals: ReturnType<typeof totalsByPolicy>;
+    perApp?: AppResult[];
+    seconds: number;
+  }> = [];
+  for (const file of traces) {
+    let csv: string;
+    try {
+      csv = readFileSync(file, 'utf8');
+    } catch (error) {
+      usage(`cannot read ${file}: ${(error as Error).message}`);
+    }
+    let trace: ReturnType<typeof parseTrace>;
+    try {
+      trace = parseTrace(csv, file, { seed, ...(apps ? { apps } : {}) });
+    } catch (error) {
+      usage((error as Error).message);
+    }
+    const started = performance.now();
+    const results: AppResult[] = [];
+    for (const policy of policies) {
+      for (const app of trace.apps) {
+        results.push(policy.oracle ? oracleApp(app, knobs) : simulateApp(app, policy, knobs, trace.spanMs));
+      }
+    }
+    const totals = totalsByPolicy(results);
+    const seconds = (performance.now() - started) / 1000;
+    const requests = trace.apps.reduce((a, app) => a + app.arrivals.length, 0);
+    const title = `${trace.name}: ${trace.apps.length} app(s), ${requests} requests over ${(trace.spanMs / 60_000).toFixed(1)} min`;
+    if (!v.json) {
+      process.stdout.write(`${formatTable(title, totals)}\n`);
+      if (v['per-app']) {
+        for (const r of results) {
+          process.stdout.write(
+            `${r.app}\t${r.policy}\t$${r.costUsd.toFixed(2)}\tcold ${r.coldStarts}\t${r.finalWindows ? JSON.stringify(r.finalWindows) : ''}\n`,
+          );
+        }
+      }
+      process.stderr.write(`(${seconds.toFixed(1)} s of CPU for ${policies.length} policies)\n`);
+    }
+    if (svgDir) {
+      writeFileSync(join(svgDir, `${trace.name}-cost-vs-cold-starts.svg`), costVsColdStartsSvg(title, totals));
+      // The timeline of the busiest app under the adaptive policy.
+      const busiest = [...trace.apps].sort((a, b) => b.arrivals.length - a.arrivals.length)[0];
+      const adaptive = POLICIES.find((p) => p.name === 'adaptive')!;
+      const run = simulateApp(busiest, adaptive, knobs, trace.spanMs, { timeline: true });
+      writeFileSync(
+        join(svgDir, `${trace.name}-timeline-adaptive.svg`),
+        timelineSvg(
+          `${trace.name} · ${busiest.app} · adaptive: $${run.costUsd.toFixed(2)}, ${run.coldStarts} cold starts`,
+          run.timeline ?? [],
+          trace.spanMs / 1000,
+        ),
+      );
+    }
+    report.push({
+      trace: trace.name,
+      knobs,
+      totals,
+      ...(v['per-app'] ? { perApp: results.map(({ waitsMs: _w, ...rest }) => ({ ...rest, waitsMs: [] })) } : {}),
+      seconds,
+    });
+  }
+  if (v.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+}
+
+main();
