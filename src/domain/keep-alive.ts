@@ -47,6 +47,8 @@ export interface KeepAliveLearning {
   windows?: KeepAliveWindows;
   /** Nodes the pool had when it last went idle: a pre-warm brings back as many. */
   nodesWhenIdle?: number;
+  /** The current idle period followed work (its end is a gap to learn from). */
+  gapOpen?: boolean;
   /** The idle period (its `idleSince`) whose pre-warm has gone out. */
   prewarmedFor?: number;
 }
@@ -280,9 +282,10 @@ export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): 
   // Candidate windows: bin edges (a window that ends on an edge covers that whole bin).
   const keepCandidates = [0, ...GAP_BIN_EDGES_S.slice(1), fixedK];
   let best = { policy: { keepAliveS: fixedK } as { keepAliveS: number; prewarmS?: number }, ...fixed };
-  // A cold start is scored as one more boot of node time (someone waited that long), so a cheaper window that
-  // cold-starts more must save more than it makes people wait; and none may cold-start more than the budget.
-  const score = (c: { cost: number; cold: number }) => c.cost + c.cold * bootS;
+  // What avoiding a cold start is worth, in node-seconds: the fixed timeout says it (a pool that keeps a node
+  // idleTimeoutSeconds pays up to that to avoid one), and never less than a boot (someone waits that long).
+  const coldWorthS = Math.max(bootS, fixedK);
+  const score = (c: { cost: number; cold: number }) => c.cost + c.cold * coldWorthS;
   const better = (c: { cost: number; cold: number }) =>
     c.cold <= fixed.cold + slack + 1e-9 &&
     (score(c) < score(best) - 1e-9 || (Math.abs(score(c) - score(best)) <= 1e-9 && c.cold < best.cold));

@@ -224,10 +224,11 @@ class Step {
   /** Work came: an idle gap (if the pool was idle) ends here and is learned from; the idle timer stops. */
   private workArrived(): void {
     const s = this.state;
-    if (s.idleSince !== undefined) {
-      s.keepAlive ??= newKeepAliveLearning();
+    // Only a gap that followed work is learned from (a new pool is idle before its first job too).
+    if (s.idleSince !== undefined && s.keepAlive?.gapOpen) {
       recordIdleGap(s.keepAlive, this.now - s.idleSince, s.config);
     }
+    if (s.keepAlive) s.keepAlive.gapOpen = false;
     s.idleSince = undefined;
   }
 
@@ -525,6 +526,7 @@ class Step {
       s.idleSince = this.now;
       s.keepAlive ??= newKeepAliveLearning();
       s.keepAlive.nodesWhenIdle = activeNodes(s).length;
+      s.keepAlive.gapOpen = s.placedTotal > 0;
     }
     const deadline = this.idleDeadline()!;
     // A start keeps its nodes warm until the idle timer first fires; then they go like any idle node.
@@ -596,6 +598,12 @@ class Step {
       node.terminateReason = undefined;
     }
     s.teardown = undefined;
+    // The kept nodes were kept for this work: scale-in gives them a whole window again before it looks at them.
+    if (s.scaleIn && kept.length > 0) {
+      s.demandSeenAt ??= [];
+      const serving = activeNodes(s).filter((n) => !n.retiring).length;
+      for (let k = 0; k < Math.min(serving, s.config.maxNodes); k++) s.demandSeenAt[k] = this.now;
+    }
     if (kept.length > 0) {
       this.ledger({ key: `${teardown.key}:cancelled`, eventType: 'teardown_cancelled', details: { kept: kept.map((n) => n.id) } });
       this.log('info', 'teardown cancelled by new work', { kept: kept.map((n) => n.id) });

@@ -130,7 +130,7 @@ test('adaptive windows are the best on the bin edges: brute force over every win
     const chosen = perGap({ keepAliveS: windows.keepAliveMs / 1000, ...(windows.prewarmMs ? { prewarmS: windows.prewarmMs / 1000 } : {}) });
     assert.ok(Math.abs(chosen.cost - (windows.expectedCostSeconds ?? 0)) < 0.01, 'prefix sums agree with the per-gap model');
     assert.ok(chosen.cold <= fixed.cold + 1e-9, 'no more cold starts than the fixed timeout');
-    const score = (c: { cost: number; cold: number }) => c.cost + c.cold * 45;
+    const score = (c: { cost: number; cold: number }) => c.cost + c.cold * Math.max(45, config.idleTimeoutSeconds);
     for (const k of [0, ...GAP_BIN_EDGES_S.slice(1)]) {
       const keep = perGap({ keepAliveS: k });
       if (keep.cold <= fixed.cold + 1e-9) assert.ok(score(keep) >= score(chosen) - 0.01, `keep ${k} s beats the choice`);
