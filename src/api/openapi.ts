@@ -82,6 +82,8 @@ const poolView = z.object({
   keepAlive: z.object({
     mode: z.enum(['fixed', 'adaptive']),
     windows: keepAliveWindows,
+    scaleInWindowMs: z.number(),
+    runMsAverage: z.number().optional(),
     adaptiveWouldChoose: keepAliveWindows.optional(),
     gapsSeen: z.number().int(),
     gapPercentilesS: z.object({ p5: z.number(), p50: z.number(), p99: z.number() }).optional(),

@@ -47,6 +47,8 @@ export interface KeepAliveLearning {
   windows?: KeepAliveWindows;
   /** Nodes the pool had when it last went idle: a pre-warm brings back as many. */
   nodesWhenIdle?: number;
+  /** Average run time of a job, placement to finish (ms; exponentially weighted, newest 1/20). */
+  runMsAverage?: number;
   /** The current idle period followed work (its end is a gap to learn from). */
   gapOpen?: boolean;
   /** The idle period (its `idleSince`) whose pre-warm has gone out. */
@@ -91,7 +93,7 @@ export function gapPercentileS(learning: KeepAliveLearning, p: number): number |
 export function keepAliveView(config: PoolConfig, learning: KeepAliveLearning | undefined): KeepAliveView {
   const mode = config.keepAlive?.mode ?? 'fixed';
   const windows = windowsInForce(config, learning);
-  if (!learning) return { mode, windows, gapsSeen: 0 };
+  if (!learning) return { mode, windows, scaleInWindowMs: scaleInWindowMs(config, learning), gapsSeen: 0 };
   const p5 = gapPercentileS(learning, 5);
   const p50 = gapPercentileS(learning, 50);
   const p99 = gapPercentileS(learning, 99);
@@ -110,6 +112,7 @@ export function keepAliveView(config: PoolConfig, learning: KeepAliveLearning | 
   return {
     mode,
     windows,
+    scaleInWindowMs: scaleInWindowMs(config, learning),
     ...(wouldChoose && wouldChoose.mode !== 'fixed' ? { adaptiveWouldChoose: wouldChoose } : {}),
     gapsSeen: learning.gapsSeen,
     // JSON has no Infinity: a percentile past the histogram's range reads as its last edge.
@@ -117,6 +120,7 @@ export function keepAliveView(config: PoolConfig, learning: KeepAliveLearning | 
       ? { gapPercentilesS: { p5: finite(p5), p50: finite(p50), p99: finite(p99) } }
       : {}),
     ...(boot !== undefined ? { bootEstimateMs: boot } : {}),
+    ...(learning.runMsAverage !== undefined ? { runMsAverage: Math.round(learning.runMsAverage) } : {}),
   };
 }
 
@@ -167,6 +171,29 @@ export function recordIdleGap(learning: KeepAliveLearning, gapMs: number, config
   }
 }
 
+/** Surplus nodes of an adaptive pool stay this many boots after the pool last needed them (see scaleInWindowMs). */
+export const SCALE_IN_BOOTS = 4;
+/** Adaptive burst sizing counts the queued jobs the fleet finishes within this horizon (see the pool machine). */
+export const DRAIN_HORIZON_MS = 2000;
+
+/**
+ * How long a node above the need is kept before it retires: idleTimeoutSeconds; an adaptive pool that knows its
+ * boot keeps it SCALE_IN_BOOTS boots at most (rent-or-buy: a node kept a few boots past its last use pays at
+ * most a few times what booting it again would cost, and demand that returns within that finds it).
+ */
+export function scaleInWindowMs(config: PoolConfig, learning: KeepAliveLearning | undefined): number {
+  const fixedMs = config.idleTimeoutSeconds * 1000;
+  const boot = learning ? bootEstimateMs(learning) : undefined;
+  if (config.keepAlive?.mode !== 'adaptive' || boot === undefined) return fixedMs;
+  return Math.min(fixedMs, Math.max(1000, SCALE_IN_BOOTS * boot));
+}
+
+/** Adds one job's run time (mutates `learning`). */
+export function recordRunTime(learning: KeepAliveLearning, runMs: number): void {
+  const value = Math.max(0, runMs);
+  learning.runMsAverage = learning.runMsAverage === undefined ? value : learning.runMsAverage + (value - learning.runMsAverage) / 20;
+}
+
 /** Adds one measured boot (mutates `learning`). */
 export function recordBoot(learning: KeepAliveLearning, bootMs: number, config: PoolConfig): void {
   learning.bootsMs = [...learning.bootsMs, Math.max(0, Math.round(bootMs))].slice(-BOOTS_REMEMBERED);
@@ -212,26 +239,31 @@ export function gapOutcome(gapS: number, policy: { keepAliveS: number; prewarmS?
   return { costSeconds: graceS + bootS + (keepEnd - w) + bootS, cold: true };
 }
 
-/** Chooses the cheapest windows whose cold-start rate is no worse than the fixed timeout's (see the file comment). */
-export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): KeepAliveWindows {
-  const minSamples = config.keepAlive?.minSamples ?? DEFAULT_MIN_SAMPLES;
-  if (learning.gapsSeen < minSamples) {
-    return fixedWindows(config, `learning: ${learning.gapsSeen} of ${minSamples} idle gaps seen`);
-  }
-  const inRange = learning.gapBins.reduce((a, b) => a + b, 0);
-  const total = inRange + learning.outOfRange;
-  if (inRange < total / 2) return fixedWindows(config, 'most idle gaps are longer than 4 h: the histogram says little');
+interface WindowTerms {
+  graceS: number;
+  bootMs: number | undefined;
+  fixedK: number;
+  slack: number;
+  prewarm: boolean;
+}
 
-  const graceS = config.teardownGraceSeconds;
-  const bootMs = bootEstimateMs(learning);
+interface WindowChoice {
+  policy: { keepAliveS: number; prewarmS?: number };
+  cost: number;
+  cold: number;
+}
+
+/** The best window on a gap histogram (see the file comment), and the fixed timeout's figures on the same gaps. */
+function bestWindow(bins: number[], outOfRange: number, terms: WindowTerms): { best: WindowChoice; fixed: { cost: number; cold: number } } {
+  const { graceS, bootMs, fixedK, slack } = terms;
   const bootS = (bootMs ?? 0) / 1000;
-  const fixedK = config.idleTimeoutSeconds;
+  const total = bins.reduce((a, b) => a + b, 0) + outOfRange;
   // Gaps as (value, weight); the out-of-range ones are longer than any window (a value past every edge).
   const gaps: Array<[number, number]> = [];
-  learning.gapBins.forEach((w, bin) => {
+  bins.forEach((w, bin) => {
     if (w > 0) gaps.push([binValueSeconds(bin), w]);
   });
-  if (learning.outOfRange > 0) gaps.push([GAP_BIN_EDGES_S[GAP_BIN_COUNT] * 2, learning.outOfRange]);
+  if (outOfRange > 0) gaps.push([GAP_BIN_EDGES_S[GAP_BIN_COUNT] * 2, outOfRange]);
   // Prefix sums over the gaps (sorted by value) price any window in O(log bins); gapOutcome is the same model per gap.
   const values = gaps.map((g) => g[0]);
   const weightUpTo = [0];
@@ -278,7 +310,6 @@ export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): 
     return { cost: cost / total, cold: cold / total };
   };
   const fixed = evaluate({ keepAliveS: fixedK });
-  const slack = config.keepAlive?.extraColdStartRate ?? 0;
   // Candidate windows: bin edges (a window that ends on an edge covers that whole bin).
   const keepCandidates = [0, ...GAP_BIN_EDGES_S.slice(1), fixedK];
   let best = { policy: { keepAliveS: fixedK } as { keepAliveS: number; prewarmS?: number }, ...fixed };
@@ -294,7 +325,7 @@ export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): 
     if (better(outcome)) best = { policy: { keepAliveS: k }, ...outcome };
   }
   // Pre-warming needs a known boot, and a gap long enough to tear down and boot again after the grace period.
-  if (bootMs !== undefined) {
+  if (terms.prewarm && bootMs !== undefined) {
     for (const w of GAP_BIN_EDGES_S) {
       if (w < graceS + bootS || w <= 0) continue;
       for (const k of keepCandidates) {
@@ -305,6 +336,27 @@ export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): 
       }
     }
   }
+  return { best, fixed };
+}
+
+/** Chooses the cheapest windows whose cold-start rate is no worse than the fixed timeout's (see the file comment). */
+export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): KeepAliveWindows {
+  const minSamples = config.keepAlive?.minSamples ?? DEFAULT_MIN_SAMPLES;
+  if (learning.gapsSeen < minSamples) {
+    return fixedWindows(config, `learning: ${learning.gapsSeen} of ${minSamples} idle gaps seen`);
+  }
+  const inRange = learning.gapBins.reduce((a, b) => a + b, 0);
+  const total = inRange + learning.outOfRange;
+  if (inRange < total / 2) return fixedWindows(config, 'most idle gaps are longer than 4 h: the histogram says little');
+  const bootMs = bootEstimateMs(learning);
+  const fixedK = config.idleTimeoutSeconds;
+  const { best, fixed } = bestWindow(learning.gapBins, learning.outOfRange, {
+    graceS: config.teardownGraceSeconds,
+    bootMs,
+    fixedK,
+    slack: config.keepAlive?.extraColdStartRate ?? 0,
+    prewarm: true,
+  });
   const common = {
     ...(bootMs !== undefined ? { bootMs } : {}),
     expectedColdRate: round(best.cold),

@@ -22,7 +22,17 @@ import {
   nodesToAdd,
   teardownCandidates,
 } from './scaling';
-import { bootEstimateMs, chooseWindows, newKeepAliveLearning, recordBoot, recordIdleGap, windowsInForce } from './keep-alive';
+import {
+  bootEstimateMs,
+  chooseWindows,
+  DRAIN_HORIZON_MS,
+  newKeepAliveLearning,
+  recordBoot,
+  recordIdleGap,
+  recordRunTime,
+  scaleInWindowMs,
+  windowsInForce,
+} from './keep-alive';
 import { exchangeLeases, nextLeaseExpiry, nodeHasLeases, settleLeases } from './slot-leases';
 import type { NodeRecord, Placement, PoolState } from './types';
 import type { PoolKey } from '../ids';
@@ -107,6 +117,8 @@ class Step {
       case 'jobFinished': {
         const placement = s.running.find((p) => p.jobId === event.jobId);
         if (placement && placement.attempt === event.attempt) {
+          s.keepAlive ??= newKeepAliveLearning();
+          recordRunTime(s.keepAlive, this.now - placement.placedAt);
           releasePlacement(s, event.jobId);
           this.markDone(event.jobId);
         }
@@ -422,7 +434,7 @@ class Step {
       this.prewarm();
       if (s.scaleIn) this.scaleIn();
       this.place();
-      if (!s.draining || !isIdle(s)) this.addNodes(nodesToAdd(s));
+      if (!s.draining || !isIdle(s)) this.addNodes(nodesToAdd(s, this.drainEstimate()));
       if (s.config.preemption !== 'manual' && s.queue.length > 0) this.preempt('pool');
       if (s.laneMoves) this.moveLanes();
       for (const node of retiredNodes(s)) this.beginTermination(node, node.terminateReason ?? 'replaced on another lane');
@@ -471,7 +483,7 @@ class Step {
     for (let k = 0; k < needNow; k++) seen[k] = this.now;
     if (seen.length > s.config.maxNodes) seen.length = s.config.maxNodes;
     if (isIdle(s) || s.draining) return;
-    const windowMs = windowsInForce(s.config, s.keepAlive).keepAliveMs;
+    const windowMs = scaleInWindowMs(s.config, s.keepAlive);
     let needed = 0;
     while (needed < seen.length && (seen[needed] ?? -Infinity) >= this.now - windowMs) needed += 1;
     const target = Math.max(needed, needNow, baseline(s));
@@ -502,12 +514,32 @@ class Step {
     if (candidates.length > 0) this.log('info', 'scaling in', { nodeIds: candidates.map((n) => n.id), keep: target });
   }
 
+  /**
+   * Adaptive pools only: how many queued jobs the nodes there (or booting) will finish within DRAIN_HORIZON_MS
+   * (and before a node asked for now could be ready), from the learned boot and run times. Burst nodes are sized
+   * past that, so a queue the fleet drains in a moment does not start nodes that would come after it is gone.
+   */
+  private drainEstimate(): ((node: NodeRecord) => number) | undefined {
+    const s = this.state;
+    if (s.config.keepAlive?.mode !== 'adaptive' || !s.keepAlive) return undefined;
+    const bootMs = bootEstimateMs(s.keepAlive);
+    const runMs = s.keepAlive.runMsAverage;
+    if (bootMs === undefined || runMs === undefined || runMs <= 0) return undefined;
+    const now = this.now;
+    return (node) => {
+      // A booting node serves from when it should be ready until a new one would be.
+      const horizon = Math.min(bootMs, DRAIN_HORIZON_MS);
+      const servingMs = node.state === 'ready' ? horizon : Math.min(horizon, Math.max(0, now - node.requestedAt));
+      return Math.floor((node.slots.length * servingMs) / runMs);
+    };
+  }
+
   /** When the next node above the current need has gone a whole keep-alive window unneeded (scale-in looks again then). */
   private nextScaleInAt(): number | undefined {
     const s = this.state;
     if (!s.scaleIn || !s.demandSeenAt) return undefined;
     const serving = activeNodes(s).filter((n) => !n.retiring).length;
-    const windowMs = windowsInForce(s.config, s.keepAlive).keepAliveMs;
+    const windowMs = scaleInWindowMs(s.config, s.keepAlive);
     const times = s.demandSeenAt
       .slice(0, serving)
       .map((t) => (t ?? -Infinity) + windowMs)

@@ -25,7 +25,7 @@ export function baseline(state: PoolState): number {
  *   exceed burstThreshold; then enough nodes for all of them.
  * - Never below the baseline, never above maxNodes. Never shrinks here: shrinking is the idle timer's job.
  */
-export function desiredNodeCount(state: PoolState): number {
+export function desiredNodeCount(state: PoolState, drains?: (node: NodeRecord) => number): number {
   const { slotsPerNode, burstThreshold, maxNodes } = state.config;
   const active = activeNodes(state);
   const queued = state.queue.length;
@@ -35,15 +35,17 @@ export function desiredNodeCount(state: PoolState): number {
   } else {
     // Leased slots count as incoming: queued work revokes their leases.
     const freeOrIncoming = active.reduce((sum, n) => sum + (n.slots.length - jobSlots(n)), 0);
-    const uncovered = queued - freeOrIncoming;
+    // What the nodes there will finish before a new one could be up (adaptive pools; see drainEstimate).
+    const drained = drains ? active.reduce((sum, n) => sum + drains(n), 0) : 0;
+    const uncovered = queued - freeOrIncoming - drained;
     if (uncovered > burstThreshold) wanted = active.length + Math.ceil(uncovered / slotsPerNode);
   }
   return Math.min(maxNodes, Math.max(wanted, baseline(state)));
 }
 
 /** How many new nodes to request now. */
-export function nodesToAdd(state: PoolState): number {
-  return Math.max(0, desiredNodeCount(state) - activeNodes(state).length);
+export function nodesToAdd(state: PoolState, drains?: (node: NodeRecord) => number): number {
+  return Math.max(0, desiredNodeCount(state, drains) - activeNodes(state).length);
 }
 
 /** Lanes in preference order that are not cooling down at `now`. */

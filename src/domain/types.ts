@@ -223,6 +223,10 @@ export interface KeepAliveView {
   mode: 'fixed' | 'adaptive';
   /** The windows in force now, and why. */
   windows: KeepAliveWindows;
+  /** How long a node above the pool's need stays before it retires (scale-in). */
+  scaleInWindowMs: number;
+  /** Adaptive pools: the average run time of a job (burst sizing counts what the fleet finishes soon). */
+  runMsAverage?: number;
   /** For a fixed pool that has seen enough gaps: what `adaptive` would choose. */
   adaptiveWouldChoose?: KeepAliveWindows;
   gapsSeen: number;

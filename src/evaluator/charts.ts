@@ -21,16 +21,17 @@ function axisTicks(max: number): number[] {
 export function costVsColdStartsSvg(title: string, totals: PolicyTotals[]): string {
   const maxX = Math.max(1, ...totals.map((t) => t.coldStarts)) * 1.1;
   const maxY = Math.max(0.01, ...totals.map((t) => t.costUsd)) * 1.1;
+  // Coordinates rounded: the file is for people and diffs.
   const x = (v: number) => M.left + (v / maxX) * (W - M.left - M.right);
   const y = (v: number) => H - M.bottom - (v / maxY) * (H - M.top - M.bottom);
   const parts: string[] = [];
   for (const t of axisTicks(maxX)) {
-    parts.push(`<line x1="${x(t)}" y1="${H - M.bottom}" x2="${x(t)}" y2="${M.top}" stroke="#eee"/>`);
-    parts.push(`<text x="${x(t)}" y="${H - M.bottom + 16}" text-anchor="middle">${t}</text>`);
+    parts.push(`<line x1="${x(t).toFixed(1)}" y1="${H - M.bottom}" x2="${x(t).toFixed(1)}" y2="${M.top}" stroke="#eee"/>`);
+    parts.push(`<text x="${x(t).toFixed(1)}" y="${H - M.bottom + 16}" text-anchor="middle">${t}</text>`);
   }
   for (const t of axisTicks(maxY)) {
-    parts.push(`<line x1="${M.left}" y1="${y(t)}" x2="${W - M.right}" y2="${y(t)}" stroke="#eee"/>`);
-    parts.push(`<text x="${M.left - 6}" y="${y(t) + 4}" text-anchor="end">${t}</text>`);
+    parts.push(`<line x1="${M.left}" y1="${y(t).toFixed(1)}" x2="${W - M.right}" y2="${y(t).toFixed(1)}" stroke="#eee"/>`);
+    parts.push(`<text x="${M.left - 6}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end">${t}</text>`);
   }
   for (const t of totals) {
     const colour = t.policy === 'adaptive' ? '#d62728' : t.policy === 'oracle' ? '#2ca02c' : '#1f77b4';
@@ -41,8 +42,10 @@ export function costVsColdStartsSvg(title: string, totals: PolicyTotals[]): stri
 }
 
 /** One app's day under one policy: nodes billed (line) and requests running (grey), over trace time. */
-export function timelineSvg(title: string, points: Array<[number, number, number]>, spanS: number): string {
-  const maxY = Math.max(1, ...points.map((p) => Math.max(p[1], p[2])));
+export function timelineSvg(title: string, allPoints: Array<[number, number, number]>, spanS: number): string {
+  const points = downsample(allPoints, spanS);
+  let maxY = 1;
+  for (const p of points) maxY = Math.max(maxY, p[1], p[2]);
   const x = (v: number) => M.left + (Math.max(0, v) / spanS) * (W - M.left - M.right);
   const y = (v: number) => H - M.bottom - (v / maxY) * (H - M.top - M.bottom);
   const stepPath = (index: 1 | 2) => {
@@ -58,6 +61,21 @@ export function timelineSvg(title: string, points: Array<[number, number, number
   parts.push(`<text x="${W - M.right}" y="${M.top - 8}" text-anchor="end" fill="#d62728">nodes billed</text>`);
   parts.push(`<text x="${W - M.right - 100}" y="${M.top - 8}" text-anchor="end" fill="#999">requests running</text>`);
   return svg(title, 'minutes', 'count', parts);
+}
+
+/** At most one point per 1/1000 of the span (the highest counts in it): a busy day has millions of changes. */
+function downsample(points: Array<[number, number, number]>, spanS: number): Array<[number, number, number]> {
+  if (points.length <= 2000) return points;
+  const buckets = new Map<number, [number, number, number]>();
+  for (const [t, nodes, running] of points) {
+    const key = Math.floor((Math.max(0, t) / spanS) * 1000);
+    const b = buckets.get(key);
+    if (b) {
+      b[1] = Math.max(b[1], nodes);
+      b[2] = Math.max(b[2], running);
+    } else buckets.set(key, [(key * spanS) / 1000, nodes, running]);
+  }
+  return [...buckets.values()];
 }
 
 function svg(title: string, xLabel: string, yLabel: string, parts: string[]): string {

@@ -28,6 +28,7 @@ export function oracleApp(app: TraceApp, knobs: SimulationKnobs): AppResult {
   let paidMs = 0;
   let busyMs = 0;
   let boots = 0;
+  let scaledToZero = 0;
   const nodesFor = (r: number) => Math.min(knobs.maxNodes, Math.ceil(r / knobs.slotsPerNode));
   for (let i = 0; i < changes.length; ) {
     const at = changes[i][0];
@@ -36,6 +37,7 @@ export function oracleApp(app: TraceApp, knobs: SimulationKnobs): AppResult {
     const needed = nodesFor(running);
     for (let k = level + 1; k <= needed; k++) {
       const idleAt = lastIdleAt[k];
+      if (k === 1 && idleAt !== undefined && at - idleAt >= bootMs) scaledToZero += 1;
       if (idleAt === undefined) {
         paidMs += bootMs;
         boots += 1;
@@ -64,5 +66,6 @@ export function oracleApp(app: TraceApp, knobs: SimulationKnobs): AppResult {
     coldWaitedRequests: 0,
     waitsMs: [],
     boots,
+    scaledToZero,
   };
 }

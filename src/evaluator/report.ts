@@ -11,6 +11,7 @@ export interface PolicyTotals {
   coldStarts: number;
   coldWaitedRequests: number;
   boots: number;
+  scaledToZero: number;
   p50WaitS: number;
   p99WaitS: number;
   /** Cost relative to the named reference policies (1 = the same), where they ran. */
@@ -44,6 +45,7 @@ export function totalsByPolicy(results: AppResult[]): PolicyTotals[] {
       coldStarts: rows.reduce((a, r) => a + r.coldStarts, 0),
       coldWaitedRequests: rows.reduce((a, r) => a + r.coldWaitedRequests, 0),
       boots: rows.reduce((a, r) => a + r.boots, 0),
+      scaledToZero: rows.reduce((a, r) => a + r.scaledToZero, 0),
       p50WaitS: percentileWithZeros(waits, requests, 50) / 1000,
       p99WaitS: percentileWithZeros(waits, requests, 99) / 1000,
     };
@@ -70,6 +72,7 @@ export function formatTable(title: string, totals: PolicyTotals[]): string {
     'p50 wait s',
     'p99 wait s',
     'boots',
+    'to zero',
   ];
   const ratio = (v?: number) => (v === undefined ? '' : `${v.toFixed(2)}×`);
   const rows = totals.map((t) => [
@@ -83,6 +86,7 @@ export function formatTable(title: string, totals: PolicyTotals[]): string {
     t.p50WaitS.toFixed(2),
     t.p99WaitS.toFixed(2),
     String(t.boots),
+    String(t.scaledToZero),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;

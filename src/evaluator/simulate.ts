@@ -56,6 +56,8 @@ export interface AppResult {
   waitsMs: number[];
   /** Node boots in all (pre-warms included). */
   boots: number;
+  /** Times the pool went from billed nodes to none (scale to zero) inside the trace's span. */
+  scaledToZero: number;
   /** The adaptive windows at the end (adaptive policy only). */
   finalWindows?: unknown;
   /** Points for the timeline picture: [time s, nodes billed, requests running]. */
@@ -162,6 +164,7 @@ export function simulateApp(
     coldWaitedRequests: 0,
     waitsMs: [],
     boots: 0,
+    scaledToZero: 0,
     ...(options.timeline ? { timeline: [] } : {}),
   };
   const coldNodes = new Set<string>();
@@ -187,8 +190,10 @@ export function simulateApp(
   const step = (event: PoolEvent, now: number) => {
     account(now);
     clock = now;
+    const billedBefore = state.nodes.some((n) => n.billedFrom !== undefined);
     const out = stepPoolInPlace(state, event, now, makeNodeId);
     wakeAt = out.wakeAt;
+    if (billedBefore && !state.nodes.some((n) => n.billedFrom !== undefined) && now < spanMs) result.scaledToZero += 1;
     for (const command of out.commands) answer(command, now);
     if (result.timeline) {
       const billed = state.nodes.filter((n) => n.billedFrom !== undefined).length;
