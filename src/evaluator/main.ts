@@ -5,16 +5,18 @@
  *   npm run evaluate -- --trace ../shared/traces/AzureLLMInferenceTrace_code.csv [--trace …]
  *     [--app ID[,ID…]] [--policy NAME[,NAME…]] [--cold-start 60] [--price 2] [--slots 8] [--max-nodes 100]
  *     [--decode-tps 50] [--prefill-tps 5000] [--grace 10] [--seed 1] [--per-app] [--json] [--svg DIR]
+ *     [--workers N (default: the CPUs; policies are shared out among worker threads)]
  *
  * Exit 2 on bad arguments or an unreadable trace.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { costVsColdStartsSvg, timelineSvg } from './charts';
-import { oracleApp } from './oracle';
 import { POLICIES, selectPolicies } from './policies';
 import { formatTable, totalsByPolicy } from './report';
+import { runPolicies, runPoliciesInWorkers } from './run-policies';
 import { type AppResult, DEFAULT_KNOBS, type SimulationKnobs, simulateApp } from './simulate';
 import { parseTrace } from './trace';
 
@@ -32,7 +34,7 @@ function positive(name: string, text: string | undefined, fallback: number, inte
   return value;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
@@ -51,6 +53,7 @@ function main(): void {
         'per-app': { type: 'boolean' },
         json: { type: 'boolean' },
         svg: { type: 'string' },
+        workers: { type: 'string' },
       },
       allowPositionals: false,
     });
@@ -71,6 +74,7 @@ function main(): void {
   };
   if (knobs.decodeTokensPerS === 0 || knobs.prefillTokensPerS === 0) usage('token rates must be above 0');
   const seed = positive('seed', v.seed as string, 1);
+  const workers = positive('workers', v.workers as string, availableParallelism(), true);
   let policies = POLICIES;
   try {
     policies = selectPolicies((v.policy as string | undefined)?.split(',').filter(Boolean));
@@ -102,12 +106,10 @@ function main(): void {
       usage((error as Error).message);
     }
     const started = performance.now();
-    const results: AppResult[] = [];
-    for (const policy of policies) {
-      for (const app of trace.apps) {
-        results.push(policy.oracle ? oracleApp(app, knobs) : simulateApp(app, policy, knobs, trace.spanMs));
-      }
-    }
+    const results =
+      workers > 1
+        ? await runPoliciesInWorkers({ file, seed, knobs, ...(apps ? { apps } : {}) }, policies, workers)
+        : runPolicies(trace, policies, knobs);
     const totals = totalsByPolicy(results);
     const seconds = (performance.now() - started) / 1000;
     const requests = trace.apps.reduce((a, app) => a + app.arrivals.length, 0);
@@ -121,7 +123,9 @@ function main(): void {
           );
         }
       }
-      process.stderr.write(`(${seconds.toFixed(1)} s of CPU for ${policies.length} policies)\n`);
+      process.stderr.write(
+        `(${seconds.toFixed(1)} s for ${policies.length} policies on ${Math.min(workers, policies.length)} thread(s))\n`,
+      );
     }
     if (svgDir) {
       writeFileSync(join(svgDir, `${trace.name}-cost-vs-cold-starts.svg`), costVsColdStartsSvg(title, totals));
@@ -149,4 +153,7 @@ function main(): void {
   if (v.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }
 
-main();
+main().catch((error) => {
+  process.stderr.write(`evaluate: ${(error as Error).stack ?? error}\n`);
+  process.exit(1);
+});

@@ -246,7 +246,8 @@ export function simulateApp(
     }
   };
 
-  step({ type: 'started', scaleIn: true, laneMoves: true }, clock);
+  // One lane: lane moves have nothing to do (and cost a look per step).
+  step({ type: 'started', scaleIn: true }, clock);
   for (;;) {
     const arrivalAt = next < arrivals.length ? arrivals[next].atMs : Infinity;
     const eventAt = queue.peek()?.at ?? Infinity;
