@@ -10,6 +10,7 @@ import { computeSchema } from './routes/compat';
 import { chatCompletionSchema, completionSchema, embeddingSchema } from './routes/openai';
 import { submitJobSchema } from './routes/jobs';
 import { progressReportSchema } from './routes/progress';
+import { timelineQuerySchema } from './routes/pools';
 import { analyticsQuerySchema, ledgerQuerySchema } from './routes/ledger';
 import { createWorkspaceSchema, issueKeySchema, updateWorkspaceSchema } from './routes/workspaces';
 import { createServiceSchema, stopServiceSchema } from './routes/services';
@@ -479,6 +480,15 @@ export const API_PATHS: PathSpec[] = [
     request: { params: idParam },
     ok: [200, poolView, 'Scaling to zero'],
     errors: [401, 404],
+  },
+  {
+    method: 'get',
+    path: '/v1/pools/{id}/timeline.svg',
+    summary: "The pool's recent hours as an SVG: nodes billed and requests running, from the ledger, with node-hours and cost",
+    tag: 'pools',
+    request: { params: idParam, query: timelineQuerySchema },
+    ok: [200, null, 'image/svg+xml'],
+    errors: [400, 401, 404],
   },
   {
     method: 'get',

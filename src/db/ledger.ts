@@ -155,6 +155,34 @@ export async function ledgerRowsForPool(db: Pick<Pool, 'query'>, poolName: strin
   return result.rows;
 }
 
+/**
+ * What a pool's timeline needs for [from, to]: its node rows (a node may have started before `from`) and the
+ * rows of requests that ended in the window (newest `limit`).
+ */
+export async function timelineRowsForPool(
+  db: Pick<Pool, 'query'>,
+  workspaceId: string,
+  poolName: string,
+  from: Date,
+  limit: number,
+): Promise<LedgerRow[]> {
+  const nodes = await db.query<LedgerRow>(
+    `SELECT * FROM ledger WHERE workspace_id = $1 AND pool_id = $2 AND event_type IN ('node_provisioning', 'node_terminated')
+       AND node_id IN (SELECT node_id FROM ledger WHERE workspace_id = $1 AND pool_id = $2 AND event_type = 'node_provisioning'
+                       AND node_id NOT IN (SELECT node_id FROM ledger WHERE workspace_id = $1 AND pool_id = $2
+                                           AND event_type = 'node_terminated' AND occurred_at < $3 AND node_id IS NOT NULL))
+     ORDER BY occurred_at, id`,
+    [workspaceId, poolName, from],
+  );
+  const requests = await db.query<LedgerRow>(
+    `SELECT * FROM ledger WHERE workspace_id = $1 AND pool_id = $2 AND occurred_at >= $3
+       AND event_type IN ('job_completed', 'job_failed', 'job_expired', 'job_cancelled')
+     ORDER BY occurred_at DESC, id DESC LIMIT $4`,
+    [workspaceId, poolName, from, limit],
+  );
+  return [...nodes.rows, ...requests.rows];
+}
+
 /** Result of recomputing a workspace's hash chain. */
 export interface ChainVerification {
   workspaceId: string;

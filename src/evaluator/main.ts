@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { costVsColdStartsSvg, timelineSvg } from './charts';
+import { costVsColdStartsSvg, timelineSvg } from '../domain/charts';
 import { POLICIES, selectPolicies } from './policies';
 import { formatTable, totalsByPolicy } from './report';
 import { runPolicies, runPoliciesInWorkers } from './run-policies';

@@ -57,6 +57,14 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
     assert.ok(Number(r.details.billedSeconds) > 0, 'billed seconds recorded');
     assert.equal(r.market, 'spot');
   }
+  // The pool's day as a picture, from the same ledger: every request and every node in it.
+  const picture = await stack.request('GET', '/v1/pools/twenty/timeline.svg?hours=1');
+  assert.equal(picture.status, 200);
+  assert.match(picture.headers.get('content-type') ?? '', /^image\/svg\+xml/);
+  assert.match(picture.body, /^<svg /);
+  assert.match(picture.body, /twenty · last 1 h · 20 requests · peak [1-5] nodes/);
+  assert.equal((await stack.request('GET', '/v1/pools/twenty/timeline.svg?hours=0')).status, 400);
+  assert.equal((await stack.request('GET', '/v1/pools/nope/timeline.svg')).status, 404);
   // Jobs are findable by pool and status (the Web UI's search uses the same visibility query).
   const indexed = await stack.until('visibility caught up', async () => {
     const count = await stack.env.client.workflow.count(`ZeropoolPool = "twenty" AND ZeropoolStatus = "completed"`);

@@ -2,6 +2,9 @@
 import { Router } from 'express';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { z } from 'zod';
+import { timelineRowsForPool } from '../../db/ledger';
+import { timelineSvg } from '../../domain/charts';
+import { poolTimeline } from '../../domain/pool-timeline';
 import { getPool, insertPool, listPools, setPoolDraining, updatePoolConfig } from '../../db/store';
 import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
 import type { PoolConfig, PoolView } from '../../domain/types';
@@ -18,6 +21,11 @@ import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
 import { bootProgress, ensurePoolWorkflow, poolView, queryPool } from '../pool-workflows';
+
+/** `GET /v1/pools/:id/timeline.svg?hours=`: 1 to 168 hours back (default 24). */
+export const timelineQuerySchema = z.object({ hours: z.coerce.number().min(1).max(168).default(24) }).strict();
+/** Requests drawn in a timeline at most (the newest). */
+const TIMELINE_REQUEST_LIMIT = 50_000;
 
 export const createPoolSchema = z
   .object({ id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') })
@@ -99,6 +107,18 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
   operatorAction('drain', drainPoolUpdate, true);
   operatorAction('resume', resumePoolUpdate, false);
   operatorAction('scale-to-zero', scaleToZeroUpdate);
+
+  // The pool's recent day as a picture: nodes billed and requests running, from the ledger.
+  router.get('/:id/timeline.svg', async (req, res) => {
+    const pool = await requirePool(res, req.params.id);
+    const { hours } = timelineQuerySchema.parse(req.query);
+    const to = Date.now();
+    const from = to - hours * 3_600_000;
+    const rows = await timelineRowsForPool(ctx.db, pool.workspaceId, pool.id, new Date(from), TIMELINE_REQUEST_LIMIT);
+    const timeline = poolTimeline(rows, from, to);
+    const title = `${pool.id} · last ${hours} h · ${timeline.requests} requests · peak ${timeline.peakNodes} nodes · ${timeline.nodeHours.toFixed(2)} node-hours · $${timeline.costUsd.toFixed(2)}`;
+    res.type('image/svg+xml').send(timelineSvg(title, timeline.points, hours * 3600));
+  });
 
   router.get('/:id/preempt/check', async (_req, res) => {
     const pool = await requirePool(res, _req.params.id);

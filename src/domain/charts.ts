@@ -1,5 +1,4 @@
-/** Small SVG pictures of an evaluation: cost against cold starts per policy, and one app's day. Pure. */
-import type { PolicyTotals } from './report';
+/** Small SVG pictures: cost against cold starts per policy (the evaluator), and a pool's day (evaluator and API). Pure. */
 
 const W = 640;
 const H = 400;
@@ -18,7 +17,7 @@ function axisTicks(max: number): number[] {
 }
 
 /** One point per policy: x cold starts, y cost. */
-export function costVsColdStartsSvg(title: string, totals: PolicyTotals[]): string {
+export function costVsColdStartsSvg(title: string, totals: Array<{ policy: string; coldStarts: number; costUsd: number }>): string {
   const maxX = Math.max(1, ...totals.map((t) => t.coldStarts)) * 1.1;
   const maxY = Math.max(0.01, ...totals.map((t) => t.costUsd)) * 1.1;
   // Coordinates rounded: the file is for people and diffs.

@@ -1,0 +1,79 @@
+/**
+ * A pool's recent day from its ledger: nodes billed (provisioning → terminated, open ones up to now) and
+ * requests running (the run intervals every job and front-door row carries), as step points for a chart, with
+ * the node time and its cost in the window. Pure.
+ */
+
+/** The ledger fields the timeline reads. */
+export interface TimelineRow {
+  event_type: string;
+  occurred_at: Date;
+  node_id: string | null;
+  price_per_hour: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface PoolTimeline {
+  /** [seconds since `from`, nodes billed, requests running] at every change. */
+  points: Array<[number, number, number]>;
+  peakNodes: number;
+  requests: number;
+  nodeHours: number;
+  costUsd: number;
+}
+
+const JOB_EVENTS = new Set(['job_completed', 'job_failed', 'job_expired', 'job_cancelled']);
+
+export function poolTimeline(rows: TimelineRow[], from: number, to: number): PoolTimeline {
+  // +1/-1 changes of each series, clipped to the window.
+  const changes: Array<{ at: number; nodes: number; running: number }> = [];
+  const opened = new Map<string, { at: number; price: number }>();
+  let nodeMs = 0;
+  let costUsd = 0;
+  const closeNode = (start: { at: number; price: number }, end: number) => {
+    const a = Math.max(from, start.at);
+    const b = Math.min(to, end);
+    if (b <= a) return;
+    changes.push({ at: a, nodes: 1, running: 0 }, { at: b, nodes: -1, running: 0 });
+    nodeMs += b - a;
+    costUsd += ((b - a) / 3_600_000) * start.price;
+  };
+  let requests = 0;
+  for (const row of rows) {
+    const at = row.occurred_at.getTime();
+    if (row.event_type === 'node_provisioning' && row.node_id) {
+      opened.set(row.node_id, { at, price: Number(row.price_per_hour ?? 0) });
+    } else if (row.event_type === 'node_terminated' && row.node_id) {
+      const start = opened.get(row.node_id);
+      if (start) closeNode(start, at);
+      opened.delete(row.node_id);
+    } else if (JOB_EVENTS.has(row.event_type)) {
+      const runs = Array.isArray(row.details.runs) ? (row.details.runs as Array<{ startedAt?: unknown; endedAt?: unknown }>) : [];
+      let counted = false;
+      for (const run of runs) {
+        const a = Math.max(from, Number(run.startedAt));
+        const b = Math.min(to, Number(run.endedAt));
+        if (!Number.isFinite(a) || !Number.isFinite(b) || b < a) continue;
+        changes.push({ at: a, nodes: 0, running: 1 }, { at: b, nodes: 0, running: -1 });
+        counted = true;
+      }
+      if (counted) requests += 1;
+    }
+  }
+  for (const start of opened.values()) closeNode(start, to);
+  changes.sort((x, y) => x.at - y.at || x.nodes + x.running - (y.nodes + y.running));
+  const points: Array<[number, number, number]> = [];
+  let nodes = 0;
+  let running = 0;
+  let peakNodes = 0;
+  for (const change of changes) {
+    nodes += change.nodes;
+    running += change.running;
+    peakNodes = Math.max(peakNodes, nodes);
+    const point: [number, number, number] = [(change.at - from) / 1000, nodes, running];
+    const last = points[points.length - 1];
+    if (last && last[0] === point[0]) points[points.length - 1] = point;
+    else points.push(point);
+  }
+  return { points, peakNodes, requests, nodeHours: nodeMs / 3_600_000, costUsd };
+}

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { poolTimeline, type TimelineRow } from '../../src/domain/pool-timeline';
+
+const row = (event_type: string, atS: number, extra: Partial<TimelineRow> = {}): TimelineRow => ({
+  event_type,
+  occurred_at: new Date(atS * 1000),
+  node_id: null,
+  price_per_hour: null,
+  details: {},
+  ...extra,
+});
+
+test('pool timeline from ledger rows, by hand: nodes billed, requests running, node-hours and cost in the window', () => {
+  const rows = [
+    // n1 from 0 to 1800 s at $2/h; n2 from 600 s, still up at the end (3600 s) at $4/h; n0 ended before the window.
+    row('node_provisioning', -500, { node_id: 'n0', price_per_hour: '9' }),
+    row('node_terminated', -100, { node_id: 'n0' }),
+    row('node_provisioning', 0, { node_id: 'n1', price_per_hour: '2' }),
+    row('node_provisioning', 600, { node_id: 'n2', price_per_hour: '4' }),
+    row('node_terminated', 1800, { node_id: 'n1' }),
+    row('job_completed', 200, { details: { runs: [{ startedAt: 100_000, endedAt: 200_000 }] } }),
+    // Preempted once, then ran again: one request, two runs.
+    row('job_completed', 900, {
+      details: {
+        runs: [
+          { startedAt: 650_000, endedAt: 700_000 },
+          { startedAt: 800_000, endedAt: 900_000 },
+        ],
+      },
+    }),
+    row('job_failed', 10, { details: { runs: [] } }),
+  ];
+  const t = poolTimeline(rows, 0, 3_600_000);
+  assert.equal(t.requests, 2);
+  assert.equal(t.peakNodes, 2);
+  // n1 1800 s + n2 3000 s = 4800 s = 1.333 h; cost 0.5 h × $2 + 0.8333 h × $4.
+  assert.ok(Math.abs(t.nodeHours - 4800 / 3600) < 1e-9);
+  assert.ok(Math.abs(t.costUsd - (1 + (3000 / 3600) * 4)) < 1e-9);
+  assert.deepEqual(t.points, [
+    [0, 1, 0],
+    [100, 1, 1],
+    [200, 1, 0],
+    [600, 2, 0],
+    [650, 2, 1],
+    [700, 2, 0],
+    [800, 2, 1],
+    [900, 2, 0],
+    [1800, 1, 0],
+    [3600, 0, 0],
+  ]);
+});
