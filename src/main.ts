@@ -108,6 +108,7 @@ async function main(): Promise<void> {
       `  API:             ${apiUrl}`,
       `  Temporal Web UI: ${uiUrl}`,
       `  API docs:        ${apiUrl}/docs`,
+      `  Dashboard:       ${apiUrl}/ui  (paste the API key)`,
       `  Data folder:     ${config.dataDir}`,
       ...keyLines,
       '',

@@ -11,6 +11,7 @@ import { withTimeout } from './query';
 import { authenticate, requireAdmin } from './auth';
 import type { ApiContext } from './context';
 import { docsRoutes } from './docs';
+import { uiRoutes } from './ui';
 import { API_PATHS } from './openapi';
 import { ApiError, errorHandler } from './errors';
 import { JobService } from './job-service';
@@ -76,6 +77,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
   });
   app.use(docsRoutes());
+  app.use(uiRoutes());
   // Nodes report progress with the job's own token, not an API key.
   app.use(jobProgressRoute(ctx, options.bodyLimit));
   app.use(authenticate({ adminKey: options.apiKey, insecure: options.insecure ?? false, db: ctx.db }));

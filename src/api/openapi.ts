@@ -339,6 +339,15 @@ export const API_PATHS: PathSpec[] = [
   { method: 'get', path: '/docs', summary: 'Interactive API docs', tag: 'service', ok: [200, null, 'HTML page'], errors: [], public: true },
   {
     method: 'get',
+    path: '/ui',
+    summary: 'Dashboard: pools, nodes by state, queue, cost today against always-on, timelines (the page asks the API with your key)',
+    tag: 'service',
+    ok: [200, null, 'HTML page'],
+    errors: [],
+    public: true,
+  },
+  {
+    method: 'get',
     path: '/metrics',
     summary: 'Prometheus metrics (admin key)',
     tag: 'service',
@@ -480,6 +489,27 @@ export const API_PATHS: PathSpec[] = [
     request: { params: idParam },
     ok: [200, poolView, 'Scaling to zero'],
     errors: [401, 404],
+  },
+  {
+    method: 'get',
+    path: '/v1/pools/{id}/timeline',
+    summary: "The pool's recent hours from the ledger: [seconds since `from`, nodes billed, requests running] at every change",
+    tag: 'pools',
+    request: { params: idParam, query: timelineQuerySchema },
+    ok: [
+      200,
+      z.object({
+        from: z.string(),
+        to: z.string(),
+        points: z.array(z.tuple([z.number(), z.number(), z.number()])),
+        peakNodes: z.number().int(),
+        requests: z.number().int(),
+        nodeHours: z.number(),
+        costUsd: z.number(),
+      }),
+      'Timeline',
+    ],
+    errors: [400, 401, 404],
   },
   {
     method: 'get',

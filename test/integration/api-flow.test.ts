@@ -64,6 +64,10 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
   assert.match(picture.body, /^<svg /);
   assert.match(picture.body, /twenty · last 1 h · 20 requests · peak [1-5] nodes/);
   assert.equal((await stack.request('GET', '/v1/pools/twenty/timeline.svg?hours=0')).status, 400);
+  const timeline = (await stack.request('GET', '/v1/pools/twenty/timeline?hours=1')).body;
+  assert.equal(timeline.requests, 20);
+  assert.ok(timeline.peakNodes >= 1 && timeline.peakNodes <= nodes.size);
+  assert.deepEqual(timeline.points.at(-1).slice(1), [0, 0], 'back to zero nodes and nothing running');
   assert.equal((await stack.request('GET', '/v1/pools/nope/timeline.svg')).status, 404);
   // Jobs are findable by pool and status (the Web UI's search uses the same visibility query).
   const indexed = await stack.until('visibility caught up', async () => {

@@ -108,14 +108,24 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
   operatorAction('resume', resumePoolUpdate, false);
   operatorAction('scale-to-zero', scaleToZeroUpdate);
 
-  // The pool's recent day as a picture: nodes billed and requests running, from the ledger.
-  router.get('/:id/timeline.svg', async (req, res) => {
-    const pool = await requirePool(res, req.params.id);
-    const { hours } = timelineQuerySchema.parse(req.query);
+  /** The pool's recent hours from the ledger: nodes billed and requests running. */
+  async function timelineOf(pool: { id: string; workspaceId: string }, query: unknown) {
+    const { hours } = timelineQuerySchema.parse(query);
     const to = Date.now();
     const from = to - hours * 3_600_000;
     const rows = await timelineRowsForPool(ctx.db, pool.workspaceId, pool.id, new Date(from), TIMELINE_REQUEST_LIMIT);
-    const timeline = poolTimeline(rows, from, to);
+    return { hours, from, to, timeline: poolTimeline(rows, from, to) };
+  }
+
+  router.get('/:id/timeline', async (req, res) => {
+    const pool = await requirePool(res, req.params.id);
+    const { from, to, timeline } = await timelineOf(pool, req.query);
+    res.json({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), ...timeline });
+  });
+
+  router.get('/:id/timeline.svg', async (req, res) => {
+    const pool = await requirePool(res, req.params.id);
+    const { hours, timeline } = await timelineOf(pool, req.query);
     const title = `${pool.id} · last ${hours} h · ${timeline.requests} requests · peak ${timeline.peakNodes} nodes · ${timeline.nodeHours.toFixed(2)} node-hours · $${timeline.costUsd.toFixed(2)}`;
     res.type('image/svg+xml').send(timelineSvg(title, timeline.points, hours * 3600));
   });
