@@ -38,8 +38,8 @@ export function devServerArgs(options: {
   return args;
 }
 
-/** Starts the dev server and waits until it answers. */
-export async function startDevServer(options: {
+/** Options of startDevServer. */
+export interface DevServerOptions {
   cliPath: string;
   dataDir: string;
   port: number;
@@ -49,24 +49,49 @@ export async function startDevServer(options: {
   dynamicConfig?: Record<string, unknown>;
   /** How long to wait for the first answer (a loaded machine can take many seconds). */
   startTimeoutMs?: number;
-}): Promise<DevServer> {
+}
+
+/** Times a server that exits at once is started again before giving up. */
+const EARLY_EXIT_RETRIES = 3;
+
+/**
+ * Starts the dev server and waits until it answers. A server that exits at once is started again after a
+ * second (seen in CI when a restart on the same port and database follows a stop closely), up to 3 times.
+ */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevServerOnce(options);
+    } catch (error) {
+      if (!(error instanceof EarlyExit) || attempt > EARLY_EXIT_RETRIES) throw error;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+class EarlyExit extends Error {}
+
+async function startDevServerOnce(options: DevServerOptions): Promise<DevServer> {
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
   mkdirSync(options.dataDir, { recursive: true });
   const child = spawn(
     options.cliPath,
     devServerArgs({ ...options, dbFile: options.inMemory ? undefined : path.join(options.dataDir, 'temporal.db') }),
     {
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  // Both streams: the CLI says why it could not start on stdout as often as on stderr.
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => {
+  const keep = (c: Buffer) => {
     stderr = (stderr + c.toString()).slice(-4000);
-  });
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const address = `127.0.0.1:${options.port}`;
   const started = Date.now();
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`temporal dev server exited with ${child.exitCode}: ${stderr}`);
+    if (child.exitCode !== null) throw new EarlyExit(`temporal dev server exited with ${child.exitCode}: ${stderr}`);
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1000 });
       await connection.workflowService.getSystemInfo({});
