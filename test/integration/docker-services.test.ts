@@ -130,6 +130,32 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
   );
   const inspected = await docker.getContainer(container.Id).inspect();
   assert.ok(inspected.Config.Env.includes('NVIDIA_VISIBLE_DEVICES=0'));
+  // Least privilege, as the engine applied it: no capabilities, no privilege gain, bounded processes.
+  assert.deepEqual(inspected.HostConfig.CapDrop, ['ALL']);
+  assert.deepEqual(inspected.HostConfig.SecurityOpt, ['no-new-privileges:true']);
+  assert.equal(inspected.HostConfig.PidsLimit, 4096);
+  // The attack as a test: root inside the container cannot use a capability (chown needs CAP_CHOWN).
+  const attempt = await docker.getContainer(container.Id).exec({
+    Cmd: [
+      '/bin/node',
+      '-e',
+      "try { require('fs').chownSync('/app', 65534, 65534); console.log('CHOWNED'); } catch (e) { console.log(e.code); }",
+    ],
+    AttachStdout: true,
+    AttachStderr: true,
+  });
+  const output = await new Promise<string>((resolve, reject) => {
+    attempt.start({ hijack: true, stdin: false }, (err, stream) => {
+      if (err || !stream) return reject(err ?? new Error('no exec stream'));
+      let text = '';
+      stream.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+      });
+      stream.on('end', () => resolve(text));
+    });
+  });
+  assert.match(output, /EPERM/, `chown inside a service container: ${output}`);
+  assert.doesNotMatch(output, /CHOWNED/);
 
   const vram = (await stack.request('GET', '/v1/vram')).body;
   assert.equal(vram.gpus[0].availableMiB, HEADROOM_MIB - 8_192);

@@ -95,6 +95,9 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Processes one service container may run (a fork bomb stops here, not at the host's limit). */
+export const CONTAINER_PIDS_LIMIT = 4096;
+
 export class DockerProvider implements Provider {
   readonly name = 'docker';
 
@@ -274,6 +277,11 @@ export class DockerProvider implements Provider {
         NetworkMode: this.options.network,
         PortBindings: host ? undefined : { [`${port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
         RestartPolicy: { Name: 'no' },
+        // Least privilege for what a tenant runs: no Linux capabilities (a model server needs none to serve on a
+        // port above 1024), no privilege gain through setuid binaries, and a bound on processes.
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges:true'],
+        PidsLimit: CONTAINER_PIDS_LIMIT,
         DeviceRequests:
           gpuIndexes.length > 0 && this.options.gpuDeviceRequests
             ? [{ Driver: 'nvidia', DeviceIDs: gpuIndexes.map(String), Capabilities: [['gpu']] }]
