@@ -10,7 +10,8 @@
  *   ready at `prewarmMs`, keep them until `keepAliveMs`, then tear down.
  *
  * Among all windows on the histogram's bin edges it takes the one with the least expected node-seconds per gap,
- * counting each expected cold start as one more boot (somebody waited that long), whose expected cold-start
+ * counting each expected cold start as idleTimeoutSeconds of node time (what the operator pays to keep a node
+ * rather than cold-start; at least one boot), whose expected cold-start
  * rate is no higher than the pool's fixed `idleTimeoutSeconds` would have on the same gaps (plus
  * `extraColdStartRate`, 0 unless the pool says): the adaptive policy never trades cold starts for money behind
  * the operator's back. Until the histogram holds `minSamples` gaps (or most gaps lie past its range) the fixed
