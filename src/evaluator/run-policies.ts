@@ -15,12 +15,17 @@ interface Job {
   apps?: string[];
   policies: string[];
   knobs: SimulationKnobs;
+  /** The app whose adaptive run also records its timeline (for the picture). */
+  timelineApp?: string;
 }
 
-export function runPolicies(trace: Trace, policies: Policy[], knobs: SimulationKnobs): AppResult[] {
+export function runPolicies(trace: Trace, policies: Policy[], knobs: SimulationKnobs, timelineApp?: string): AppResult[] {
   const results: AppResult[] = [];
   for (const policy of policies) {
-    for (const app of trace.apps) results.push(policy.oracle ? oracleApp(app, knobs) : simulateApp(app, policy, knobs, trace.spanMs));
+    for (const app of trace.apps) {
+      const timeline = policy.adaptive && app.app === timelineApp;
+      results.push(policy.oracle ? oracleApp(app, knobs) : simulateApp(app, policy, knobs, trace.spanMs, { timeline }));
+    }
   }
   return results;
 }
@@ -54,5 +59,5 @@ export async function runPoliciesInWorkers(job: Omit<Job, 'policies'>, policies:
 if (!isMainThread && parentPort && (workerData as Job | undefined)?.file) {
   const job = workerData as Job;
   const trace = parseTrace(readFileSync(job.file, 'utf8'), job.file, { seed: job.seed, ...(job.apps ? { apps: job.apps } : {}) });
-  parentPort.postMessage(runPolicies(trace, selectPolicies(job.policies), job.knobs));
+  parentPort.postMessage(runPolicies(trace, selectPolicies(job.policies), job.knobs, job.timelineApp));
 }
