@@ -6,6 +6,8 @@
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { loadConfig } from '../src/config';
+import { temporalConnectionOptions } from '../src/temporal-connection';
 import { workflowBundle } from '../src/worker';
 
 async function main(): Promise<void> {
@@ -23,7 +25,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  const connection = await Connection.connect({ address: values.address });
+  // TLS, client certificate and API key come from the same variables as the services' (TEMPORAL_TLS_*, TEMPORAL_API_KEY).
+  const connection = await Connection.connect({ address: values.address, ...temporalConnectionOptions(loadConfig()) });
   const client = new Client({ connection, namespace: values.namespace });
   const history = await client.workflow.getHandle(workflowId, values['run-id']).fetchHistory();
   process.stdout.write(`replaying ${workflowId}: ${history.events?.length ?? 0} events\n`);

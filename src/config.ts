@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseAllowList } from './domain/callback-target';
+import { temporalConnectionProblems, temporalConnectionSchema } from './temporal-connection';
 
 /** The schema of the environment. `.env.example` lists the same variables. */
 export const configSchema = z.object({
@@ -22,6 +23,7 @@ export const configSchema = z.object({
   TEMPORAL_ADDRESS: z.string().optional(),
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_TASK_QUEUE: z.string().default('zeropool'),
+  ...temporalConnectionSchema,
   TEMPORAL_UI_PORT: z.coerce.number().int().default(8233),
   TEMPORAL_PORT: z.coerce.number().int().default(7233),
   TEMPORAL_CLI_PATH: z.string().optional(),
@@ -117,6 +119,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n  ');
     throw new Error(`invalid configuration:\n  ${problems}`);
   }
+  const connectionProblems = temporalConnectionProblems(parsed.data);
+  if (connectionProblems.length > 0) throw new Error(`invalid configuration:\n  ${connectionProblems.join('\n  ')}`);
   if (parsed.data.AWS_EC2_ENABLED === 'true' && !parsed.data.AWS_REGION)
     throw new Error('invalid configuration:\n  AWS_REGION: required when AWS_EC2_ENABLED=true');
   return { ...parsed.data, dataDir: path.resolve(parsed.data.ZEROPOOL_DATA_DIR) };

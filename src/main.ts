@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import { createApp } from './api/app';
 import { loadConfig } from './config';
 import { logger } from './logger';
+import { temporalConnectionOptions } from './temporal-connection';
 import { apiContext, apiOptions, connectTemporal, embeddedAdminKey, openDatabase, readinessCheck, resumePools } from './runtime';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './stack/postgres';
 import { ensureTemporalBinary } from './stack/temporal-binaries';
@@ -55,7 +56,9 @@ async function main(): Promise<void> {
     address = devServer.address;
     uiUrl = devServer.uiUrl;
   }
-  const temporal = await connectTemporal(address, config.TEMPORAL_NAMESPACE);
+  // The embedded dev server is plaintext on loopback; a configured server gets the configured security.
+  const security = config.TEMPORAL_ADDRESS ? temporalConnectionOptions(config) : {};
+  const temporal = await connectTemporal(address, config.TEMPORAL_NAMESPACE, security);
   stops.push(() => temporal.connection.close());
 
   const local = await createLocalGpus(config, db, temporal.client);

@@ -16,6 +16,7 @@ import { logger } from './logger';
 import { loadNodeSecretKey, nodeSecrets } from './activities/node-secrets';
 import { ensurePoolWorkflow } from './api/pool-workflows';
 import { poolKey } from './ids';
+import { describeTemporalSecurity, type TemporalConnectionOptions } from './temporal-connection';
 
 /** Opens a PostgreSQL pool and applies the schema. */
 export async function openDatabase(url: string): Promise<pg.Pool> {
@@ -45,10 +46,15 @@ export interface TemporalHandles {
   indexed: boolean;
 }
 
-/** Connects to Temporal at `address`. */
-export async function connectTemporal(address: string, namespace: string): Promise<TemporalHandles> {
-  const connection = await Connection.connect({ address });
-  const nativeConnection = await NativeConnection.connect({ address });
+/** Connects to Temporal at `address`, over TLS / with an API key when the configuration says so. */
+export async function connectTemporal(
+  address: string,
+  namespace: string,
+  security: TemporalConnectionOptions = {},
+): Promise<TemporalHandles> {
+  const connection = await Connection.connect({ address, ...security });
+  const nativeConnection = await NativeConnection.connect({ address, ...security });
+  logger.info({ address, namespace, security: describeTemporalSecurity(security) }, 'connected to Temporal');
   const client = new Client({ connection, namespace });
   const indexed = await searchAttributesRegistered(connection, namespace);
   if (!indexed) {

@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import { loadConfig } from './config';
 import { registry } from './metrics';
 import { logger } from './logger';
+import { temporalConnectionOptions } from './temporal-connection';
 import { createLocalGpus } from './local-gpus';
 import { connectTemporal, openDatabase } from './runtime';
 import { createProviders, createWorker, workerSettings } from './worker';
@@ -11,7 +12,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   if (!config.TEMPORAL_ADDRESS || !config.DATABASE_URL) throw new Error('TEMPORAL_ADDRESS and DATABASE_URL are required');
   const db = await openDatabase(config.DATABASE_URL);
-  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config));
   const local = await createLocalGpus(config, db, temporal.client);
   if (local.docker) await local.docker.removeOrphans();
   const worker = await createWorker({
