@@ -4,13 +4,15 @@ import { enabledProviderNames, loadConfig } from './config';
 import { createLocalGpus } from './local-gpus';
 import { logger } from './logger';
 import { temporalConnectionOptions } from './temporal-connection';
+import { startTracing } from './tracing';
 import { apiContext, apiOptions, connectTemporal, openDatabase, readinessCheck, resumePools } from './runtime';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   if (!config.TEMPORAL_ADDRESS || !config.DATABASE_URL) throw new Error('TEMPORAL_ADDRESS and DATABASE_URL are required');
   const db = await openDatabase(config.DATABASE_URL);
-  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config));
+  const tracing = startTracing(config, 'zeropool-api');
+  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config), tracing);
   await resumePools(db, temporal, config.TEMPORAL_TASK_QUEUE);
   // The API sees the same Docker engine and GPUs as the workers on this host (for /v1/vram and /v1/available).
   const local = await createLocalGpus(config, db, temporal.client);
@@ -22,7 +24,9 @@ async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       server.close();
-      void (app.locals.close as () => Promise<void>)().finally(() => process.exit(0));
+      void (app.locals.close as () => Promise<void>)()
+        .then(() => tracing?.shutdown())
+        .finally(() => process.exit(0));
     });
   }
 }

@@ -24,6 +24,10 @@ export const configSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_TASK_QUEUE: z.string().default('zeropool'),
   ...temporalConnectionSchema,
+  /** OpenTelemetry traces go here over OTLP/HTTP (e.g. http://collector:4318); unset: tracing off. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  /** The traces' service name (default zeropool-api, zeropool-worker, or zeropool for npm start). */
+  OTEL_SERVICE_NAME: z.string().optional(),
   TEMPORAL_UI_PORT: z.coerce.number().int().default(8233),
   TEMPORAL_PORT: z.coerce.number().int().default(7233),
   TEMPORAL_CLI_PATH: z.string().optional(),

@@ -8,6 +8,7 @@ import { createApp } from './api/app';
 import { loadConfig } from './config';
 import { logger } from './logger';
 import { temporalConnectionOptions } from './temporal-connection';
+import { clientTracingInterceptors, startTracing } from './tracing';
 import { apiContext, apiOptions, connectTemporal, embeddedAdminKey, openDatabase, readinessCheck, resumePools } from './runtime';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './stack/postgres';
 import { ensureTemporalBinary } from './stack/temporal-binaries';
@@ -58,7 +59,9 @@ async function main(): Promise<void> {
   }
   // The embedded dev server is plaintext on loopback; a configured server gets the configured security.
   const security = config.TEMPORAL_ADDRESS ? temporalConnectionOptions(config) : {};
-  const temporal = await connectTemporal(address, config.TEMPORAL_NAMESPACE, security);
+  const tracing = startTracing(config, 'zeropool');
+  if (tracing) stops.push(() => tracing.shutdown());
+  const temporal = await connectTemporal(address, config.TEMPORAL_NAMESPACE, security, tracing);
   stops.push(() => temporal.connection.close());
 
   const local = await createLocalGpus(config, db, temporal.client);
@@ -73,6 +76,7 @@ async function main(): Promise<void> {
     providers,
     healthPollMs: config.WORKER_HEALTH_POLL_MS,
     ...workerSettings(config),
+    tracing,
     // Mock nodes run on this machine: they reach the API where it listens unless told otherwise.
     apiBaseUrl: config.ZEROPOOL_PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`,
   });
@@ -88,7 +92,11 @@ async function main(): Promise<void> {
   const admin = embeddedAdminKey(config);
   const options = { ...apiOptions(config, admin?.key, Object.keys(providers), readinessCheck(db, temporal.connection)), local };
   // The worker runs in this process: job workflows start eagerly on it over the shared native connection.
-  const eagerClient = new Client({ connection: temporal.nativeConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const eagerClient = new Client({
+    connection: temporal.nativeConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    interceptors: clientTracingInterceptors(tracing),
+  });
   const app = createApp({ ...apiContext(config, db, temporal), eagerClient }, options);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));

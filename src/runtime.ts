@@ -16,6 +16,7 @@ import { logger } from './logger';
 import { loadNodeSecretKey, nodeSecrets } from './activities/node-secrets';
 import { ensurePoolWorkflow } from './api/pool-workflows';
 import { poolKey } from './ids';
+import { clientTracingInterceptors, type Tracing } from './tracing';
 import { describeTemporalSecurity, type TemporalConnectionOptions } from './temporal-connection';
 
 /** Opens a PostgreSQL pool and applies the schema. */
@@ -51,11 +52,12 @@ export async function connectTemporal(
   address: string,
   namespace: string,
   security: TemporalConnectionOptions = {},
+  tracing?: Tracing,
 ): Promise<TemporalHandles> {
   const connection = await Connection.connect({ address, ...security });
   const nativeConnection = await NativeConnection.connect({ address, ...security });
   logger.info({ address, namespace, security: describeTemporalSecurity(security) }, 'connected to Temporal');
-  const client = new Client({ connection, namespace });
+  const client = new Client({ connection, namespace, interceptors: clientTracingInterceptors(tracing) });
   const indexed = await searchAttributesRegistered(connection, namespace);
   if (!indexed) {
     const names = ALL_SEARCH_ATTRIBUTES.map((key) => key.name).join(', ');
@@ -127,6 +129,7 @@ export function apiOptions(
     // The OpenAI routes call nodes from the API process: it derives the same secrets the workers do.
     nodeSecrets: nodeSecrets(loadNodeSecretKey(config.ZEROPOOL_NODE_SECRET_KEY, config.dataDir)),
     fastPath: config.FRONT_DOOR_FAST_PATH,
+    tracing: config.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined,
   };
 }
 

@@ -4,6 +4,7 @@ import { loadConfig } from './config';
 import { registry } from './metrics';
 import { logger } from './logger';
 import { temporalConnectionOptions } from './temporal-connection';
+import { startTracing } from './tracing';
 import { createLocalGpus } from './local-gpus';
 import { connectTemporal, openDatabase } from './runtime';
 import { createProviders, createWorker, workerSettings } from './worker';
@@ -12,7 +13,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   if (!config.TEMPORAL_ADDRESS || !config.DATABASE_URL) throw new Error('TEMPORAL_ADDRESS and DATABASE_URL are required');
   const db = await openDatabase(config.DATABASE_URL);
-  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config));
+  const tracing = startTracing(config, 'zeropool-worker');
+  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config), tracing);
   const local = await createLocalGpus(config, db, temporal.client);
   if (local.docker) await local.docker.removeOrphans();
   const worker = await createWorker({
@@ -23,6 +25,7 @@ async function main(): Promise<void> {
     providers: createProviders(config, local),
     healthPollMs: config.WORKER_HEALTH_POLL_MS,
     ...workerSettings(config),
+    tracing,
   });
   if (config.METRICS_PORT !== undefined) {
     // Counters fed by this worker's activities (job outcomes, queue time, cold starts, GPU-seconds, cost).
@@ -36,6 +39,7 @@ async function main(): Promise<void> {
   logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker running');
   await worker.run();
   await db.end();
+  await tracing?.shutdown();
 }
 
 main().catch((err) => {

@@ -14,6 +14,7 @@ import type { NtfySettings } from './activities/notify';
 import { awsEnabled, type Config } from './config';
 import { logger } from './logger';
 import type { LocalGpuServices } from './local-gpus';
+import { type Tracing, WORKFLOW_TRACING_MODULE, workerTracing } from './tracing';
 
 /** Each node's bearer secret, from ZEROPOOL_NODE_SECRET_KEY or the key kept in the data folder. */
 export function nodeSecretsFor(config: Config): NodeSecrets {
@@ -78,12 +79,17 @@ export function workerSettings(config: Config): {
   };
 }
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+const bundles: { plain?: Promise<WorkflowBundleWithSourceMap>; traced?: Promise<WorkflowBundleWithSourceMap> } = {};
 
-/** Workflow code bundled once per process. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: quietBundlerLogger });
-  return bundle;
+/** Workflow code bundled once per process, with the OpenTelemetry workflow interceptors when tracing is on. */
+export function workflowBundle(traced = false): Promise<WorkflowBundleWithSourceMap> {
+  const key = traced ? 'traced' : 'plain';
+  bundles[key] ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('./workflows'),
+    workflowInterceptorModules: traced ? [WORKFLOW_TRACING_MODULE] : [],
+    logger: quietBundlerLogger,
+  });
+  return bundles[key];
 }
 
 const quietBundlerLogger = {
@@ -112,12 +118,15 @@ export async function createWorker(options: {
   apiBaseUrl?: string;
   /** Each node's bearer secret (the providers given must use the same). */
   nodeSecrets?: NodeSecrets;
+  /** Trace workflows and activities (see src/tracing.ts). */
+  tracing?: Tracing;
 }): Promise<Worker> {
   return Worker.create({
+    ...(options.tracing ? workerTracing(options.tracing) : {}),
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workflowBundle(options.tracing !== undefined),
     activities: createActivities({
       db: options.db,
       providers: options.providers,

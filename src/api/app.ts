@@ -1,5 +1,6 @@
 /** The HTTP API (express 5): request ids, structured logs, auth, routes, docs, metrics, one error body. */
 import { randomUUID } from 'node:crypto';
+import { httpTracing } from '../tracing';
 import express from 'express';
 import { logger } from '../logger';
 import { listPools } from '../db/store';
@@ -50,6 +51,8 @@ export interface AppOptions {
   nodeSecrets?: NodeSecrets;
   /** The OpenAI routes' warm fast path: slot leases and batched ledger rows (default on). */
   fastPath?: boolean;
+  /** A server span per request (tracing on: see src/tracing.ts). */
+  tracing?: boolean;
 }
 
 /** Builds the express app. */
@@ -60,6 +63,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  if (options.tracing) app.use(httpTracing());
   app.use((req, res, next) => {
     const requestId = req.header('x-request-id')?.slice(0, 100) || randomUUID();
     res.setHeader('x-request-id', requestId);

@@ -18,6 +18,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { PlacementTraces } from './placement-traces';
 import { jobWorkflowId, nodeId as makeNodeId, type PoolKey } from '../ids';
 import { validatePoolConfig } from '../domain/pool-config';
 import { newPoolState, stepPool } from '../domain/pool-machine';
@@ -103,9 +104,16 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
   const askView = async (event: PoolEvent): Promise<PoolView> => (await ask(event)).view;
   const view = (): PoolView => toPoolView(state, state.teardown !== undefined, Date.now());
 
-  setHandler(jobArrivedSignal, (arrival) => post({ type: 'jobArrived', arrival }));
+  const placementTraces = new PlacementTraces();
+  setHandler(jobArrivedSignal, (arrival) => {
+    placementTraces.arrived(arrival.jobId);
+    post({ type: 'jobArrived', arrival });
+  });
   setHandler(jobFinishedSignal, ({ jobId, attempt }) => post({ type: 'jobFinished', jobId, attempt }));
-  setHandler(jobWithdrawnSignal, ({ jobId }) => post({ type: 'jobWithdrawn', jobId }));
+  setHandler(jobWithdrawnSignal, ({ jobId }) => {
+    placementTraces.forget(jobId);
+    post({ type: 'jobWithdrawn', jobId });
+  });
   setHandler(poolStateQuery, view);
   setHandler(preemptionCheckQuery, () => describePlan(state, planPreemptions(state, Date.now())));
   setHandler(updatePoolConfigUpdate, (config) => askView({ type: 'configChanged', config }), {
@@ -169,8 +177,17 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
       case 'tellJob': {
         const job = getExternalWorkflowHandle(jobWorkflowId(command.jobId));
         const message = command.message;
-        if (message.kind === 'placed') await job.signal(jobPlacedSignal, message.grant);
-        else if (message.kind === 'revoked') await job.signal(jobRevokedSignal, { attempt: message.attempt, reason: message.reason });
+        if (message.kind === 'placed') {
+          const { grant } = message;
+          const attributes = {
+            'zeropool.pool': poolId,
+            'zeropool.job': command.jobId,
+            'zeropool.node': grant.nodeId,
+            'zeropool.slot': grant.slot,
+            'zeropool.cold_start_ms': grant.coldStartMs,
+          };
+          await placementTraces.placed(command.jobId, attributes, () => job.signal(jobPlacedSignal, grant));
+        } else if (message.kind === 'revoked') await job.signal(jobRevokedSignal, { attempt: message.attempt, reason: message.reason });
         else await job.signal(jobPreemptSignal, { attempt: message.attempt, reason: message.reason, byJobId: message.byJobId });
         return { type: 'jobTold', jobId: command.jobId };
       }

@@ -25,6 +25,7 @@ import { startTestDatabase, type TestDatabase } from './postgres';
 import { devServerEnv } from './temporal';
 import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from '../../src/activities/node-secrets';
 import { type LedgerRow, ledgerRowsForPool } from '../../src/db/ledger';
+import { clientTracingInterceptors, type Tracing } from '../../src/tracing';
 
 /** Options of a test stack. */
 export interface ApiStackOptions {
@@ -41,6 +42,8 @@ export interface ApiStackOptions {
   providers?: (secrets: NodeSecrets) => Record<string, Provider>;
   /** Turn on the docker provider (a real engine) with GPUs read by this nvidia-smi. */
   docker?: { nvidiaSmiPath: string; reserveMiB?: number };
+  /** Trace the API, the clients and the in-process worker with this tracer provider. */
+  tracing?: Tracing;
 }
 
 /** Tests receive callbacks on loopback, which production refuses unless allowed. */
@@ -97,9 +100,10 @@ export class ApiStack {
       });
       this.local = { probe, docker, reserveMiB };
     }
+    const interceptors = clientTracingInterceptors(this.options.tracing);
     const app = createApp(
       {
-        client: this.env.client,
+        client: interceptors ? new Client({ connection: this.env.connection, namespace: 'default', interceptors }) : this.env.client,
         db: this.database.db,
         taskQueue: this.taskQueue,
         indexed: true,
@@ -109,7 +113,9 @@ export class ApiStack {
         notify: this.options.ntfy !== undefined,
         defaultPreemptPriorityGap: 2,
         // As in `npm start`: an in-process worker gets its job workflows' first task eagerly.
-        ...(this.options.workerProcess ? {} : { eagerClient: new Client({ connection: this.env.nativeConnection, namespace: 'default' }) }),
+        ...(this.options.workerProcess
+          ? {}
+          : { eagerClient: new Client({ connection: this.env.nativeConnection, namespace: 'default', interceptors }) }),
       },
       {
         apiKey: TEST_ADMIN_KEY,
@@ -119,6 +125,7 @@ export class ApiStack {
         defaultMaxJobsInFlight: this.options.maxJobsInFlight ?? 1000,
         checkReady: readinessCheck(this.database.db, this.env.connection),
         nodeSecrets: this.nodeSecrets,
+        tracing: this.options.tracing !== undefined,
       },
     );
     await new Promise<void>((resolve) => {
@@ -144,6 +151,7 @@ export class ApiStack {
       ntfy: this.options.ntfy,
       apiBaseUrl: this.baseUrl,
       nodeSecrets: this.nodeSecrets,
+      tracing: this.options.tracing,
     });
     this.worker = { worker, done: worker.run() };
   }
