@@ -15,6 +15,7 @@ import {
   OpenTelemetryActivityInboundInterceptor,
   OpenTelemetryActivityOutboundInterceptor,
   OpenTelemetryWorkflowClientInterceptor,
+  type OpenTelemetryWorkflowExporter,
 } from '@temporalio/interceptors-opentelemetry';
 import type { InjectedSinks, WorkerInterceptors } from '@temporalio/worker';
 import type { NextFunction, Request, Response } from 'express';
@@ -61,7 +62,7 @@ export function clientTracingInterceptors(tracing: Tracing | undefined): ClientI
 }
 
 /** The worker's activity interceptors and the sink that exports workflow spans. */
-export function workerTracing(tracing: Tracing): { interceptors: WorkerInterceptors; sinks: InjectedSinks<any> } {
+export function workerTracing(tracing: Tracing): { interceptors: WorkerInterceptors; sinks: InjectedSinks<{ exporter: OpenTelemetryWorkflowExporter }> } {
   return {
     interceptors: {
       activity: [
