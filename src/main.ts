@@ -7,6 +7,8 @@ import type { Server } from 'node:http';
 import { createApp } from './api/app';
 import { loadConfig } from './config';
 import { logger } from './logger';
+import { setSdkMetricsSource } from './metrics';
+import { installSdkMetrics } from './sdk-metrics';
 import { temporalConnectionOptions } from './temporal-connection';
 import { clientTracingInterceptors, startTracing } from './tracing';
 import { apiContext, apiOptions, connectTemporal, embeddedAdminKey, openDatabase, readinessCheck, resumePools } from './runtime';
@@ -30,6 +32,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  // The Temporal SDK's metrics join the API's /metrics (the exporter is set before any native connection).
+  setSdkMetricsSource(await installSdkMetrics());
 
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {

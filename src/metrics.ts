@@ -9,6 +9,7 @@ import type { PoolView } from './domain/types';
 import { splitPoolKey } from './ids';
 import type { GpuReport } from './local-gpus/probe';
 import type { VramReport } from './local-gpus/report';
+import { scrapeSdkMetrics } from './sdk-metrics';
 
 export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'zeropool_process_' });
@@ -52,6 +53,20 @@ export const httpRequests = new client.Histogram({
   buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
   registers: [registry],
 });
+
+/** Where the Temporal SDK's own metrics are scraped (see src/sdk-metrics.ts); unset: ours only. */
+let sdkMetricsUrl: string | undefined;
+export function setSdkMetricsSource(url: string | undefined): void {
+  sdkMetricsUrl = url;
+}
+
+/** The process's /metrics text: zeropool's metrics, then the Temporal SDK's. */
+export async function metricsText(): Promise<string> {
+  const ours = await registry.metrics();
+  if (!sdkMetricsUrl) return ours;
+  const sdk = await scrapeSdkMetrics(sdkMetricsUrl);
+  return sdk ? `${ours}\n${sdk}` : ours;
+}
 
 /** Source of live pool states for the gauges (set by the API process). */
 let poolStates: (() => Promise<PoolView[]>) | undefined;
@@ -167,6 +182,50 @@ new client.Gauge({
     }
   },
 });
+
+/** Per-pool money figures of the last 24 hours from the ledger (set by the API process). */
+export interface PoolMoney {
+  workspace: string;
+  pool: string;
+  costUsd: number;
+  alwaysOnCostUsd: number;
+  savingsUsd: number;
+  idleTaxUsd: number;
+}
+let poolMoney: (() => Promise<PoolMoney[]>) | undefined;
+export function setPoolMoneySource(source: () => Promise<PoolMoney[]>): void {
+  poolMoney = source;
+}
+/** The ledger query is heavier than a pool query: one sweep a minute serves every scrape. */
+let moneySweep: { at: number; figures: Promise<PoolMoney[]> } | undefined;
+function currentPoolMoney(): Promise<PoolMoney[]> {
+  if (!poolMoney) return Promise.resolve([]);
+  if (!moneySweep || Date.now() - moneySweep.at > 60_000) moneySweep = { at: Date.now(), figures: poolMoney().catch(() => []) };
+  return moneySweep.figures;
+}
+const moneyGauge = (name: string, help: string, pick: (m: PoolMoney) => number) =>
+  new client.Gauge({
+    name,
+    help,
+    labelNames: ['workspace', 'pool'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const m of await currentPoolMoney()) this.set({ workspace: m.workspace, pool: m.pool }, pick(m));
+    },
+  });
+moneyGauge('zeropool_cost_24h_usd', 'Billed cost of the last 24 hours, from the ledger', (m) => m.costUsd);
+moneyGauge(
+  'zeropool_always_on_cost_24h_usd',
+  'What the peak fleet kept on at the on-demand reference price would have cost in the last 24 hours',
+  (m) => m.alwaysOnCostUsd,
+);
+moneyGauge(
+  'zeropool_savings_24h_usd',
+  'Always-on cost minus billed cost, last 24 hours (GET /v1/analytics: savings_usd)',
+  (m) => m.savingsUsd,
+);
+moneyGauge('zeropool_idle_tax_24h_usd', 'Billed node time with no job running, last 24 hours', (m) => m.idleTaxUsd);
 
 /** Feeds the counters from a ledger event that was just written for the first time. */
 export function observeLedgerEvent(event: LedgerEvent): void {

@@ -62,7 +62,10 @@ export function clientTracingInterceptors(tracing: Tracing | undefined): ClientI
 }
 
 /** The worker's activity interceptors and the sink that exports workflow spans. */
-export function workerTracing(tracing: Tracing): { interceptors: WorkerInterceptors; sinks: InjectedSinks<{ exporter: OpenTelemetryWorkflowExporter }> } {
+export function workerTracing(tracing: Tracing): {
+  interceptors: WorkerInterceptors;
+  sinks: InjectedSinks<{ exporter: OpenTelemetryWorkflowExporter }>;
+} {
   return {
     interceptors: {
       activity: [

@@ -1,7 +1,8 @@
 /** A worker process on its own (docker-compose, scaling out): needs TEMPORAL_ADDRESS and DATABASE_URL. */
 import { createServer } from 'node:http';
 import { loadConfig } from './config';
-import { registry } from './metrics';
+import { metricsText, registry, setSdkMetricsSource } from './metrics';
+import { installSdkMetrics } from './sdk-metrics';
 import { logger } from './logger';
 import { temporalConnectionOptions } from './temporal-connection';
 import { startTracing } from './tracing';
@@ -13,6 +14,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   if (!config.TEMPORAL_ADDRESS || !config.DATABASE_URL) throw new Error('TEMPORAL_ADDRESS and DATABASE_URL are required');
   const db = await openDatabase(config.DATABASE_URL);
+  // The SDK's metrics exporter is set before the first native connection; served on this worker's /metrics.
+  if (config.METRICS_PORT !== undefined) setSdkMetricsSource(await installSdkMetrics());
   const tracing = startTracing(config, 'zeropool-worker');
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config), tracing);
   const local = await createLocalGpus(config, db, temporal.client);
@@ -28,10 +31,10 @@ async function main(): Promise<void> {
     tracing,
   });
   if (config.METRICS_PORT !== undefined) {
-    // Counters fed by this worker's activities (job outcomes, queue time, cold starts, GPU-seconds, cost).
+    // Counters fed by this worker's activities (job outcomes, queue time, cold starts, GPU-seconds, cost), then the SDK's.
     createServer(async (req, res) => {
       if (req.url !== '/metrics') return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+      res.writeHead(200, { 'content-type': registry.contentType }).end(await metricsText());
     }).listen(config.METRICS_PORT, config.HOST, () => logger.info({ port: config.METRICS_PORT }, 'metrics listening'));
   }
   process.on('SIGTERM', () => worker.shutdown());

@@ -6,7 +6,9 @@ import { logger } from '../logger';
 import { listPools } from '../db/store';
 import type { PoolView } from '../domain/types';
 import { poolKey, poolWorkflowId } from '../ids';
-import { httpRequests, registry, setLocalGpuSource, setPoolStateSource } from '../metrics';
+import { httpRequests, metricsText, registry, setLocalGpuSource, setPoolMoneySource, setPoolStateSource } from '../metrics';
+import { computeAnalytics } from '../db/analytics';
+import { listWorkspaces } from '../db/workspaces';
 import { poolStateQuery } from '../workflows/messages';
 import { withTimeout } from './query';
 import { authenticate, requireAdmin } from './auth';
@@ -88,7 +90,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use(express.json({ limit: options.bodyLimit }));
   app.get('/metrics', requireAdmin, async (_req, res) => {
     res.setHeader('content-type', registry.contentType);
-    res.send(await registry.metrics());
+    res.send(await metricsText());
   });
   setPoolStateSource(async () => {
     const pools = await listPools(ctx.db);
@@ -100,6 +102,16 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
       ),
     );
     return views.filter((v): v is PoolView => v !== undefined);
+  });
+  setPoolMoneySource(async () => {
+    const from = new Date(Date.now() - 24 * 3600_000);
+    const figures = await Promise.all(
+      (await listWorkspaces(ctx.db)).map(async (w) => {
+        const analytics = await computeAnalytics(ctx.db, { workspaceId: w.id, from });
+        return analytics.pools.map((p) => ({ ...p, workspace: w.id }));
+      }),
+    );
+    return figures.flat();
   });
   const local = options.local ?? { probe: new GpuProbe({ nvidiaSmiPath: 'nvidia-smi' }), reserveMiB: 1024 };
   setLocalGpuSource(async () => {

@@ -34,6 +34,8 @@ export interface ApiStackOptions {
   tokensPerSecond?: number;
   /** Run the worker as a child process (so a test can kill it) instead of in-process. */
   workerProcess?: boolean;
+  /** More environment for that worker process (e.g. METRICS_PORT). */
+  workerEnv?: Record<string, string>;
   /** In-flight job limit of workspaces created through the API. */
   maxJobsInFlight?: number;
   /** Send job notifications to this ntfy-shaped server. */
@@ -171,6 +173,7 @@ export class ApiStack {
         CALLBACK_ALLOWED_HOSTS: TEST_CALLBACK_ALLOW_LIST.join(','),
         ZEROPOOL_PUBLIC_URL: this.baseUrl,
         LOG_LEVEL: 'warn',
+        ...this.options.workerEnv,
       },
       stdio: ['ignore', 'inherit', 'inherit'],
     });

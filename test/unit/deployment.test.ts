@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import { parse } from 'yaml';
 import { configSchema } from '../../src/config';
 import devServerConfig from '../../temporal/dev-server.json';
+import { registry } from '../../src/metrics';
+import { DASHBOARD_PATH, dashboardQueries, selectorsOf } from '../helpers/promql';
 
 const root = path.join(__dirname, '..', '..');
 const compose = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'));
@@ -59,4 +61,53 @@ test('.env.example lists every configuration variable', () => {
   const listed = new Set([...example.matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]));
   for (const key of Object.keys(configSchema.shape)) assert.ok(listed.has(key), `.env.example lacks ${key}`);
   for (const key of listed) assert.ok(key in configSchema.shape, `.env.example has unknown ${key}`);
+});
+
+test('Grafana dashboard: every query is valid PromQL over zeropool metrics and labels the code declares', () => {
+  const dashboard = JSON.parse(readFileSync(DASHBOARD_PATH, 'utf8'));
+  const ids = new Set<number>();
+  const declared = new Map<string, string[]>();
+  for (const metric of registry.getMetricsAsArray() as unknown as Array<{
+    name: string;
+    labelNames: string[];
+    constructor: { name: string };
+  }>) {
+    if (metric.constructor.name === 'Histogram') {
+      declared.set(`${metric.name}_bucket`, [...metric.labelNames, 'le']);
+      declared.set(`${metric.name}_sum`, metric.labelNames);
+      declared.set(`${metric.name}_count`, metric.labelNames);
+    } else declared.set(metric.name, metric.labelNames);
+  }
+  const walk = (panels: Array<{ id: number; panels?: unknown[] }>): void => {
+    for (const p of panels) {
+      assert.ok(!ids.has(p.id), `panel id ${p.id} is unique`);
+      ids.add(p.id);
+      walk((p.panels ?? []) as typeof panels);
+    }
+  };
+  walk(dashboard.panels);
+  assert.ok(
+    dashboard.templating.list.some((v: { type: string }) => v.type === 'datasource'),
+    'the data source is a variable',
+  );
+  const queries = dashboardQueries();
+  for (const { panel, expr } of queries) {
+    for (const { metric, labels } of selectorsOf(expr)) {
+      if (!metric.startsWith('zeropool_')) continue; // the SDK's: checked against a live worker in worker-metrics.test.ts
+      const known = declared.get(metric);
+      assert.ok(known, `${panel}: ${metric} is declared in src/metrics.ts`);
+      for (const label of labels) assert.ok(known.includes(label), `${panel}: ${metric} has no label ${label}`);
+    }
+  }
+  // The panels the deployment issue asks for.
+  const all = queries.map((q) => q.expr).join('\n');
+  for (const metric of [
+    'zeropool_nodes',
+    'zeropool_queue_depth',
+    'zeropool_node_cold_start_seconds',
+    'zeropool_cost_usd_total',
+    'zeropool_savings_24h_usd',
+    'zeropool_gpu_memory_mib',
+  ])
+    assert.ok(all.includes(metric), `the dashboard shows ${metric}`);
 });
