@@ -68,19 +68,27 @@ export async function metricsText(): Promise<string> {
   return sdk ? `${ours}\n${sdk}` : ours;
 }
 
-/** Source of live pool states for the gauges (set by the API process). */
-let poolStates: (() => Promise<PoolView[]>) | undefined;
-export function setPoolStateSource(source: () => Promise<PoolView[]>): void {
-  poolStates = source;
+/** A source read at most once per `maxAgeMs`: one sweep serves every gauge of a scrape; a failed read gives `fallback`. */
+function sweptSource<T>(maxAgeMs: number, fallback: T): { set(source: () => Promise<T>): void; current(): Promise<T> } {
+  let source: (() => Promise<T>) | undefined;
+  let last: { at: number; value: Promise<T> } | undefined;
+  return {
+    set: (next) => {
+      source = next;
+      last = undefined;
+    },
+    current: () => {
+      if (!source) return Promise.resolve(fallback);
+      if (!last || Date.now() - last.at > maxAgeMs) last = { at: Date.now(), value: source().catch(() => fallback) };
+      return last.value;
+    },
+  };
 }
 
-/** One sweep of pool queries serves every gauge of a scrape. */
-let sweep: { at: number; views: Promise<PoolView[]> } | undefined;
-function currentPoolStates(): Promise<PoolView[]> {
-  if (!poolStates) return Promise.resolve([]);
-  if (!sweep || Date.now() - sweep.at > 1000) sweep = { at: Date.now(), views: poolStates().catch(() => []) };
-  return sweep.views;
-}
+/** Live pool states for the gauges (set by the API process). */
+const poolStates = sweptSource<PoolView[]>(1000, []);
+export const setPoolStateSource = poolStates.set;
+const currentPoolStates = poolStates.current;
 
 new client.Gauge({
   name: 'zeropool_nodes',
@@ -124,16 +132,9 @@ export interface LocalGpuSnapshot {
   gpus: GpuReport['gpus'];
   vram: Pick<VramReport, 'gpus' | 'allocations'>;
 }
-let localGpus: (() => Promise<LocalGpuSnapshot>) | undefined;
-export function setLocalGpuSource(source: () => Promise<LocalGpuSnapshot>): void {
-  localGpus = source;
-}
-let gpuSweep: { at: number; snapshot: Promise<LocalGpuSnapshot | undefined> } | undefined;
-function currentLocalGpus(): Promise<LocalGpuSnapshot | undefined> {
-  if (!localGpus) return Promise.resolve(undefined);
-  if (!gpuSweep || Date.now() - gpuSweep.at > 1000) gpuSweep = { at: Date.now(), snapshot: localGpus().catch(() => undefined) };
-  return gpuSweep.snapshot;
-}
+const localGpus = sweptSource<LocalGpuSnapshot | undefined>(1000, undefined);
+export const setLocalGpuSource: (source: () => Promise<LocalGpuSnapshot>) => void = localGpus.set;
+const currentLocalGpus = localGpus.current;
 
 new client.Gauge({
   name: 'zeropool_gpu_memory_mib',
@@ -192,17 +193,10 @@ export interface PoolMoney {
   savingsUsd: number;
   idleTaxUsd: number;
 }
-let poolMoney: (() => Promise<PoolMoney[]>) | undefined;
-export function setPoolMoneySource(source: () => Promise<PoolMoney[]>): void {
-  poolMoney = source;
-}
 /** The ledger query is heavier than a pool query: one sweep a minute serves every scrape. */
-let moneySweep: { at: number; figures: Promise<PoolMoney[]> } | undefined;
-function currentPoolMoney(): Promise<PoolMoney[]> {
-  if (!poolMoney) return Promise.resolve([]);
-  if (!moneySweep || Date.now() - moneySweep.at > 60_000) moneySweep = { at: Date.now(), figures: poolMoney().catch(() => []) };
-  return moneySweep.figures;
-}
+const poolMoney = sweptSource<PoolMoney[]>(60_000, []);
+export const setPoolMoneySource = poolMoney.set;
+const currentPoolMoney = poolMoney.current;
 const moneyGauge = (name: string, help: string, pick: (m: PoolMoney) => number) =>
   new client.Gauge({
     name,
