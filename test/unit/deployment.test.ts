@@ -42,7 +42,7 @@ test('every command docker-compose runs from our image or our files exists', () 
   }
   accessSync(path.join(root, 'temporal', 'setup.sh'), constants.X_OK);
   const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
-  const cmd = /CMD \[(.*)\]/.exec(dockerfile)![1];
+  const cmd = /^CMD \[(.*)\]/m.exec(dockerfile)![1];
   const script = JSON.parse(`[${cmd}]`).find((p: string) => p.endsWith('.ts'));
   assert.ok(existsSync(path.join(root, script)), `Dockerfile CMD runs ${script}`);
 });
