@@ -69,7 +69,7 @@ async function run(workerCount: number, poolCount: number): Promise<RunResult> {
   };
   const config = loadConfig(env);
   const pg = await startEmbeddedPostgres(dataDir, await freePort());
-  const db = await openDatabase(pg.url);
+  const db = await openDatabase(pg.url, pg.ownerUrl);
   const cli = ensureTemporalBinary('cli');
   if (!cli) throw new Error('no temporal CLI');
   const dev = await startDevServer({ cliPath: cli, dataDir, port: await freePort(), uiPort: await freePort() });
@@ -81,7 +81,10 @@ async function run(workerCount: number, poolCount: number): Promise<RunResult> {
       stdio: ['ignore', 'ignore', 'inherit'],
     }),
   );
-  const app = createApp({ ...apiContext(config, db, temporal), taskQueue: 'bench' }, { ...apiOptions(config, ADMIN_KEY, ['mock'], undefined) });
+  const app = createApp(
+    { ...apiContext(config, db, temporal), taskQueue: 'bench' },
+    { ...apiOptions(config, ADMIN_KEY, ['mock'], undefined) },
+  );
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -47,7 +47,7 @@ export async function startBenchStack(options: {
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   });
   const pg = await startEmbeddedPostgres(dataDir, await freePort());
-  const db = await openDatabase(pg.url);
+  const db = await openDatabase(pg.url, pg.ownerUrl);
   const cli = ensureTemporalBinary('cli');
   if (!cli) throw new Error('no temporal CLI');
   const dev = await startDevServer({

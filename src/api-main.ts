@@ -10,7 +10,7 @@ import { apiContext, apiOptions, connectTemporal, openDatabase, readinessCheck, 
 async function main(): Promise<void> {
   const config = loadConfig();
   if (!config.TEMPORAL_ADDRESS || !config.DATABASE_URL) throw new Error('TEMPORAL_ADDRESS and DATABASE_URL are required');
-  const db = await openDatabase(config.DATABASE_URL);
+  const db = await openDatabase(config.DATABASE_URL, config.DATABASE_OWNER_URL);
   const tracing = startTracing(config, 'zeropool-api');
   const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config), tracing);
   await resumePools(db, temporal, config.TEMPORAL_TASK_QUEUE);

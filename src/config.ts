@@ -33,6 +33,8 @@ export const configSchema = z.object({
   TEMPORAL_CLI_PATH: z.string().optional(),
   TEMPORAL_TEST_SERVER_PATH: z.string().optional(),
   DATABASE_URL: z.string().optional(),
+  /** The schema owner's login: migrations and grants run as it, the services' pool uses DATABASE_URL. */
+  DATABASE_OWNER_URL: z.string().optional(),
   EMBEDDED_POSTGRES_PORT: z.coerce.number().int().default(5433),
   DEFAULT_JOB_TTL_SECONDS: z.coerce.number().int().min(1).default(3600),
   DEFAULT_JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),

@@ -36,12 +36,14 @@ async function main(): Promise<void> {
   setSdkMetricsSource(await installSdkMetrics());
 
   let databaseUrl = config.DATABASE_URL;
+  let ownerUrl = config.DATABASE_OWNER_URL;
   if (!databaseUrl) {
     const embedded: EmbeddedDatabase = await startEmbeddedPostgres(config.dataDir, config.EMBEDDED_POSTGRES_PORT);
     stops.push(() => embedded.stop());
     databaseUrl = embedded.url;
+    ownerUrl = embedded.ownerUrl;
   }
-  const db = await openDatabase(databaseUrl);
+  const db = await openDatabase(databaseUrl, ownerUrl);
   stops.push(() => db.end());
 
   let address = config.TEMPORAL_ADDRESS;

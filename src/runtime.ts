@@ -6,7 +6,8 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import pg from 'pg';
 import { parseAllowList } from './domain/callback-target';
-import { migrate } from './db/schema';
+import { ensureAppRole, grantAppPrivileges, roleOf } from './db/roles';
+import { migrate, SCHEMA_VERSION, schemaVersion } from './db/schema';
 import { ALL_SEARCH_ATTRIBUTES } from './domain/search-attributes';
 import { listPools } from './db/store';
 import type { AppOptions } from './api/app';
@@ -19,12 +20,51 @@ import { poolKey } from './ids';
 import { clientTracingInterceptors, type Tracing } from './tracing';
 import { describeTemporalSecurity, type TemporalConnectionOptions } from './temporal-connection';
 
-/** Opens a PostgreSQL pool and applies the schema. */
-export async function openDatabase(url: string): Promise<pg.Pool> {
+/**
+ * Migrates with the owner's login and grants the application role its rows (least privilege: see
+ * src/db/roles.ts). Run by `npm start`, by a process given DATABASE_OWNER_URL, or on its own (`npm run migrate`).
+ */
+export async function migrateAsOwner(ownerUrl: string, appUrl: string): Promise<void> {
+  const owner = new pg.Pool({ connectionString: ownerUrl, max: 1 });
+  try {
+    await migrate(owner);
+    const appRole = roleOf(appUrl);
+    if (appRole === roleOf(ownerUrl)) return;
+    // The services' login is made (or its password set) from DATABASE_URL when the owner may manage roles;
+    // where a DBA manages roles instead, it must exist already.
+    const password = decodeURIComponent(new URL(appUrl).password);
+    if (password)
+      await ensureAppRole(owner, password, appRole).catch((err: Error) =>
+        logger.warn({ role: appRole, err: err.message }, 'could not create or update the services’ database role: it must exist'),
+      );
+    await grantAppPrivileges(owner, appRole);
+  } finally {
+    await owner.end();
+  }
+}
+
+/**
+ * Opens the application's PostgreSQL pool. With `ownerUrl` the schema is migrated as the owner first; without
+ * it the schema must be current, or this login must be allowed to migrate it (one role for everything, as
+ * before least privilege).
+ */
+export async function openDatabase(url: string, ownerUrl?: string): Promise<pg.Pool> {
+  if (ownerUrl) await migrateAsOwner(ownerUrl, url);
   const db = new pg.Pool({ connectionString: url, max: 20 });
   // An idle connection closed by the server (restart, shutdown) must not crash the process.
   db.on('error', (err) => logger.warn({ err: err.message }, 'idle PostgreSQL connection closed'));
-  await migrate(db);
+  const version = await schemaVersion(db);
+  if (version < SCHEMA_VERSION) {
+    try {
+      await migrate(db);
+    } catch (err) {
+      await db.end();
+      throw new Error(
+        `the database schema is at version ${version}, this release needs ${SCHEMA_VERSION}, and ${roleOf(url)} may not migrate it ` +
+          `(${(err as Error).message}): run \`npm run migrate\` with DATABASE_OWNER_URL, or give this process DATABASE_OWNER_URL`,
+      );
+    }
+  }
   return db;
 }
 

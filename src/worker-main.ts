@@ -13,7 +13,7 @@ import { createProviders, createWorker, workerSettings } from './worker';
 async function main(): Promise<void> {
   const config = loadConfig();
   if (!config.TEMPORAL_ADDRESS || !config.DATABASE_URL) throw new Error('TEMPORAL_ADDRESS and DATABASE_URL are required');
-  const db = await openDatabase(config.DATABASE_URL);
+  const db = await openDatabase(config.DATABASE_URL, config.DATABASE_OWNER_URL);
   // The SDK's metrics exporter is set before the first native connection; served on this worker's /metrics.
   if (config.METRICS_PORT !== undefined) setSdkMetricsSource(await installSdkMetrics());
   const tracing = startTracing(config, 'zeropool-worker');

@@ -129,6 +129,7 @@ export class ChaosStack {
     const common = (): NodeJS.ProcessEnv => ({
       TEMPORAL_ADDRESS: `127.0.0.1:${this.temporalPort}`,
       DATABASE_URL: this.databaseUrl,
+      DATABASE_OWNER_URL: this.database?.ownerUrl,
       TEMPORAL_TASK_QUEUE: this.taskQueue,
       ZEROPOOL_DATA_DIR: this.dataDir,
       ZEROPOOL_PUBLIC_URL: this.apiUrl,

@@ -172,6 +172,16 @@ const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   { version: 4, name: 'local GPU services', sql: SERVICES },
 ];
 
+/** The schema version this code needs. */
+export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));
+
+/** The schema version a database is at (0 before the first migration). */
+export async function schemaVersion(db: Pick<Pool, 'query'>): Promise<number> {
+  const exists = await db.query("SELECT to_regclass('public.schema_migrations') IS NOT NULL AS present");
+  if (!exists.rows[0].present) return 0;
+  return Number((await db.query('SELECT coalesce(max(version), 0) AS v FROM schema_migrations')).rows[0].v);
+}
+
 /** Applies the migrations this database has not had yet (up to `upTo`, for tests of the upgrade path). */
 export async function migrate(db: Pool, upTo = Number.POSITIVE_INFINITY): Promise<void> {
   const client = await db.connect();

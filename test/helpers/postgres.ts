@@ -2,14 +2,18 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type pg from 'pg';
+import pg from 'pg';
 import { openDatabase } from '../../src/runtime';
 import { freePort, startEmbeddedPostgres } from '../../src/stack/postgres';
 
 /** A database for one test file. */
 export interface TestDatabase {
+  /** The application's pool (least-privilege role), as the services use. */
   db: pg.Pool;
   url: string;
+  /** The schema owner's pool, for what the application may not do (tampering, DDL). */
+  ownerDb: pg.Pool;
+  ownerUrl: string;
   close(): Promise<void>;
 }
 
@@ -19,12 +23,16 @@ export async function startTestDatabase(): Promise<TestDatabase> {
   // As root, PostgreSQL runs as its own user, which must be able to enter the folder.
   chmodSync(dir, 0o755);
   const embedded = await startEmbeddedPostgres(dir, await freePort());
-  const db = await openDatabase(embedded.url);
+  const db = await openDatabase(embedded.url, embedded.ownerUrl);
+  const ownerDb = new pg.Pool({ connectionString: embedded.ownerUrl, max: 2 });
   return {
     db,
     url: embedded.url,
+    ownerDb,
+    ownerUrl: embedded.ownerUrl,
     close: async () => {
       await db.end();
+      await ownerDb.end();
       await embedded.stop();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -17,7 +17,12 @@ import { devServerEnv } from '../helpers/temporal';
 
 const root = path.join(__dirname, '..', '..');
 const chart = path.join(root, 'deploy', 'helm', 'zeropool');
-const composeEnv = { ...process.env, ZEROPOOL_API_KEY: 'k'.repeat(24), ZEROPOOL_NODE_SECRET_KEY: 'n'.repeat(40) };
+const composeEnv = {
+  ...process.env,
+  ZEROPOOL_API_KEY: 'k'.repeat(24),
+  ZEROPOOL_NODE_SECRET_KEY: 'n'.repeat(40),
+  ZEROPOOL_DB_APP_PASSWORD: 'a'.repeat(24),
+};
 
 test('docker-compose.yml loads in compose-go: supported Temporal images, explicit schema setup, ordered start, locked-down services', (t) => {
   const go = requireGo(t);
@@ -38,7 +43,12 @@ test('docker-compose.yml loads in compose-go: supported Temporal images, explici
     assert.equal(services[name].read_only, true, `${name} has a read-only root`);
     assert.deepEqual(services[name].cap_drop, ['ALL']);
     assert.ok(services[name].build, `${name} is built from the repo's Dockerfile`);
+    // Least privilege: the services log in as zeropool_app once the owner has migrated; they never get the owner's login.
+    assert.equal(services[name].depends_on['zeropool-migrate'].condition, 'service_completed_successfully');
+    assert.equal(new URL(services[name].environment.DATABASE_URL).username, 'zeropool_app');
+    assert.equal(services[name].environment.DATABASE_OWNER_URL, undefined, `${name} holds no owner login`);
   }
+  assert.equal(new URL(services['zeropool-migrate'].environment.DATABASE_OWNER_URL).username, 'zeropool');
   assert.ok(services.worker.healthcheck, 'the worker has a healthcheck');
 
   // The keys are required: compose refuses to start without them (no default admin key).
@@ -97,6 +107,8 @@ test('Helm chart: helm lint passes; rendered manifests validate strictly against
       'tracing.otlpEndpoint=http://otel:4318',
       '--set',
       'networkPolicy.apiFrom[0].namespaceSelector.matchLabels.team=ml',
+      '--set',
+      'database.ownerExistingSecret=zp-db-owner',
     ],
     'existing secrets, no policies': [
       '--set',
@@ -149,6 +161,12 @@ test('Helm chart: helm lint passes; rendered manifests validate strictly against
       assert.equal(env.TEMPORAL_API_KEY.secretKeyRef.name, 'temporal-cloud');
       assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel:4318');
       assert.equal(worker.spec.replicas, undefined, 'the autoscaler owns the replica count');
+      assert.equal(env.DATABASE_OWNER_URL, undefined, 'workers never hold the owner login');
+      const api = objects.find((o) => o.kind === 'Deployment' && o.metadata.name.endsWith('-api'));
+      assert.ok(
+        api.spec.template.spec.containers[0].env.some((e: { name: string }) => e.name === 'DATABASE_OWNER_URL'),
+        'the API migrates',
+      );
     }
     if (variant === 'existing secrets, no policies') {
       assert.ok(!kinds.includes('Secret') && !kinds.includes('NetworkPolicy') && !kinds.includes('PodDisruptionBudget'));

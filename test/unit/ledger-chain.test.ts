@@ -25,9 +25,9 @@ const event = (key: string, poolKey: string, extra: Partial<LedgerEvent> = {}): 
   ...extra,
 });
 
-/** Changes a row behind the append-only trigger's back, as a superuser could. */
+/** Changes a row behind the append-only trigger's back, as the schema's owner (not the services' role) could. */
 async function tamper(sql: string, params: unknown[]): Promise<void> {
-  const client = await database.db.connect();
+  const client = await database.ownerDb.connect();
   try {
     await client.query('BEGIN');
     await client.query('ALTER TABLE ledger DISABLE TRIGGER ledger_append_only');
@@ -89,8 +89,8 @@ test('verify names the first changed row, a removed row, and a row rewritten wit
 });
 
 test('upgrading a database from before workspaces chains its old rows and keeps them in the default workspace', async () => {
-  await database.db.query('CREATE DATABASE upgrade_check');
-  const url = new URL(database.url);
+  await database.ownerDb.query('CREATE DATABASE upgrade_check');
+  const url = new URL(database.ownerUrl);
   url.pathname = '/upgrade_check';
   const old = new pg.Pool({ connectionString: url.toString() });
   try {

@@ -57,16 +57,21 @@ test('an event key already holding a different event is an error, never a silent
   assert.equal((await ledgerRowsForPool(database.db, 'p9')).length, 1);
 });
 
-test('PostgreSQL itself refuses UPDATE, DELETE and TRUNCATE on the ledger', async () => {
+test('PostgreSQL itself refuses UPDATE, DELETE and TRUNCATE on the ledger, to the services and to the owner', async () => {
   await appendLedgerEvent(database.db, {
     eventKey: 'p2:x',
     eventType: 'teardown_started',
     occurredAt: Date.now(),
     poolId: asPoolKey('p2'),
   });
-  await assert.rejects(database.db.query("UPDATE ledger SET pool_id = 'evil' WHERE pool_id = 'p2'"), /append-only/);
-  await assert.rejects(database.db.query("DELETE FROM ledger WHERE pool_id = 'p2'"), /append-only/);
-  await assert.rejects(database.db.query('TRUNCATE ledger'), /append-only/);
+  // The services' role has no such privilege at all.
+  await assert.rejects(database.db.query("UPDATE ledger SET pool_id = 'evil' WHERE pool_id = 'p2'"), /permission denied/);
+  await assert.rejects(database.db.query("DELETE FROM ledger WHERE pool_id = 'p2'"), /permission denied/);
+  await assert.rejects(database.db.query('TRUNCATE ledger'), /permission denied/);
+  // Even the owner meets the append-only triggers.
+  await assert.rejects(database.ownerDb.query("UPDATE ledger SET pool_id = 'evil' WHERE pool_id = 'p2'"), /append-only/);
+  await assert.rejects(database.ownerDb.query("DELETE FROM ledger WHERE pool_id = 'p2'"), /append-only/);
+  await assert.rejects(database.ownerDb.query('TRUNCATE ledger'), /append-only/);
   assert.equal((await ledgerRowsForPool(database.db, 'p2')).length, 1);
 });
 
