@@ -11,7 +11,7 @@ import { chatCompletionSchema, completionSchema, embeddingSchema } from './route
 import { submitJobSchema } from './routes/jobs';
 import { progressReportSchema } from './routes/progress';
 import { timelineQuerySchema } from './routes/pools';
-import { analyticsQuerySchema, ledgerQuerySchema } from './routes/ledger';
+import { analyticsQuerySchema, ledgerQuerySchema, ledgerVerifyQuerySchema } from './routes/ledger';
 import { createWorkspaceSchema, issueKeySchema, updateWorkspaceSchema } from './routes/workspaces';
 import { createServiceSchema, stopServiceSchema } from './routes/services';
 import { serviceDefinitionSchema } from '../domain/service';
@@ -741,8 +741,10 @@ export const API_PATHS: PathSpec[] = [
   {
     method: 'get',
     path: '/v1/ledger/verify',
-    summary: 'Recompute the workspace’s hash chain and name the first broken row',
+    summary:
+      'Recompute the workspace’s hash chain and name the first broken row; with an anchor kept outside the database, also catch a chain rewritten wholesale',
     tag: 'money',
+    request: { query: ledgerVerifyQuerySchema },
     ok: [
       200,
       z.object({
@@ -754,7 +756,7 @@ export const API_PATHS: PathSpec[] = [
       }),
       'Verification',
     ],
-    errors: [401],
+    errors: [400, 401],
   },
 
   {

@@ -200,7 +200,16 @@ const VERIFY_BATCH = 5000;
  * Recomputes every row's hash of a workspace in chain order. A changed row fails its own hash; a deleted
  * row leaves a gap in `seq`; a row inserted out of band breaks the link of the row after it.
  */
-export async function verifyLedgerChain(db: Pick<Pool, 'query'>, workspaceId: string): Promise<ChainVerification> {
+/**
+ * A head the admin kept outside the database (from an earlier verify: `rows_checked` and `head_hash`). A chain
+ * recomputed wholesale by someone who can write the ledger is consistent in itself; it fails the anchor.
+ */
+export interface LedgerAnchor {
+  seq: bigint;
+  hash: string;
+}
+
+export async function verifyLedgerChain(db: Pick<Pool, 'query'>, workspaceId: string, anchor?: LedgerAnchor): Promise<ChainVerification> {
   let expectedSeq = 1n;
   let previousHash = 'genesis';
   let rows = 0;
@@ -221,11 +230,26 @@ export async function verifyLedgerChain(db: Pick<Pool, 'query'>, workspaceId: st
       if (BigInt(row.seq) !== expectedSeq) return broken(`row ${expectedSeq} is missing (the chain jumps to ${row.seq})`);
       if (row.prev_hash !== previousHash) return broken('prev_hash does not match the previous row: a row was removed or inserted');
       if (row.recomputed !== row.row_hash) return broken('row_hash does not match the row: its contents were changed');
+      if (anchor && BigInt(row.seq) === anchor.seq && row.row_hash !== anchor.hash)
+        return broken('row_hash differs from the anchor kept outside the database: the chain was rewritten up to here');
       previousHash = row.row_hash;
       expectedSeq += 1n;
       rows += 1;
     }
     if (batch.rows.length < VERIFY_BATCH) break;
   }
+  if (anchor && BigInt(rows) < anchor.seq)
+    return {
+      workspaceId,
+      ok: false,
+      rows,
+      headHash: null,
+      firstBroken: {
+        id: '',
+        seq: String(rows + 1),
+        eventKey: '',
+        reason: `the chain ends at row ${rows}, before the anchor's row ${anchor.seq}: rows were removed`,
+      },
+    };
   return { workspaceId, ok: true, rows, headHash: rows > 0 ? previousHash : null };
 }

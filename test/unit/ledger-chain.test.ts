@@ -112,3 +112,37 @@ test('upgrading a database from before workspaces chains its old rows and keeps 
     await old.end();
   }
 });
+
+test('an anchor kept outside the database catches a chain rewritten wholesale and a removed tail', async () => {
+  for (let i = 0; i < 5; i++) await appendLedgerEvent(database.db, event(`z${i}`, 'zeta.p', { details: { laneIndex: 0, n: i } }));
+  const anchored = await verifyLedgerChain(database.db, 'zeta');
+  assert.equal(anchored.ok, true);
+  const anchor = { seq: BigInt(anchored.rows), hash: anchored.headHash! };
+  for (let i = 5; i < 7; i++) await appendLedgerEvent(database.db, event(`z${i}`, 'zeta.p', { details: { laneIndex: 0, n: i } }));
+  assert.equal((await verifyLedgerChain(database.db, 'zeta', anchor)).ok, true, 'later rows keep the anchor valid');
+
+  // The owner cheapens row 2 and recomputes every hash after it: the chain is consistent in itself...
+  await tamper(
+    `DO $$ DECLARE r ledger; prev TEXT; BEGIN
+       UPDATE ledger SET price_per_hour = 0.01 WHERE workspace_id = 'zeta' AND seq = 2;
+       SELECT row_hash INTO prev FROM ledger WHERE workspace_id = 'zeta' AND seq = 1;
+       FOR r IN SELECT * FROM ledger WHERE workspace_id = 'zeta' AND seq >= 2 ORDER BY seq LOOP
+         r.prev_hash := prev;
+         UPDATE ledger SET prev_hash = prev, row_hash = ledger_row_digest(prev, r) WHERE id = r.id;
+         prev := ledger_row_digest(prev, r);
+       END LOOP; END $$`,
+    [],
+  );
+  assert.equal((await verifyLedgerChain(database.db, 'zeta')).ok, true, 'without an anchor a wholesale rewrite passes');
+  // ...but not with the head kept outside.
+  const caught = await verifyLedgerChain(database.db, 'zeta', anchor);
+  assert.equal(caught.ok, false);
+  assert.equal(caught.firstBroken?.seq, '5');
+  assert.match(caught.firstBroken!.reason, /differs from the anchor/);
+
+  // Cutting the chain short before the anchor's row is caught too.
+  await tamper("DELETE FROM ledger WHERE workspace_id = 'zeta' AND seq >= 4", []);
+  const cut = await verifyLedgerChain(database.db, 'zeta', { seq: 5n, hash: anchor.hash });
+  assert.equal(cut.ok, false);
+  assert.match(cut.firstBroken!.reason, /ends at row 3, before the anchor's row 5/);
+});

@@ -25,6 +25,17 @@ export const ledgerQuerySchema = z
   })
   .strict();
 
+/** An anchor kept outside the database: a row number and its hash from an earlier verify (both or neither). */
+export const ledgerVerifyQuerySchema = z
+  .object({
+    anchor_seq: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+    anchor_hash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'a SHA-256 hash in hex (head_hash of an earlier verify)')
+      .optional(),
+  })
+  .strict();
+
 /** Snake-case figures, as dashboards of the earlier gateway read them. */
 function presentFigures(f: Omit<PoolFigures, 'activeWindowSeconds' | 'referencePricePerHour'> & Partial<PoolFigures>) {
   return {
@@ -87,8 +98,12 @@ export function ledgerRoutes(ctx: ApiContext): Router {
     res.json({ events, next_after: events.length === limit ? events[events.length - 1].seq : null });
   });
 
-  router.get('/ledger/verify', async (_req, res) => {
-    const result = await verifyLedgerChain(ctx.db, principalOf(res).workspaceId);
+  router.get('/ledger/verify', async (req, res) => {
+    const q = ledgerVerifyQuerySchema.parse(req.query);
+    if ((q.anchor_seq === undefined) !== (q.anchor_hash === undefined))
+      throw new ApiError(400, 'invalid_request', 'anchor_seq and anchor_hash go together');
+    const anchor = q.anchor_seq !== undefined && q.anchor_hash ? { seq: BigInt(q.anchor_seq), hash: q.anchor_hash } : undefined;
+    const result = await verifyLedgerChain(ctx.db, principalOf(res).workspaceId, anchor);
     res.json({
       workspace: result.workspaceId,
       ok: result.ok,
