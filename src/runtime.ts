@@ -17,6 +17,7 @@ import { logger } from './logger';
 import { loadNodeSecretKey, nodeSecrets } from './activities/node-secrets';
 import { ensurePoolWorkflow } from './api/pool-workflows';
 import { poolKey } from './ids';
+import { ntfySettings } from './worker';
 import { clientTracingInterceptors, type Tracing } from './tracing';
 import { describeTemporalSecurity, type TemporalConnectionOptions } from './temporal-connection';
 
@@ -184,6 +185,7 @@ export function apiContext(config: Config, db: pg.Pool, temporal: TemporalHandle
     defaultMaxAttempts: config.DEFAULT_JOB_MAX_ATTEMPTS,
     callbackAllowList: parseAllowList(config.CALLBACK_ALLOWED_HOSTS, config.CALLBACK_ALLOWED_PORTS),
     notify: Boolean(config.NTFY_URL && config.NTFY_TOPIC),
+    notifyTopicOf: ntfySettings(config, nodeSecrets(loadNodeSecretKey(config.ZEROPOOL_NODE_SECRET_KEY, config.dataDir)))?.topicOf,
     defaultPreemptPriorityGap: config.PREEMPT_PRIORITY_GAP,
   };
 }

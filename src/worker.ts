@@ -14,6 +14,7 @@ import type { NtfySettings } from './activities/notify';
 import { awsEnabled, type Config } from './config';
 import { logger } from './logger';
 import type { LocalGpuServices } from './local-gpus';
+import { workspaceTopic } from './domain/notify-topic';
 import { type Tracing, WORKFLOW_TRACING_MODULE, workerTracing } from './tracing';
 
 /** Each node's bearer secret, from ZEROPOOL_NODE_SECRET_KEY or the key kept in the data folder. */
@@ -62,6 +63,18 @@ export function createProviders(
   };
 }
 
+/** Where job notifications go (off unless NTFY_URL and NTFY_TOPIC are set): a topic per workspace. */
+export function ntfySettings(config: Config, secrets: NodeSecrets): NtfySettings | undefined {
+  const base = config.NTFY_TOPIC;
+  if (!config.NTFY_URL || !base) return undefined;
+  return {
+    url: config.NTFY_URL,
+    topic: base,
+    token: config.NTFY_TOKEN,
+    topicOf: (ws) => workspaceTopic(base, ws, secrets.topicSuffix(ws)),
+  };
+}
+
 /** Worker settings taken from the configuration beyond the providers. */
 export function workerSettings(config: Config): {
   ntfy?: NtfySettings;
@@ -72,7 +85,7 @@ export function workerSettings(config: Config): {
 } {
   return {
     nodeSecrets: nodeSecretsFor(config),
-    ntfy: config.NTFY_URL && config.NTFY_TOPIC ? { url: config.NTFY_URL, topic: config.NTFY_TOPIC, token: config.NTFY_TOKEN } : undefined,
+    ntfy: ntfySettings(config, nodeSecretsFor(config)),
     callbackAllowList: config.CALLBACK_ALLOWED_HOSTS,
     callbackAllowedPorts: config.CALLBACK_ALLOWED_PORTS,
     apiBaseUrl: config.ZEROPOOL_PUBLIC_URL,

@@ -43,8 +43,10 @@ export function createInferenceActivities(options: { apiBaseUrl?: string; secret
         'x-zeropool-attempt': String(input.attempt),
         ...nodeAuthHeaders(options.secrets, input.nodeId),
       };
-      if (input.progressToken) {
-        headers['x-zeropool-progress-token'] = input.progressToken;
+      // Jobs from before derived tokens carry theirs in the input; newer ones derive it here, out of the history.
+      const progressToken = input.progressToken ?? options.secrets?.progressToken(input.jobId);
+      if (progressToken) {
+        headers['x-zeropool-progress-token'] = progressToken;
         // The node may report progress itself (POST, Authorization: Bearer <token>), e.g. from a sidecar.
         if (options.apiBaseUrl)
           headers['x-zeropool-progress-url'] = `${options.apiBaseUrl.replace(/\/$/, '')}/v1/jobs/${input.jobId}/progress`;

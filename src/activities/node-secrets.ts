@@ -8,15 +8,28 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-/** The header value a node accepts. */
+/** The header value a node accepts, and the token a job's node reports progress with. */
 export interface NodeSecrets {
   of(nodeId: string): string;
+  /**
+   * A job's progress token (POST /v1/jobs/:id/progress): derived the same way, so the API (which stores only
+   * its hash) and the worker's inference activity (which hands it to the node) agree without it ever being in
+   * a workflow's input or history. The `progress:` prefix keeps it apart from every node id's secret.
+   */
+  progressToken(jobId: string): string;
+  /** The unguessable part of a workspace's notification topic (src/domain/notify-topic.ts). */
+  topicSuffix(workspaceId: string): string;
 }
 
 /** Node secrets derived from one key. */
 export function nodeSecrets(key: Buffer): NodeSecrets {
   if (key.length < 32) throw new Error('the node secret key must be at least 32 bytes');
-  return { of: (nodeId) => `zpn_${createHmac('sha256', key).update(nodeId).digest('base64url')}` };
+  const derive = (what: string) => createHmac('sha256', key).update(what).digest('base64url');
+  return {
+    of: (nodeId) => `zpn_${derive(nodeId)}`,
+    progressToken: (jobId) => `zpj_${derive(`progress:${jobId}`)}`,
+    topicSuffix: (workspaceId) => derive(`ntfy:${workspaceId}`),
+  };
 }
 
 /** Where a generated key is kept when ZEROPOOL_NODE_SECRET_KEY is not set. */

@@ -13,6 +13,8 @@ export interface NtfySettings {
   topic: string;
   /** Access token for a protected topic. */
   token?: string;
+  /** Each workspace's own topic (src/domain/notify-topic.ts); absent: every event goes to `topic`. */
+  topicOf?: (workspaceId: string) => string;
 }
 
 /** One notification to send. */
@@ -49,7 +51,7 @@ export function ntfyRequest(settings: NtfySettings, notice: JobEventNotice): { u
   ];
   if (notice.detail) lines.push(notice.detail.slice(0, 1000));
   return {
-    url: `${settings.url.replace(/\/+$/, '')}/${encodeURIComponent(settings.topic)}`,
+    url: `${settings.url.replace(/\/+$/, '')}/${encodeURIComponent(settings.topicOf?.(workspaceId) ?? settings.topic)}`,
     init: { method: 'POST', headers, body: lines.join('\n') },
   };
 }

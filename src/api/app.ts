@@ -118,7 +118,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
     const report = await local.probe.probe();
     return { gpus: report.gpus, vram: await vramReport(local, report) };
   });
-  const jobs = new JobService(ctx);
+  const jobs = new JobService({ ...ctx, nodeSecrets: ctx.nodeSecrets ?? options.nodeSecrets });
   app.use('/v1/workspaces', workspaceRoutes({ ...ctx, defaultMaxJobsInFlight: options.defaultMaxJobsInFlight ?? 1000 }));
   app.use('/v1/pools', poolRoutes({ ...ctx, providers: options.providers }));
   app.use('/v1/jobs', jobRoutes(ctx, jobs));

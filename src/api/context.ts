@@ -1,5 +1,6 @@
 /** What route handlers need: the Temporal client, PostgreSQL and settings. */
 import type { Client } from '@temporalio/client';
+import type { NodeSecrets } from '../activities/node-secrets';
 import type { Pool } from 'pg';
 import type { AllowList } from '../domain/callback-target';
 
@@ -23,4 +24,8 @@ export interface ApiContext {
   eagerClient?: Client;
   /** Preemption gap of pools created without one (PREEMPT_PRIORITY_GAP). */
   defaultPreemptPriorityGap: number;
+  /** Each workspace's notification topic, when ntfy is configured (shown to the admin with the workspace). */
+  notifyTopicOf?: (workspaceId: string) => string;
+  /** Derives jobs' progress tokens as the workers do (absent: a random token travels in the job's input). */
+  nodeSecrets?: NodeSecrets;
 }

@@ -84,8 +84,10 @@ export class JobService {
     const key = poolKey(workspaceId, request.pool);
     const jobId = randomUUID();
     const priority = basePriority(request);
-    // The node doing the work presents this to POST /v1/jobs/:id/progress; only its hash is stored.
-    const progressToken = `zpj_${randomBytes(24).toString('base64url')}`;
+    // The node doing the work presents this to POST /v1/jobs/:id/progress; only its hash is stored. Derived
+    // from the shared node secret key, so the worker derives it too and it stays out of the workflow history.
+    const derived = this.ctx.nodeSecrets?.progressToken(jobId);
+    const progressToken = derived ?? `zpj_${randomBytes(24).toString('base64url')}`;
     const input: JobInput = {
       jobId,
       poolId: key,
@@ -98,7 +100,7 @@ export class JobService {
       indexed: this.ctx.indexed,
       arrivalSignalled: true,
       priority,
-      progressToken,
+      ...(derived ? {} : { progressToken }),
       ...(request.callbackUrl ? { callbackUrl: request.callbackUrl } : {}),
       ...(this.ctx.notify ? { notify: true } : {}),
     };

@@ -150,6 +150,7 @@ const workspace = z.object({
   maxJobsInFlight: z.number().int(),
   jobsInFlight: z.number().int(),
   createdAt: z.string(),
+  notifyTopic: z.string().optional().describe('the ntfy topic of this workspace’s job notifications (when ntfy is configured)'),
 });
 const figures = z.object({
   jobs: z.object({ completed: z.number(), failed: z.number(), expired: z.number(), cancelled: z.number() }),

@@ -26,6 +26,7 @@ import { devServerEnv } from './temporal';
 import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from '../../src/activities/node-secrets';
 import { type LedgerRow, ledgerRowsForPool } from '../../src/db/ledger';
 import { clientTracingInterceptors, type Tracing } from '../../src/tracing';
+import { workspaceTopic } from '../../src/domain/notify-topic';
 
 /** Options of a test stack. */
 export interface ApiStackOptions {
@@ -113,6 +114,7 @@ export class ApiStack {
         defaultMaxAttempts: 3,
         callbackAllowList: parseAllowList(TEST_CALLBACK_ALLOW_LIST),
         notify: this.options.ntfy !== undefined,
+        notifyTopicOf: this.ntfySettings()?.topicOf,
         defaultPreemptPriorityGap: 2,
         // As in `npm start`: an in-process worker gets its job workflows' first task eagerly.
         ...(this.options.workerProcess
@@ -150,12 +152,19 @@ export class ApiStack {
       providers: { mock: this.mock, ...(this.local ? { docker: this.local.docker } : {}), ...this.extraProviders },
       healthPollMs: 100,
       callbackAllowList: TEST_CALLBACK_ALLOW_LIST,
-      ntfy: this.options.ntfy,
+      ntfy: this.ntfySettings(),
       apiBaseUrl: this.baseUrl,
       nodeSecrets: this.nodeSecrets,
       tracing: this.options.tracing,
     });
     this.worker = { worker, done: worker.run() };
+  }
+
+  /** The ntfy settings as production builds them: a topic per workspace, derived from the node secret key. */
+  ntfySettings(): NtfySettings | undefined {
+    const ntfy = this.options.ntfy;
+    if (!ntfy) return undefined;
+    return { ...ntfy, topicOf: (ws) => workspaceTopic(ntfy.topic, ws, this.nodeSecrets.topicSuffix(ws)) };
   }
 
   /** Starts `src/worker-main.ts` as a child process and waits for it to poll. */

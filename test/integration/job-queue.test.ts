@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { temporal } from '@temporalio/proto';
+import { jobWorkflowId } from '../../src/ids';
 import { ApiStack, poolBody } from '../helpers/api-stack';
 import { startCallbackReceiver, startNtfyServer } from '../helpers/receivers';
 import type { NodeEvent } from '../helpers/stack';
@@ -85,6 +87,11 @@ test('on a full pool a priority-1 job preempts a priority-5 job: the node shows 
     10_000,
   );
   assert.equal(fromNode.attempt, 1);
+  // The node got its token from the inference activity, which derives it: the secret is nowhere in the history.
+  const history = await stack.env.client.workflow.getHandle(jobWorkflowId(victim)).fetchHistory();
+  const historyBytes = Buffer.from(temporal.api.history.v1.History.encode(history).finish());
+  assert.ok(historyBytes.includes(Buffer.from(victim)), 'the history holds the job id (the search works)');
+  assert.ok(!historyBytes.includes(Buffer.from(low.body.progress_token)), 'the progress token is not in the job workflow history');
 
   const check = await stack.request('GET', '/v1/pools/full/preempt/check');
   assert.equal(check.status, 200);
@@ -151,6 +158,23 @@ test('on a full pool a priority-1 job preempts a priority-5 job: the node shows 
   assert.equal(preempted.length, 1);
   assert.equal(preempted[0].job_id, victim);
   assert.equal(preempted[0].details.by, preemptor);
+});
+
+test("a workspace's job notifications go to its own unguessable topic, the default workspace's to the base topic", async () => {
+  const key = await stack.workspaceKey('notified');
+  const workspace = await stack.request('GET', '/v1/workspaces/notified');
+  const topic: string = workspace.body.notifyTopic;
+  assert.match(topic, /^zeropool-it-notified-[-_A-Za-z0-9]{16}$/);
+  assert.notEqual(topic, (await stack.request('GET', '/v1/workspaces/default')).body.notifyTopic);
+  assert.equal((await stack.request('GET', '/v1/workspaces/default')).body.notifyTopic, 'zeropool-it');
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('told'), key)).status, 201);
+  const job = await stack.request('POST', '/v1/jobs', { pool: 'told', payload: { prompt: 'tell me' } }, key);
+  assert.equal(job.status, 202);
+  const published = await stack.until('the workspace notification', async () =>
+    ntfy.published.find((p) => p.message.includes(job.body.id) && p.title === 'zeropool job completed'),
+  );
+  assert.equal(published.topic, topic, 'published to the workspace topic');
+  assert.ok(!ntfy.published.some((p) => p.topic === 'zeropool-it' && p.message.includes(job.body.id)), 'nothing on the base topic');
 });
 
 test('manual preemption: the check names what a round would do, the trigger does it', async () => {

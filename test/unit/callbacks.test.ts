@@ -5,6 +5,8 @@ import { signCallback, verifyCallback } from '../../src/activities/callbacks/sig
 import { checkCallbackTarget } from '../../src/activities/callbacks/target-guard';
 import { CallbackTargetRefused, isNonPublicAddress, parseAllowList } from '../../src/domain/callback-target';
 import { ntfyRequest } from '../../src/activities/notify';
+import { nodeSecrets } from '../../src/activities/node-secrets';
+import { NTFY_TOPIC_PATTERN, workspaceTopic } from '../../src/domain/notify-topic';
 import { loadConfig } from '../../src/config';
 import { asPoolKey } from '../../src/ids';
 
@@ -136,4 +138,21 @@ test('SSRF guard, what the review found: IPv4 hidden in IPv6 in any notation (NA
   );
   assert.deepEqual(loadConfig({ CALLBACK_ALLOWED_PORTS: '8443, 9000' }).CALLBACK_ALLOWED_PORTS, [8443, 9000]);
   assert.throws(() => loadConfig({ CALLBACK_ALLOWED_PORTS: '70000' }), /CALLBACK_ALLOWED_PORTS/);
+});
+
+test('ntfy topics: one per workspace, in ntfy’s alphabet and length, the default workspace on the base topic', () => {
+  const secrets = nodeSecrets(Buffer.alloc(32, 7));
+  const topicOf = (ws: string) => workspaceTopic('zeropool-events', ws, secrets.topicSuffix(ws));
+  assert.equal(topicOf('default'), 'zeropool-events');
+  const a = topicOf('team-a');
+  const b = topicOf('team-b');
+  assert.notEqual(a, b);
+  for (const topic of [a, b, topicOf('x'.repeat(63))]) assert.match(topic, NTFY_TOPIC_PATTERN);
+  // Another key gives other topics: knowing a workspace id is not enough to subscribe.
+  assert.notEqual(workspaceTopic('zeropool-events', 'team-a', nodeSecrets(Buffer.alloc(32, 8)).topicSuffix('team-a')), a);
+  const request = ntfyRequest(
+    { url: 'https://ntfy.example', topic: 'zeropool-events', topicOf },
+    { event: 'completed', jobId: 'j1', poolId: asPoolKey('team-a.p'), priority: 3, attempt: 1 },
+  );
+  assert.equal(request.url, `https://ntfy.example/${a}`);
 });

@@ -28,14 +28,23 @@ export const updateWorkspaceSchema = z
   .strict();
 export const issueKeySchema = z.object({ label: z.string().max(200).optional() }).strict();
 
-export function presentWorkspace(w: Workspace) {
-  return { id: w.id, name: w.name, maxJobsInFlight: w.maxJobsInFlight, jobsInFlight: w.jobsInFlight, createdAt: w.createdAt.toISOString() };
+export function presentWorkspace(w: Workspace, notifyTopicOf?: (workspaceId: string) => string) {
+  return {
+    id: w.id,
+    name: w.name,
+    maxJobsInFlight: w.maxJobsInFlight,
+    jobsInFlight: w.jobsInFlight,
+    createdAt: w.createdAt.toISOString(),
+    // Where this workspace's job notifications go: give it to the workspace's people to subscribe.
+    ...(notifyTopicOf ? { notifyTopic: notifyTopicOf(w.id) } : {}),
+  };
 }
 
 /** Routes for workspaces and keys. */
 export function workspaceRoutes(ctx: ApiContext & { defaultMaxJobsInFlight: number }): Router {
   const router = Router();
   router.use(requireAdmin);
+  const present = (w: Workspace) => presentWorkspace(w, ctx.notifyTopicOf);
 
   async function requireWorkspace(id: string): Promise<Workspace> {
     const workspace = ENTITY_ID_PATTERN.test(id) ? await getWorkspace(ctx.db, id) : undefined;
@@ -47,21 +56,21 @@ export function workspaceRoutes(ctx: ApiContext & { defaultMaxJobsInFlight: numb
     const body = createWorkspaceSchema.parse(req.body);
     const created = await createWorkspace(ctx.db, body.id, body.name ?? body.id, body.maxJobsInFlight ?? ctx.defaultMaxJobsInFlight);
     if (!created) throw new ApiError(409, 'conflict', `workspace ${body.id} already exists`);
-    res.status(201).location(`/v1/workspaces/${created.id}`).json(presentWorkspace(created));
+    res.status(201).location(`/v1/workspaces/${created.id}`).json(present(created));
   });
 
   router.get('/', async (_req, res) => {
-    res.json({ workspaces: (await listWorkspaces(ctx.db)).map(presentWorkspace) });
+    res.json({ workspaces: (await listWorkspaces(ctx.db)).map(present) });
   });
 
   router.get('/:id', async (req, res) => {
-    res.json(presentWorkspace(await requireWorkspace(req.params.id)));
+    res.json(present(await requireWorkspace(req.params.id)));
   });
 
   router.patch('/:id', async (req, res) => {
     await requireWorkspace(req.params.id);
     const updated = await updateWorkspace(ctx.db, req.params.id, updateWorkspaceSchema.parse(req.body));
-    res.json(presentWorkspace(updated!));
+    res.json(present(updated!));
   });
 
   router.post('/:id/keys', async (req, res) => {
