@@ -115,8 +115,11 @@ export class ChaosStack {
   get apiUrl(): string {
     return `http://127.0.0.1:${this.apiPort}`;
   }
+  /** The services' and the owner's logins (kept across PostgreSQL restarts: the passwords stay in the data folder). */
+  private logins?: { url: string; ownerUrl: string };
   get databaseUrl(): string {
-    return `postgres://zeropool:zeropool@127.0.0.1:${this.pgPort}/zeropool`;
+    if (!this.logins) throw new Error('PostgreSQL has not started');
+    return this.logins.url;
   }
   get callbackUrl(): string {
     return `http://127.0.0.1:${this.receiverPort}/callback`;
@@ -129,7 +132,7 @@ export class ChaosStack {
     const common = (): NodeJS.ProcessEnv => ({
       TEMPORAL_ADDRESS: `127.0.0.1:${this.temporalPort}`,
       DATABASE_URL: this.databaseUrl,
-      DATABASE_OWNER_URL: this.database?.ownerUrl,
+      DATABASE_OWNER_URL: this.logins?.ownerUrl,
       TEMPORAL_TASK_QUEUE: this.taskQueue,
       ZEROPOOL_DATA_DIR: this.dataDir,
       ZEROPOOL_PUBLIC_URL: this.apiUrl,
@@ -162,6 +165,7 @@ export class ChaosStack {
 
   async startPostgres(): Promise<void> {
     this.database = await startEmbeddedPostgres(this.dataDir, this.pgPort);
+    this.logins = { url: this.database.url, ownerUrl: this.database.ownerUrl };
   }
 
   async stopPostgres(): Promise<void> {

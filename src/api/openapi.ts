@@ -149,6 +149,9 @@ const workspace = z.object({
   name: z.string(),
   maxJobsInFlight: z.number().int(),
   jobsInFlight: z.number().int(),
+  maxPools: z.number().int().nullable().describe('pools it may have (null: unlimited)'),
+  maxNodes: z.number().int().nullable().describe('nodes its pools may reach together, the sum of their maxNodes (null: unlimited)'),
+  minServicePriority: z.number().int().describe('the most urgent service priority it may use (1 most urgent … 5)'),
   createdAt: z.string(),
   notifyTopic: z.string().optional().describe('the ntfy topic of this workspace’s job notifications (when ntfy is configured)'),
 });
@@ -432,7 +435,7 @@ export const API_PATHS: PathSpec[] = [
       body: { content: { 'application/json': { schema: z.object({ id: z.string().regex(ENTITY_ID_PATTERN) }).and(poolConfigSchema) } } },
     },
     ok: [201, z.object({ id: z.string(), config: poolConfigSchema }), 'Created'],
-    errors: [400, 401, 409, 413],
+    errors: [400, 401, 403, 409, 413],
   },
   {
     method: 'get',
@@ -462,7 +465,7 @@ export const API_PATHS: PathSpec[] = [
     tag: 'pools',
     request: { params: idParam, body: { content: { 'application/json': { schema: poolConfigPatchSchema } } } },
     ok: [200, poolView, 'Updated'],
-    errors: [400, 401, 404, 409],
+    errors: [400, 401, 403, 404, 409],
   },
   {
     method: 'post',

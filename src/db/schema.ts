@@ -164,12 +164,20 @@ CREATE TABLE services (
 );
 `;
 
+/** Quotas per workspace (null: unlimited, as every workspace was before); new workspaces get the API's defaults. */
+const QUOTAS = `
+ALTER TABLE workspaces ADD COLUMN max_pools INTEGER CHECK (max_pools >= 0);
+ALTER TABLE workspaces ADD COLUMN max_nodes INTEGER CHECK (max_nodes >= 0);
+ALTER TABLE workspaces ADD COLUMN min_service_priority SMALLINT NOT NULL DEFAULT 1 CHECK (min_service_priority BETWEEN 1 AND 5);
+`;
+
 /** Migrations in order; never edit one that has shipped, add the next. */
 const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   { version: 1, name: 'base', sql: BASE },
   { version: 2, name: 'workspaces and ledger hash chain', sql: WORKSPACES },
   { version: 3, name: 'callback secrets, progress tokens, callback state', sql: JOB_QUEUE },
   { version: 4, name: 'local GPU services', sql: SERVICES },
+  { version: 5, name: 'workspace quotas', sql: QUOTAS },
 ];
 
 /** The schema version this code needs. */

@@ -1,11 +1,12 @@
 /** Workspaces (tenants) and their API keys. Keys are stored as SHA-256 digests, never in clear. */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
+import { NEW_WORKSPACE_QUOTAS, type WorkspaceQuotas } from '../domain/quotas';
 
 type Db = Pick<Pool, 'query'>;
 
 /** A workspace as stored. */
-export interface Workspace {
+export interface Workspace extends WorkspaceQuotas {
   id: string;
   name: string;
   maxJobsInFlight: number;
@@ -30,6 +31,9 @@ interface WorkspaceRow {
   max_jobs_in_flight: number;
   jobs_in_flight: number;
   created_at: Date;
+  max_pools: number | null;
+  max_nodes: number | null;
+  min_service_priority: number;
 }
 const toWorkspace = (row: WorkspaceRow): Workspace => ({
   id: row.id,
@@ -37,6 +41,9 @@ const toWorkspace = (row: WorkspaceRow): Workspace => ({
   maxJobsInFlight: row.max_jobs_in_flight,
   jobsInFlight: row.jobs_in_flight,
   createdAt: row.created_at,
+  maxPools: row.max_pools,
+  maxNodes: row.max_nodes,
+  minServicePriority: row.min_service_priority,
 });
 
 /** An `api_keys` row as PostgreSQL returns it. */
@@ -68,10 +75,17 @@ export function parseKeyId(key: string): string | undefined {
 }
 
 /** Creates a workspace; false if the id is taken. */
-export async function createWorkspace(db: Db, id: string, name: string, maxJobsInFlight: number): Promise<Workspace | undefined> {
+export async function createWorkspace(
+  db: Db,
+  id: string,
+  name: string,
+  maxJobsInFlight: number,
+  quotas: WorkspaceQuotas = NEW_WORKSPACE_QUOTAS,
+): Promise<Workspace | undefined> {
   const result = await db.query<WorkspaceRow>(
-    'INSERT INTO workspaces (id, name, max_jobs_in_flight) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING *',
-    [id, name, maxJobsInFlight],
+    `INSERT INTO workspaces (id, name, max_jobs_in_flight, max_pools, max_nodes, min_service_priority)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING *`,
+    [id, name, maxJobsInFlight, quotas.maxPools, quotas.maxNodes, quotas.minServicePriority],
   );
   return result.rows[0] ? toWorkspace(result.rows[0]) : undefined;
 }
@@ -86,15 +100,28 @@ export async function listWorkspaces(db: Db): Promise<Workspace[]> {
   return result.rows.map(toWorkspace);
 }
 
-/** Changes a workspace's name or in-flight limit. */
+/** Changes a workspace's name, in-flight limit or quotas (a quota given as null becomes unlimited). */
 export async function updateWorkspace(
   db: Db,
   id: string,
-  patch: { name?: string; maxJobsInFlight?: number },
+  patch: { name?: string; maxJobsInFlight?: number } & Partial<WorkspaceQuotas>,
 ): Promise<Workspace | undefined> {
   const result = await db.query<WorkspaceRow>(
-    'UPDATE workspaces SET name = coalesce($2, name), max_jobs_in_flight = coalesce($3, max_jobs_in_flight) WHERE id = $1 RETURNING *',
-    [id, patch.name ?? null, patch.maxJobsInFlight ?? null],
+    `UPDATE workspaces SET name = coalesce($2, name), max_jobs_in_flight = coalesce($3, max_jobs_in_flight),
+       max_pools = CASE WHEN $4 THEN $5::int ELSE max_pools END,
+       max_nodes = CASE WHEN $6 THEN $7::int ELSE max_nodes END,
+       min_service_priority = coalesce($8, min_service_priority)
+     WHERE id = $1 RETURNING *`,
+    [
+      id,
+      patch.name ?? null,
+      patch.maxJobsInFlight ?? null,
+      patch.maxPools !== undefined,
+      patch.maxPools ?? null,
+      patch.maxNodes !== undefined,
+      patch.maxNodes ?? null,
+      patch.minServicePriority ?? null,
+    ],
   );
   return result.rows[0] ? toWorkspace(result.rows[0]) : undefined;
 }

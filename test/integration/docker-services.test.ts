@@ -329,6 +329,11 @@ test('docker provider: start-up removes labelled containers of no service and le
       403,
       'only the admin may hand a host container to a service',
     );
+    // A tenant cannot claim priority 1 (reserved by its workspace's floor): it could stop others' idle services.
+    const urgent = await stack.request('POST', '/v1/services', service(`${PREFIX}urgent`, 0, 1), tenant);
+    assert.equal(urgent.status, 403);
+    assert.equal(urgent.body.error.code, 'quota_exceeded');
+    assert.equal((await stack.request('GET', `/v1/services/${PREFIX}urgent`, undefined, tenant)).status, 404, 'nothing was created');
     const adopted = await stack.request('POST', '/v1/services', adoptBody);
     assert.equal(adopted.status, 201, JSON.stringify(adopted.body));
     assert.equal((await stack.request('POST', `/v1/services/${PREFIX}adopted/start`)).status, 200);

@@ -199,3 +199,37 @@ test('what the fuzzer found (schemathesis): an out-of-range ledger cursor is a 4
   assert.deepEqual(patchJob.headers.get('allow')?.split(', ').sort(), ['DELETE', 'GET']);
   assert.equal((await stack.request('GET', '/v1/no-such-route', undefined, keyA)).status, 404, 'an unknown path is still a 404');
 });
+
+test('quotas per workspace: pools and their nodes are bounded (creates, resizes, races); the admin sets and lifts them', async () => {
+  const created = await stack.request('POST', '/v1/workspaces', { id: 'quota-q', maxPools: 1, maxNodes: 4 });
+  assert.equal(created.status, 201);
+  assert.deepEqual([created.body.maxPools, created.body.maxNodes, created.body.minServicePriority], [1, 4, 2]);
+  const key = (await stack.request('POST', '/v1/workspaces/quota-q/keys', {})).body.key as string;
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('first', { maxNodes: 3 }), key)).status, 201);
+  const second = await stack.request('POST', '/v1/pools', poolBody('second', { maxNodes: 1 }), key);
+  assert.equal(second.status, 403);
+  assert.equal(second.body.error.code, 'quota_exceeded');
+  assert.match(second.body.error.message, /may have 1 pool\(s\) and has 1/);
+  // Only the admin changes quotas; a workspace key cannot lift its own.
+  assert.equal((await stack.request('PATCH', '/v1/workspaces/quota-q', { maxPools: 10 }, key)).status, 403);
+  assert.equal((await stack.request('PATCH', '/v1/workspaces/quota-q', { maxPools: 10 })).body.maxPools, 10);
+  const tooBig = await stack.request('POST', '/v1/pools', poolBody('second', { maxNodes: 2 }), key);
+  assert.equal(tooBig.status, 403);
+  assert.match(tooBig.body.error.message, /may reach 4 node\(s\) together; they reach 3 and this adds 2/);
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('second', { maxNodes: 1 }), key)).status, 201);
+  // A resize past the quota is refused too (the PATCH route cannot go around it); shrinking is always allowed.
+  const grown = await stack.request('PATCH', '/v1/pools/first', { maxNodes: 4 }, key);
+  assert.equal(grown.status, 403);
+  assert.equal((await stack.request('PATCH', '/v1/pools/first', { maxNodes: 2 }, key)).status, 200);
+  // Racing creates cannot both take the last place: the workspace row is locked while pools are counted.
+  assert.equal((await stack.request('PATCH', '/v1/workspaces/quota-q', { maxPools: 3 })).status, 200);
+  const race = await Promise.all(
+    ['r1', 'r2', 'r3', 'r4'].map((id) => stack.request('POST', '/v1/pools', poolBody(id, { maxNodes: 1 }), key)),
+  );
+  assert.deepEqual(race.map((r) => r.status).sort(), [201, 403, 403, 403]);
+  // null lifts a quota; the default workspace (the admin's) is unlimited.
+  assert.equal((await stack.request('PATCH', '/v1/workspaces/quota-q', { maxPools: null, maxNodes: null })).body.maxPools, null);
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('after-lift', { maxNodes: 50 }), key)).status, 201);
+  const admin = (await stack.request('GET', '/v1/workspaces/default')).body;
+  assert.deepEqual([admin.maxPools, admin.maxNodes, admin.minServicePriority], [null, null, 1]);
+});

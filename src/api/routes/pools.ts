@@ -1,11 +1,12 @@
 /** /v1/pools: create, list, read live state, change config, drain, resume, scale to zero. */
 import { Router } from 'express';
+import { insertPoolWithinQuota, poolResizeRefusal } from '../../db/quotas';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { z } from 'zod';
 import { timelineRowsForPool } from '../../db/ledger';
 import { timelineSvg } from '../../domain/charts';
 import { poolTimeline } from '../../domain/pool-timeline';
-import { getPool, insertPool, listPools, setPoolDraining, updatePoolConfig } from '../../db/store';
+import { getPool, listPools, setPoolDraining, updatePoolConfig } from '../../db/store';
 import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
 import type { PoolConfig, PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, type PoolKey, poolKey, poolWorkflowId } from '../../ids';
@@ -61,7 +62,9 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
     const config = poolConfigSchema.parse({ preemptPriorityGap: ctx.defaultPreemptPriorityGap, ...rest });
     checkProviders(config, ctx.providers);
     const workspaceId = principalOf(res).workspaceId;
-    if (!(await insertPool(ctx.db, workspaceId, id, config))) throw new ApiError(409, 'conflict', `pool ${id} already exists`);
+    const inserted = await insertPoolWithinQuota(ctx.db, workspaceId, id, config);
+    if (inserted === 'exists') throw new ApiError(409, 'conflict', `pool ${id} already exists`);
+    if (inserted !== 'inserted') throw new ApiError(403, 'quota_exceeded', inserted.refused);
     await ensurePoolWorkflow(ctx, poolKey(workspaceId, id), config);
     res.status(201).location(`/v1/pools/${id}`).json({ id, config });
   });
@@ -86,6 +89,8 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
     if (!merged.success) throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => i.message).join('; '));
     const config = merged.data;
     checkProviders(config, ctx.providers);
+    const refusal = await poolResizeRefusal(ctx.db, pool.workspaceId, pool.config.maxNodes, config.maxNodes);
+    if (refusal) throw new ApiError(403, 'quota_exceeded', refusal);
     try {
       const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.key)).executeUpdate(updatePoolConfigUpdate, { args: [config] });
       await updatePoolConfig(ctx.db, pool.workspaceId, pool.id, config);

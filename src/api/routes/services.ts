@@ -3,9 +3,11 @@
  * docker provider with the same name: jobs are submitted to it like to any pool.
  */
 import { Router } from 'express';
+import { insertPoolWithinQuota, poolResizeRefusal, quotasOf } from '../../db/quotas';
+import { servicePriorityRefusal } from '../../domain/quotas';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
-import { getPool, insertPool, setPoolDraining, updatePoolConfig } from '../../db/store';
+import { getPool, setPoolDraining, updatePoolConfig } from '../../db/store';
 import {
   deleteServiceAndPool,
   getService,
@@ -113,10 +115,15 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     checkAdoption(res, definition);
     const workspaceId = principalOf(res).workspaceId;
     const config = servicePoolConfig(name, definition, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
-    if (await getPool(ctx.db, workspaceId, name)) throw new ApiError(409, 'conflict', `a pool named ${name} already exists`);
+    const priorityRefusal = servicePriorityRefusal(await quotasOf(ctx.db, workspaceId), definition.priority);
+    if (priorityRefusal) throw new ApiError(403, 'quota_exceeded', priorityRefusal);
+    if (await getService(ctx.db, workspaceId, name)) throw new ApiError(409, 'conflict', `service ${name} already exists`);
+    // The pool first: it takes the workspace's quota (pools, nodes) under a lock.
+    const inserted = await insertPoolWithinQuota(ctx.db, workspaceId, name, config);
+    if (inserted === 'exists') throw new ApiError(409, 'conflict', `a pool named ${name} already exists`);
+    if (inserted !== 'inserted') throw new ApiError(403, 'quota_exceeded', inserted.refused);
     if (!(await insertService(ctx.db, workspaceId, name, definition)))
       throw new ApiError(409, 'conflict', `service ${name} already exists`);
-    if (!(await insertPool(ctx.db, workspaceId, name, config))) throw new ApiError(409, 'conflict', `a pool named ${name} already exists`);
     await ensurePoolWorkflow(ctx, poolKey(workspaceId, name), config);
     const service = (await getService(ctx.db, workspaceId, name))!;
     res.status(201).location(`/v1/services/${name}`).json(present(service, undefined));
@@ -141,7 +148,12 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     if (!merged.success)
       throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     checkAdoption(res, merged.data);
+    const priorityRefusal = servicePriorityRefusal(await quotasOf(ctx.db, service.workspaceId), merged.data.priority);
+    if (priorityRefusal) throw new ApiError(403, 'quota_exceeded', priorityRefusal);
     const config = servicePoolConfig(service.name, merged.data, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
+    const current = await getPool(ctx.db, service.workspaceId, service.name);
+    const resize = current && (await poolResizeRefusal(ctx.db, service.workspaceId, current.config.maxNodes, config.maxNodes));
+    if (resize) throw new ApiError(403, 'quota_exceeded', resize);
     try {
       await handle.executeUpdate(updatePoolConfigUpdate, { args: [config] });
     } catch (err) {

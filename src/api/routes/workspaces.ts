@@ -11,20 +11,32 @@ import {
   updateWorkspace,
   type Workspace,
 } from '../../db/workspaces';
+import { NEW_WORKSPACE_QUOTAS } from '../../domain/quotas';
 import { ENTITY_ID_PATTERN } from '../../ids';
 import { requireAdmin } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
 
+/** Quotas the admin sets (null: unlimited); see src/domain/quotas.ts. */
+const quotaFields = {
+  maxPools: z.number().int().min(0).max(10_000).nullable().optional(),
+  maxNodes: z.number().int().min(0).max(100_000).nullable().optional(),
+  minServicePriority: z.number().int().min(1).max(5).optional(),
+};
 export const createWorkspaceSchema = z
   .object({
     id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63'),
     name: z.string().min(1).max(200).optional(),
     maxJobsInFlight: z.number().int().min(1).max(1_000_000).optional(),
+    ...quotaFields,
   })
   .strict();
 export const updateWorkspaceSchema = z
-  .object({ name: z.string().min(1).max(200).optional(), maxJobsInFlight: z.number().int().min(1).max(1_000_000).optional() })
+  .object({
+    name: z.string().min(1).max(200).optional(),
+    maxJobsInFlight: z.number().int().min(1).max(1_000_000).optional(),
+    ...quotaFields,
+  })
   .strict();
 export const issueKeySchema = z.object({ label: z.string().max(200).optional() }).strict();
 
@@ -34,6 +46,9 @@ export function presentWorkspace(w: Workspace, notifyTopicOf?: (workspaceId: str
     name: w.name,
     maxJobsInFlight: w.maxJobsInFlight,
     jobsInFlight: w.jobsInFlight,
+    maxPools: w.maxPools,
+    maxNodes: w.maxNodes,
+    minServicePriority: w.minServicePriority,
     createdAt: w.createdAt.toISOString(),
     // Where this workspace's job notifications go: give it to the workspace's people to subscribe.
     ...(notifyTopicOf ? { notifyTopic: notifyTopicOf(w.id) } : {}),
@@ -54,7 +69,11 @@ export function workspaceRoutes(ctx: ApiContext & { defaultMaxJobsInFlight: numb
 
   router.post('/', async (req, res) => {
     const body = createWorkspaceSchema.parse(req.body);
-    const created = await createWorkspace(ctx.db, body.id, body.name ?? body.id, body.maxJobsInFlight ?? ctx.defaultMaxJobsInFlight);
+    const created = await createWorkspace(ctx.db, body.id, body.name ?? body.id, body.maxJobsInFlight ?? ctx.defaultMaxJobsInFlight, {
+      maxPools: body.maxPools === undefined ? NEW_WORKSPACE_QUOTAS.maxPools : body.maxPools,
+      maxNodes: body.maxNodes === undefined ? NEW_WORKSPACE_QUOTAS.maxNodes : body.maxNodes,
+      minServicePriority: body.minServicePriority ?? NEW_WORKSPACE_QUOTAS.minServicePriority,
+    });
     if (!created) throw new ApiError(409, 'conflict', `workspace ${body.id} already exists`);
     res.status(201).location(`/v1/workspaces/${created.id}`).json(present(created));
   });
