@@ -76,7 +76,12 @@ export const configSchema = z.object({
     .optional(),
   DOCKER_ENABLED: z.enum(['auto', 'true', 'false']).default('auto'),
   DOCKER_SOCKET_PATH: z.string().optional(),
-  DOCKER_NETWORK: z.enum(['host', 'bridge']).default('host'),
+  /** isolated: an internal bridge network of zeropool's own (no host loopback); host: the host's network (admin's choice). */
+  DOCKER_NETWORK: z.enum(['isolated', 'host', 'bridge']).default('isolated'),
+  DOCKER_ISOLATED_NETWORK: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/)
+    .default('zeropool-services'),
   DOCKER_GPU_DEVICE_REQUESTS: z
     .enum(['0', '1', 'false', 'true'])
     .default('true')

@@ -51,6 +51,7 @@ export async function createLocalGpus(config: Config, db: Pool, client: Client):
     logger,
     reserveMiB,
     network: config.DOCKER_NETWORK,
+    isolatedNetwork: config.DOCKER_ISOLATED_NETWORK,
     gpuDeviceRequests: config.DOCKER_GPU_DEVICE_REQUESTS,
     pools: temporalPoolControl(client),
   });

@@ -44,7 +44,7 @@ export interface ApiStackOptions {
   /** More providers for the in-process worker (cloud drivers pointed at local fakes), by lane name, given the nodes' secrets. */
   providers?: (secrets: NodeSecrets) => Record<string, Provider>;
   /** Turn on the docker provider (a real engine) with GPUs read by this nvidia-smi. */
-  docker?: { nvidiaSmiPath: string; reserveMiB?: number };
+  docker?: { nvidiaSmiPath: string; reserveMiB?: number; network?: 'host' | 'isolated'; isolatedNetwork?: string };
   /** Trace the API, the clients and the in-process worker with this tracer provider. */
   tracing?: Tracing;
 }
@@ -97,7 +97,8 @@ export class ApiStack {
         gpus: probe,
         logger,
         reserveMiB,
-        network: 'host',
+        network: this.options.docker.network ?? 'host',
+        isolatedNetwork: this.options.docker.isolatedNetwork,
         gpuDeviceRequests: false,
         pools: temporalPoolControl(this.env.client),
       });

@@ -56,8 +56,15 @@ export interface DockerProviderOptions {
   logger: Logger;
   /** VRAM kept free on each GPU for the driver and other tenants, MiB. */
   reserveMiB: number;
-  /** `host`: containers share the host's network (a free port is chosen per container); `bridge`: the port is published on 127.0.0.1. */
-  network: 'host' | 'bridge';
+  /**
+   * `isolated` (default): containers live on their own internal bridge network (`isolatedNetwork`), reached by
+   * their address on it; they cannot see the host's loopback (the embedded PostgreSQL, the Temporal dev server,
+   * the API). `host`: containers share the host's network (a free port is chosen per container), an admin's
+   * choice. `bridge`: Docker's default bridge, the port published on 127.0.0.1.
+   */
+  network: 'host' | 'bridge' | 'isolated';
+  /** The isolated mode's network, created (internal) when missing. */
+  isolatedNetwork?: string;
   /** Ask Docker for the GPUs (NVIDIA container toolkit). Off where no toolkit is installed. */
   gpuDeviceRequests: boolean;
   pools?: PoolControl;
@@ -97,6 +104,9 @@ function freePort(): Promise<number> {
 
 /** Processes one service container may run (a fork bomb stops here, not at the host's limit). */
 export const CONTAINER_PIDS_LIMIT = 4096;
+
+/** The isolated mode's network unless configured otherwise. */
+export const ISOLATED_NETWORK = 'zeropool-services';
 
 export class DockerProvider implements Provider {
   readonly name = 'docker';
@@ -240,10 +250,31 @@ export class DockerProvider implements Provider {
     return out;
   }
 
+  /** The isolated mode's network name. */
+  private get isolatedNetwork(): string {
+    return this.options.isolatedNetwork ?? ISOLATED_NETWORK;
+  }
+
+  /** Creates the isolated network when it is missing: an internal bridge (no route out where the engine enforces it). */
+  private async ensureIsolatedNetwork(): Promise<void> {
+    const name = this.isolatedNetwork;
+    const existing = await this.options.docker.listNetworks({ filters: { name: [name] } });
+    if (existing.some((n) => n.Name === name)) return;
+    try {
+      await this.options.docker.createNetwork({ Name: name, Driver: 'bridge', Internal: true, Labels: { [LABEL.managed]: 'true' } });
+    } catch (err) {
+      // Created by a racing worker meanwhile.
+      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+    }
+  }
+
   private async create(request: ProvisionRequest, service: ServiceRecord, gpuIndexes: number[], perGpuMiB: number): Promise<string> {
     const definition = service.definition;
     const { workspaceId } = splitPoolKey(request.poolId);
-    const host = this.options.network === 'host';
+    const mode = this.options.network;
+    if (mode === 'isolated') await this.ensureIsolatedNetwork();
+    const host = mode === 'host';
+    const published = mode === 'bridge';
     const port = host ? await freePort() : definition.port;
     const fill = (text: string) => text.replaceAll('{port}', String(port));
     const visible = gpuIndexes.join(',');
@@ -272,10 +303,10 @@ export class DockerProvider implements Provider {
         [LABEL.priority]: String(definition.priority),
       },
       StopTimeout: definition.stopTimeoutSeconds,
-      ExposedPorts: host ? undefined : { [`${port}/tcp`]: {} },
+      ExposedPorts: published ? { [`${port}/tcp`]: {} } : undefined,
       HostConfig: {
-        NetworkMode: this.options.network,
-        PortBindings: host ? undefined : { [`${port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
+        NetworkMode: mode === 'isolated' ? this.isolatedNetwork : mode,
+        PortBindings: published ? { [`${port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] } : undefined,
         RestartPolicy: { Name: 'no' },
         // Least privilege for what a tenant runs: no Linux capabilities (a model server needs none to serve on a
         // port above 1024), no privilege gain through setuid binaries, and a bound on processes.
@@ -327,9 +358,15 @@ export class DockerProvider implements Provider {
     return this.urlFrom(await this.options.docker.getContainer(id).inspect(), fallbackPort);
   }
 
-  /** Where a running container answers: its published port, or the port it was given on the host network. */
+  /** Where a running container answers: its address on its own network, its published port, or its port on the host network. */
   private urlFrom(info: Docker.ContainerInspectInfo, fallbackPort?: number): string {
     const labelled = info.Config.Labels?.[LABEL.port];
+    const mode = info.HostConfig.NetworkMode;
+    if (mode && mode !== 'host' && mode !== 'bridge' && mode !== 'default') {
+      const address = info.NetworkSettings.Networks?.[mode]?.IPAddress;
+      if (!address) throw new Error(`container ${info.Name} has no address on network ${mode}`);
+      return `http://${address}:${labelled ?? fallbackPort}`;
+    }
     const bindings = Object.values(info.NetworkSettings.Ports ?? {})
       .flat()
       .filter(Boolean) as Array<{ HostPort: string }>;
