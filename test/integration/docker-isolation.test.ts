@@ -27,14 +27,21 @@ before(async () => {
   await removeTestContainers(PREFIX);
   image = await mockNodeImage();
   stack = await new ApiStack({
-    docker: { nvidiaSmiPath: recordedNvidiaSmi('query-gpu_1xRTX4080SUPER_allfields_csv.txt'), network: 'isolated', isolatedNetwork: NETWORK },
+    docker: {
+      nvidiaSmiPath: recordedNvidiaSmi('query-gpu_1xRTX4080SUPER_allfields_csv.txt'),
+      network: 'isolated',
+      isolatedNetwork: NETWORK,
+    },
   }).start();
 });
 after(async () => {
   await stack?.stop();
   if (noEngine) return;
   await removeTestContainers(PREFIX);
-  await docker.getNetwork(NETWORK).remove().catch(() => undefined);
+  await docker
+    .getNetwork(NETWORK)
+    .remove()
+    .catch(() => undefined);
 });
 
 /** Tries a TCP connection to 127.0.0.1:port from inside a container: 'open' or 'closed'. */
@@ -52,7 +59,14 @@ test('isolated network: the worker reaches the service and its job completes; th
     image,
     command: ['/bin/node', '/app/server.js'],
     // A server in its own network namespace listens on every interface of it (as vLLM does by default).
-    env: { MOCK_PORT: '{port}', MOCK_HOST: '0.0.0.0', MOCK_COLD_START_MS: '300', MOCK_TOKENS_PER_SECOND: '100', MOCK_NODE_ID: name, MOCK_MODEL: name },
+    env: {
+      MOCK_PORT: '{port}',
+      MOCK_HOST: '0.0.0.0',
+      MOCK_COLD_START_MS: '300',
+      MOCK_TOKENS_PER_SECOND: '100',
+      MOCK_NODE_ID: name,
+      MOCK_MODEL: name,
+    },
     port: 8000,
     vramGb: 0,
     slotsPerNode: 2,
@@ -60,7 +74,10 @@ test('isolated network: the worker reaches the service and its job completes; th
     stopTimeoutSeconds: 2,
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  const job = await stack.request('POST', '/v1/jobs', { pool: name, payload: { messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 } });
+  const job = await stack.request('POST', '/v1/jobs', {
+    pool: name,
+    payload: { messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 },
+  });
   assert.equal(job.status, 202);
   const done = await stack.until(
     'job terminal',
@@ -86,7 +103,8 @@ test('isolated network: the worker reaches the service and its job completes; th
     temporal: Number(stack.env.address.split(':').pop()),
     api: Number(new URL(stack.baseUrl).port),
   };
-  const probeFrom = (args: string[], port: number) => execFileSync('docker', [...args, '/bin/node', '-e', PROBE, String(port)], { encoding: 'utf8' }).trim();
+  const probeFrom = (args: string[], port: number) =>
+    execFileSync('docker', [...args, '/bin/node', '-e', PROBE, String(port)], { encoding: 'utf8' }).trim();
   for (const [service, port] of Object.entries(ports))
     assert.equal(probeFrom(['exec', container.Id], port), 'closed', `the isolated container cannot open the host's ${service} (${port})`);
   // The same probe on the host network: what a service could reach before (and still can when an admin chooses host).
