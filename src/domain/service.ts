@@ -8,6 +8,12 @@ import type { Lane, PoolConfig } from './types';
 import type { VramRequest } from './vram';
 import type { PoolKey } from '../ids';
 
+/** Limits of a service container unless its definition says otherwise. */
+export const DEFAULT_SERVICE_MEMORY_GB = 32;
+export const DEFAULT_SERVICE_CPUS = 8;
+/** The user a service container runs as unless the admin allowed root: nobody, with HOME in /tmp. */
+export const SERVICE_CONTAINER_USER = '65534:65534';
+
 /** The provider name local services run on. */
 export const DOCKER_PROVIDER = 'docker';
 
@@ -51,6 +57,12 @@ export const serviceDefinitionSchema = z
     stopTimeoutSeconds: z.number().int().min(0).max(3600).default(10),
     /** What running it costs per hour (power, amortised hardware) for the ledger; 0 if you do not count it. */
     pricePerHour: z.number().min(0).max(10_000).default(0),
+    /** Host memory the container may use, in GB (GiB): the engine's hard limit (a model's weights live in VRAM). */
+    memoryGb: z.number().min(0.25).max(4096).default(DEFAULT_SERVICE_MEMORY_GB),
+    /** CPUs the container may use (fractions allowed). */
+    cpus: z.number().min(0.1).max(512).default(DEFAULT_SERVICE_CPUS),
+    /** Run as the image's user (often root) instead of an unprivileged one: admin key only. */
+    runAsRoot: z.boolean().default(false),
     /** Run this existing container (by name) instead of creating one: it is started and stopped, never removed. */
     adoptContainer: z.string().regex(CONTAINER_NAME_PATTERN, 'not a container name').optional(),
     /** Capacity to use when the local GPUs have no room, tried in order after the local lane. */

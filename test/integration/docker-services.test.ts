@@ -134,7 +134,13 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
   assert.deepEqual(inspected.HostConfig.CapDrop, ['ALL']);
   assert.deepEqual(inspected.HostConfig.SecurityOpt, ['no-new-privileges:true']);
   assert.equal(inspected.HostConfig.PidsLimit, 4096);
-  // The attack as a test: root inside the container cannot use a capability (chown needs CAP_CHOWN).
+  // Not root, and bounded memory and CPU (the definition's defaults: 32 GiB, 8 CPUs).
+  assert.equal(inspected.Config.User, '65534:65534');
+  assert.ok(inspected.Config.Env.includes('HOME=/tmp'));
+  assert.equal(inspected.HostConfig.Memory, 32 * 2 ** 30);
+  assert.equal(inspected.HostConfig.NanoCpus, 8e9);
+  // The attack as a test: the container's user cannot use a capability (chown needs CAP_CHOWN), and would not
+  // as root either (no capabilities at all).
   const attempt = await docker.getContainer(container.Id).exec({
     Cmd: [
       '/bin/node',
@@ -329,6 +335,10 @@ test('docker provider: start-up removes labelled containers of no service and le
       403,
       'only the admin may hand a host container to a service',
     );
+    // Nor run its image as root.
+    const asRoot = await stack.request('POST', '/v1/services', service(`${PREFIX}rooted`, 0, 3, { runAsRoot: true }), tenant);
+    assert.equal(asRoot.status, 403);
+    assert.match(asRoot.body.error.message, /runAsRoot needs the admin key/);
     // A tenant cannot claim priority 1 (reserved by its workspace's floor): it could stop others' idle services.
     const urgent = await stack.request('POST', '/v1/services', service(`${PREFIX}urgent`, 0, 1), tenant);
     assert.equal(urgent.status, 403);

@@ -11,7 +11,15 @@ import type { Logger } from 'pino';
 import { getServiceByPoolKey } from '../../db/services';
 import { DEFAULT_PRIORITY } from '../../domain/placement';
 import { type GpuMemory, planVramAdmission, type VramAllocation } from '../../domain/vram';
-import { serviceVramMiB, serviceVramRequest, type ServiceDefinition, type ServiceRecord } from '../../domain/service';
+import {
+  DEFAULT_SERVICE_CPUS,
+  DEFAULT_SERVICE_MEMORY_GB,
+  SERVICE_CONTAINER_USER,
+  serviceVramMiB,
+  serviceVramRequest,
+  type ServiceDefinition,
+  type ServiceRecord,
+} from '../../domain/service';
 import { gpuMemory, type GpuProbe, type GpuProbeResult } from '../../local-gpus/probe';
 import { asPoolKey, type PoolKey, splitPoolKey } from '../../ids';
 import {
@@ -283,6 +291,8 @@ export class DockerProvider implements Provider {
       PORT: String(port),
       ZEROPOOL_NODE_ID: request.nodeId,
       ZEROPOOL_MODEL: request.model,
+      // An unprivileged user has no home of its own: caches (model downloads) go to /tmp unless the definition says.
+      ...(definition.runAsRoot ? {} : { HOME: definition.env?.HOME ?? '/tmp' }),
       // The NVIDIA runtime exposes these host GPUs (renumbered from 0 inside the container); ZEROPOOL_GPUS keeps the host indexes.
       ...(gpuIndexes.length > 0 ? { NVIDIA_VISIBLE_DEVICES: visible, ZEROPOOL_GPUS: visible } : {}),
     };
@@ -303,6 +313,8 @@ export class DockerProvider implements Provider {
         [LABEL.priority]: String(definition.priority),
       },
       StopTimeout: definition.stopTimeoutSeconds,
+      // Not root unless the admin registered it so: a tenant's image runs as nobody.
+      User: definition.runAsRoot ? undefined : SERVICE_CONTAINER_USER,
       ExposedPorts: published ? { [`${port}/tcp`]: {} } : undefined,
       HostConfig: {
         NetworkMode: mode === 'isolated' ? this.isolatedNetwork : mode,
@@ -313,6 +325,9 @@ export class DockerProvider implements Provider {
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges:true'],
         PidsLimit: CONTAINER_PIDS_LIMIT,
+        // Hard limits from the definition (definitions stored before the fields existed get the defaults).
+        Memory: Math.round((definition.memoryGb ?? DEFAULT_SERVICE_MEMORY_GB) * 2 ** 30),
+        NanoCpus: Math.round((definition.cpus ?? DEFAULT_SERVICE_CPUS) * 1e9),
         DeviceRequests:
           gpuIndexes.length > 0 && this.options.gpuDeviceRequests
             ? [{ Driver: 'nvidia', DeviceIDs: gpuIndexes.map(String), Capabilities: [['gpu']] }]

@@ -104,6 +104,8 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
         'adoptContainer needs the admin key: it hands an existing container on the host to this service',
       );
     }
+    if (definition.runAsRoot && !principalOf(res).admin)
+      throw new ApiError(403, 'forbidden', 'runAsRoot needs the admin key: a tenant’s image runs as an unprivileged user');
   }
 
   const liveView = (key: PoolKey) => queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(key)), poolStateQuery);
