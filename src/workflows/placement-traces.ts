@@ -19,16 +19,15 @@ export class PlacementTraces {
     delete this.waiting[jobId];
   }
 
-  /** Runs `tell` (the placement signal) inside the job's `PlaceJob` span, so the job's handling of it nests there too. */
+  /** Sends `tell` (the placement signal) from inside the job's `PlaceJob` span, so the job's handling of it nests there too. */
   async placed<T>(jobId: string, attributes: Record<string, string | number>, tell: () => Promise<T>): Promise<T> {
     const arrival = this.waiting[jobId];
     if (!arrival) return tell();
     delete this.waiting[jobId];
     const span = trace.getTracer('zeropool-pool').startSpan('PlaceJob', { startTime: arrival.since, attributes }, arrival.context);
-    try {
-      return await context.with(trace.setSpan(arrival.context, span), tell);
-    } finally {
-      span.end();
-    }
+    // The signal is sent (its own span, a child of this one, runs until delivery) and the placement is done.
+    const sending = context.with(trace.setSpan(arrival.context, span), tell);
+    span.end();
+    return await sending;
   }
 }

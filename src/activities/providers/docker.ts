@@ -258,6 +258,13 @@ export class DockerProvider implements Provider {
     return out;
   }
 
+  private hostCpus?: Promise<number>;
+  /** CPUs of the engine's host (read once). */
+  private engineCpus(): Promise<number> {
+    this.hostCpus ??= this.options.docker.info().then((info: { NCPU?: number }) => info.NCPU ?? 1);
+    return this.hostCpus;
+  }
+
   /** The isolated mode's network name. */
   private get isolatedNetwork(): string {
     return this.options.isolatedNetwork ?? ISOLATED_NETWORK;
@@ -327,7 +334,8 @@ export class DockerProvider implements Provider {
         PidsLimit: CONTAINER_PIDS_LIMIT,
         // Hard limits from the definition (definitions stored before the fields existed get the defaults).
         Memory: Math.round((definition.memoryGb ?? DEFAULT_SERVICE_MEMORY_GB) * 2 ** 30),
-        NanoCpus: Math.round((definition.cpus ?? DEFAULT_SERVICE_CPUS) * 1e9),
+        // The engine refuses more CPUs than the host has: the limit is at most all of them.
+        NanoCpus: Math.round(Math.min(definition.cpus ?? DEFAULT_SERVICE_CPUS, await this.engineCpus()) * 1e9),
         DeviceRequests:
           gpuIndexes.length > 0 && this.options.gpuDeviceRequests
             ? [{ Driver: 'nvidia', DeviceIDs: gpuIndexes.map(String), Capabilities: [['gpu']] }]
