@@ -6,9 +6,10 @@ import type { Pool } from 'pg';
 import { poolQuotaRefusal, type QuotaUsage, type WorkspaceQuotas } from '../domain/quotas';
 import type { PoolConfig } from '../domain/types';
 
-async function lockedQuotas(client: { query: Pool['query'] }, workspaceId: string): Promise<WorkspaceQuotas & QuotaUsage> {
+/** The workspace's quotas and what its pools hold now; with `lock`, its row stays locked until the transaction ends. */
+async function quotasAndUsage(client: { query: Pool['query'] }, workspaceId: string, lock: boolean): Promise<WorkspaceQuotas & QuotaUsage> {
   const quotas = await client.query<{ max_pools: number | null; max_nodes: number | null; min_service_priority: number }>(
-    'SELECT max_pools, max_nodes, min_service_priority FROM workspaces WHERE id = $1 FOR UPDATE',
+    `SELECT max_pools, max_nodes, min_service_priority FROM workspaces WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
     [workspaceId],
   );
   const usage = await client.query<{ pools: number; nodes: number }>(
@@ -35,7 +36,7 @@ export async function insertPoolWithinQuota(
   const client = await db.connect();
   try {
     await client.query('BEGIN');
-    const state = await lockedQuotas(client, workspaceId);
+    const state = await quotasAndUsage(client, workspaceId, true);
     const exists = await client.query('SELECT 1 FROM pools WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
     if (exists.rowCount) {
       await client.query('ROLLBACK');
@@ -60,16 +61,6 @@ export async function insertPoolWithinQuota(
 /** Why raising an existing pool's maxNodes from `current` to `next` is refused; undefined when it fits (checked, not locked). */
 export async function poolResizeRefusal(db: Pool, workspaceId: string, current: number, next: number): Promise<string | undefined> {
   if (next <= current) return undefined;
-  const state = await lockedQuotas(db, workspaceId);
+  const state = await quotasAndUsage(db, workspaceId, false);
   return poolQuotaRefusal(state, state, { newPool: false, addedNodes: next - current });
-}
-
-/** The workspace's quotas (the admin's settings). */
-export async function quotasOf(db: Pool, workspaceId: string): Promise<WorkspaceQuotas> {
-  const result = await db.query<{ max_pools: number | null; max_nodes: number | null; min_service_priority: number }>(
-    'SELECT max_pools, max_nodes, min_service_priority FROM workspaces WHERE id = $1',
-    [workspaceId],
-  );
-  const q = result.rows[0];
-  return { maxPools: q?.max_pools ?? null, maxNodes: q?.max_nodes ?? null, minServicePriority: q?.min_service_priority ?? 1 };
 }

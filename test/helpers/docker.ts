@@ -13,16 +13,22 @@ import { buildSync } from 'esbuild';
 
 export const docker = new Docker();
 
-/** True when an engine answers; under CI a missing engine throws (the suite must not pass without it). */
-export async function dockerAvailable(t: TestContext): Promise<boolean> {
+/** Why there is no engine to test against (undefined when one answers); under CI a missing engine throws. */
+export async function missingDockerEngine(): Promise<string | undefined> {
   try {
     await docker.ping();
-    return true;
+    return undefined;
   } catch (err) {
     if (process.env.CI) throw new Error(`CI needs a Docker engine (.ci/run starts one): ${(err as Error).message}`);
-    t.skip(`no Docker engine: ${(err as Error).message}`);
-    return false;
+    return (err as Error).message;
   }
+}
+
+/** True when an engine answers; under CI a missing engine throws (the suite must not pass without it). */
+export async function dockerAvailable(t: TestContext): Promise<boolean> {
+  const missing = await missingDockerEngine();
+  if (missing) t.skip(`no Docker engine: ${missing}`);
+  return missing === undefined;
 }
 
 async function imageExists(tag: string): Promise<boolean> {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { ApiStack } from '../helpers/api-stack';
-import { docker, mockNodeImage, recordedNvidiaSmi, removeTestContainers } from '../helpers/docker';
+import { docker, mockNodeImage, recordedNvidiaSmi, removeTestContainers, missingDockerEngine } from '../helpers/docker';
 
 const PREFIX = 'iso-';
 const NETWORK = 'zeropool-test-services';
@@ -17,13 +17,8 @@ let image = '';
 let noEngine = '';
 
 before(async () => {
-  try {
-    await docker.ping();
-  } catch (err) {
-    if (process.env.CI) throw new Error(`CI needs a Docker engine (.ci/run starts one): ${(err as Error).message}`);
-    noEngine = (err as Error).message;
-    return;
-  }
+  noEngine = (await missingDockerEngine()) ?? '';
+  if (noEngine) return;
   await removeTestContainers(PREFIX);
   image = await mockNodeImage();
   stack = await new ApiStack({

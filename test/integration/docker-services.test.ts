@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { InvalidRequestError } from '../../src/activities/providers/provider';
 import { containerName, LABEL } from '../../src/activities/providers/docker';
 import { ApiStack, TEST_ADMIN_KEY } from '../helpers/api-stack';
-import { busyboxImage, docker, mockNodeImage, recordedNvidiaSmi, removeTestContainers } from '../helpers/docker';
+import { busyboxImage, docker, mockNodeImage, recordedNvidiaSmi, removeTestContainers, missingDockerEngine } from '../helpers/docker';
 import { asPoolKey } from '../../src/ids';
 
 // GPUs are read from a real RTX 4080 SUPER's recorded nvidia-smi output: 16 376 MiB, 1 474 MiB used by others.
@@ -18,13 +18,8 @@ let image = '';
 let noEngine = '';
 
 before(async () => {
-  try {
-    await docker.ping();
-  } catch (err) {
-    if (process.env.CI) throw new Error(`CI needs a Docker engine (.ci/run starts one): ${(err as Error).message}`);
-    noEngine = (err as Error).message;
-    return;
-  }
+  noEngine = (await missingDockerEngine()) ?? '';
+  if (noEngine) return;
   await removeTestContainers(PREFIX);
   image = await mockNodeImage();
   stack = await new ApiStack({

@@ -3,7 +3,8 @@
  * docker provider with the same name: jobs are submitted to it like to any pool.
  */
 import { Router } from 'express';
-import { insertPoolWithinQuota, poolResizeRefusal, quotasOf } from '../../db/quotas';
+import { insertPoolWithinQuota, poolResizeRefusal } from '../../db/quotas';
+import { getWorkspace } from '../../db/workspaces';
 import { servicePriorityRefusal } from '../../domain/quotas';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
@@ -108,6 +109,9 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
       throw new ApiError(403, 'forbidden', 'runAsRoot needs the admin key: a tenant’s image runs as an unprivileged user');
   }
 
+  /** The caller's workspace row carries its quotas (it exists: the caller's key belongs to it). */
+  const workspaceQuotas = async (workspaceId: string) => (await getWorkspace(ctx.db, workspaceId))!;
+
   const liveView = (key: PoolKey) => queryWithRetry(ctx.client.workflow.getHandle(poolWorkflowId(key)), poolStateQuery);
 
   router.post('/', async (req, res) => {
@@ -117,7 +121,7 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     checkAdoption(res, definition);
     const workspaceId = principalOf(res).workspaceId;
     const config = servicePoolConfig(name, definition, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
-    const priorityRefusal = servicePriorityRefusal(await quotasOf(ctx.db, workspaceId), definition.priority);
+    const priorityRefusal = servicePriorityRefusal(await workspaceQuotas(workspaceId), definition.priority);
     if (priorityRefusal) throw new ApiError(403, 'quota_exceeded', priorityRefusal);
     if (await getService(ctx.db, workspaceId, name)) throw new ApiError(409, 'conflict', `service ${name} already exists`);
     // The pool first: it takes the workspace's quota (pools, nodes) under a lock.
@@ -150,7 +154,7 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     if (!merged.success)
       throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     checkAdoption(res, merged.data);
-    const priorityRefusal = servicePriorityRefusal(await quotasOf(ctx.db, service.workspaceId), merged.data.priority);
+    const priorityRefusal = servicePriorityRefusal(await workspaceQuotas(service.workspaceId), merged.data.priority);
     if (priorityRefusal) throw new ApiError(403, 'quota_exceeded', priorityRefusal);
     const config = servicePoolConfig(service.name, merged.data, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
     const current = await getPool(ctx.db, service.workspaceId, service.name);
