@@ -17,13 +17,15 @@ import { ensureTemporalBinary } from '../src/stack/temporal-binaries';
 import { startDevServer } from '../src/stack/temporal-dev';
 import { createProviders, createWorker, nodeSecretsFor } from '../src/worker';
 
-const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+export const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 
 export interface BenchStack {
   base: string;
   workspaceKey: string;
   db: Db;
   temporal: TemporalHandles;
+  /** Every request the API answered, by status (counted at the HTTP server, so nothing is missed). */
+  served: { total: number; byStatus: Record<number, number> };
   /** The nodes' bearer secrets (to call a node directly). */
   nodeToken(nodeId: string): string;
   call(method: string, url: string, body?: unknown): Promise<any>;
@@ -80,6 +82,13 @@ export async function startBenchStack(options: {
   );
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
+  const served = { total: 0, byStatus: {} as Record<number, number> };
+  server.on('request', (_req, res) => {
+    res.once('close', () => {
+      served.total += 1;
+      served.byStatus[res.statusCode] = (served.byStatus[res.statusCode] ?? 0) + 1;
+    });
+  });
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const request = (key: string, method: string, url: string, body?: unknown) =>
     fetch(`${base}${url}`, {
@@ -92,6 +101,7 @@ export async function startBenchStack(options: {
   return {
     base,
     workspaceKey,
+    served,
     db,
     temporal,
     nodeToken: (nodeId) => secrets.of(nodeId),

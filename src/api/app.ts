@@ -16,7 +16,7 @@ import type { ApiContext } from './context';
 import { docsRoutes } from './docs';
 import { uiRoutes } from './ui';
 import { API_PATHS } from './openapi';
-import { ApiError, errorHandler } from './errors';
+import { ApiError, errorHandler, rejectNulCharacters } from './errors';
 import { JobService } from './job-service';
 import { compatRoutes } from './routes/compat';
 import { openAiRoutes } from './routes/openai';
@@ -88,6 +88,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use(jobProgressRoute(ctx, options.bodyLimit));
   app.use(authenticate({ adminKey: options.apiKey, insecure: options.insecure ?? false, db: ctx.db }));
   app.use(express.json({ limit: options.bodyLimit }));
+  app.use(rejectNulCharacters);
   app.get('/metrics', requireAdmin, async (_req, res) => {
     res.setHeader('content-type', registry.contentType);
     res.send(await metricsText());

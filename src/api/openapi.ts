@@ -4,7 +4,7 @@
  */
 import { extendZodWithOpenApi, OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { laneSchema, poolConfigPatchSchema, poolConfigSchema } from '../domain/pool-config';
+import { laneSchema, poolConfigFields, poolConfigPatchSchema, poolConfigSchema } from '../domain/pool-config';
 import { ENTITY_ID_PATTERN } from '../ids';
 import { computeSchema } from './routes/compat';
 import { chatCompletionSchema, completionSchema, embeddingSchema } from './routes/openai';
@@ -13,14 +13,30 @@ import { progressReportSchema } from './routes/progress';
 import { timelineQuerySchema } from './routes/pools';
 import { analyticsQuerySchema, ledgerQuerySchema, ledgerVerifyQuerySchema } from './routes/ledger';
 import { createWorkspaceSchema, issueKeySchema, updateWorkspaceSchema } from './routes/workspaces';
-import { createServiceSchema, stopServiceSchema } from './routes/services';
-import { serviceDefinitionSchema } from '../domain/service';
+import { stopServiceSchema } from './routes/services';
+import { serviceDefinitionFields } from '../domain/service';
 
 // Adds .openapi() to zod schemas (named components need it); the API process only, never workflow code.
 extendZodWithOpenApi(z);
 
 const errorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().nullable() }),
+});
+/**
+ * The OpenAI routes answer OpenAI's shape ({ message, type, param, code }); a missing or wrong key is refused
+ * before them in zeropool's, so the document admits both (each has `message` and `code`).
+ */
+const openAiErrorBody = z.object({
+  error: z
+    .object({
+      message: z.string(),
+      // A node's own 4xx passes through as it wrote it, where `code` may be missing.
+      code: z.string().nullable().optional(),
+      type: z.string().optional(),
+      param: z.string().nullable().optional(),
+      details: z.unknown().optional(),
+    })
+    .passthrough(),
 });
 
 const ERROR_TEXT: Record<number, string> = {
@@ -31,7 +47,8 @@ const ERROR_TEXT: Record<number, string> = {
   409: 'Conflict with the current state',
   413: 'Request body over the size limit',
   429: 'Workspace at its in-flight job limit (see Retry-After)',
-  503: 'A dependency (Temporal worker, PostgreSQL) did not answer',
+  502: 'Every node tried failed before answering (upstream_failed)',
+  503: 'A dependency (Temporal worker, PostgreSQL) did not answer, or capacity did not come in time (see Retry-After)',
 };
 
 const nodeView = z.object({
@@ -293,6 +310,8 @@ const nameParam = z.object({ name: z.string().regex(ENTITY_ID_PATTERN) });
 const callbackSecret = z.object({ workspace: z.string(), secret: z.string(), scheme: z.string() });
 const idParam = z.object({ id: z.string().regex(ENTITY_ID_PATTERN) });
 const jobIdParam = z.object({ id: z.string().uuid() });
+/** One server-sent event's data: a JSON chunk in OpenAI's shape, or the closing `[DONE]`. */
+const sseEvent = z.unknown().openapi({ description: 'data: a chat.completion.chunk / text_completion chunk, then [DONE]' });
 const json = (schema: z.ZodTypeAny, description: string) => ({ description, content: { 'application/json': { schema } } });
 
 interface PathSpec {
@@ -309,6 +328,10 @@ interface PathSpec {
   progressToken?: boolean;
   /** The body may be left out (every other body is required: the server answers 400 without one). */
   optionalBody?: boolean;
+  /** Errors in OpenAI's shape. */
+  openAiErrors?: boolean;
+  /** With `stream: true` the answer is server-sent events instead of JSON. */
+  streams?: boolean;
 }
 
 /** Every route the API serves. */
@@ -432,7 +455,7 @@ export const API_PATHS: PathSpec[] = [
     summary: 'Create a pool',
     tag: 'pools',
     request: {
-      body: { content: { 'application/json': { schema: z.object({ id: z.string().regex(ENTITY_ID_PATTERN) }).and(poolConfigSchema) } } },
+      body: { content: { 'application/json': { schema: poolConfigFields.extend({ id: z.string().regex(ENTITY_ID_PATTERN) }).strict() } } },
     },
     ok: [201, z.object({ id: z.string(), config: poolConfigSchema }), 'Created'],
     errors: [400, 401, 403, 409, 413],
@@ -505,7 +528,7 @@ export const API_PATHS: PathSpec[] = [
       z.object({
         from: z.string(),
         to: z.string(),
-        points: z.array(z.tuple([z.number(), z.number(), z.number()])),
+        points: z.array(z.array(z.number()).min(3).max(3)),
         peakNodes: z.number().int(),
         requests: z.number().int(),
         nodeHours: z.number(),
@@ -548,7 +571,11 @@ export const API_PATHS: PathSpec[] = [
     path: '/v1/services',
     summary: 'Register a local GPU service (a container definition run as the pool of the same name on the docker provider)',
     tag: 'services',
-    request: { body: { content: { 'application/json': { schema: createServiceSchema.and(serviceDefinitionSchema) } } } },
+    request: {
+      body: {
+        content: { 'application/json': { schema: serviceDefinitionFields.extend({ name: z.string().regex(ENTITY_ID_PATTERN) }).strict() } },
+      },
+    },
     ok: [201, service, 'Registered'],
     errors: [400, 401, 403, 409, 413, 503],
   },
@@ -788,7 +815,9 @@ export const API_PATHS: PathSpec[] = [
     tag: 'openai',
     request: { body: { content: { 'application/json': { schema: chatCompletionSchema } } } },
     ok: [200, z.record(z.unknown()), 'The node’s answer (JSON, or text/event-stream when streaming)'],
-    errors: [400, 401, 404, 409, 429, 503],
+    errors: [400, 401, 404, 409, 429, 502, 503],
+    openAiErrors: true,
+    streams: true,
   },
   {
     method: 'post',
@@ -797,7 +826,9 @@ export const API_PATHS: PathSpec[] = [
     tag: 'openai',
     request: { body: { content: { 'application/json': { schema: completionSchema } } } },
     ok: [200, z.record(z.unknown()), 'The node’s answer'],
-    errors: [400, 401, 404, 409, 429, 503],
+    errors: [400, 401, 404, 409, 429, 502, 503],
+    openAiErrors: true,
+    streams: true,
   },
   {
     method: 'post',
@@ -806,7 +837,8 @@ export const API_PATHS: PathSpec[] = [
     tag: 'openai',
     request: { body: { content: { 'application/json': { schema: embeddingSchema } } } },
     ok: [200, z.record(z.unknown()), 'The node’s answer'],
-    errors: [400, 401, 404, 409, 429, 503],
+    errors: [400, 401, 404, 409, 429, 502, 503],
+    openAiErrors: true,
   },
   {
     method: 'get',
@@ -849,11 +881,17 @@ export function openApiDocument() {
     scheme: 'bearer',
     description: 'A job’s progress_token (from its submission), for the node doing the work',
   });
-  const errorSchema = registry.register('Error', errorBody);
+  const zeropoolErrorSchema = registry.register('Error', errorBody);
+  const openAiErrorSchema = registry.register('OpenAIError', openAiErrorBody);
   for (const spec of API_PATHS) {
+    const errorSchema = spec.openAiErrors ? openAiErrorSchema : zeropoolErrorSchema;
     const responses: RouteConfig['responses'] = {
       [spec.ok[0]]: spec.ok[1] ? json(spec.ok[1], spec.ok[2]) : { description: spec.ok[2] },
     };
+    if (spec.streams && spec.ok[1]) {
+      const ok = json(spec.ok[1], spec.ok[2]);
+      responses[spec.ok[0]] = { ...ok, content: { ...ok.content, 'text/event-stream': { schema: sseEvent } } };
+    }
     for (const status of spec.errors) responses[status] = json(errorSchema, ERROR_TEXT[status]);
     responses[500] = json(errorSchema, 'Internal error');
     registry.registerPath({

@@ -102,7 +102,8 @@ export const laneSchema = z
   });
 
 /** Fields an operator may set; defaults fill the rest. */
-const poolConfigFields = z.object({
+/** The pool config's fields, before the cross-field checks (the OpenAPI document extends it). */
+export const poolConfigFields = z.object({
   /** The model the pool serves (fixed for the pool's life). */
   model: z.string().min(1).max(200),
   minNodes: z.number().int().min(0).max(1000).default(0),

@@ -22,7 +22,8 @@ const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const CONTAINER_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 /** What an operator registers. Memory in GB (as model cards state it); the service name is its pool's name. */
-export const serviceDefinitionSchema = z
+/** The definition's fields, before the cross-field checks (the OpenAPI document extends it). */
+export const serviceDefinitionFields = z
   .object({
     /** The model the container serves (jobs and /v1/chat/completions name it); default: the service name. */
     model: z.string().min(1).max(200).optional(),
@@ -68,7 +69,9 @@ export const serviceDefinitionSchema = z
     /** Capacity to use when the local GPUs have no room, tried in order after the local lane. */
     cloudLanes: z.array(laneSchema).max(8).optional(),
   })
-  .strict()
+  .strict();
+
+export const serviceDefinitionSchema = serviceDefinitionFields
   .refine((s) => !s.gpuIndexes || s.gpuIndexes.length >= s.gpuCount, {
     message: 'gpuIndexes must list at least gpuCount GPUs',
     path: ['gpuIndexes'],

@@ -77,6 +77,12 @@ async function completions(req: http.IncomingMessage, res: http.ServerResponse, 
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
     return json(res, 400, { error: { message: 'messages must be a non-empty array', type: 'invalid_request_error' } });
   }
+  if (body.messages.some((m) => typeof m !== 'object' || m === null || typeof m.role !== 'string')) {
+    return json(res, 400, { error: { message: 'each message must be an object with a role', type: 'invalid_request_error' } });
+  }
+  if (body.max_tokens !== undefined && (typeof body.max_tokens !== 'number' || !Number.isFinite(body.max_tokens))) {
+    return json(res, 400, { error: { message: 'max_tokens must be a number', type: 'invalid_request_error' } });
+  }
   if (body.max_tokens !== undefined && body.max_tokens > CONTEXT_TOKENS) {
     return json(res, 400, {
       error: { message: `max_tokens ${body.max_tokens} exceeds the model's context of ${CONTEXT_TOKENS}`, type: 'invalid_request_error' },

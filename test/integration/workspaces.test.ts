@@ -233,3 +233,24 @@ test('quotas per workspace: pools and their nodes are bounded (creates, resizes,
   const admin = (await stack.request('GET', '/v1/workspaces/default')).body;
   assert.deepEqual([admin.maxPools, admin.maxNodes, admin.minServicePriority], [null, null, 1]);
 });
+
+test('what the fuzzer found, second run: NUL characters are a 400 (PostgreSQL cannot store them), services without the docker provider a 409, a chat message that is not an object a 400 before any node sees it', async () => {
+  const named = await stack.request('PATCH', '/v1/workspaces/team-a', { name: 'team\u0000a' });
+  assert.equal(named.status, 400, JSON.stringify(named.body));
+  assert.equal(named.body.error.code, 'invalid_request');
+  assert.match(named.body.error.message, /^name: /);
+  assert.equal((await stack.request('GET', '/v1/pools/ch%00at', undefined, keyA)).status, 400);
+  assert.equal((await stack.request('GET', '/v1/ledger?pool=a%00b', undefined, keyA)).status, 400);
+  // Nothing was written: the name is as it was.
+  assert.notEqual((await stack.request('GET', '/v1/workspaces/team-a')).body.name, 'team\u0000a');
+
+  const service = await stack.request('POST', '/v1/services', { name: 'svc', image: 'x', vramGb: 1 }, keyA);
+  assert.equal(service.status, 409, 'the server is healthy; it just runs no local services');
+  assert.equal(service.body.error.code, 'docker_disabled');
+
+  const nullMessage = await stack.request('POST', '/v1/chat/completions', { model: 'llama-3-8b', messages: [null] }, keyA);
+  assert.equal(nullMessage.status, 400, JSON.stringify(nullMessage.body));
+  assert.equal(nullMessage.body.error.type, 'invalid_request_error');
+  const fractional = await stack.request('POST', '/v1/completions', { model: 'llama-3-8b', prompt: 'hi', max_tokens: 1.5 }, keyA);
+  assert.equal(fractional.status, 400);
+});

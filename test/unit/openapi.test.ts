@@ -53,4 +53,16 @@ test('every route the API registers is in the document, with its errors', () => 
   assert.equal(bodies.paths['/v1/jobs'].post.requestBody?.required, true);
   assert.equal(bodies.paths['/v1/pools'].post.requestBody?.required, true);
   assert.equal(bodies.paths['/v1/services/{name}/stop'].post.requestBody?.required, false, 'stop takes an optional body');
+  // The OpenAI routes answer in OpenAI's error shape, stream as SSE, and may answer 502 when every node failed.
+  const chat = (
+    doc.paths['/v1/chat/completions'].post as unknown as {
+      responses: Record<string, { content: Record<string, { schema: { $ref?: string } }> }>;
+    }
+  ).responses;
+  assert.ok(chat['200'].content['text/event-stream'], 'a streamed answer is documented');
+  assert.equal(chat['400'].content['application/json'].schema.$ref, '#/components/schemas/OpenAIError');
+  assert.ok(chat['502']);
+  // OpenAPI 3.1 has no array-form `items` (a tuple): schemathesis refused the timeline's.
+  const timeline = JSON.stringify(doc.paths['/v1/pools/{id}/timeline'].get.responses['200']);
+  assert.doesNotMatch(timeline, /"items":\[/);
 });

@@ -13,15 +13,27 @@ import { ApiError } from '../errors';
 import type { FrontDoor, OpenAiRoute } from '../front-door';
 
 // OpenAI bodies carry many fields zeropool passes through untouched; only what routing needs is checked.
+/** A message as OpenAI's API takes it: an object with a role (content and the rest pass through to the node). */
+const chatMessageSchema = z.object({ role: z.string().min(1).max(64) }).passthrough();
+/** A prompt or an input: text, or a list of texts or of token ids (or lists of token ids). */
+const textOrTokens = z.union([
+  z.string(),
+  z.array(z.union([z.string(), z.number().int().min(0), z.array(z.number().int().min(0))])).min(1),
+]);
+const maxTokens = z.number().int().min(1).max(1_000_000).optional();
+
 export const chatCompletionSchema = z
-  .object({ model: z.string().min(1).max(200), messages: z.array(z.unknown()).min(1), stream: z.boolean().optional() })
+  .object({
+    model: z.string().min(1).max(200),
+    messages: z.array(chatMessageSchema).min(1),
+    stream: z.boolean().optional(),
+    max_tokens: maxTokens,
+  })
   .passthrough();
 export const completionSchema = z
-  .object({ model: z.string().min(1).max(200), prompt: z.union([z.string(), z.array(z.unknown()).min(1)]), stream: z.boolean().optional() })
+  .object({ model: z.string().min(1).max(200), prompt: textOrTokens, stream: z.boolean().optional(), max_tokens: maxTokens })
   .passthrough();
-export const embeddingSchema = z
-  .object({ model: z.string().min(1).max(200), input: z.union([z.string(), z.array(z.unknown()).min(1)]) })
-  .passthrough();
+export const embeddingSchema = z.object({ model: z.string().min(1).max(200), input: textOrTokens }).passthrough();
 
 const POOL_CACHE_MS = 1000;
 

@@ -81,9 +81,10 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
 
   function requireDocker(): void {
     if (!ctx.providers.includes(DOCKER_PROVIDER)) {
+      // A 4xx: the server is healthy, it just does not run local services (nothing to retry).
       throw new ApiError(
-        503,
-        'unavailable',
+        409,
+        'docker_disabled',
         'the docker provider is not enabled on this server (DOCKER_ENABLED, and a reachable Docker engine)',
       );
     }

@@ -1,0 +1,87 @@
+/**
+ * schemathesis (PyPI) against the real stack (Temporal dev server, PostgreSQL, worker, the docker provider on a
+ * real engine where there is one): a short run with a workspace key and one with the admin key. Every answer
+ * must be below 500 and as /openapi.json documents it. `npm run fuzz` is the long run.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { docker, missingDockerEngine, recordedNvidiaSmi } from '../helpers/docker';
+import { ApiStack, poolBody, TEST_ADMIN_KEY } from '../helpers/api-stack';
+import { type FuzzRun, isToolFault, junitFailures, runSchemathesis } from '../helpers/schemathesis';
+
+const WORKSPACE = 'fuzz';
+let stack: ApiStack;
+let workspaceKey = '';
+const knownIds: string[] = [];
+const startedAt = Math.floor(Date.now() / 1000);
+
+before(async () => {
+  const noEngine = await missingDockerEngine();
+  stack = await new ApiStack({
+    coldStartSeconds: 0.2,
+    tokensPerSecond: 500,
+    ...(noEngine ? {} : { docker: { nvidiaSmiPath: recordedNvidiaSmi('query-gpu_1xRTX4080SUPER_allfields_csv.txt') } }),
+  }).start();
+  workspaceKey = await stack.workspaceKey(WORKSPACE);
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('chat', { model: 'fuzz-model' }), workspaceKey)).status, 201);
+  const job = await stack.request('POST', '/v1/jobs', { pool: 'chat', payload: { prompt: 'hello' } }, workspaceKey);
+  assert.equal(job.status, 202);
+  const keys = await stack.request('GET', `/v1/workspaces/${WORKSPACE}/keys`);
+  knownIds.push(WORKSPACE, 'chat', job.body.id, ...keys.body.keys.map((k: { id: string }) => k.id));
+});
+
+after(async () => {
+  await stack?.stop();
+  // Whatever the fuzzer managed to start on the engine goes with the test.
+  const ours = await docker.listContainers({ all: true, filters: { label: ['zeropool.managed=true'] } }).catch(() => []);
+  await Promise.all(
+    ours
+      .filter((c) => c.Created >= startedAt)
+      .map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+  );
+});
+
+function explain(run: FuzzRun): string {
+  return `${run.failures.map((f) => `${f.operation}: ${f.message}`).join('\n')}\n${run.output.slice(-6000)}`;
+}
+
+for (const [label, key] of [
+  ['a workspace key', () => workspaceKey],
+  ['the admin key', () => TEST_ADMIN_KEY],
+] as const) {
+  test(`schemathesis with ${label}: no 5xx and no answer that contradicts /openapi.json`, async () => {
+    const run = await runSchemathesis({ baseUrl: stack.baseUrl, key: key(), maxExamples: 3, knownIds, knownModel: 'fuzz-model', seed: 14 });
+    assert.deepEqual(run.failures, [], explain(run));
+    // schemathesis exits 1 for its own errors too; those are reported, and only the known interpreter fault passes.
+    if (run.toolFaults.length > 0) {
+      for (const fault of run.toolFaults) console.warn(`fuzzer fault (not the API) in ${fault.operation}: ${fault.message.slice(0, 300)}`);
+    } else {
+      assert.equal(run.exitCode, 0, explain(run));
+    }
+    // It must really have exercised the API (every operation, several cases each).
+    assert.ok(run.generated >= 500, `only ${run.generated} cases generated\n${run.output.slice(-3000)}`);
+  });
+}
+
+test('the JUnit reading finds failures and errors (so the fuzz test can fail)', () => {
+  const xml = `<testsuites><testsuite>
+    <testcase name="GET /ok" time="0.1" />
+    <testcase name="GET /v1/ledger" time="0.2"><failure type="failure" message="Server error">500</failure></testcase>
+    <testcase name="POST /v1/jobs" time="0.2"><error type="error">boom</error></testcase>
+  </testsuite></testsuites>`;
+  assert.deepEqual(junitFailures(xml), [
+    { operation: 'GET /v1/ledger', message: 'Server error' },
+    { operation: 'POST /v1/jobs', message: 'boom' },
+  ]);
+});
+
+test('only the known interpreter fault counts as the fuzzer’s own (any other runtime error fails the run)', () => {
+  assert.equal(isToolFault('Runtime Error\n\nSystemError: AST constructor recursion depth mismatch (before=252, after=165)'), true);
+  assert.equal(isToolFault('Runtime Error\n\nKeyError: schema'), false);
+  assert.equal(isToolFault('ST101 Server error: AST constructor recursion depth mismatch'), false);
+});
