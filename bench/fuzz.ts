@@ -14,8 +14,16 @@ const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
 
 async function main() {
   const stack = await startBenchStack({ coldStartSeconds: 0.2, tokensPerSecond: 500 });
-  await stack.call('POST', '/v1/pools', { id: 'chat', model: 'fuzz-model', maxNodes: 2, slotsPerNode: 4, idleTimeoutSeconds: 5 });
+  const pool = await stack.call('POST', '/v1/pools', {
+    id: 'chat',
+    model: 'fuzz-model',
+    maxNodes: 2,
+    slotsPerNode: 4,
+    idleTimeoutSeconds: 5,
+    lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.1 }],
+  });
   const job = await stack.call('POST', '/v1/jobs', { pool: 'chat', payload: { prompt: 'hello' } });
+  if (typeof job.id !== 'string') throw new Error(`setting up: ${JSON.stringify({ pool, job })}`);
   const keys = await fetch(`${stack.base}/v1/workspaces/bench/keys`, { headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}` } }).then(
     (r) => r.json() as Promise<{ keys: { id: string }[] }>,
   );

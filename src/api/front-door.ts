@@ -8,13 +8,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { type NodeSecrets, nodeAuthHeaders } from '../activities/node-secrets';
 import { REQUEST_OUTCOME_EVENT, REQUEST_RENEW_MS, type RequestInput, type RequestOutcome } from '../domain/front-door';
 import { DEFAULT_PRIORITY } from '../domain/placement';
 import type { PlacementGrant, PoolConfig } from '../domain/types';
-import { jobWorkflowId, type PoolKey } from '../ids';
+import { jobWorkflowId, type PoolKey, splitPoolKey } from '../ids';
 import { cancelJobSignal, requestAliveSignal, requestDoneSignal, requestSlotUpdate } from '../workflows/messages';
 import type { requestWorkflow } from '../workflows/request';
 import type { ApiContext } from './context';
@@ -40,11 +40,15 @@ export interface OpenAiRoute {
 export interface TargetPool {
   key: PoolKey;
   config: PoolConfig;
+  /** The workspace's parked-request quota (null: none); asked only when a request is about to park. */
+  workspaceMaxParked?: () => Promise<number | null>;
 }
 
 export class FrontDoor {
   /** Parked requests per pool in this API process (the parking bound). */
   private readonly parked = new Map<string, number>();
+  /** Parked requests per workspace in this API process (the workspace's maxParkedRequests quota). */
+  private readonly parkedByWorkspace = new Map<string, number>();
 
   constructor(
     private readonly ctx: ApiContext,
@@ -120,6 +124,7 @@ export class FrontDoor {
       failedNodeId = slot.nodeId;
     }
 
+    const workspaceId = splitPoolKey(pool.key).workspaceId;
     const parkedNow = this.parked.get(pool.key) ?? 0;
     if (parkedNow >= (pool.config.maxParkedRequests ?? 1000)) {
       throw new ApiError(
@@ -132,6 +137,27 @@ export class FrontDoor {
         },
       );
     }
+    const workspaceLimit = pool.workspaceMaxParked ? await pool.workspaceMaxParked() : null;
+    const workspaceParked = this.parkedByWorkspace.get(workspaceId) ?? 0;
+    if (workspaceLimit !== null && workspaceParked >= workspaceLimit) {
+      throw new ApiError(
+        429,
+        'too_many_parked',
+        `the workspace already has ${workspaceParked} requests waiting for capacity (its quota: ${workspaceLimit})`,
+        null,
+        { 'Retry-After': '5' },
+      );
+    }
+    // The places are taken before anything awaits, so racing requests see them (and each gives back its own).
+    this.parked.set(pool.key, (this.parked.get(pool.key) ?? 0) + 1);
+    this.parkedByWorkspace.set(workspaceId, (this.parkedByWorkspace.get(workspaceId) ?? 0) + 1);
+    let unparked = false;
+    const unpark = () => {
+      if (unparked) return;
+      unparked = true;
+      this.parked.set(pool.key, Math.max(0, (this.parked.get(pool.key) ?? 1) - 1));
+      this.parkedByWorkspace.set(workspaceId, Math.max(0, (this.parkedByWorkspace.get(workspaceId) ?? 1) - 1));
+    };
     const input: RequestInput = {
       requestId,
       poolId: pool.key,
@@ -142,23 +168,22 @@ export class FrontDoor {
       parkTimeoutSeconds,
       indexed: this.ctx.indexed,
     };
-    const handle = await (this.ctx.eagerClient ?? this.ctx.client).workflow.start<typeof requestWorkflow>('requestWorkflow', {
-      workflowId: jobWorkflowId(requestId),
-      requestEagerStart: this.ctx.eagerClient !== undefined,
-      taskQueue: this.ctx.taskQueue,
-      args: [input],
-    });
+    let handle: WorkflowHandle<typeof requestWorkflow>;
+    try {
+      handle = await (this.ctx.eagerClient ?? this.ctx.client).workflow.start<typeof requestWorkflow>('requestWorkflow', {
+        workflowId: jobWorkflowId(requestId),
+        requestEagerStart: this.ctx.eagerClient !== undefined,
+        taskQueue: this.ctx.taskQueue,
+        args: [input],
+      });
+    } catch (err) {
+      unpark();
+      throw err;
+    }
     const report = (outcome: RequestOutcome) =>
       handle.signal(requestDoneSignal, outcome).catch((err) => log.warn({ requestId, err: String(err) }, 'request end not reported'));
 
     // Parked: a streaming client gets its headers soon and a comment every KEEP_ALIVE_MS until its first token.
-    this.parked.set(pool.key, parkedNow + 1);
-    let unparked = false;
-    const unpark = () => {
-      if (unparked) return;
-      unparked = true;
-      this.parked.set(pool.key, Math.max(0, (this.parked.get(pool.key) ?? 1) - 1));
-    };
     const waitingSince = Date.now();
     let keepAlive: NodeJS.Timeout | undefined;
     const comment = () => res.write(`: waiting for capacity, ${Math.round((Date.now() - waitingSince) / 1000)} s\n\n`);

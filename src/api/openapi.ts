@@ -169,6 +169,12 @@ const workspace = z.object({
   maxPools: z.number().int().nullable().describe('pools it may have (null: unlimited)'),
   maxNodes: z.number().int().nullable().describe('nodes its pools may reach together, the sum of their maxNodes (null: unlimited)'),
   minServicePriority: z.number().int().describe('the most urgent service priority it may use (1 most urgent … 5)'),
+  maxVramGb: z.number().nullable().describe('GB of VRAM its services may claim together, each vramGb × maxNodes (null: unlimited)'),
+  maxParkedRequests: z
+    .number()
+    .int()
+    .nullable()
+    .describe('OpenAI requests it may have waiting for capacity at once, per API process (null: unlimited)'),
   createdAt: z.string(),
   notifyTopic: z.string().optional().describe('the ntfy topic of this workspace’s job notifications (when ntfy is configured)'),
 });

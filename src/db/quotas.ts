@@ -4,16 +4,27 @@
  */
 import type { Pool } from 'pg';
 import { poolQuotaRefusal, type QuotaUsage, type WorkspaceQuotas } from '../domain/quotas';
+import type { ServiceDefinition } from '../domain/service';
 import type { PoolConfig } from '../domain/types';
 
 /** The workspace's quotas and what its pools hold now; with `lock`, its row stays locked until the transaction ends. */
 async function quotasAndUsage(client: { query: Pool['query'] }, workspaceId: string, lock: boolean): Promise<WorkspaceQuotas & QuotaUsage> {
-  const quotas = await client.query<{ max_pools: number | null; max_nodes: number | null; min_service_priority: number }>(
-    `SELECT max_pools, max_nodes, min_service_priority FROM workspaces WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+  const quotas = await client.query<{
+    max_pools: number | null;
+    max_nodes: number | null;
+    min_service_priority: number;
+    max_vram_gb: number | null;
+    max_parked_requests: number | null;
+  }>(
+    `SELECT max_pools, max_nodes, min_service_priority, max_vram_gb, max_parked_requests FROM workspaces WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
     [workspaceId],
   );
-  const usage = await client.query<{ pools: number; nodes: number }>(
-    `SELECT count(*)::int AS pools, coalesce(sum((config->>'maxNodes')::int), 0)::int AS nodes FROM pools WHERE workspace_id = $1`,
+  // A service's pool has the service's name; its VRAM counts at the pool's maxNodes (what it could claim).
+  const usage = await client.query<{ pools: number; nodes: number; vram_gb: number }>(
+    `SELECT count(*)::int AS pools, coalesce(sum((p.config->>'maxNodes')::int), 0)::int AS nodes,
+            coalesce(sum(coalesce((s.definition->>'vramGb')::float8, 0) * (p.config->>'maxNodes')::int), 0)::float8 AS vram_gb
+       FROM pools p LEFT JOIN services s ON s.workspace_id = p.workspace_id AND s.name = p.id
+      WHERE p.workspace_id = $1`,
     [workspaceId],
   );
   const q = quotas.rows[0];
@@ -21,33 +32,54 @@ async function quotasAndUsage(client: { query: Pool['query'] }, workspaceId: str
     maxPools: q?.max_pools ?? null,
     maxNodes: q?.max_nodes ?? null,
     minServicePriority: q?.min_service_priority ?? 1,
+    maxVramGb: q?.max_vram_gb ?? null,
+    maxParkedRequests: q?.max_parked_requests ?? null,
     pools: usage.rows[0].pools,
     nodes: usage.rows[0].nodes,
+    vramGb: usage.rows[0].vram_gb,
   };
 }
 
-/** Writes a new pool if the workspace's quotas allow it: 'inserted', 'exists', or the refusal. */
+/**
+ * Writes a new pool (and the service it runs, if any, in the same transaction: its VRAM counts from then on)
+ * if the workspace's quotas allow it: 'inserted', 'exists', or the refusal.
+ */
 export async function insertPoolWithinQuota(
   db: Pool,
   workspaceId: string,
   id: string,
   config: PoolConfig,
+  service?: ServiceDefinition,
 ): Promise<'inserted' | 'exists' | { refused: string }> {
   const client = await db.connect();
   try {
     await client.query('BEGIN');
     const state = await quotasAndUsage(client, workspaceId, true);
-    const exists = await client.query('SELECT 1 FROM pools WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+    const exists = await client.query(
+      'SELECT 1 FROM pools WHERE workspace_id = $1 AND id = $2 UNION ALL SELECT 1 FROM services WHERE workspace_id = $1 AND name = $2',
+      [workspaceId, id],
+    );
     if (exists.rowCount) {
       await client.query('ROLLBACK');
       return 'exists';
     }
-    const refusal = poolQuotaRefusal(state, state, { newPool: true, addedNodes: config.maxNodes });
+    const refusal = poolQuotaRefusal(state, state, {
+      newPool: true,
+      addedNodes: config.maxNodes,
+      addedVramGb: (service?.vramGb ?? 0) * config.maxNodes,
+    });
     if (refusal) {
       await client.query('ROLLBACK');
       return { refused: refusal };
     }
     await client.query('INSERT INTO pools (workspace_id, id, config) VALUES ($1, $2, $3)', [workspaceId, id, JSON.stringify(config)]);
+    if (service) {
+      await client.query('INSERT INTO services (workspace_id, name, definition) VALUES ($1, $2, $3)', [
+        workspaceId,
+        id,
+        JSON.stringify(service),
+      ]);
+    }
     await client.query('COMMIT');
     return 'inserted';
   } catch (err) {
@@ -58,9 +90,38 @@ export async function insertPoolWithinQuota(
   }
 }
 
-/** Why raising an existing pool's maxNodes from `current` to `next` is refused; undefined when it fits (checked, not locked). */
-export async function poolResizeRefusal(db: Pool, workspaceId: string, current: number, next: number): Promise<string | undefined> {
-  if (next <= current) return undefined;
+/**
+ * Why changing an existing pool from `current` to `next` (its maxNodes, and the VRAM per node of the service it
+ * runs, 0 for none) is refused; undefined when it fits. Only growth is checked (a workspace the admin put over
+ * its quota may still shrink); checked, not locked.
+ */
+export async function poolResizeRefusal(
+  db: Pool,
+  workspaceId: string,
+  current: { maxNodes: number; vramGbPerNode?: number },
+  next: { maxNodes: number; vramGbPerNode?: number },
+): Promise<string | undefined> {
+  const addedNodes = next.maxNodes - current.maxNodes;
+  const addedVramGb = (next.vramGbPerNode ?? 0) * next.maxNodes - (current.vramGbPerNode ?? 0) * current.maxNodes;
+  if (addedNodes <= 0 && addedVramGb <= 0) return undefined;
   const state = await quotasAndUsage(db, workspaceId, false);
-  return poolQuotaRefusal(state, state, { newPool: false, addedNodes: next - current });
+  return poolQuotaRefusal(state, state, { newPool: false, addedNodes, addedVramGb });
+}
+
+/** The workspace's parked-request quota (null: none). */
+export async function parkedRequestQuota(db: Pool, workspaceId: string): Promise<number | null> {
+  const result = await db.query<{ max_parked_requests: number | null }>('SELECT max_parked_requests FROM workspaces WHERE id = $1', [
+    workspaceId,
+  ]);
+  return result.rows[0]?.max_parked_requests ?? null;
+}
+
+/** The service priority the admin granted each of these workspaces (their minServicePriority), for VRAM eviction. */
+export async function grantedPriorities(db: Pick<Pool, 'query'>, workspaceIds: string[]): Promise<Map<string, number>> {
+  if (workspaceIds.length === 0) return new Map();
+  const result = await db.query<{ id: string; min_service_priority: number }>(
+    'SELECT id, min_service_priority FROM workspaces WHERE id = ANY($1)',
+    [[...new Set(workspaceIds)]],
+  );
+  return new Map(result.rows.map((r) => [r.id, r.min_service_priority]));
 }

@@ -171,6 +171,12 @@ ALTER TABLE workspaces ADD COLUMN max_nodes INTEGER CHECK (max_nodes >= 0);
 ALTER TABLE workspaces ADD COLUMN min_service_priority SMALLINT NOT NULL DEFAULT 1 CHECK (min_service_priority BETWEEN 1 AND 5);
 `;
 
+/** VRAM and parked-request quotas (null: unlimited, as before). */
+const MORE_QUOTAS = `
+ALTER TABLE workspaces ADD COLUMN max_vram_gb DOUBLE PRECISION CHECK (max_vram_gb >= 0);
+ALTER TABLE workspaces ADD COLUMN max_parked_requests INTEGER CHECK (max_parked_requests >= 0);
+`;
+
 /** Migrations in order; never edit one that has shipped, add the next. */
 const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   { version: 1, name: 'base', sql: BASE },
@@ -178,6 +184,7 @@ const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   { version: 3, name: 'callback secrets, progress tokens, callback state', sql: JOB_QUEUE },
   { version: 4, name: 'local GPU services', sql: SERVICES },
   { version: 5, name: 'workspace quotas', sql: QUOTAS },
+  { version: 6, name: 'VRAM and parked-request quotas', sql: MORE_QUOTAS },
 ];
 
 /** The schema version this code needs. */

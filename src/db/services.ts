@@ -24,16 +24,6 @@ const toService = (row: ServiceRow): ServiceRecord => ({
   updatedAt: row.updated_at,
 });
 
-/** Registers a service; false if the workspace already has one of that name. */
-export async function insertService(db: Db, workspaceId: string, name: string, definition: ServiceDefinition): Promise<boolean> {
-  const result = await db.query('INSERT INTO services (workspace_id, name, definition) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
-    workspaceId,
-    name,
-    JSON.stringify(definition),
-  ]);
-  return result.rowCount === 1;
-}
-
 export async function getService(db: Db, workspaceId: string, name: string): Promise<ServiceRecord | undefined> {
   const result = await db.query<ServiceRow>(`SELECT ${COLUMNS} FROM services WHERE workspace_id = $1 AND name = $2`, [workspaceId, name]);
   return result.rows[0] ? toService(result.rows[0]) : undefined;

@@ -34,6 +34,8 @@ interface WorkspaceRow {
   max_pools: number | null;
   max_nodes: number | null;
   min_service_priority: number;
+  max_vram_gb: number | null;
+  max_parked_requests: number | null;
 }
 const toWorkspace = (row: WorkspaceRow): Workspace => ({
   id: row.id,
@@ -44,6 +46,8 @@ const toWorkspace = (row: WorkspaceRow): Workspace => ({
   maxPools: row.max_pools,
   maxNodes: row.max_nodes,
   minServicePriority: row.min_service_priority,
+  maxVramGb: row.max_vram_gb,
+  maxParkedRequests: row.max_parked_requests,
 });
 
 /** An `api_keys` row as PostgreSQL returns it. */
@@ -83,9 +87,9 @@ export async function createWorkspace(
   quotas: WorkspaceQuotas = NEW_WORKSPACE_QUOTAS,
 ): Promise<Workspace | undefined> {
   const result = await db.query<WorkspaceRow>(
-    `INSERT INTO workspaces (id, name, max_jobs_in_flight, max_pools, max_nodes, min_service_priority)
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING *`,
-    [id, name, maxJobsInFlight, quotas.maxPools, quotas.maxNodes, quotas.minServicePriority],
+    `INSERT INTO workspaces (id, name, max_jobs_in_flight, max_pools, max_nodes, min_service_priority, max_vram_gb, max_parked_requests)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING *`,
+    [id, name, maxJobsInFlight, quotas.maxPools, quotas.maxNodes, quotas.minServicePriority, quotas.maxVramGb, quotas.maxParkedRequests],
   );
   return result.rows[0] ? toWorkspace(result.rows[0]) : undefined;
 }
@@ -110,7 +114,9 @@ export async function updateWorkspace(
     `UPDATE workspaces SET name = coalesce($2, name), max_jobs_in_flight = coalesce($3, max_jobs_in_flight),
        max_pools = CASE WHEN $4 THEN $5::int ELSE max_pools END,
        max_nodes = CASE WHEN $6 THEN $7::int ELSE max_nodes END,
-       min_service_priority = coalesce($8, min_service_priority)
+       min_service_priority = coalesce($8, min_service_priority),
+       max_vram_gb = CASE WHEN $9 THEN $10::float8 ELSE max_vram_gb END,
+       max_parked_requests = CASE WHEN $11 THEN $12::int ELSE max_parked_requests END
      WHERE id = $1 RETURNING *`,
     [
       id,
@@ -121,6 +127,10 @@ export async function updateWorkspace(
       patch.maxNodes !== undefined,
       patch.maxNodes ?? null,
       patch.minServicePriority ?? null,
+      patch.maxVramGb !== undefined,
+      patch.maxVramGb ?? null,
+      patch.maxParkedRequests !== undefined,
+      patch.maxParkedRequests ?? null,
     ],
   );
   return result.rows[0] ? toWorkspace(result.rows[0]) : undefined;

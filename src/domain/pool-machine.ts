@@ -156,6 +156,9 @@ class Step {
         }
         return undefined;
       case 'stopRequested': {
+        // The idle check and the stop are one step: no job can arrive between them (VRAM admission relies on it).
+        if (event.onlyIfIdle && (s.queue.length > 0 || s.running.length > 0))
+          return { stopRefused: `the pool has ${s.queue.length} queued and ${s.running.length} running job(s)` };
         const deadline = this.now + event.drainTimeoutSeconds * 1000;
         // Asking again keeps the earlier deadline: a second stop never gives running jobs more time.
         s.stopping = {

@@ -82,7 +82,8 @@ export type PoolEvent =
   | { type: 'resumeRequested' }
   | { type: 'scaleToZeroRequested' }
   | { type: 'warmRequested'; nodes: number }
-  | { type: 'stopRequested'; drainTimeoutSeconds: number; then: 'idle' | 'warm' }
+  /** `onlyIfIdle`: stop only if no job is queued or running when the machine takes the event (else refused). */
+  | { type: 'stopRequested'; drainTimeoutSeconds: number; then: 'idle' | 'warm'; onlyIfIdle?: boolean }
   | { type: 'preemptRequested' }
   /** An API process renews, releases and asks for slot leases (the front door's fast path; see slot-leases.ts). */
   | { type: 'leasesExchanged'; exchange: LeaseExchange }
@@ -104,7 +105,12 @@ export type PoolEvent =
   | { type: 'commandFailed'; command: PoolCommand; error: string };
 
 /** What one step answers to the caller that sent the event, beyond the pool's view: the plan of an operator's preemption, or a lease exchange's answer. */
-export type PoolReply = PreemptionCheck | LeaseAnswer;
+export type PoolReply = PreemptionCheck | LeaseAnswer | StopRefused;
+
+/** A stop `onlyIfIdle` found work: nothing was stopped. */
+export interface StopRefused {
+  stopRefused: string;
+}
 
 /** The result of one step. */
 export interface StepResult {

@@ -3,7 +3,7 @@
  * Docker provider gathers the facts (nvidia-smi, our containers' labels, which process belongs to which
  * container) and these functions decide. Memory is in MiB throughout.
  */
-import type { PoolKey } from '../ids';
+import { type PoolKey, splitPoolKey } from '../ids';
 
 /** One GPU's memory as the probe saw it. */
 export interface GpuMemory {
@@ -103,6 +103,29 @@ export function admit(gpus: GpuMemory[], allocations: VramAllocation[], reserveM
 }
 
 /**
+ * The priority each workspace's admin granted it (its minServicePriority), by workspace id; a workspace not in
+ * it ranks last (5).
+ */
+export type GrantedPriorities = ReadonlyMap<string, number>;
+
+/**
+ * Whether a container of `request` may stop `victim`'s idle service to make room. Within a workspace, by the
+ * services' own priorities. Across workspaces, a tenant's own numbers do not count alone: its workspace must
+ * also have been granted a more urgent priority by the admin than the victim's workspace (so tenants of equal
+ * standing never stop each other's services, and none stops the admin's).
+ */
+export function mayStop(
+  request: { poolKey: PoolKey; priority: number },
+  victim: { poolKey: PoolKey; priority: number },
+  granted: GrantedPriorities,
+): boolean {
+  if (victim.poolKey === request.poolKey || victim.priority <= request.priority) return false;
+  const ours = splitPoolKey(request.poolKey).workspaceId;
+  const theirs = splitPoolKey(victim.poolKey).workspaceId;
+  return ours === theirs || (granted.get(ours) ?? 5) < (granted.get(theirs) ?? 5);
+}
+
+/**
  * Idle services of lower priority whose stopping would let the request fit, fewest and lowest-priority
  * first. Empty when stopping every candidate would still not be enough (then nothing is stopped: the
  * job waits rather than losing a service for nothing).
@@ -112,10 +135,9 @@ export function servicesToStopForRoom(
   allocations: VramAllocation[],
   reserveMiB: number,
   request: VramRequest,
+  granted: GrantedPriorities = new Map(),
 ): PoolKey[] {
-  const candidates = [
-    ...new Set(allocations.filter((a) => a.idle && a.priority > request.priority && a.poolKey !== request.poolKey).map((a) => a.poolKey)),
-  ];
+  const candidates = [...new Set(allocations.filter((a) => a.idle && mayStop(request, a, granted)).map((a) => a.poolKey))];
   const priorityOf = (poolKey: PoolKey) => Math.max(...allocations.filter((a) => a.poolKey === poolKey).map((a) => a.priority));
   const heldBy = (poolKey: PoolKey) => allocations.filter((a) => a.poolKey === poolKey).reduce((sum, a) => sum + a.declaredMiB, 0);
   // Lowest priority (largest number) first; among equals the one holding the most VRAM, then by name for stability.
@@ -155,8 +177,8 @@ export type AdmissionPlan =
 /**
  * The one VRAM admission decision: the docker provider acts on it (starts the container, or stops the
  * services in `stopForRoom` and reports a shortage), and GET /v1/available previews it. `isIdle` is asked only
- * when the request does not fit, and only about other pools' services of lower priority; a pool that does
- * not answer counts as busy.
+ * when the request does not fit, and only about other pools' services it may stop (`mayStop`, with the
+ * workspaces' granted priorities); a pool that does not answer counts as busy.
  */
 export async function planVramAdmission(
   gpus: GpuMemory[],
@@ -164,14 +186,13 @@ export async function planVramAdmission(
   reserveMiB: number,
   request: VramRequest,
   isIdle: (poolKey: PoolKey) => Promise<boolean>,
+  granted: GrantedPriorities = new Map(),
 ): Promise<AdmissionPlan> {
   const decision = admit(gpus, allocations, reserveMiB, request);
   if (decision.fits) return decision;
-  const lower = [
-    ...new Set(allocations.filter((a) => a.priority > request.priority && a.poolKey !== request.poolKey).map((a) => a.poolKey)),
-  ];
+  const lower = [...new Set(allocations.filter((a) => mayStop(request, a, granted)).map((a) => a.poolKey))];
   const answers = await Promise.all(lower.map((key) => isIdle(key).catch(() => false)));
   const idle = new Set(lower.filter((_, i) => answers[i]));
   const withIdle = allocations.map((a) => ({ ...a, idle: idle.has(a.poolKey) }));
-  return { ...decision, stopForRoom: servicesToStopForRoom(gpus, withIdle, reserveMiB, request) };
+  return { ...decision, stopForRoom: servicesToStopForRoom(gpus, withIdle, reserveMiB, request, granted) };
 }

@@ -1,6 +1,7 @@
 /** Start-up of the local half: the GPU probe and, when a Docker engine answers, the docker provider. */
 import Docker from 'dockerode';
-import type { Client } from '@temporalio/client';
+import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import { DockerProvider, type PoolControl } from '../activities/providers/docker';
 import type { LocalGpus } from './report';
@@ -22,10 +23,17 @@ export function temporalPoolControl(client: Client): PoolControl {
       const view = await client.workflow.getHandle(poolWorkflowId(poolKey)).query(poolStateQuery);
       return view.queued === 0 && view.running === 0;
     },
-    async stop(poolKey) {
-      await client.workflow
-        .getHandle(poolWorkflowId(poolKey))
-        .executeUpdate(stopPoolUpdate, { args: [{ drainTimeoutSeconds: 0, then: 'idle' }] });
+    async stopIfIdle(poolKey) {
+      try {
+        await client.workflow
+          .getHandle(poolWorkflowId(poolKey))
+          .executeUpdate(stopPoolUpdate, { args: [{ drainTimeoutSeconds: 0, then: 'idle', onlyIfIdle: true }] });
+        return true;
+      } catch (err) {
+        // The pool refused: work arrived between the look and the stop.
+        if (err instanceof WorkflowUpdateFailedError && (err.cause as ApplicationFailure | undefined)?.type === 'PoolBusy') return false;
+        throw err;
+      }
     },
   };
 }

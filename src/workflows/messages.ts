@@ -33,7 +33,9 @@ export const warmPoolUpdate = defineUpdate<PoolView, [{ nodes: number }]>('warmP
  * Stop every node (a service "stop", or "restart" with then = warm): queued jobs wait, running jobs get
  * `drainTimeoutSeconds` to finish and are then preempted (progress kept, requeued). New jobs start it again.
  */
-export const stopPoolUpdate = defineUpdate<PoolView, [{ drainTimeoutSeconds: number; then: 'idle' | 'warm' }]>('stopPool');
+export const stopPoolUpdate = defineUpdate<PoolView, [{ drainTimeoutSeconds: number; then: 'idle' | 'warm'; onlyIfIdle?: boolean }]>(
+  'stopPool',
+);
 /** What a preemption round would do now, and why not if nothing. */
 export const preemptionCheckQuery = defineQuery<PreemptionCheck>('preemptionCheck');
 /** Run a preemption round now (also in `manual` mode); answers what it preempted. */

@@ -8,6 +8,7 @@ import {
   allHandlersFinished,
   CancellationScope,
   condition,
+  ApplicationFailure,
   continueAsNew,
   getExternalWorkflowHandle,
   log,
@@ -137,13 +138,21 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
       if (state.draining) throw new Error('the pool is draining: resume it first');
     },
   });
-  setHandler(stopPoolUpdate, ({ drainTimeoutSeconds, then }) => askView({ type: 'stopRequested', drainTimeoutSeconds, then }), {
-    validator: ({ drainTimeoutSeconds, then }) => {
-      if (!(drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 24 * 3600))
-        throw new Error('drainTimeoutSeconds must be between 0 and 86400');
-      if (then !== 'idle' && then !== 'warm') throw new Error('then must be idle or warm');
+  setHandler(
+    stopPoolUpdate,
+    async ({ drainTimeoutSeconds, then, onlyIfIdle }) => {
+      const answer = await ask({ type: 'stopRequested', drainTimeoutSeconds, then, ...(onlyIfIdle ? { onlyIfIdle } : {}) });
+      if (answer.reply && 'stopRefused' in answer.reply) throw ApplicationFailure.nonRetryable(answer.reply.stopRefused, 'PoolBusy');
+      return answer.view;
     },
-  });
+    {
+      validator: ({ drainTimeoutSeconds, then }) => {
+        if (!(drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 24 * 3600))
+          throw new Error('drainTimeoutSeconds must be between 0 and 86400');
+        if (then !== 'idle' && then !== 'warm') throw new Error('then must be idle or warm');
+      },
+    },
+  );
 
   /** Runs one command; whatever happens, it ends by posting an event (never by throwing). */
   async function execute(command: PoolCommand): Promise<PoolEvent | undefined> {

@@ -65,6 +65,7 @@ export async function runSchemathesis(options: FuzzOptions): Promise<FuzzRun> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'zeropool-fuzz-'));
   const config: string[] = [];
   const ids = options.knownIds ?? [];
+  if (ids.some((id) => typeof id !== 'string')) throw new Error(`known ids must be strings: ${JSON.stringify(ids)}`);
   if (ids.length > 0 || options.knownModel) {
     if (ids.length > 0) config.push('[dictionaries.ids]', `values = ${JSON.stringify(ids)}`);
     if (options.knownModel) config.push('[dictionaries.models]', `values = ${JSON.stringify([options.knownModel])}`);

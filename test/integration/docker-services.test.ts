@@ -427,3 +427,27 @@ test('the zeropool CLI against a running stack: register, services, start, submi
   const badNumber = await cli(['register', 'x', '--image', 'y', '--vram-gb', 'lots']);
   assert.deepEqual([badNumber.code, /--vram-gb must be a number/.test(badNumber.stderr)], [2, true]);
 });
+
+test('VRAM quota: a tenant’s services claim at most maxVramGb together (vramGb × maxNodes); neither the service’s nor its pool’s PATCH goes around it', async (t) => {
+  if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
+  const tenant = await stack.workspaceKey(`${PREFIX}vram`);
+  assert.equal((await stack.request('PATCH', `/v1/workspaces/${PREFIX}vram`, { maxVramGb: 8 })).body.maxVramGb, 8);
+  assert.equal((await stack.request('POST', '/v1/services', service(`${PREFIX}v1`, 4, 3, { maxNodes: 1 }), tenant)).status, 201);
+  const over = await stack.request('POST', '/v1/services', service(`${PREFIX}v2`, 4, 3, { maxNodes: 2 }), tenant);
+  assert.equal(over.status, 403);
+  assert.equal(over.body.error.code, 'quota_exceeded');
+  assert.match(over.body.error.message, /may claim 8 GB of VRAM together \(vramGb × maxNodes\); they claim 4 and this adds 8/);
+  assert.equal((await stack.request('GET', `/v1/services/${PREFIX}v2`, undefined, tenant)).status, 404, 'nothing was created');
+  assert.equal((await stack.request('GET', `/v1/pools/${PREFIX}v2`, undefined, tenant)).status, 404, 'nor its pool');
+  assert.equal((await stack.request('POST', '/v1/services', service(`${PREFIX}v2`, 4, 3, { maxNodes: 1 }), tenant)).status, 201);
+  // At the quota now: more containers through the pool route, or more VRAM each, are refused; less is fine.
+  const viaPool = await stack.request('PATCH', `/v1/pools/${PREFIX}v1`, { maxNodes: 2 }, tenant);
+  assert.equal(viaPool.status, 403, JSON.stringify(viaPool.body));
+  const bigger = await stack.request('PATCH', `/v1/services/${PREFIX}v1`, { vramGb: 5 }, tenant);
+  assert.equal(bigger.status, 403, JSON.stringify(bigger.body));
+  assert.equal((await stack.request('PATCH', `/v1/services/${PREFIX}v1`, { vramGb: 2 }, tenant)).status, 200);
+  assert.equal((await stack.request('PATCH', `/v1/pools/${PREFIX}v1`, { maxNodes: 2 }, tenant)).status, 200, '2 × 2 GB + 4 GB fits in 8');
+  // The admin lifts it (null: unlimited).
+  assert.equal((await stack.request('PATCH', `/v1/workspaces/${PREFIX}vram`, { maxVramGb: null })).body.maxVramGb, null);
+  assert.equal((await stack.request('PATCH', `/v1/services/${PREFIX}v1`, { vramGb: 40 }, tenant)).status, 200);
+});

@@ -150,6 +150,51 @@ test('parking is bounded (429 with Retry-After past maxParkedRequests) and has a
   assert.equal(rows.filter((r) => r.event_type === 'node_provisioning').length, 0);
 });
 
+test('a workspace’s parked requests are bounded across its pools (maxParkedRequests, set by the admin): 429 naming the quota', async () => {
+  const key = await stack.workspaceKey('team-parked');
+  assert.equal((await stack.request('PATCH', '/v1/workspaces/team-parked', { maxParkedRequests: 1 })).body.maxParkedRequests, 1);
+  await createPool(key, pool('parked-one', 'llama-p1'));
+  await createPool(key, pool('parked-two', 'llama-p2'));
+  await stack.mock.setFaults({ provision: { message: 'no capacity anywhere' } });
+  try {
+    const openai = client(key);
+    const first = openai.chat.completions
+      .create({ model: 'llama-p1', messages: [{ role: 'user', content: 'wait' }] }, { headers: { 'X-Zeropool-Timeout': '3' } })
+      .then(
+        () => assert.fail('no capacity: it cannot answer'),
+        (err) => err,
+      );
+    await new Promise((r) => setTimeout(r, 500));
+    // Another pool of the same workspace: its own bound has room, the workspace's has none.
+    await assert.rejects(
+      openai.chat.completions.create({ model: 'llama-p2', messages: [{ role: 'user', content: 'over quota' }] }),
+      (err: unknown) => {
+        assert.ok(err instanceof OpenAI.RateLimitError, String(err));
+        assert.match(err.message, /workspace already has 1 requests waiting for capacity \(its quota: 1\)/);
+        return true;
+      },
+    );
+    // Another workspace is not held back by this one's quota.
+    const other = client(keyA)
+      .chat.completions.create(
+        { model: 'llama-b', messages: [{ role: 'user', content: 'elsewhere' }] },
+        { headers: { 'X-Zeropool-Timeout': '1' } },
+      )
+      .catch((err) => err);
+    assert.equal(((await other) as InstanceType<typeof OpenAI.APIError>).status, 503, 'parked, then out of time: not refused');
+    assert.equal(((await first) as InstanceType<typeof OpenAI.APIError>).status, 503);
+  } finally {
+    await stack.mock.setFaults({});
+  }
+  // The place came back when the request ended.
+  const answer = await client(key).chat.completions.create({
+    model: 'llama-p2',
+    messages: [{ role: 'user', content: 'now' }],
+    max_tokens: 2,
+  });
+  assert.ok(answer.choices[0]);
+});
+
 test('a client that aborts a stream: the node sees the request cancelled, the slot is free, the row says cancelled', async () => {
   await createPool(keyA, pool('abort', 'llama-x', { minNodes: 1 }));
   const openai = client(keyA);

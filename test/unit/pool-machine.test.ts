@@ -678,3 +678,22 @@ test('slot leases: a suspect node and a stopping pool lend nothing', () => {
   assert.deepEqual(exchange(m, 'api-b', { want: 1 }).granted, []);
   assert.equal(m.state.leases?.[0]?.revoked, true);
 });
+
+test('a stop only if idle (VRAM admission making room) is refused in the same step when a job is queued or running: nothing stops', () => {
+  const stopIfIdle: PoolEvent = { type: 'stopRequested', drainTimeoutSeconds: 0, then: 'idle', onlyIfIdle: true };
+  const busy = new Machine(config({ slotsPerNode: 1 }));
+  busy.arrive('a');
+  const refused = stepPool(busy.state, stopIfIdle, busy.now, nodeId);
+  assert.match((refused.reply as { stopRefused?: string } | undefined)?.stopRefused ?? '', /1 queued and 0 running/);
+  assert.equal(refused.state.stopping, undefined);
+  assert.deepEqual(
+    refused.commands.filter((c) => c.type !== 'log'),
+    [],
+  );
+  busy.bringUp();
+  const running = stepPool(busy.state, stopIfIdle, busy.now, nodeId);
+  assert.match((running.reply as { stopRefused?: string } | undefined)?.stopRefused ?? '', /0 queued and 1 running/);
+  const idle = new Machine(config({ slotsPerNode: 1 }));
+  const stopped = stepPool(idle.state, stopIfIdle, idle.now, nodeId);
+  assert.equal(stopped.reply, undefined, 'an idle pool stops (with no node, the stop is over in the same step)');
+});

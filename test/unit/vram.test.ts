@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { admit, gpuHeadroom, planVramAdmission, servicesToStopForRoom, type VramAllocation } from '../../src/domain/vram';
+import { admit, gpuHeadroom, mayStop, planVramAdmission, servicesToStopForRoom, type VramAllocation } from '../../src/domain/vram';
 import { asPoolKey } from '../../src/ids';
 
 // Two 24 GiB GPUs; GPU 0 has 2 GiB used by someone else.
@@ -92,4 +92,37 @@ test('the one admission plan: asks which pools are idle only when it must, and o
     Promise.reject(new Error('no worker')),
   );
   assert.deepEqual(!failing.fits && failing.stopForRoom, []);
+});
+
+test('eviction across workspaces only by the admin-granted priority: tenants of equal standing never stop each other, none stops the admin’s', () => {
+  const granted = new Map([
+    ['default', 1],
+    ['team-a', 2],
+    ['team-b', 2],
+    ['gold', 1],
+  ]);
+  const key = (k: string) => asPoolKey(k);
+  // Within a workspace, its own priorities decide (the admin's default workspace: pool keys without a dot).
+  assert.equal(mayStop({ poolKey: key('a'), priority: 2 }, { poolKey: key('b'), priority: 5 }, granted), true);
+  assert.equal(mayStop({ poolKey: key('team-a.x'), priority: 2 }, { poolKey: key('team-a.y'), priority: 5 }, granted), true);
+  assert.equal(mayStop({ poolKey: key('team-a.x'), priority: 3 }, { poolKey: key('team-a.y'), priority: 3 }, granted), false);
+  // Across: a tenant's priority 2 against another tenant's self-declared 5 is not enough (both granted 2)...
+  assert.equal(mayStop({ poolKey: key('team-a.x'), priority: 2 }, { poolKey: key('team-b.y'), priority: 5 }, granted), false);
+  // ...nor against the admin's services, whatever numbers the admin gave them.
+  assert.equal(mayStop({ poolKey: key('team-a.x'), priority: 2 }, { poolKey: key('batch'), priority: 5 }, granted), false);
+  // A workspace granted more urgency (1) may stop a tenant's (2) idle service of lower priority.
+  assert.equal(mayStop({ poolKey: key('gold.x'), priority: 1 }, { poolKey: key('team-b.y'), priority: 4 }, granted), true);
+  assert.equal(mayStop({ poolKey: key('urgent'), priority: 1 }, { poolKey: key('team-b.y'), priority: 2 }, granted), true);
+  // But not one of more urgent own priority, and an unknown workspace ranks last.
+  assert.equal(mayStop({ poolKey: key('gold.x'), priority: 3 }, { poolKey: key('team-b.y'), priority: 2 }, granted), false);
+  assert.equal(mayStop({ poolKey: key('ghost.x'), priority: 1 }, { poolKey: key('team-b.y'), priority: 5 }, granted), false);
+  // The plan applies it: a tenant's request never chooses another tenant's idle service.
+  const full = [alloc('team-b.idle', 0, 20_480, { priority: 5, idle: true }), alloc('team-a.idle', 1, 20_480, { priority: 5, idle: true })];
+  const asTenantA = request(16_384, { priority: 2, poolKey: asPoolKey('team-a.new') });
+  assert.deepEqual(servicesToStopForRoom(gpus, full, 1_024, asTenantA, granted), ['team-a.idle']);
+  const onlyB = [
+    alloc('team-b.idle', 0, 20_480, { priority: 5, idle: true }),
+    alloc('team-b.idle2', 1, 20_480, { priority: 5, idle: true }),
+  ];
+  assert.deepEqual(servicesToStopForRoom(gpus, onlyB, 1_024, asTenantA, granted), []);
 });

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
+import { grantedPriorities } from '../../db/quotas';
 import { getServiceByPoolKey } from '../../db/services';
 import { DEFAULT_PRIORITY } from '../../domain/placement';
 import { type GpuMemory, planVramAdmission, type VramAllocation } from '../../domain/vram';
@@ -53,8 +54,11 @@ export function containerName(nodeId: string): string {
 export interface PoolControl {
   /** The pool has no queued or running job. */
   isIdle(poolKey: PoolKey): Promise<boolean>;
-  /** Stops every node of the pool (it starts again when a job arrives). */
-  stop(poolKey: PoolKey): Promise<void>;
+  /**
+   * Stops every node of the pool if it is idle when the pool takes the request (one step in the pool workflow,
+   * so a job that arrived since `isIdle` answered is never cut off); false when it was busy by then.
+   */
+  stopIfIdle(poolKey: PoolKey): Promise<boolean>;
 }
 
 export interface DockerProviderOptions {
@@ -196,14 +200,26 @@ export class DockerProvider implements Provider {
     const { gpus, allocations } = await this.vramFacts();
     if (gpus === null) throw new CapacityUnavailableError('no GPU on this host: the service needs VRAM');
     const pools = this.options.pools;
-    const plan = await planVramAdmission(gpus, allocations, this.options.reserveMiB, serviceVramRequest(definition, poolKey), (key) =>
-      pools ? pools.isIdle(key) : Promise.resolve(false),
+    const granted = await grantedPriorities(
+      this.options.db,
+      [poolKey, ...allocations.map((a) => a.poolKey)].map((k) => splitPoolKey(k).workspaceId),
+    );
+    const plan = await planVramAdmission(
+      gpus,
+      allocations,
+      this.options.reserveMiB,
+      serviceVramRequest(definition, poolKey),
+      (key) => (pools ? pools.isIdle(key) : Promise.resolve(false)),
+      granted,
     );
     if (plan.fits) return plan;
     if (pools && plan.stopForRoom.length > 0) {
       for (const key of plan.stopForRoom) {
-        this.options.logger.warn({ poolId: poolKey, stopping: key }, 'stopping an idle lower-priority service to make room');
-        await pools.stop(key);
+        const stopped = await pools.stopIfIdle(key);
+        this.options.logger.warn(
+          { poolId: poolKey, stopping: key, stopped },
+          stopped ? 'stopped an idle lower-priority service to make room' : 'a service chosen to make room was busy by then: left running',
+        );
       }
       throw new CapacityUnavailableError(
         `no VRAM now (${plan.reason}); stopping idle lower-priority service(s) ${plan.stopForRoom.join(', ')} to make room`,

@@ -1,5 +1,6 @@
 /** GET /v1/gpu, /v1/vram and /v1/available/:pool: the host's GPUs, their VRAM, and where a job would run now. */
 import { Router } from 'express';
+import { grantedPriorities } from '../../db/quotas';
 import { getServiceByPoolKey } from '../../db/services';
 import { getPool } from '../../db/store';
 import { DOCKER_PROVIDER, serviceVramMiB, serviceVramRequest } from '../../domain/service';
@@ -110,6 +111,10 @@ export function gpuRoutes(ctx: ApiContext & { local: LocalGpus }): Router {
             ctx.local.reserveMiB,
             serviceVramRequest(service.definition, key),
             (k) => pools.isIdle(k),
+            await grantedPriorities(
+              ctx.db,
+              [key, ...facts.allocations.map((a) => a.poolKey)].map((k) => splitPoolKey(k).workspaceId),
+            ),
           );
           if (plan.fits) {
             reasons.push(`fits on GPU ${plan.gpuIndexes.join(', ')}: needs ${plan.perGpuMiB} MiB per GPU`);

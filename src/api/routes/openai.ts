@@ -6,6 +6,7 @@
 import { type ErrorRequestHandler, type Request, type Response, Router } from 'express';
 import { z, ZodError } from 'zod';
 import { listPools, type StoredPool } from '../../db/store';
+import { parkedRequestQuota } from '../../db/quotas';
 import { poolKey } from '../../ids';
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
@@ -55,6 +56,17 @@ export function openAiRoutes(ctx: Pick<ApiContext, 'db'>, frontDoor: FrontDoor):
     return pools;
   };
 
+  // The parked-request quota is read only when a request is about to park, and at most once a second.
+  const parkedQuotas = new Map<string, { at: number; limit: number | null }>();
+  const parkedQuotaOf = (workspaceId: string) => async (): Promise<number | null> => {
+    const hit = parkedQuotas.get(workspaceId);
+    if (hit && Date.now() - hit.at < POOL_CACHE_MS) return hit.limit;
+    const limit = await parkedRequestQuota(ctx.db, workspaceId);
+    if (parkedQuotas.size > 10_000) parkedQuotas.clear();
+    parkedQuotas.set(workspaceId, { at: Date.now(), limit });
+    return limit;
+  };
+
   /** Parks and runs a request at the workspace's pool serving its model. */
   const proxied = (route: OpenAiRoute, schema: z.ZodType<Record<string, unknown>>) => async (req: Request, res: Response) => {
     const body = schema.parse(req.body);
@@ -66,7 +78,13 @@ export function openAiRoutes(ctx: Pick<ApiContext, 'db'>, frontDoor: FrontDoor):
       if (pools.length > 0) throw new ApiError(409, 'pool_draining', `every pool serving ${model} is draining`);
       throw new ApiError(404, 'model_not_found', `The model \`${model}\` does not exist or you do not have access to it.`);
     }
-    await frontDoor.handle(req, res, route, { key: poolKey(workspaceId, pool.id), config: pool.config }, body);
+    await frontDoor.handle(
+      req,
+      res,
+      route,
+      { key: poolKey(workspaceId, pool.id), config: pool.config, workspaceMaxParked: parkedQuotaOf(workspaceId) },
+      body,
+    );
   };
   router.post('/chat/completions', proxied(CHAT, chatCompletionSchema));
   router.post('/completions', proxied(COMPLETIONS, completionSchema));

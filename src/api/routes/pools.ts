@@ -7,6 +7,7 @@ import { timelineRowsForPool } from '../../db/ledger';
 import { timelineSvg } from '../../domain/charts';
 import { poolTimeline } from '../../domain/pool-timeline';
 import { getPool, listPools, setPoolDraining, updatePoolConfig } from '../../db/store';
+import { getService } from '../../db/services';
 import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
 import type { PoolConfig, PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, type PoolKey, poolKey, poolWorkflowId } from '../../ids';
@@ -89,7 +90,14 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
     if (!merged.success) throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => i.message).join('; '));
     const config = merged.data;
     checkProviders(config, ctx.providers);
-    const refusal = await poolResizeRefusal(ctx.db, pool.workspaceId, pool.config.maxNodes, config.maxNodes);
+    // A service's pool: its containers claim the service's VRAM each (PATCH here must not slip past that quota).
+    const vramGbPerNode = (await getService(ctx.db, pool.workspaceId, pool.id))?.definition.vramGb ?? 0;
+    const refusal = await poolResizeRefusal(
+      ctx.db,
+      pool.workspaceId,
+      { maxNodes: pool.config.maxNodes, vramGbPerNode },
+      { maxNodes: config.maxNodes, vramGbPerNode },
+    );
     if (refusal) throw new ApiError(403, 'quota_exceeded', refusal);
     try {
       const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.key)).executeUpdate(updatePoolConfigUpdate, { args: [config] });

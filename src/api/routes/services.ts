@@ -9,14 +9,7 @@ import { servicePriorityRefusal } from '../../domain/quotas';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { getPool, setPoolDraining, updatePoolConfig } from '../../db/store';
-import {
-  deleteServiceAndPool,
-  getService,
-  insertService,
-  listServices,
-  setServiceEnabled,
-  updateServiceDefinition,
-} from '../../db/services';
+import { deleteServiceAndPool, getService, listServices, setServiceEnabled, updateServiceDefinition } from '../../db/services';
 import {
   DOCKER_PROVIDER,
   serviceDefinitionSchema,
@@ -125,12 +118,10 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     const priorityRefusal = servicePriorityRefusal(await workspaceQuotas(workspaceId), definition.priority);
     if (priorityRefusal) throw new ApiError(403, 'quota_exceeded', priorityRefusal);
     if (await getService(ctx.db, workspaceId, name)) throw new ApiError(409, 'conflict', `service ${name} already exists`);
-    // The pool first: it takes the workspace's quota (pools, nodes) under a lock.
-    const inserted = await insertPoolWithinQuota(ctx.db, workspaceId, name, config);
-    if (inserted === 'exists') throw new ApiError(409, 'conflict', `a pool named ${name} already exists`);
+    // The pool and the service in one transaction that takes the workspace's quota (pools, nodes, VRAM) under a lock.
+    const inserted = await insertPoolWithinQuota(ctx.db, workspaceId, name, config, definition);
+    if (inserted === 'exists') throw new ApiError(409, 'conflict', `a pool or service named ${name} already exists`);
     if (inserted !== 'inserted') throw new ApiError(403, 'quota_exceeded', inserted.refused);
-    if (!(await insertService(ctx.db, workspaceId, name, definition)))
-      throw new ApiError(409, 'conflict', `service ${name} already exists`);
     await ensurePoolWorkflow(ctx, poolKey(workspaceId, name), config);
     const service = (await getService(ctx.db, workspaceId, name))!;
     res.status(201).location(`/v1/services/${name}`).json(present(service, undefined));
@@ -159,7 +150,14 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     if (priorityRefusal) throw new ApiError(403, 'quota_exceeded', priorityRefusal);
     const config = servicePoolConfig(service.name, merged.data, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
     const current = await getPool(ctx.db, service.workspaceId, service.name);
-    const resize = current && (await poolResizeRefusal(ctx.db, service.workspaceId, current.config.maxNodes, config.maxNodes));
+    const resize =
+      current &&
+      (await poolResizeRefusal(
+        ctx.db,
+        service.workspaceId,
+        { maxNodes: current.config.maxNodes, vramGbPerNode: service.definition.vramGb },
+        { maxNodes: config.maxNodes, vramGbPerNode: merged.data.vramGb },
+      ));
     if (resize) throw new ApiError(403, 'quota_exceeded', resize);
     try {
       await handle.executeUpdate(updatePoolConfigUpdate, { args: [config] });

@@ -22,6 +22,8 @@ const quotaFields = {
   maxPools: z.number().int().min(0).max(10_000).nullable().optional(),
   maxNodes: z.number().int().min(0).max(100_000).nullable().optional(),
   minServicePriority: z.number().int().min(1).max(5).optional(),
+  maxVramGb: z.number().min(0).max(1_000_000).nullable().optional(),
+  maxParkedRequests: z.number().int().min(0).max(1_000_000).nullable().optional(),
 };
 export const createWorkspaceSchema = z
   .object({
@@ -49,6 +51,8 @@ export function presentWorkspace(w: Workspace, notifyTopicOf?: (workspaceId: str
     maxPools: w.maxPools,
     maxNodes: w.maxNodes,
     minServicePriority: w.minServicePriority,
+    maxVramGb: w.maxVramGb,
+    maxParkedRequests: w.maxParkedRequests,
     createdAt: w.createdAt.toISOString(),
     // Where this workspace's job notifications go: give it to the workspace's people to subscribe.
     ...(notifyTopicOf ? { notifyTopic: notifyTopicOf(w.id) } : {}),
@@ -73,6 +77,8 @@ export function workspaceRoutes(ctx: ApiContext & { defaultMaxJobsInFlight: numb
       maxPools: body.maxPools === undefined ? NEW_WORKSPACE_QUOTAS.maxPools : body.maxPools,
       maxNodes: body.maxNodes === undefined ? NEW_WORKSPACE_QUOTAS.maxNodes : body.maxNodes,
       minServicePriority: body.minServicePriority ?? NEW_WORKSPACE_QUOTAS.minServicePriority,
+      maxVramGb: body.maxVramGb === undefined ? NEW_WORKSPACE_QUOTAS.maxVramGb : body.maxVramGb,
+      maxParkedRequests: body.maxParkedRequests === undefined ? NEW_WORKSPACE_QUOTAS.maxParkedRequests : body.maxParkedRequests,
     });
     if (!created) throw new ApiError(409, 'conflict', `workspace ${body.id} already exists`);
     res.status(201).location(`/v1/workspaces/${created.id}`).json(present(created));
