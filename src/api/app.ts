@@ -123,7 +123,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use('/v1/workspaces', workspaceRoutes({ ...ctx, defaultMaxJobsInFlight: options.defaultMaxJobsInFlight ?? 1000 }));
   app.use('/v1/pools', poolRoutes({ ...ctx, providers: options.providers }));
   app.use('/v1/jobs', jobRoutes(ctx, jobs));
-  app.use('/v1/services', serviceRoutes({ ...ctx, providers: options.providers }));
+  app.use('/v1/services', serviceRoutes({ ...ctx, providers: options.providers, docker: options.local?.docker }));
   app.use('/v1', gpuRoutes({ ...ctx, local }));
   app.use('/v1/callback-secret', callbackSecretRoutes(ctx));
   app.use('/v1', ledgerRoutes(ctx));

@@ -19,6 +19,13 @@ export const DOCKER_PROVIDER = 'docker';
 
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A Docker container name (what `docker run --name` accepts). */
+/**
+ * A Docker image reference as the engine parses it: an optional registry host (with port), path components of
+ * lowercase letters and digits joined by `.`, `_`, `__` or dashes, an optional tag and an optional digest.
+ */
+export const IMAGE_REFERENCE =
+  /^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
 export const CONTAINER_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 /** What an operator registers. Memory in GB (as model cards state it); the service name is its pool's name. */
@@ -27,7 +34,7 @@ export const serviceDefinitionFields = z
   .object({
     /** The model the container serves (jobs and /v1/chat/completions name it); default: the service name. */
     model: z.string().min(1).max(200).optional(),
-    image: z.string().min(1).max(300),
+    image: z.string().min(1).max(300).regex(IMAGE_REFERENCE, 'a Docker image reference: [registry/]name[:tag][@sha256:digest], name in lowercase'),
     /** Command and arguments; `{port}` is replaced by the port the container must listen on. */
     command: z.array(z.string().max(4096)).max(256).optional(),
     env: z.record(z.string().regex(envName, 'environment variable names are letters, digits and _'), z.string().max(16_384)).optional(),

@@ -138,7 +138,7 @@ export function junitFailures(xml: string): { operation: string; message: string
     const problem = /<(failure|error)\b([^>]*?)(?:\/>|>([\s\S]*?)<\/\1>)/.exec(inner);
     if (!problem) continue;
     const attribute = /\bmessage="([^"]*)"/.exec(problem[2])?.[1];
-    found.push({ operation: match[1], message: (attribute || problem[3] || problem[1]).slice(0, 2000) });
+    found.push({ operation: match[1], message: attribute || problem[3] || problem[1] });
   }
   return found;
 }

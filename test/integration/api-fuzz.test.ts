@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { docker, missingDockerEngine, recordedNvidiaSmi } from '../helpers/docker';
+import { docker, missingDockerEngine, mockNodeImage, recordedNvidiaSmi } from '../helpers/docker';
 import { ApiStack, poolBody, TEST_ADMIN_KEY } from '../helpers/api-stack';
 import { type FuzzRun, isToolFault, junitFailures, runSchemathesis } from '../helpers/schemathesis';
 
@@ -28,6 +28,26 @@ before(async () => {
   assert.equal(job.status, 202);
   const keys = await stack.request('GET', `/v1/workspaces/${WORKSPACE}/keys`);
   knownIds.push(WORKSPACE, 'chat', job.body.id, ...keys.body.keys.map((k: { id: string }) => k.id));
+  if (!noEngine) {
+    // A real service (the mock model server's image) for the service routes to act on: start, stop, patch...
+    const service = await stack.request(
+      'POST',
+      '/v1/services',
+      {
+        name: 'svc',
+        model: 'fuzz-svc',
+        image: await mockNodeImage(),
+        command: ['/bin/node', '/app/server.js'],
+        env: { MOCK_PORT: '{port}', MOCK_COLD_START_MS: '200', MOCK_MODEL: 'fuzz-svc' },
+        vramGb: 0,
+        priority: 3,
+        stopTimeoutSeconds: 2,
+      },
+      workspaceKey,
+    );
+    assert.equal(service.status, 201, JSON.stringify(service.body));
+    knownIds.push('svc');
+  }
 });
 
 after(async () => {
@@ -47,7 +67,7 @@ after(async () => {
 });
 
 function explain(run: FuzzRun): string {
-  return `${run.failures.map((f) => `${f.operation}: ${f.message}`).join('\n')}\n${run.output.slice(-6000)}`;
+  return `${run.failures.map((f) => `${f.operation}: ${f.message.slice(0, 2000)}`).join('\n')}\n${run.output.slice(-6000)}`;
 }
 
 for (const [label, key] of [

@@ -428,9 +428,15 @@ test('the zeropool CLI against a running stack: register, services, start, submi
   assert.deepEqual([badNumber.code, /--vram-gb must be a number/.test(badNumber.stderr)], [2, true]);
 });
 
-test('VRAM quota: a tenant’s services claim at most maxVramGb together (vramGb × maxNodes); neither the service’s nor its pool’s PATCH goes around it', async (t) => {
+test('VRAM quota: a tenant’s services claim at most maxVramGb together (vramGb × maxNodes); neither the service’s nor its pool’s PATCH goes around it; an image the engine lacks is a 400', async (t) => {
   if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
   const tenant = await stack.workspaceKey(`${PREFIX}vram`);
+  // An image the engine does not have is a 400 at registration, not a pool that never starts.
+  const typo = await stack.request('POST', '/v1/services', { ...service(`${PREFIX}typo`, 1, 3), image: 'zeropool-test/no-such-image:1' }, tenant);
+  assert.equal(typo.status, 400, JSON.stringify(typo.body));
+  assert.equal(typo.body.error.code, 'image_not_found');
+  assert.match(typo.body.error.message, /is not on this host: pull or build it first/);
+  assert.equal((await stack.request('GET', `/v1/services/${PREFIX}typo`, undefined, tenant)).status, 404);
   assert.equal((await stack.request('PATCH', `/v1/workspaces/${PREFIX}vram`, { maxVramGb: 8 })).body.maxVramGb, 8);
   assert.equal((await stack.request('POST', '/v1/services', service(`${PREFIX}v1`, 4, 3, { maxNodes: 1 }), tenant)).status, 201);
   const over = await stack.request('POST', '/v1/services', service(`${PREFIX}v2`, 4, 3, { maxNodes: 2 }), tenant);

@@ -195,6 +195,24 @@ export class DockerProvider implements Provider {
     }
   }
 
+  /**
+   * Why a service could not run this image here, or undefined when the engine has it. Registration asks, so a
+   * typo is a 400 at once rather than a pool that never starts (no registry is assumed: pull or build first).
+   */
+  async imageProblem(image: string): Promise<string | undefined> {
+    try {
+      await this.options.docker.getImage(image).inspect();
+      return undefined;
+    } catch (err) {
+      if (isNotFound(err)) return `image ${image} is not on this host: pull or build it first`;
+      // dockerode refuses a name it cannot put in a URL before asking the engine.
+      if (err instanceof TypeError) return `image ${image} is not a valid image reference`;
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status !== undefined && status >= 400 && status < 500) return `image ${image} is not a valid image reference`;
+      throw err;
+    }
+  }
+
   /** Decides the GPUs, or stops idle lower-priority services to make room and reports the shortage. */
   private async admission(poolKey: PoolKey, definition: ServiceDefinition): Promise<{ gpuIndexes: number[]; perGpuMiB: number }> {
     const { gpus, allocations } = await this.vramFacts();

@@ -8,6 +8,7 @@ import { getWorkspace } from '../../db/workspaces';
 import { servicePriorityRefusal } from '../../domain/quotas';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
+import type { VramFactsSource } from '../../local-gpus/report';
 import { getPool, setPoolDraining, updatePoolConfig } from '../../db/store';
 import { deleteServiceAndPool, getService, listServices, setServiceEnabled, updateServiceDefinition } from '../../db/services';
 import {
@@ -69,7 +70,7 @@ function present(service: ServiceRecord, view: PoolView | undefined) {
   };
 }
 
-export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router {
+export function serviceRoutes(ctx: ApiContext & { providers: string[]; docker?: Pick<VramFactsSource, 'imageProblem'> }): Router {
   const router = Router();
 
   function requireDocker(): void {
@@ -103,6 +104,13 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
       throw new ApiError(403, 'forbidden', 'runAsRoot needs the admin key: a tenant’s image runs as an unprivileged user');
   }
 
+  /** The image must be on the engine (an adopted container brings its own). */
+  async function checkImage(definition: ServiceDefinition): Promise<void> {
+    if (definition.adoptContainer || !ctx.docker) return;
+    const problem = await ctx.docker.imageProblem(definition.image);
+    if (problem) throw new ApiError(400, 'image_not_found', problem, [{ path: 'image', message: problem }]);
+  }
+
   /** The caller's workspace row carries its quotas (it exists: the caller's key belongs to it). */
   const workspaceQuotas = async (workspaceId: string) => (await getWorkspace(ctx.db, workspaceId))!;
 
@@ -113,6 +121,7 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     const { name, ...rest } = createServiceSchema.parse(req.body);
     const definition = serviceDefinitionSchema.parse(rest);
     checkAdoption(res, definition);
+    await checkImage(definition);
     const workspaceId = principalOf(res).workspaceId;
     const config = servicePoolConfig(name, definition, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
     const priorityRefusal = servicePriorityRefusal(await workspaceQuotas(workspaceId), definition.priority);
@@ -146,6 +155,7 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[] }): Router
     if (!merged.success)
       throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     checkAdoption(res, merged.data);
+    if (merged.data.image !== service.definition.image) await checkImage(merged.data);
     const priorityRefusal = servicePriorityRefusal(await workspaceQuotas(service.workspaceId), merged.data.priority);
     if (priorityRefusal) throw new ApiError(403, 'quota_exceeded', priorityRefusal);
     const config = servicePoolConfig(service.name, merged.data, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
