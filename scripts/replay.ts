@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { loadConfig } from '../src/config';
+import { payloadDataConverter } from '../src/temporal-codec';
 import { temporalConnectionOptions } from '../src/temporal-connection';
 import { workflowBundle } from '../src/worker';
 
@@ -26,12 +27,15 @@ async function main(): Promise<void> {
   }
   Runtime.install({ logger: new DefaultLogger('WARN') });
   // TLS, client certificate and API key come from the same variables as the services' (TEMPORAL_TLS_*, TEMPORAL_API_KEY).
-  const connection = await Connection.connect({ address: values.address, ...temporalConnectionOptions(loadConfig()) });
-  const client = new Client({ connection, namespace: values.namespace });
+  const config = loadConfig();
+  const connection = await Connection.connect({ address: values.address, ...temporalConnectionOptions(config) });
+  // With TEMPORAL_PAYLOAD_KEYS set, the history's payloads are decrypted as the workers would.
+  const dataConverter = payloadDataConverter(config.TEMPORAL_PAYLOAD_KEYS);
+  const client = new Client({ connection, namespace: values.namespace, dataConverter });
   const history = await client.workflow.getHandle(workflowId, values['run-id']).fetchHistory();
   process.stdout.write(`replaying ${workflowId}: ${history.events?.length ?? 0} events\n`);
   try {
-    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, workflowId);
     process.stdout.write('ok: the current code replays this history deterministically\n');
   } catch (err) {
     process.stdout.write(`NONDETERMINISM: ${(err as Error).message}\n`);

@@ -3,16 +3,15 @@ import { createApp } from './api/app';
 import { enabledProviderNames, loadConfig } from './config';
 import { createLocalGpus } from './local-gpus';
 import { logger } from './logger';
-import { temporalConnectionOptions } from './temporal-connection';
 import { startTracing } from './tracing';
-import { apiContext, apiOptions, connectTemporal, openDatabase, readinessCheck, resumePools } from './runtime';
+import { apiContext, apiOptions, connectConfiguredTemporal, openDatabase, readinessCheck, resumePools } from './runtime';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   if (!config.TEMPORAL_ADDRESS || !config.DATABASE_URL) throw new Error('TEMPORAL_ADDRESS and DATABASE_URL are required');
   const db = await openDatabase(config.DATABASE_URL, config.DATABASE_OWNER_URL);
   const tracing = startTracing(config, 'zeropool-api');
-  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config), tracing);
+  const temporal = await connectConfiguredTemporal({ ...config, TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS }, tracing);
   await resumePools(db, temporal, config.TEMPORAL_TASK_QUEUE);
   // The API sees the same Docker engine and GPUs as the workers on this host (for /v1/vram and /v1/available).
   const local = await createLocalGpus(config, db, temporal.client);

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseAllowList } from './domain/callback-target';
+import { parsePayloadKeys } from './temporal-codec';
 import { temporalConnectionProblems, temporalConnectionSchema } from './temporal-connection';
 
 /** The schema of the environment. `.env.example` lists the same variables. */
@@ -24,6 +25,21 @@ export const configSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_TASK_QUEUE: z.string().default('zeropool'),
   ...temporalConnectionSchema,
+  /**
+   * Encrypt every payload given to Temporal (AES-256-GCM, src/temporal-codec.ts): comma-separated 32-byte keys in
+   * base64, the first encrypts, all decrypt. Every API and worker process needs the same list.
+   */
+  TEMPORAL_PAYLOAD_KEYS: z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (!value) return;
+      try {
+        parsePayloadKeys(value);
+      } catch (err) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+      }
+    }),
   /** OpenTelemetry traces go here over OTLP/HTTP (e.g. http://collector:4318); unset: tracing off. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   /** The traces' service name (default zeropool-api, zeropool-worker, or zeropool for npm start). */

@@ -54,3 +54,12 @@ export function nodeId(poolKey: PoolKey, sequence: number, incarnation?: string)
 export function jobDeliveryWorkflowId(jobId: string): string {
   return `job-delivery:${jobId}`;
 }
+
+/**
+ * Temporal task priority of a workspace's workflows, inherited by their activities: the workspace is the
+ * fairness key, so when tasks back up on the shared task queue each workspace gets its share of dispatch
+ * (matching.enableFairness) instead of one workspace's burst going first.
+ */
+export function workspacePriority(workspaceId: string): { fairnessKey: string } {
+  return { fairnessKey: workspaceId.slice(0, 64) };
+}

@@ -6,6 +6,7 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
 import { loadConfig } from './config';
+import { payloadDataConverter } from './temporal-codec';
 import { logger } from './logger';
 import { setSdkMetricsSource } from './metrics';
 import { installSdkMetrics } from './sdk-metrics';
@@ -67,7 +68,13 @@ async function main(): Promise<void> {
   const security = config.TEMPORAL_ADDRESS ? temporalConnectionOptions(config) : {};
   const tracing = startTracing(config, 'zeropool');
   if (tracing) stops.push(() => tracing.shutdown());
-  const temporal = await connectTemporal(address, config.TEMPORAL_NAMESPACE, security, tracing);
+  const temporal = await connectTemporal(
+    address,
+    config.TEMPORAL_NAMESPACE,
+    security,
+    tracing,
+    payloadDataConverter(config.TEMPORAL_PAYLOAD_KEYS),
+  );
   stops.push(() => temporal.connection.close());
 
   const local = await createLocalGpus(config, db, temporal.client);
@@ -76,6 +83,7 @@ async function main(): Promise<void> {
   process.on('exit', () => providers.mock.killAllSync());
   const worker = await createWorker({
     connection: temporal.nativeConnection,
+    dataConverter: temporal.dataConverter,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     db,
@@ -102,6 +110,7 @@ async function main(): Promise<void> {
     connection: temporal.nativeConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     interceptors: clientTracingInterceptors(tracing),
+    dataConverter: temporal.dataConverter,
   });
   const app = createApp({ ...apiContext(config, db, temporal), eagerClient }, options);
   const server: Server = await new Promise((resolve) => {

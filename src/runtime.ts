@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import pg from 'pg';
 import { parseAllowList } from './domain/callback-target';
@@ -19,7 +20,8 @@ import { ensurePoolWorkflow } from './api/pool-workflows';
 import { poolKey } from './ids';
 import { ntfySettings } from './worker';
 import { clientTracingInterceptors, type Tracing } from './tracing';
-import { describeTemporalSecurity, type TemporalConnectionOptions } from './temporal-connection';
+import { describeTemporalSecurity, type TemporalConnectionOptions, temporalConnectionOptions } from './temporal-connection';
+import { payloadDataConverter } from './temporal-codec';
 
 /**
  * Migrates with the owner's login and grants the application role its rows (least privilege: see
@@ -86,6 +88,8 @@ export interface TemporalHandles {
   nativeConnection: NativeConnection;
   client: Client;
   indexed: boolean;
+  /** The payload codec's converter when TEMPORAL_PAYLOAD_KEYS is set: every client and worker must use it. */
+  dataConverter?: DataConverter;
 }
 
 /** Connects to Temporal at `address`, over TLS / with an API key when the configuration says so. */
@@ -94,11 +98,12 @@ export async function connectTemporal(
   namespace: string,
   security: TemporalConnectionOptions = {},
   tracing?: Tracing,
+  dataConverter?: DataConverter,
 ): Promise<TemporalHandles> {
   const connection = await Connection.connect({ address, ...security });
   const nativeConnection = await NativeConnection.connect({ address, ...security });
   logger.info({ address, namespace, security: describeTemporalSecurity(security) }, 'connected to Temporal');
-  const client = new Client({ connection, namespace, interceptors: clientTracingInterceptors(tracing) });
+  const client = new Client({ connection, namespace, interceptors: clientTracingInterceptors(tracing), dataConverter });
   const indexed = await searchAttributesRegistered(connection, namespace);
   if (!indexed) {
     const names = ALL_SEARCH_ATTRIBUTES.map((key) => key.name).join(', ');
@@ -106,7 +111,18 @@ export async function connectTemporal(
       `search attributes ${names} are not all registered (temporal/setup.sh registers them): jobs will not be indexed in the Web UI`,
     );
   }
-  return { connection, nativeConnection, client, indexed };
+  return { connection, nativeConnection, client, indexed, ...(dataConverter ? { dataConverter } : {}) };
+}
+
+/** The configured Temporal server (TEMPORAL_ADDRESS), with its TLS / API key and the payload codec as configured. */
+export function connectConfiguredTemporal(config: Config & { TEMPORAL_ADDRESS: string }, tracing?: Tracing): Promise<TemporalHandles> {
+  return connectTemporal(
+    config.TEMPORAL_ADDRESS,
+    config.TEMPORAL_NAMESPACE,
+    temporalConnectionOptions(config),
+    tracing,
+    payloadDataConverter(config.TEMPORAL_PAYLOAD_KEYS),
+  );
 }
 
 /** Makes sure every stored pool has its workflow running (after a restart, or on a new Temporal server). */

@@ -4,10 +4,9 @@ import { loadConfig } from './config';
 import { metricsText, registry, setSdkMetricsSource } from './metrics';
 import { installSdkMetrics } from './sdk-metrics';
 import { logger } from './logger';
-import { temporalConnectionOptions } from './temporal-connection';
 import { startTracing } from './tracing';
 import { createLocalGpus } from './local-gpus';
-import { connectTemporal, openDatabase } from './runtime';
+import { connectConfiguredTemporal, openDatabase } from './runtime';
 import { createProviders, createWorker, workerSettings } from './worker';
 
 async function main(): Promise<void> {
@@ -17,11 +16,12 @@ async function main(): Promise<void> {
   // The SDK's metrics exporter is set before the first native connection; served on this worker's /metrics.
   if (config.METRICS_PORT !== undefined) setSdkMetricsSource(await installSdkMetrics());
   const tracing = startTracing(config, 'zeropool-worker');
-  const temporal = await connectTemporal(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, temporalConnectionOptions(config), tracing);
+  const temporal = await connectConfiguredTemporal({ ...config, TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS }, tracing);
   const local = await createLocalGpus(config, db, temporal.client);
   if (local.docker) await local.docker.removeOrphans();
   const worker = await createWorker({
     connection: temporal.nativeConnection,
+    dataConverter: temporal.dataConverter,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     db,

@@ -1,5 +1,6 @@
 /** Worker start-up: registers the workflows and activities on the task queue. */
 import { type NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
 import type { Pool } from 'pg';
 import path from 'node:path';
 import { createActivities, type ActivityDeps } from './activities';
@@ -117,6 +118,8 @@ const quietBundlerLogger = {
 /** Creates (not runs) a worker for the given connection and dependencies. */
 export async function createWorker(options: {
   connection: NativeConnection;
+  /** The payload codec (TEMPORAL_PAYLOAD_KEYS), as the clients use it. */
+  dataConverter?: DataConverter;
   namespace: string;
   taskQueue: string;
   db: Pool;
@@ -152,6 +155,7 @@ export async function createWorker(options: {
       apiBaseUrl: options.apiBaseUrl,
       nodeSecrets: options.nodeSecrets,
     }),
+    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
     maxConcurrentActivityTaskExecutions: 500,
     // A heartbeat is how a preemption or cancel reaches a running inference call: send them within a second.
     maxHeartbeatThrottleInterval: '1 second',

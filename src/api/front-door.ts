@@ -14,7 +14,7 @@ import { type NodeSecrets, nodeAuthHeaders } from '../activities/node-secrets';
 import { REQUEST_OUTCOME_EVENT, REQUEST_RENEW_MS, type RequestInput, type RequestOutcome } from '../domain/front-door';
 import { DEFAULT_PRIORITY } from '../domain/placement';
 import type { PlacementGrant, PoolConfig } from '../domain/types';
-import { jobWorkflowId, type PoolKey, splitPoolKey } from '../ids';
+import { jobWorkflowId, type PoolKey, splitPoolKey, workspacePriority } from '../ids';
 import { cancelJobSignal, requestAliveSignal, requestDoneSignal, requestSlotUpdate } from '../workflows/messages';
 import type { requestWorkflow } from '../workflows/request';
 import type { ApiContext } from './context';
@@ -175,6 +175,7 @@ export class FrontDoor {
         requestEagerStart: this.ctx.eagerClient !== undefined,
         taskQueue: this.ctx.taskQueue,
         args: [input],
+        priority: workspacePriority(workspaceId),
       });
     } catch (err) {
       unpark();

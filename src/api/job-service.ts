@@ -10,7 +10,7 @@ import { getJob, getPool, insertJob, listPools, saveJobOutcome } from '../db/sto
 import { basePriority } from '../domain/placement';
 import { jobPriorityKey, jobStatusKey, poolKey as poolSearchKey, workspaceKey as workspaceSearchKey } from '../domain/search-attributes';
 import { TERMINAL_JOB_STATUSES, type JobInput, type JobView, type PoolView } from '../domain/types';
-import { jobWorkflowId, poolKey, poolWorkflowId } from '../ids';
+import { jobWorkflowId, poolKey, poolWorkflowId, workspacePriority } from '../ids';
 import type { jobWorkflow } from '../workflows/job';
 import { jobArrivedSignal, jobStateQuery, poolStateQuery } from '../workflows/messages';
 import type { ApiContext } from './context';
@@ -125,6 +125,7 @@ export class JobService {
         requestEagerStart: this.ctx.eagerClient !== undefined,
         taskQueue: this.ctx.taskQueue,
         args: [input],
+        priority: workspacePriority(workspaceId),
         typedSearchAttributes: this.ctx.indexed
           ? [
               { key: poolSearchKey, value: key },

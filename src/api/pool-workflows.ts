@@ -4,7 +4,7 @@ import { defaultPayloadConverter, WorkflowIdConflictPolicy, type QueryDefinition
 import type { BootProgress } from '../domain/pool-protocol';
 import type { PoolConfig } from '../domain/types';
 import { poolKey as poolSearchKey } from '../domain/search-attributes';
-import { type PoolKey, poolWorkflowId } from '../ids';
+import { type PoolKey, poolWorkflowId, splitPoolKey, workspacePriority } from '../ids';
 import type { poolWorkflowV2 } from '../workflows/pool';
 import { poolStateQuery } from '../workflows/messages';
 import type { PoolView } from '../domain/types';
@@ -24,6 +24,7 @@ export async function ensurePoolWorkflow(
     args: [{ poolId: key, config }],
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     typedSearchAttributes: ctx.indexed ? [{ key: poolSearchKey, value: key }] : undefined,
+    priority: workspacePriority(splitPoolKey(key).workspaceId),
   });
 }
 

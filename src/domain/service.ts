@@ -34,7 +34,11 @@ export const serviceDefinitionFields = z
   .object({
     /** The model the container serves (jobs and /v1/chat/completions name it); default: the service name. */
     model: z.string().min(1).max(200).optional(),
-    image: z.string().min(1).max(300).regex(IMAGE_REFERENCE, 'a Docker image reference: [registry/]name[:tag][@sha256:digest], name in lowercase'),
+    image: z
+      .string()
+      .min(1)
+      .max(300)
+      .regex(IMAGE_REFERENCE, 'a Docker image reference: [registry/]name[:tag][@sha256:digest], name in lowercase'),
     /** Command and arguments; `{port}` is replaced by the port the container must listen on. */
     command: z.array(z.string().max(4096)).max(256).optional(),
     env: z.record(z.string().regex(envName, 'environment variable names are letters, digits and _'), z.string().max(16_384)).optional(),

@@ -16,6 +16,7 @@ import { createWorker } from '../../src/worker';
 import Docker from 'dockerode';
 import { Client } from '@temporalio/client';
 import { DockerProvider } from '../../src/activities/providers/docker';
+import { payloadDataConverter } from '../../src/temporal-codec';
 import type { LocalGpus } from '../../src/local-gpus/report';
 import { GpuProbe } from '../../src/local-gpus/probe';
 import { temporalPoolControl } from '../../src/local-gpus';
@@ -47,6 +48,8 @@ export interface ApiStackOptions {
   docker?: { nvidiaSmiPath: string; reserveMiB?: number; network?: 'host' | 'isolated'; isolatedNetwork?: string };
   /** Trace the API, the clients and the in-process worker with this tracer provider. */
   tracing?: Tracing;
+  /** TEMPORAL_PAYLOAD_KEYS for the API's clients and the worker (in-process or child): payloads encrypted. */
+  payloadKeys?: string;
 }
 
 /** Tests receive callbacks on loopback, which production refuses unless allowed. */
@@ -105,9 +108,13 @@ export class ApiStack {
       this.local = { probe, docker, reserveMiB };
     }
     const interceptors = clientTracingInterceptors(this.options.tracing);
+    const dataConverter = payloadDataConverter(this.options.payloadKeys);
     const app = createApp(
       {
-        client: interceptors ? new Client({ connection: this.env.connection, namespace: 'default', interceptors }) : this.env.client,
+        client:
+          interceptors || dataConverter
+            ? new Client({ connection: this.env.connection, namespace: 'default', interceptors, dataConverter })
+            : this.env.client,
         db: this.database.db,
         taskQueue: this.taskQueue,
         indexed: true,
@@ -120,7 +127,7 @@ export class ApiStack {
         // As in `npm start`: an in-process worker gets its job workflows' first task eagerly.
         ...(this.options.workerProcess
           ? {}
-          : { eagerClient: new Client({ connection: this.env.nativeConnection, namespace: 'default', interceptors }) }),
+          : { eagerClient: new Client({ connection: this.env.nativeConnection, namespace: 'default', interceptors, dataConverter }) }),
       },
       {
         apiKey: TEST_ADMIN_KEY,
@@ -157,6 +164,7 @@ export class ApiStack {
       apiBaseUrl: this.baseUrl,
       nodeSecrets: this.nodeSecrets,
       tracing: this.options.tracing,
+      dataConverter: payloadDataConverter(this.options.payloadKeys),
     });
     this.worker = { worker, done: worker.run() };
   }
@@ -183,6 +191,7 @@ export class ApiStack {
         CALLBACK_ALLOWED_HOSTS: TEST_CALLBACK_ALLOW_LIST.join(','),
         ZEROPOOL_PUBLIC_URL: this.baseUrl,
         LOG_LEVEL: 'warn',
+        ...(this.options.payloadKeys ? { TEMPORAL_PAYLOAD_KEYS: this.options.payloadKeys } : {}),
         ...this.options.workerEnv,
       },
       stdio: ['ignore', 'inherit', 'inherit'],

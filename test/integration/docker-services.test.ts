@@ -432,7 +432,12 @@ test('VRAM quota: a tenant’s services claim at most maxVramGb together (vramGb
   if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
   const tenant = await stack.workspaceKey(`${PREFIX}vram`);
   // An image the engine does not have is a 400 at registration, not a pool that never starts.
-  const typo = await stack.request('POST', '/v1/services', { ...service(`${PREFIX}typo`, 1, 3), image: 'zeropool-test/no-such-image:1' }, tenant);
+  const typo = await stack.request(
+    'POST',
+    '/v1/services',
+    { ...service(`${PREFIX}typo`, 1, 3), image: 'zeropool-test/no-such-image:1' },
+    tenant,
+  );
   assert.equal(typo.status, 400, JSON.stringify(typo.body));
   assert.equal(typo.body.error.code, 'image_not_found');
   assert.match(typo.body.error.message, /is not on this host: pull or build it first/);

@@ -39,6 +39,10 @@ test('a workspace key runs jobs in its own workspace; X-ZeroGate-Key works as we
   const done = await finished(`/v1/jobs/${jobA}`, keyA);
   assert.equal(done.status, 'completed');
   assert.equal(done.pool, 'chat');
+  // Fair share on the shared task queue: the job's and the pool's workflows (and so their activities) carry
+  // the workspace as their fairness key.
+  assert.equal((await stack.env.client.workflow.getHandle(`job:${jobA}`).describe()).priority?.fairnessKey, 'team-a');
+  assert.equal((await stack.env.client.workflow.getHandle('pool:team-a.chat').describe()).priority?.fairnessKey, 'team-a');
   const poolsOfB = await stack.request('GET', '/v1/pools', undefined, keyB);
   assert.deepEqual(
     poolsOfB.body.pools.map((p: { config: { maxNodes: number } }) => p.config.maxNodes),
