@@ -22,19 +22,24 @@ export function createRecordActivities(db: Pool, afterLedgerWrite?: (event: Ledg
       if (written) observeLedgerEvent(event);
     },
 
-    /** Stores a job's terminal view and its ledger row in one transaction. */
+    /**
+     * Stores a job's terminal view and its ledger row in one transaction. If the row's key already holds another
+     * event, the job's record is still made terminal (every accepted job ends in one state), then the conflict
+     * is refused loudly; the ledger keeps its first row.
+     */
     async recordJobOutcome(input: { view: JobView; event: LedgerEvent }): Promise<void> {
       const client = await db.connect();
       try {
         await client.query('BEGIN');
         await saveJobOutcome(client, input.view);
-        const written = await appendLedgerEvent(client, input.event).catch(refuseConflicts);
+        const written = await appendLedgerEvent(client, input.event);
         await client.query('COMMIT');
         afterLedgerWrite?.(input.event);
         if (written) observeLedgerEvent(input.event);
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
+        if (err instanceof LedgerKeyConflictError) await saveJobOutcome(db, input.view);
+        refuseConflicts(err);
       } finally {
         client.release();
       }

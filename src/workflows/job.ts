@@ -159,18 +159,24 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     if (preemptions > 0) view.preemptions = preemptions;
     setStatus(status);
     const eventType = JOB_OUTCOME_EVENT[status];
-    await bookkeeping.recordJobOutcome({
-      view,
-      event: {
-        eventKey: `${input.jobId}:${status}`,
-        eventType,
-        occurredAt: view.finishedAt,
-        poolId: input.poolId,
-        jobId: input.jobId,
-        nodeId: view.nodeId,
-        details: { attempt: view.attempt, usage: view.usage, queueMs: view.queueMs, runMs: view.runMs, error, runs: view.runs ?? [] },
-      },
-    });
+    try {
+      await bookkeeping.recordJobOutcome({
+        view,
+        event: {
+          eventKey: `${input.jobId}:${status}`,
+          eventType,
+          occurredAt: view.finishedAt,
+          poolId: input.poolId,
+          jobId: input.jobId,
+          nodeId: view.nodeId,
+          details: { attempt: view.attempt, usage: view.usage, queueMs: view.queueMs, runMs: view.runMs, error, runs: view.runs ?? [] },
+        },
+      });
+    } catch (err) {
+      // Only a ledger key already holding another event ends here (other failures retry): the job's record was
+      // made terminal all the same, and the job still ends as decided. Loud, never a failed workflow.
+      log.error('job outcome row refused', { jobId: input.jobId, error: String(err) });
+    }
     if (input.callbackUrl || input.notify) {
       // The callback may be retried for hours: a child that outlives the job does it, so the job's
       // result (and whoever waits on it) is not held up.

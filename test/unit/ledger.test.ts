@@ -98,3 +98,37 @@ test('a job outcome and its ledger row are written together, and a terminal reco
   assert.equal(stored.rows[0].status, 'completed');
   assert.equal((await ledgerRowsForPool(database.db, 'p3')).length, 1);
 });
+
+test('a job outcome whose ledger key already holds another event: the job is still made terminal, the conflict refused loudly, the first row kept', async () => {
+  const { recordJobOutcome } = createRecordActivities(database.db);
+  const view = {
+    id: '22222222-2222-2222-2222-222222222222',
+    pool: asPoolKey('p4'),
+    status: 'completed' as const,
+    attempt: 1,
+    submittedAt: 1,
+    finishedAt: 2,
+  };
+  const key = `${view.id}:completed`;
+  // Another event already holds the key (say a reset run recorded the job with other figures).
+  await appendLedgerEvent(database.db, {
+    eventKey: key,
+    eventType: 'job_completed',
+    occurredAt: 1,
+    poolId: asPoolKey('p4'),
+    jobId: view.id,
+    details: { attempt: 9 },
+  });
+  await assert.rejects(
+    recordJobOutcome({
+      view,
+      event: { eventKey: key, eventType: 'job_completed', occurredAt: 2, poolId: asPoolKey('p4'), jobId: view.id, details: { attempt: 1 } },
+    }),
+    (err: Error & { type?: string; nonRetryable?: boolean }) => err.type === 'LedgerKeyConflict' && err.nonRetryable === true,
+  );
+  const stored = await database.db.query('SELECT status FROM jobs WHERE id = $1', [view.id]);
+  assert.equal(stored.rows[0]?.status, 'completed', 'the job record is terminal');
+  const rows = await ledgerRowsForPool(database.db, 'p4');
+  assert.equal(rows.length, 1);
+  assert.equal((rows[0].details as { attempt: number }).attempt, 9, 'the first row stands');
+});
