@@ -13,9 +13,12 @@ import {
   condition,
   getExternalWorkflowHandle,
   log,
+  isCancellation,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
+  sleep,
   startChild,
   TimeoutFailure,
   upsertSearchAttributes,
@@ -114,8 +117,11 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
   };
 
   setHandler(jobStateQuery, () => view);
+  /** The wait for the API's arrival signal to be answered; whatever answers ends it in the handler itself. */
+  let arrivalWindow: CancellationScope | undefined;
   setHandler(jobPlacedSignal, (g) => {
     if (g.attempt === view.attempt && !grant) grant = g;
+    if (grant) arrivalWindow?.cancel();
   });
   setHandler(jobRevokedSignal, ({ attempt, reason }) => {
     if (attempt <= view.attempt) return;
@@ -144,6 +150,7 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     if (terminal()) return;
     cancelReason = reason ?? 'cancelled by request';
     runScope?.cancel();
+    arrivalWindow?.cancel();
   });
 
   const setStatus = (status: JobStatus) => {
@@ -205,7 +212,26 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
   if (input.arrivalSignalled) {
     // A duplicate arrival is ignored by the pool, so re-sending after a quiet spell is always safe.
     const window = Math.min(ARRIVAL_CONFIRM_MS, Math.max(0, deadline - Date.now()));
-    const heard = await condition(() => grant !== undefined || cancelReason !== undefined, window);
+    let heard: boolean;
+    if (patched('arrival-window-ended-by-handler')) {
+      // The placement (or a cancel) ends the window in its handler, before the window's timer can be seen to
+      // fire in the same activation: a worker that was down gets both at once, and the outcome must not depend
+      // on how the SDK orders them (a race here replayed differently from how it ran: a nondeterminism).
+      arrivalWindow = new CancellationScope();
+      if (grant !== undefined || cancelReason !== undefined) arrivalWindow.cancel();
+      heard = await arrivalWindow
+        .run(async () => {
+          await sleep(window);
+          return false;
+        })
+        .catch((err) => {
+          if (isCancellation(err)) return true;
+          throw err;
+        });
+      arrivalWindow = undefined;
+    } else {
+      heard = await condition(() => grant !== undefined || cancelReason !== undefined, window);
+    }
     if (!heard) {
       const problem = await announce();
       if (problem) return finish('failed', problem);

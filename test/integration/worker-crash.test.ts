@@ -3,6 +3,9 @@ import { after, before, test } from 'node:test';
 import { ledgerRowsForPool } from '../../src/db/ledger';
 import { ApiStack, poolBody } from '../helpers/api-stack';
 import { asPoolKey } from '../../src/ids';
+import { Worker } from '@temporalio/worker';
+import { writeFileSync } from 'node:fs';
+import { workflowBundle } from '../../src/worker';
 
 let stack: ApiStack;
 before(async () => {
@@ -70,4 +73,15 @@ test('the worker killed in the middle of scale-up and restarted: provisioning fi
     60_000,
   );
   assert.deepEqual(provisioned, poolNodes, 'one provisioning row per node, none twice');
+  // The job workflows that lived through the crash replay with the current code (a query on a finished job
+  // replays its whole history: a nondeterminism would make GET /v1/jobs/:id fail long after the job ended).
+  for (const job of jobs) {
+    const history = await stack.env.client.workflow.getHandle(`job:${job.body.id}`).fetchHistory();
+    try {
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, `job:${job.body.id}`);
+    } catch (err) {
+      if (process.env.DUMP_HISTORIES) writeFileSync(`/tmp/history-${job.body.id}.json`, JSON.stringify(history));
+      throw err;
+    }
+  }
 });
