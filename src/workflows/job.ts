@@ -264,8 +264,12 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     await pool.signal(jobArrivedSignal, arrival({ attempt: view.attempt, front: false }));
   };
 
+  // The TTL's end and a placement can come in one activation too: decide on the grant the job holds, not on
+  // which of the two won condition()'s race (the SDK may order them differently on replay).
+  const placementDecidesTtl = patched('ttl-decided-by-grant');
   for (;;) {
-    const placed = await condition(() => grant !== undefined || cancelReason !== undefined, Math.max(0, deadline - Date.now()));
+    const inTime = await condition(() => grant !== undefined || cancelReason !== undefined, Math.max(0, deadline - Date.now()));
+    const placed = placementDecidesTtl ? grant !== undefined : inTime;
     if (cancelReason !== undefined) {
       await pool.signal(jobWithdrawnSignal, { jobId: input.jobId });
       return finish('cancelled', cancelReason);
