@@ -53,6 +53,8 @@ export interface FuzzOptions {
   knownModel?: string;
   workers?: number;
   seed?: number;
+  /** schemathesis's phases (default all: examples, coverage, fuzzing, stateful). */
+  phases?: Array<'examples' | 'coverage' | 'fuzzing' | 'stateful'>;
 }
 
 export function ensureSchemathesis(): void {
@@ -101,6 +103,7 @@ export async function runSchemathesis(options: FuzzOptions): Promise<FuzzRun> {
     '--request-timeout',
     '30',
     ...(options.seed === undefined ? [] : ['--seed', String(options.seed)]),
+    ...(options.phases ? ['--phases', options.phases.join(',')] : []),
   ];
   const started = Date.now();
   const { exitCode, output } = await new Promise<{ exitCode: number | null; output: string }>((resolve, reject) => {

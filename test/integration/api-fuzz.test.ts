@@ -75,7 +75,18 @@ for (const [label, key] of [
   ['the admin key', () => TEST_ADMIN_KEY],
 ] as const) {
   test(`schemathesis with ${label}: no 5xx and no answer that contradicts /openapi.json`, async () => {
-    const run = await runSchemathesis({ baseUrl: stack.baseUrl, key: key(), maxExamples: 3, knownIds, knownModel: 'fuzz-model', seed: 14 });
+    // No stateful phase here: chaining responses into requests, it registers services with the real image and
+    // a random command, whose requests then rightly wait out their park deadline for capacity that never comes
+    // (a 503 after 300 s, by design). `npm run fuzz` runs every phase against the mock-only stack.
+    const run = await runSchemathesis({
+      baseUrl: stack.baseUrl,
+      key: key(),
+      maxExamples: 3,
+      knownIds,
+      knownModel: 'fuzz-model',
+      seed: Number(process.env.FUZZ_SEED ?? 14),
+      phases: ['examples', 'coverage', 'fuzzing'],
+    });
     assert.deepEqual(run.failures, [], explain(run));
     // schemathesis exits 1 for its own errors too; those are reported, and only the known interpreter fault passes.
     if (run.toolFaults.length > 0) {

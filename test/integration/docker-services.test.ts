@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { InvalidRequestError } from '../../src/activities/providers/provider';
 import { containerName, LABEL } from '../../src/activities/providers/docker';
-import { ApiStack, TEST_ADMIN_KEY } from '../helpers/api-stack';
+import { ApiStack, poolBody, TEST_ADMIN_KEY } from '../helpers/api-stack';
 import { busyboxImage, docker, mockNodeImage, recordedNvidiaSmi, removeTestContainers, missingDockerEngine } from '../helpers/docker';
 import { asPoolKey } from '../../src/ids';
 
@@ -428,7 +428,7 @@ test('the zeropool CLI against a running stack: register, services, start, submi
   assert.deepEqual([badNumber.code, /--vram-gb must be a number/.test(badNumber.stderr)], [2, true]);
 });
 
-test('VRAM quota: a tenant’s services claim at most maxVramGb together (vramGb × maxNodes); neither the service’s nor its pool’s PATCH goes around it; an image the engine lacks is a 400', async (t) => {
+test('VRAM quota: a tenant’s services claim at most maxVramGb together (vramGb × maxNodes); neither the service’s nor its pool’s PATCH goes around it; an image the engine lacks, or a docker lane on a plain pool, is a 400', async (t) => {
   if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
   const tenant = await stack.workspaceKey(`${PREFIX}vram`);
   // An image the engine does not have is a 400 at registration, not a pool that never starts.
@@ -442,6 +442,15 @@ test('VRAM quota: a tenant’s services claim at most maxVramGb together (vramGb
   assert.equal(typo.body.error.code, 'image_not_found');
   assert.match(typo.body.error.message, /is not on this host: pull or build it first/);
   assert.equal((await stack.request('GET', `/v1/services/${PREFIX}typo`, undefined, tenant)).status, 404);
+  // A plain pool cannot have a docker lane (no container definition: its requests would wait for nothing).
+  const dockerPool = await stack.request(
+    'POST',
+    '/v1/pools',
+    poolBody(`${PREFIX}plain`, { lanes: [{ provider: 'docker', market: 'on-demand', gpu: 'local', pricePerHour: 0 }] }),
+    tenant,
+  );
+  assert.equal(dockerPool.status, 400, JSON.stringify(dockerPool.body));
+  assert.match(dockerPool.body.error.message, /docker lane belongs to local services/);
   assert.equal((await stack.request('PATCH', `/v1/workspaces/${PREFIX}vram`, { maxVramGb: 8 })).body.maxVramGb, 8);
   assert.equal((await stack.request('POST', '/v1/services', service(`${PREFIX}v1`, 4, 3, { maxNodes: 1 }), tenant)).status, 201);
   const over = await stack.request('POST', '/v1/services', service(`${PREFIX}v2`, 4, 3, { maxNodes: 2 }), tenant);

@@ -9,6 +9,7 @@ import { poolTimeline } from '../../domain/pool-timeline';
 import { getPool, listPools, setPoolDraining, updatePoolConfig } from '../../db/store';
 import { getService } from '../../db/services';
 import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
+import { DOCKER_PROVIDER } from '../../domain/service';
 import type { PoolConfig, PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, type PoolKey, poolKey, poolWorkflowId } from '../../ids';
 import {
@@ -34,10 +35,19 @@ export const createPoolSchema = z
   .passthrough();
 
 /** Known providers: a lane naming another one is refused at creation. */
-export function checkProviders(config: PoolConfig, providers: string[]): void {
+export function checkProviders(config: PoolConfig, providers: string[], isService = false): void {
   const unknown = config.lanes.filter((l) => !providers.includes(l.provider)).map((l) => l.provider);
   if (unknown.length > 0) {
     throw new ApiError(400, 'invalid_request', `unknown provider(s): ${[...new Set(unknown)].join(', ')}`, { providers });
+  }
+  // A docker lane runs a service's container definition: a pool without one could never start a node there
+  // (its requests would wait out their deadline for nothing).
+  if (!isService && config.lanes.some((l) => l.provider === DOCKER_PROVIDER)) {
+    throw new ApiError(
+      400,
+      'invalid_request',
+      'the docker lane belongs to local services: register one with POST /v1/services (its pool is made for it)',
+    );
   }
 }
 
@@ -89,9 +99,10 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
     const merged = poolConfigSchema.safeParse({ ...pool.config, ...patch });
     if (!merged.success) throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => i.message).join('; '));
     const config = merged.data;
-    checkProviders(config, ctx.providers);
+    const service = await getService(ctx.db, pool.workspaceId, pool.id);
+    checkProviders(config, ctx.providers, service !== undefined);
     // A service's pool: its containers claim the service's VRAM each (PATCH here must not slip past that quota).
-    const vramGbPerNode = (await getService(ctx.db, pool.workspaceId, pool.id))?.definition.vramGb ?? 0;
+    const vramGbPerNode = service?.definition.vramGb ?? 0;
     const refusal = await poolResizeRefusal(
       ctx.db,
       pool.workspaceId,
