@@ -6,7 +6,7 @@ import { gpuMemory, type GpuProbe, type GpuProbeResult } from './probe';
 export interface VramFactsSource {
   vramFacts(probed?: GpuProbeResult): Promise<{ gpus: GpuMemory[] | null; allocations: VramAllocation[]; reason?: string }>;
   /** Why a service could not run this image on the engine (undefined: it can). */
-  imageProblem(image: string): Promise<string | undefined>;
+  imageProblem(image: string, command?: string[]): Promise<string | undefined>;
 }
 
 /** What the API needs to see local capacity. `docker` is absent when the docker provider is off. */

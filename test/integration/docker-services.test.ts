@@ -442,6 +442,21 @@ test('VRAM quota: a tenant’s services claim at most maxVramGb together (vramGb
   assert.equal(typo.body.error.code, 'image_not_found');
   assert.match(typo.body.error.message, /is not on this host: pull or build it first/);
   assert.equal((await stack.request('GET', `/v1/services/${PREFIX}typo`, undefined, tenant)).status, 404);
+  // The engine would also take an image id's prefix (the fuzzer's "0" hit one) and start an image with no
+  // command that exits at once: both are refused by name at registration.
+  const busybox = await busyboxImage();
+  const idPrefix = (await docker.getImage(busybox).inspect()).Id.replace('sha256:', '').slice(0, 12);
+  const byId = await stack.request('POST', '/v1/services', { ...service(`${PREFIX}byid`, 1, 3), image: idPrefix }, tenant);
+  assert.equal(byId.status, 400, JSON.stringify(byId.body));
+  assert.match(byId.body.error.message, /not on this host by that name/);
+  const noCommand = await stack.request(
+    'POST',
+    '/v1/services',
+    { ...service(`${PREFIX}nocmd`, 1, 3), image: busybox, command: undefined },
+    tenant,
+  );
+  assert.equal(noCommand.status, 400, JSON.stringify(noCommand.body));
+  assert.match(noCommand.body.error.message, /has no command of its own/);
   // A plain pool cannot have a docker lane (no container definition: its requests would wait for nothing).
   const dockerPool = await stack.request(
     'POST',

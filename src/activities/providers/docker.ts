@@ -46,6 +46,12 @@ export const LABEL = {
 } as const;
 
 /** Name of the container of a node. */
+/** An image name as the engine lists it in RepoTags: with its tag (latest by default), without docker.io's prefix. */
+export function shortImageName(name: string): string {
+  const bare = name.replace(/^docker\.io\/(library\/)?/, '');
+  return bare.slice(bare.lastIndexOf('/') + 1).includes(':') ? bare : `${bare}:latest`;
+}
+
 export function containerName(nodeId: string): string {
   return `zeropool-${nodeId}`;
 }
@@ -199,9 +205,14 @@ export class DockerProvider implements Provider {
    * Why a service could not run this image here, or undefined when the engine has it. Registration asks, so a
    * typo is a 400 at once rather than a pool that never starts (no registry is assumed: pull or build first).
    */
-  async imageProblem(image: string): Promise<string | undefined> {
+  async imageProblem(image: string, command?: string[]): Promise<string | undefined> {
     try {
-      await this.options.docker.getImage(image).inspect();
+      const info = await this.options.docker.getImage(image).inspect();
+      // The engine also resolves an image id's prefix ("0" may be some image): only a name it carries counts.
+      if (!image.includes('@') && !(info.RepoTags ?? []).map(shortImageName).includes(shortImageName(image)))
+        return `image ${image} is not on this host by that name (an image id is not a name: use its tag)`;
+      const runs = (info.Config?.Cmd?.length ?? 0) > 0 || (info.Config?.Entrypoint?.length ?? 0) > 0;
+      if (!runs && !command?.length) return `image ${image} has no command of its own: give the service one (command)`;
       return undefined;
     } catch (err) {
       if (isNotFound(err)) return `image ${image} is not on this host: pull or build it first`;

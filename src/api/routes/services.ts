@@ -107,7 +107,7 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[]; docker?: 
   /** The image must be on the engine (an adopted container brings its own). */
   async function checkImage(definition: ServiceDefinition): Promise<void> {
     if (definition.adoptContainer || !ctx.docker) return;
-    const problem = await ctx.docker.imageProblem(definition.image);
+    const problem = await ctx.docker.imageProblem(definition.image, definition.command);
     if (problem) throw new ApiError(400, 'image_not_found', problem, [{ path: 'image', message: problem }]);
   }
 
@@ -155,7 +155,11 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[]; docker?: 
     if (!merged.success)
       throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     checkAdoption(res, merged.data);
-    if (merged.data.image !== service.definition.image) await checkImage(merged.data);
+    if (
+      merged.data.image !== service.definition.image ||
+      JSON.stringify(merged.data.command) !== JSON.stringify(service.definition.command)
+    )
+      await checkImage(merged.data);
     const priorityRefusal = servicePriorityRefusal(await workspaceQuotas(service.workspaceId), merged.data.priority);
     if (priorityRefusal) throw new ApiError(403, 'quota_exceeded', priorityRefusal);
     const config = servicePoolConfig(service.name, merged.data, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
