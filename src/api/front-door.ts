@@ -125,6 +125,8 @@ export class FrontDoor {
     }
 
     const workspaceId = splitPoolKey(pool.key).workspaceId;
+    // Read first: from here until the places are taken nothing awaits, so racing requests see each other's.
+    const workspaceLimit = pool.workspaceMaxParked ? await pool.workspaceMaxParked() : null;
     const parkedNow = this.parked.get(pool.key) ?? 0;
     if (parkedNow >= (pool.config.maxParkedRequests ?? 1000)) {
       throw new ApiError(
@@ -137,7 +139,6 @@ export class FrontDoor {
         },
       );
     }
-    const workspaceLimit = pool.workspaceMaxParked ? await pool.workspaceMaxParked() : null;
     const workspaceParked = this.parkedByWorkspace.get(workspaceId) ?? 0;
     if (workspaceLimit !== null && workspaceParked >= workspaceLimit) {
       throw new ApiError(
@@ -148,15 +149,14 @@ export class FrontDoor {
         { 'Retry-After': '5' },
       );
     }
-    // The places are taken before anything awaits, so racing requests see them (and each gives back its own).
-    this.parked.set(pool.key, (this.parked.get(pool.key) ?? 0) + 1);
-    this.parkedByWorkspace.set(workspaceId, (this.parkedByWorkspace.get(workspaceId) ?? 0) + 1);
+    count(this.parked, pool.key, 1);
+    count(this.parkedByWorkspace, workspaceId, 1);
     let unparked = false;
     const unpark = () => {
       if (unparked) return;
       unparked = true;
-      this.parked.set(pool.key, Math.max(0, (this.parked.get(pool.key) ?? 1) - 1));
-      this.parkedByWorkspace.set(workspaceId, Math.max(0, (this.parkedByWorkspace.get(workspaceId) ?? 1) - 1));
+      count(this.parked, pool.key, -1);
+      count(this.parkedByWorkspace, workspaceId, -1);
     };
     const input: RequestInput = {
       requestId,
@@ -378,4 +378,9 @@ function usageOf(value: unknown): RequestOutcome['usage'] {
   const usage = (value as { usage?: { prompt_tokens?: number; completion_tokens?: number } } | undefined)?.usage;
   if (!usage || typeof usage.prompt_tokens !== 'number') return undefined;
   return { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens ?? 0 };
+}
+
+/** Moves a per-key count (never below zero). */
+function count(counts: Map<string, number>, key: string, by: number): void {
+  counts.set(key, Math.max(0, (counts.get(key) ?? 0) + by));
 }
