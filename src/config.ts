@@ -60,6 +60,7 @@ export const configSchema = z.object({
   MOCK_SPOT_INTERRUPTIONS_PER_HOUR: z.coerce.number().min(0).default(0),
   MOCK_SEED: z.coerce.number().int().default(42),
   WORKER_HEALTH_POLL_MS: z.coerce.number().int().min(50).default(500),
+  WORKER_READY_PROBE_MS: z.coerce.number().int().min(10).default(50),
   PREEMPT_PRIORITY_GAP: z.coerce.number().int().min(1).max(4).default(2),
   /** OpenAI routes take warm slots from leases the pools grant this process (0: every request through a workflow). */
   FRONT_DOOR_FAST_PATH: z

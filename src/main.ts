@@ -89,6 +89,7 @@ async function main(): Promise<void> {
     db,
     providers,
     healthPollMs: config.WORKER_HEALTH_POLL_MS,
+    readyProbeMs: config.WORKER_READY_PROBE_MS,
     ...workerSettings(config),
     tracing,
     // Mock nodes run on this machine: they reach the API where it listens unless told otherwise.

@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     db,
     providers: createProviders(config, local),
     healthPollMs: config.WORKER_HEALTH_POLL_MS,
+    readyProbeMs: config.WORKER_READY_PROBE_MS,
     ...workerSettings(config),
     tracing,
   });

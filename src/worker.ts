@@ -125,6 +125,8 @@ export async function createWorker(options: {
   db: Pool;
   providers: Record<string, Provider>;
   healthPollMs?: number;
+  /** How often a booting node's model server is probed directly (WORKER_READY_PROBE_MS). */
+  readyProbeMs?: number;
   /** 0 turns off the sticky cache (each task replays history): used where workers come and go in tests. */
   maxCachedWorkflows?: number;
   afterLedgerWrite?: ActivityDeps['afterLedgerWrite'];
@@ -148,6 +150,7 @@ export async function createWorker(options: {
       providers: options.providers,
       logger,
       healthPollMs: options.healthPollMs,
+      readyProbeMs: options.readyProbeMs,
       afterLedgerWrite: options.afterLedgerWrite,
       ntfy: options.ntfy,
       callbackAllowList: options.callbackAllowList,

@@ -17,6 +17,8 @@ export interface ActivityDeps {
   providers: Record<string, Provider>;
   logger: Logger;
   healthPollMs?: number;
+  /** How often a booting node's model server is probed directly (see waitNodeReady). */
+  readyProbeMs?: number;
   /** Test seam: called after each ledger insert; throwing there proves a retried write adds no second row. */
   afterLedgerWrite?: (event: LedgerEvent) => void;
   /** ntfy target; notifications are skipped without one. */
@@ -34,7 +36,14 @@ export interface ActivityDeps {
 /** Returns every activity implementation, keyed by name. */
 export function createActivities(deps: ActivityDeps) {
   return {
-    ...createNodeActivities({ providers: deps.providers, logger: deps.logger, healthPollMs: deps.healthPollMs, db: deps.db }),
+    ...createNodeActivities({
+      providers: deps.providers,
+      logger: deps.logger,
+      healthPollMs: deps.healthPollMs,
+      readyProbeMs: deps.readyProbeMs,
+      secrets: deps.nodeSecrets,
+      db: deps.db,
+    }),
     ...createInferenceActivities({ apiBaseUrl: deps.apiBaseUrl, secrets: deps.nodeSecrets }),
     ...createRecordActivities(deps.db, deps.afterLedgerWrite),
     ...createNotifyActivities(deps.ntfy, deps.logger),

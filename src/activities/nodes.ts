@@ -7,14 +7,23 @@ import { healUnterminatedNodes } from '../db/ledger-heal';
 import type { BootProgress } from '../domain/pool-protocol';
 import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type NodeStatus, type Provider } from './providers/provider';
 import type { PoolKey } from '../ids';
+import type { NodeSecrets } from './node-secrets';
+import { checkModelServer } from './providers/model-server-health';
 import type { ProviderPrice } from '../domain/pool-protocol';
 
 /** Dependencies of the node activities. */
 export interface NodeActivityDeps {
   providers: Record<string, Provider>;
   logger: Logger;
-  /** Poll interval of health checks. */
+  /** Interval of the provider's describe while a node boots (each is a call to its API). */
   healthPollMs?: number;
+  /**
+   * Interval of probing a booting node's model server directly, once its provider says the machine runs (a
+   * request to the node, not to the provider's API): how late after its boot a node is seen ready.
+   */
+  readyProbeMs?: number;
+  /** Each node's bearer secret, sent with the direct probe as with every call to the node. */
+  secrets?: NodeSecrets;
   /** The ledger, to heal missing node_terminated rows during reconciliation (absent: no healing). */
   db?: Pool;
 }
@@ -29,6 +38,7 @@ export interface NodeRef {
 /** Builds the node activities over the given providers. */
 export function createNodeActivities(deps: NodeActivityDeps) {
   const pollMs = deps.healthPollMs ?? 500;
+  const probeMs = Math.min(pollMs, deps.readyProbeMs ?? 50);
 
   function providerFor(lane: Lane): Provider {
     const provider = deps.providers[lane.provider];
@@ -58,7 +68,11 @@ export function createNodeActivities(deps: NodeActivityDeps) {
       }
     },
 
-    /** Polls the node until it answers healthy, heartbeating; fails if it disappears. */
+    /**
+     * Waits until the node answers healthy, heartbeating; fails if it disappears. The provider is asked every
+     * `pollMs`; between its answers, a machine that runs but whose model server is not up yet is probed directly
+     * every `probeMs`, so the node is placed within `probeMs` of its model server coming up.
+     */
     async waitNodeReady(input: NodeRef): Promise<{ url: string }> {
       const provider = providerFor(input.lane);
       const ctx = Context.current();
@@ -68,7 +82,21 @@ export function createNodeActivities(deps: NodeActivityDeps) {
         if (status.healthy && status.url) return { url: status.url };
         // The pool's API view shows this as the node's boot progress (src/api/pool-workflows.ts).
         ctx.heartbeat({ nodeId: input.nodeId, reason: status.reason } satisfies BootProgress);
-        await ctx.sleep(pollMs);
+        const describeAgainAt = Date.now() + pollMs;
+        const server = status.modelServer;
+        if (!server) {
+          await ctx.sleep(pollMs);
+          continue;
+        }
+        while (Date.now() < describeAgainAt) {
+          await ctx.sleep(probeMs);
+          const probe = await checkModelServer(input.nodeId, server.url, server.healthPath, {
+            secrets: deps.secrets,
+            timeoutMs: Math.max(probeMs, 1000),
+          });
+          if (probe.healthy) return { url: server.url };
+          ctx.heartbeat({ nodeId: input.nodeId, reason: probe.reason } satisfies BootProgress);
+        }
       }
     },
 
@@ -77,7 +105,9 @@ export function createNodeActivities(deps: NodeActivityDeps) {
       return Promise.all(
         input.nodes.map(async ({ nodeId, lane }) => {
           try {
-            return await providerFor(lane).describe(input.poolId, nodeId);
+            // The probe address is for the readiness wait; the pool's history needs only the verdict.
+            const { modelServer: _probe, ...status } = await providerFor(lane).describe(input.poolId, nodeId);
+            return status;
           } catch (err) {
             return { nodeId, exists: true, healthy: false, reason: `describe failed: ${(err as Error).message}` };
           }

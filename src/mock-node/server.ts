@@ -13,7 +13,11 @@ const tokensPerSecond = Math.max(1, Number(process.env.MOCK_TOKENS_PER_SECOND ??
 const interruptAfterMs = Number(process.env.MOCK_INTERRUPT_AFTER_MS ?? 0);
 /** Report progress to zeropool every this many tokens when the request says where (0: never). */
 const progressEveryTokens = Number(process.env.MOCK_PROGRESS_EVERY_TOKENS ?? 50);
-const bootedAt = Date.now();
+/**
+ * The boot counts from when the provider created the node (MOCK_CREATED_AT), as a cloud instance's boot counts
+ * from the API call that made it: the process's own start-up is part of the configured boot, not added to it.
+ */
+const bootedAt = Number(process.env.MOCK_CREATED_AT) || Date.now();
 /** Context window of the fake model: asking for more tokens is a client error (400), as on a real server. */
 const CONTEXT_TOKENS = 4096;
 

@@ -5,9 +5,15 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { loadNodeSecretKey, NODE_SECRET_KEY_FILE, nodeSecrets } from '../../src/activities/node-secrets';
 import { testMockProvider } from '../helpers/stack';
-import { asPoolKey } from '../../src/ids';
+import { waitUntil } from '../helpers/wait';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import pino from 'pino';
+import { createNodeActivities } from '../../src/activities/nodes';
+import type { MockProvider } from '../../src/activities/providers/mock';
+import { asPoolKey, type PoolKey } from '../../src/ids';
 
-const provider = testMockProvider({ coldStartSeconds: 0.5, tokensPerSecond: 500 });
+// The boot counts from the provider's create call, so it must outlast the node process's own start-up here.
+const provider = testMockProvider({ coldStartSeconds: 3, tokensPerSecond: 500 });
 after(async () => {
   await provider.terminateAll();
 });
@@ -17,9 +23,10 @@ const lane = { provider: 'mock', market: 'on-demand' as const, gpu: 'A10G', pric
 test('mock node: unhealthy while cold-starting, then OpenAI-compatible completions, streaming and not', async () => {
   const node = await provider.provision({ poolId: asPoolKey('p'), nodeId: 'p-n1', model: 'm', lane, laneIndex: 0 });
   assert.equal((await fetch(`${node.url}/health`)).status, 503, 'still loading');
-  assert.equal((await provider.describe(asPoolKey('p'), 'p-n1')).healthy, false);
-  await new Promise((r) => setTimeout(r, 600));
-  assert.equal((await provider.describe(asPoolKey('p'), 'p-n1')).healthy, true);
+  const booting = await provider.describe(asPoolKey('p'), 'p-n1');
+  assert.equal(booting.healthy, false);
+  assert.deepEqual(booting.modelServer, { url: node.url, healthPath: '/health' }, 'where the readiness wait may probe it');
+  await waitUntil('the node to finish booting', async () => (await provider.describe(asPoolKey('p'), 'p-n1')).healthy, 10_000, 50);
 
   const plain = await fetch(`${node.url}/v1/chat/completions`, {
     method: 'POST',
@@ -44,6 +51,35 @@ test('mock node: unhealthy while cold-starting, then OpenAI-compatible completio
 
   const bad = await fetch(`${node.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ max_tokens: 1 }) });
   assert.equal(bad.status, 400);
+});
+
+test("readiness wait: between the provider's answers a booting node's model server is probed directly", async () => {
+  // One describe a minute: the wait can only end before the second if it probes the node itself meanwhile.
+  let describes = 0;
+  const counted = Object.assign(Object.create(provider) as MockProvider, {
+    describe: (poolId: PoolKey, nodeId: string) => {
+      describes += 1;
+      return provider.describe(poolId, nodeId);
+    },
+  });
+  const activities = createNodeActivities({
+    providers: { mock: counted },
+    logger: pino({ level: 'silent' }),
+    healthPollMs: 60_000,
+    readyProbeMs: 20,
+  });
+  const node = await provider.provision({ poolId: asPoolKey('r'), nodeId: 'r-n1', model: 'm', lane, laneIndex: 0 });
+  const env = new MockActivityEnvironment();
+  const heartbeats: Array<{ reason?: string }> = [];
+  env.on('heartbeat', (details: { reason?: string }) => heartbeats.push(details));
+  const ready = (await env.run(activities.waitNodeReady, { poolId: asPoolKey('r'), nodeId: 'r-n1', lane })) as { url: string };
+  assert.equal(ready.url, node.url);
+  assert.equal(describes, 1, 'the provider was asked once; the probes found the model server up');
+  assert.ok(
+    heartbeats.some((h) => h.reason === 'health 503'),
+    'the probes heartbeat what they saw',
+  );
+  assert.equal((await fetch(`${node.url}/health`)).status, 200);
 });
 
 test('mock provider: provisioning is idempotent by node id, terminate is final, spot shortage is typed', async () => {

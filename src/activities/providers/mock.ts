@@ -100,6 +100,7 @@ export class MockProvider implements Provider {
     }
     await fs.mkdir(this.options.stateDir, { recursive: true });
     const execArgs = NODE_SCRIPT.endsWith('.ts') ? ['--import', require.resolve('tsx')] : [];
+    const createdAt = Date.now();
     const child = spawn(process.execPath, [...execArgs, NODE_SCRIPT], {
       detached: true,
       stdio: 'ignore',
@@ -111,6 +112,7 @@ export class MockProvider implements Provider {
         MOCK_RECORD_FILE: this.file(request.nodeId),
         MOCK_MODEL: request.model,
         MOCK_COLD_START_MS: String(Math.round(this.options.coldStartSeconds * 1000)),
+        MOCK_CREATED_AT: String(createdAt),
         MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond),
         MOCK_INTERRUPT_AFTER_MS: String(this.interruptionDelayMs(request)),
         ...(this.options.secrets ? { ZEROPOOL_NODE_TOKEN: this.options.secrets.of(request.nodeId) } : {}),
@@ -125,7 +127,7 @@ export class MockProvider implements Provider {
       laneIndex: request.laneIndex,
       pid: child.pid!,
       port: 0,
-      createdAt: Date.now(),
+      createdAt,
     };
     writeFileSync(this.file(request.nodeId), JSON.stringify(pending));
     const record = await this.waitForPort(request.nodeId, child.pid!);

@@ -14,8 +14,17 @@ export async function checkModelServer(
       headers: nodeAuthHeaders(options.secrets, nodeId),
       signal: AbortSignal.timeout(options.timeoutMs ?? 2000),
     });
-    return { nodeId, exists: true, healthy: res.ok, url, ...(res.ok ? {} : { reason: `health ${res.status}` }) };
+    await res.body?.cancel().catch(() => undefined);
+    if (res.ok) return { nodeId, exists: true, healthy: true, url };
+    return { nodeId, exists: true, healthy: false, url, reason: `health ${res.status}`, modelServer: { url, healthPath } };
   } catch (err) {
-    return { nodeId, exists: true, healthy: false, url, reason: `model server not answering: ${(err as Error).message}` };
+    return {
+      nodeId,
+      exists: true,
+      healthy: false,
+      url,
+      reason: `model server not answering: ${(err as Error).message}`,
+      modelServer: { url, healthPath },
+    };
   }
 }

@@ -28,6 +28,11 @@ export interface NodeStatus {
   healthy: boolean;
   url?: string;
   reason?: string;
+  /**
+   * Set when the machine runs and only its model server does not answer healthy yet: where to probe it. Probing
+   * the node itself costs the provider's API nothing, so the readiness wait can do it often (see waitNodeReady).
+   */
+  modelServer?: { url: string; healthPath: string };
 }
 
 /** A source of GPU nodes. Every method is idempotent by node id. */
