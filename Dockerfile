@@ -19,7 +19,8 @@ COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --chown=root:root package.json tsconfig.json ./
 COPY --chown=root:root src ./src
 COPY --chown=root:root temporal ./temporal
-RUN mkdir -p /var/lib/zeropool && chown node:node /var/lib/zeropool
+# The spool folder exists in the image so that a fresh volume mounted there takes the node user's ownership.
+RUN mkdir -p /var/lib/zeropool/ledger-spool && chown -R node:node /var/lib/zeropool
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]

@@ -69,6 +69,8 @@ export async function startBenchStack(options: {
     db,
     providers,
     nodeSecrets: secrets,
+    healthPollMs: config.WORKER_HEALTH_POLL_MS,
+    readyProbeMs: config.WORKER_READY_PROBE_MS,
   });
   const workerDone = worker.run();
   const app = createApp(

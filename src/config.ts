@@ -63,6 +63,13 @@ export const configSchema = z.object({
   WORKER_READY_PROBE_MS: z.coerce.number().int().min(10).default(50),
   PREEMPT_PRIORITY_GAP: z.coerce.number().int().min(1).max(4).default(2),
   /** OpenAI routes take warm slots from leases the pools grant this process (0: every request through a workflow). */
+  /** Where the fast path's ledger rows wait on disk until written (default <ZEROPOOL_DATA_DIR>/ledger-spool). */
+  FRONT_DOOR_LEDGER_SPOOL_DIR: z
+    .string()
+    .optional()
+    .transform((v) => v || undefined),
+  /** The fast path's ledger rows go to PostgreSQL in one statement at most this long after the first of them. */
+  FRONT_DOOR_LEDGER_BATCH_MS: z.coerce.number().int().min(1).max(600_000).default(200),
   FRONT_DOOR_FAST_PATH: z
     .enum(['', '0', '1', 'false', 'true'])
     .default('1')

@@ -186,6 +186,8 @@ export function apiOptions(
     // The OpenAI routes call nodes from the API process: it derives the same secrets the workers do.
     nodeSecrets: nodeSecrets(loadNodeSecretKey(config.ZEROPOOL_NODE_SECRET_KEY, config.dataDir)),
     fastPath: config.FRONT_DOOR_FAST_PATH,
+    ledgerSpoolDir: config.FRONT_DOOR_LEDGER_SPOOL_DIR ?? path.join(config.dataDir, 'ledger-spool'),
+    ledgerBatchMs: config.FRONT_DOOR_LEDGER_BATCH_MS,
     tracing: config.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined,
   };
 }

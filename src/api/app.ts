@@ -23,6 +23,7 @@ import { openAiRoutes } from './routes/openai';
 import { FrontDoor } from './front-door';
 import { LeaseBook } from './lease-book';
 import { LedgerBatch } from './ledger-batch';
+import { LedgerSpool } from './ledger-spool';
 import type { NodeSecrets } from '../activities/node-secrets';
 import { callbackSecretRoutes } from './routes/callbacks';
 import { jobRoutes } from './routes/jobs';
@@ -53,6 +54,10 @@ export interface AppOptions {
   nodeSecrets?: NodeSecrets;
   /** The OpenAI routes' warm fast path: slot leases and batched ledger rows (default on). */
   fastPath?: boolean;
+  /** Where the fast path's ledger rows wait on disk until PostgreSQL has them (absent: in memory only). */
+  ledgerSpoolDir?: string;
+  /** How long the fast path's rows gather before they are written (default 200 ms). */
+  ledgerBatchMs?: number;
   /** A server span per request (tracing on: see src/tracing.ts). */
   tracing?: boolean;
 }
@@ -130,7 +135,15 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   const frontDoor = new FrontDoor(
     ctx,
     options.nodeSecrets,
-    options.fastPath === false ? undefined : { leases: new LeaseBook(ctx.client, logger), ledger: new LedgerBatch(ctx.db, logger) },
+    options.fastPath === false
+      ? undefined
+      : {
+          leases: new LeaseBook(ctx.client, logger),
+          ledger: new LedgerBatch(ctx.db, logger, {
+            ...(options.ledgerSpoolDir ? { spool: new LedgerSpool(options.ledgerSpoolDir, logger) } : {}),
+            ...(options.ledgerBatchMs ? { maxDelayMs: options.ledgerBatchMs } : {}),
+          }),
+        },
   );
   // Called at shutdown: leases go back to their pools and the last ledger rows are written.
   app.locals.close = () => frontDoor.close();

@@ -1,22 +1,29 @@
 /**
  * Batched ledger writes for the front door's fast path: rows gather for a moment and go in one statement.
  * Rows are keyed by request id, so a batch retried after a failed write never doubles a row. No request's
- * scope can cancel a write: the batch belongs to the process, and `close` flushes what is left.
+ * scope can cancel a write: the batch belongs to the process, and `close` flushes what is left. With a spool
+ * (src/api/ledger-spool.ts) each row is on local disk before it joins the batch, so a killed process loses
+ * none: the next one writes what it left.
  */
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { appendLedgerEvents, type LedgerEvent } from '../db/ledger';
+import type { LedgerSpool } from './ledger-spool';
 
 export interface LedgerBatchOptions {
   /** A batch goes when it has this many rows… */
   maxRows: number;
   /** …or this long after its first row. */
   maxDelayMs: number;
-  /** Rows kept while PostgreSQL is unreachable; beyond it the oldest are dropped, loudly. */
+  /** Rows kept in memory while PostgreSQL is unreachable; beyond it the oldest wait in the spool only, loudly. */
   maxPending: number;
+  /** Where rows wait on disk until written (absent: in memory only). */
+  spool?: LedgerSpool;
+  /** How often dead owners' spooled rows are looked for (besides at start). */
+  orphanScanMs: number;
 }
 
-const DEFAULTS: LedgerBatchOptions = { maxRows: 500, maxDelayMs: 200, maxPending: 200_000 };
+const DEFAULTS: LedgerBatchOptions = { maxRows: 500, maxDelayMs: 200, maxPending: 200_000, orphanScanMs: 30_000 };
 const RETRY_MS = 1000;
 
 export class LedgerBatch {
@@ -24,8 +31,15 @@ export class LedgerBatch {
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private readonly options: LedgerBatchOptions;
+  /** Sealed spool segments whose rows are all pending: removed once a flush has written everything. */
+  private spooled: string[] = [];
+  /** Rows dropped from memory (PostgreSQL away too long): they are only in the spool now, which must stay. */
+  private dropped = 0;
+  private readonly orphanTimer: NodeJS.Timeout | undefined;
   /** Rows written so far (for tests and metrics). */
   written = 0;
+  /** Rows a dead API process left in the spool and this one took over. */
+  recovered = 0;
 
   constructor(
     private readonly db: Pick<Pool, 'query'>,
@@ -33,17 +47,53 @@ export class LedgerBatch {
     options: Partial<LedgerBatchOptions> = {},
   ) {
     this.options = { ...DEFAULTS, ...options };
+    if (this.options.spool) {
+      this.takeOrphans();
+      this.orphanTimer = setInterval(() => this.takeOrphans(), this.options.orphanScanMs);
+      this.orphanTimer.unref();
+    }
   }
 
   add(event: LedgerEvent): void {
-    this.pending.push(event);
+    this.options.spool?.append(event);
+    this.keep([event]);
+  }
+
+  private keep(events: LedgerEvent[]): void {
+    this.pending.push(...events);
     const over = this.pending.length - this.options.maxPending;
     if (over > 0) {
       this.pending.splice(0, over);
-      this.log.error({ dropped: over }, 'ledger rows dropped: PostgreSQL has been unreachable for too long');
+      this.dropped += over;
+      this.log.error(
+        { dropped: over, spooled: this.options.spool !== undefined },
+        this.options.spool
+          ? 'ledger rows held on disk only: PostgreSQL has been unreachable for too long (the next API start writes them)'
+          : 'ledger rows dropped: PostgreSQL has been unreachable for too long',
+      );
     }
     if (this.pending.length >= this.options.maxRows) void this.flush();
     else this.schedule(this.options.maxDelayMs);
+  }
+
+  /** Takes over the rows of API processes that died with rows in the spool. */
+  private takeOrphans(): void {
+    const spool = this.options.spool;
+    if (!spool) return;
+    try {
+      for (const orphan of spool.claimOrphans()) {
+        this.log.warn(
+          { file: orphan.file, rows: orphan.rows.length, torn: orphan.torn },
+          'ledger rows left by a stopped API process: writing them',
+        );
+        this.recovered += orphan.rows.length;
+        // Its rows are pending now, like the rows of a segment this process sealed.
+        this.spooled.push(orphan.file);
+        this.keep(orphan.rows);
+      }
+    } catch (err) {
+      this.log.error({ err: String(err), dir: spool.dir }, 'the ledger spool could not be read');
+    }
   }
 
   /** Writes everything pending now (one batch after another); resolves when done or when a write failed. */
@@ -51,6 +101,8 @@ export class LedgerBatch {
     if (this.writing) return this.writing;
     clearTimeout(this.timer);
     this.timer = undefined;
+    // Every row appended so far is pending (or written): once they are written, the sealed segments can go.
+    if (this.options.spool && this.pending.length > 0) this.spooled.push(this.options.spool.seal());
     this.writing = (async () => {
       while (this.pending.length > 0) {
         const batch = this.pending.slice(0, this.options.maxRows);
@@ -64,6 +116,10 @@ export class LedgerBatch {
           return;
         }
       }
+      if (this.dropped === 0) {
+        this.options.spool?.release(this.spooled);
+        this.spooled = [];
+      }
     })().finally(() => {
       this.writing = undefined;
     });
@@ -72,9 +128,12 @@ export class LedgerBatch {
 
   /** Flushes what is left (at shutdown). */
   async close(): Promise<void> {
+    clearInterval(this.orphanTimer);
     await this.flush();
     clearTimeout(this.timer);
-    if (this.pending.length > 0) this.log.error({ rows: this.pending.length }, 'ledger rows not written at shutdown');
+    const unwritten = this.pending.length > 0 || this.dropped > 0;
+    if (unwritten) this.log.error({ rows: this.pending.length + this.dropped }, 'ledger rows not written at shutdown');
+    this.options.spool?.close(unwritten);
   }
 
   private schedule(ms: number): void {

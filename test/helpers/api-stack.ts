@@ -22,6 +22,7 @@ import { GpuProbe } from '../../src/local-gpus/probe';
 import { temporalPoolControl } from '../../src/local-gpus';
 import { logger } from '../../src/logger';
 import { waitUntil } from './wait';
+import { freePort } from '../../src/stack/postgres';
 import { startTestDatabase, type TestDatabase } from './postgres';
 import { devServerEnv } from './temporal';
 import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from '../../src/activities/node-secrets';
@@ -138,6 +139,7 @@ export class ApiStack {
         checkReady: readinessCheck(this.database.db, this.env.connection),
         nodeSecrets: this.nodeSecrets,
         tracing: this.options.tracing !== undefined,
+        ledgerSpoolDir: path.join(this.dataDir, 'ledger-spool'),
       },
     );
     await new Promise<void>((resolve) => {
@@ -176,28 +178,58 @@ export class ApiStack {
     return { ...ntfy, topicOf: (ws) => workspaceTopic(ntfy.topic, ws, this.nodeSecrets.topicSuffix(ws)) };
   }
 
-  /** Starts `src/worker-main.ts` as a child process and waits for it to poll. */
-  async startWorkerProcess(): Promise<ChildProcess> {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', 'worker-main.ts')], {
+  /** Runs one of zeropool's entry points (`src/<main>`) as a child process on this stack's Temporal, PostgreSQL and data folder. */
+  private spawnMain(main: string, env: Record<string, string>): ChildProcess {
+    return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', main)], {
       env: {
         ...process.env,
         TEMPORAL_ADDRESS: this.env.address,
         DATABASE_URL: this.database.url,
         TEMPORAL_TASK_QUEUE: this.taskQueue,
         ZEROPOOL_DATA_DIR: this.dataDir,
-        MOCK_COLD_START_SECONDS: String(this.options.coldStartSeconds ?? 0.5),
-        MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond ?? 200),
-        WORKER_HEALTH_POLL_MS: '100',
-        CALLBACK_ALLOWED_HOSTS: TEST_CALLBACK_ALLOW_LIST.join(','),
-        ZEROPOOL_PUBLIC_URL: this.baseUrl,
         LOG_LEVEL: 'warn',
         ...(this.options.payloadKeys ? { TEMPORAL_PAYLOAD_KEYS: this.options.payloadKeys } : {}),
-        ...this.options.workerEnv,
+        ...env,
       },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
+  }
+
+  /** Starts `src/worker-main.ts` as a child process and waits for it to poll. */
+  async startWorkerProcess(): Promise<ChildProcess> {
+    const child = this.spawnMain('worker-main.ts', {
+      MOCK_COLD_START_SECONDS: String(this.options.coldStartSeconds ?? 0.5),
+      MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond ?? 200),
+      WORKER_HEALTH_POLL_MS: '100',
+      CALLBACK_ALLOWED_HOSTS: TEST_CALLBACK_ALLOW_LIST.join(','),
+      ZEROPOOL_PUBLIC_URL: this.baseUrl,
+      ...this.options.workerEnv,
+    });
     this.workerChild = child;
     return child;
+  }
+
+  /**
+   * Starts `src/api-main.ts` as a child process on this stack's Temporal, PostgreSQL and data folder (the same
+   * node secrets), waits until it answers, and returns its address; `env` adds to or overrides its settings.
+   */
+  async startApiProcess(env: Record<string, string> = {}): Promise<{ child: ChildProcess; baseUrl: string }> {
+    const port = await freePort();
+    const child = this.spawnMain('api-main.ts', { ZEROPOOL_API_KEY: TEST_ADMIN_KEY, PORT: String(port), HOST: '127.0.0.1', ...env });
+    const baseUrl = `http://127.0.0.1:${port}`;
+    await waitUntil(
+      'the API process to answer',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`the API process exited (${child.exitCode})`);
+        return fetch(`${baseUrl}/health`).then(
+          (r) => r.ok,
+          () => false,
+        );
+      },
+      60_000,
+      100,
+    );
+    return { child, baseUrl };
   }
 
   /** Kills the worker process at once (SIGKILL: no shutdown, activities in flight are lost). */

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { ledgerRowsForPool } from '../../src/db/ledger';
@@ -346,4 +348,62 @@ test('warm fast path: once the pool lends this API process its slots, requests r
   });
   assert.equal(done.status, 'completed', JSON.stringify(done));
   assert.equal((await ask()).data.choices[0]!.message.content, 'tok0 tok1 ', 'requests go on afterwards');
+});
+
+test('fast path ledger spool: rows of requests a killed API process answered are written by the next API process on its folder', async () => {
+  await createPool(keyA, pool('spooled', 'llama-spool', { minNodes: 1, slotsPerNode: 4 }));
+  const spoolDir = path.join(stack.dataDir, 'spool-kill-test');
+  // A batch a minute: when the process is killed its rows are surely still unwritten.
+  const settings = { FRONT_DOOR_LEDGER_SPOOL_DIR: spoolDir, FRONT_DOOR_LEDGER_BATCH_MS: '60000' };
+  const first = await stack.startApiProcess(settings);
+  const openai = new OpenAI({ apiKey: keyA, baseURL: `${first.baseUrl}/v1`, maxRetries: 0 });
+  const fastIds: string[] = [];
+  try {
+    await stack.until('five requests served on leased slots', async () => {
+      const { response } = await openai.chat.completions
+        .create({ model: 'llama-spool', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 })
+        .withResponse();
+      const id = response.headers.get('x-zeropool-request-id')!;
+      // No workflow carried it: it ran on a leased slot and its row waits in the batch.
+      const carried = await stack.env.client.workflow
+        .getHandle(`job:${id}`)
+        .describe()
+        .then(
+          () => true,
+          () => false,
+        );
+      if (!carried) fastIds.push(id);
+      return fastIds.length >= 5;
+    });
+  } finally {
+    first.child.kill('SIGKILL');
+    await new Promise((resolve) => (first.child.exitCode !== null ? resolve(undefined) : first.child.once('exit', resolve)));
+  }
+  const rowsOf = async () =>
+    (await ledgerRowsForPool(stack.database.db, 'spooled', 'team-a')).filter((r) => r.job_id !== null && fastIds.includes(r.job_id));
+  assert.deepEqual(await rowsOf(), [], 'the killed process had written none of them');
+
+  const second = await stack.startApiProcess({ ...settings, FRONT_DOOR_LEDGER_BATCH_MS: '100' });
+  try {
+    const rows = await stack.until('the next API process wrote the spooled rows', async () => {
+      const found = await rowsOf();
+      return found.length >= fastIds.length ? found : undefined;
+    });
+    assert.equal(rows.length, fastIds.length, 'one row per request, none twice');
+    for (const row of rows) {
+      assert.equal(row.event_type, 'job_completed');
+      assert.equal(row.details.fastPath, true);
+      assert.equal((row.details.usage as { completionTokens: number }).completionTokens, 2);
+    }
+    // Written, so the segments are gone: only the live process's own files remain.
+    await stack.until('the claimed segments removed', async () => {
+      const files = readdirSync(spoolDir);
+      const owners = new Set(files.map((f) => f.split('.')[0]));
+      return owners.size === 1 ? true : undefined;
+    });
+  } finally {
+    second.child.kill('SIGTERM');
+    await new Promise((resolve) => (second.child.exitCode !== null ? resolve(undefined) : second.child.once('exit', resolve)));
+  }
+  assert.deepEqual(readdirSync(spoolDir), [], 'a process stopped with everything written leaves nothing behind');
 });
