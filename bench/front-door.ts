@@ -1,48 +1,40 @@
 /**
  * OpenAI front door benchmark (`npm run bench:front-door`), side by side in one run:
- * 1. warm pool, closed loop of BENCH_CLIENTS clients for BENCH_SECONDS: the mock node called directly vs the
- *    same node through POST /v1/chat/completions (requests/s, latency p50/p99, and what the front door adds);
+ * 1. warm pool, the mock node called directly vs the same node through POST /v1/chat/completions, from a load
+ *    generator in its own process: BENCH_CLIENTS closed loops for BENCH_SECONDS (throughput), then BENCH_RATE
+ *    requests/s open loop (latency p50/p99 at that load, and what the front door adds);
  * 2. BENCH_STREAMS concurrent streaming requests at once (all must complete);
  * 3. a pool at zero: time from the request to its first token minus the mock's boot (BENCH_COLD_RUNS runs).
  * Prints JSON. Not a test: figures go to the README and the issue note.
  */
+import { execFile } from 'node:child_process';
 import os from 'node:os';
+import path from 'node:path';
 import { jobWorkflowId } from '../src/ids';
 import { jobStateQuery } from '../src/workflows/messages';
+import type { LoadResult, LoadSpec } from './load-generator';
 import { type BenchStack, percentile, startBenchStack, until } from './stack';
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 1000);
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
+/** The open loop's offered load (requests/s). */
+const RATE = Number(process.env.BENCH_RATE ?? 300);
 const BOOT_SECONDS = 1;
 /** Which parts to run (comma-separated: warm, streams, cold); all by default. */
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'warm,streams,cold').split(','));
 
-async function closedLoop(call: () => Promise<void>): Promise<{ requestsPerSecond: number; p50: number; p99: number; errors: number }> {
-  const latencies: number[] = [];
-  let errors = 0;
-  const end = Date.now() + SECONDS * 1000;
-  const started = Date.now();
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
-      while (Date.now() < end) {
-        const t = performance.now();
-        try {
-          await call();
-          latencies.push(performance.now() - t);
-        } catch {
-          errors += 1;
-        }
-      }
-    }),
-  );
-  return {
-    requestsPerSecond: Number((latencies.length / ((Date.now() - started) / 1000)).toFixed(1)),
-    p50: Number(percentile(latencies, 50).toFixed(2)),
-    p99: Number(percentile(latencies, 99).toFixed(2)),
-    errors,
-  };
+/** Runs the load generator in its own process (bench/load-generator.ts) and returns what it measured. */
+function load(spec: LoadSpec): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', path.join(__dirname, 'load-generator.ts'), JSON.stringify(spec)],
+      { maxBuffer: 1 << 20 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as LoadResult)),
+    );
+  });
 }
 
 async function main(): Promise<void> {
@@ -78,15 +70,6 @@ async function main(): Promise<void> {
     return pool.nodes?.length === 2 && pool.nodes.every((n: { state: string }) => n.state === 'ready') ? pool.nodes : undefined;
   });
   const node = nodes[0] as { id: string; url: string };
-  const direct = async () => {
-    const res = await fetch(`${node.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.nodeToken(node.id)}` },
-      body: JSON.stringify(chat(false)),
-    });
-    if (!res.ok) throw new Error(String(res.status));
-    await res.text();
-  };
   // Warm-up: JIT, connection pools, workflow cache.
   await Promise.all(Array.from({ length: 20 }, () => viaFrontDoor(chat(false))));
   const report: Record<string, unknown> = {
@@ -94,18 +77,34 @@ async function main(): Promise<void> {
   };
 
   if (PARTS.has('warm')) {
-    const directRun = await closedLoop(direct);
-    const frontDoorRun = await closedLoop(async () => {
-      await viaFrontDoor(chat(false));
-    });
+    const body = JSON.stringify(chat(false));
+    const directSpec = {
+      url: `${node.url}/v1/chat/completions`,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.nodeToken(node.id)}` },
+      body,
+    };
+    const frontDoorSpec = {
+      url: `${stack.base}/v1/chat/completions`,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.workspaceKey}` },
+      body,
+    };
+    const closed = { mode: 'closed' as const, clients: CLIENTS, seconds: SECONDS };
+    const open = { mode: 'open' as const, rate: RATE, seconds: SECONDS };
+    const direct = { closed: await load({ ...directSpec, ...closed }), open: await load({ ...directSpec, ...open }) };
+    const frontDoor = { closed: await load({ ...frontDoorSpec, ...closed }), open: await load({ ...frontDoorSpec, ...open }) };
     report.warm = {
-      clients: CLIENTS,
       seconds: SECONDS,
-      direct: directRun,
-      frontDoor: frontDoorRun,
-      addedLatencyMs: {
-        p50: Number((frontDoorRun.p50 - directRun.p50).toFixed(2)),
-        p99: Number((frontDoorRun.p99 - directRun.p99).toFixed(2)),
+      // Throughput: CLIENTS closed loops (latency there is CLIENTS / throughput, whatever the path costs).
+      closedLoop: { clients: CLIENTS, direct: direct.closed, frontDoor: frontDoor.closed },
+      // Latency at a load: RATE requests/s whatever the answers, each timed from when it was due.
+      openLoop: {
+        requestsPerSecond: RATE,
+        direct: direct.open,
+        frontDoor: frontDoor.open,
+        addedLatencyMs: {
+          p50: Number((frontDoor.open.p50 - direct.open.p50).toFixed(2)),
+          p99: Number((frontDoor.open.p99 - direct.open.p99).toFixed(2)),
+        },
       },
     };
   }

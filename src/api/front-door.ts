@@ -21,6 +21,7 @@ import type { ApiContext } from './context';
 import { ApiError } from './errors';
 import type { LeaseBook } from './lease-book';
 import type { LedgerBatch } from './ledger-batch';
+import { type NodeAnswer, postToNode, readText } from './node-call';
 
 /** A streaming client hears from us at least this often while it waits for its first token. */
 export const KEEP_ALIVE_MS = 5000;
@@ -264,14 +265,14 @@ export class FrontDoor {
     const startedAt = Date.now();
     const lease = setInterval(() => void renew(), REQUEST_RENEW_MS);
     const base = { nodeId: grant.nodeId, attempt: grant.attempt, startedAt, stream };
-    let answer: globalThis.Response;
+    let answer: NodeAnswer;
     try {
-      answer = await fetch(`${grant.nodeUrl}${route.nodePath}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...nodeAuthHeaders(this.secrets, grant.nodeId) },
-        body: JSON.stringify(body),
-        signal: clientGone,
-      });
+      answer = await postToNode(
+        `${grant.nodeUrl}${route.nodePath}`,
+        nodeAuthHeaders(this.secrets, grant.nodeId),
+        JSON.stringify(body),
+        clientGone,
+      );
     } catch (err) {
       clearInterval(lease);
       if (clientGone.aborted)
@@ -281,30 +282,37 @@ export class FrontDoor {
     try {
       if (answer.status >= 500 || answer.status === 401 || answer.status === 403) {
         // The node, not the request, is at fault (a node refusing its own secret is a broken node).
-        await answer.body?.cancel().catch(() => undefined);
+        answer.body.destroy();
         return { kind: 'node_failed', error: `node answered ${answer.status}` };
       }
-      if (!answer.ok || !stream || !answer.body) {
-        const text = await answer.text();
+      const ok = answer.status >= 200 && answer.status < 300;
+      if (!ok || !stream) {
+        let text: string;
+        try {
+          text = await readText(answer);
+        } catch (err) {
+          if (clientGone.aborted)
+            return { kind: 'done', outcome: { ...base, status: 'cancelled', finishedAt: Date.now(), error: 'the client went away' } };
+          // Nothing reached the client yet: another node may answer.
+          return { kind: 'node_failed', error: `the node failed while answering: ${(err as Error).message}` };
+        }
         if (grant.coldStartMs && !res.headersSent) res.setHeader('X-Zeropool-Cold-Start-Ms', String(grant.coldStartMs));
         if (res.headersSent) {
           // A streaming client whose headers went out while it waited: the node's refusal as an error event.
           res.end(`data: ${JSON.stringify({ error: { message: text.slice(0, 500), type: 'invalid_request_error', code: null } })}\n\n`);
         } else {
-          res
-            .status(answer.status)
-            .type(answer.headers.get('content-type') ?? 'application/json')
-            .send(text);
+          res.writeHead(answer.status, { 'content-type': answer.contentType ?? 'application/json' });
+          res.end(text);
         }
-        const usage = answer.ok ? usageOf(safeParse(text)) : undefined;
+        const usage = ok ? usageOf(safeParse(text)) : undefined;
         return {
           kind: 'done',
           outcome: {
             ...base,
-            status: answer.ok ? 'completed' : 'failed',
+            status: ok ? 'completed' : 'failed',
             finishedAt: Date.now(),
             ...(usage ? { usage } : {}),
-            ...(answer.ok ? {} : { error: `node answered ${answer.status}: ${text.slice(0, 200)}` }),
+            ...(ok ? {} : { error: `node answered ${answer.status}: ${text.slice(0, 200)}` }),
           },
         };
       }
@@ -315,7 +323,7 @@ export class FrontDoor {
       let buffered = '';
       const decoder = new TextDecoder();
       try {
-        for await (const piece of answer.body as unknown as AsyncIterable<Uint8Array>) {
+        for await (const piece of answer.body as AsyncIterable<Buffer>) {
           res.write(piece);
           buffered += decoder.decode(piece, { stream: true });
           const lines = buffered.split('\n');
