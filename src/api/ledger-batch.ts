@@ -117,8 +117,9 @@ export class LedgerBatch {
         }
       }
       if (this.dropped === 0) {
-        this.options.spool?.release(this.spooled);
+        const written = this.spooled;
         this.spooled = [];
+        await this.options.spool?.release(written);
       }
     })().finally(() => {
       this.writing = undefined;

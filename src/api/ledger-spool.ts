@@ -80,9 +80,9 @@ export class LedgerSpool {
     return sealed;
   }
 
-  /** Forgets segments whose rows PostgreSQL now has. */
-  release(files: string[]): void {
-    for (const file of files) fs.rmSync(file, { force: true });
+  /** Forgets segments whose rows PostgreSQL now has (in the background: no request waits for it). */
+  async release(files: string[]): Promise<void> {
+    await Promise.all(files.map((file) => fs.promises.rm(file, { force: true })));
   }
 
   /**
