@@ -25,6 +25,19 @@ const BOOT_SECONDS = 1;
 /** Which parts to run (comma-separated: warm, streams, cold); all by default. */
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'warm,streams,cold').split(','));
 
+/**
+ * How many of the warm pool's requests took each path so far (less `since`): the fast path (a leased slot) or
+ * the workflow way (a lease that lapsed or ran out of slots), read from their ledger rows once they are written.
+ */
+async function pathsTaken(stack: BenchStack, since = { fast: 0, workflow: 0 }): Promise<{ fast: number; workflow: number }> {
+  await new Promise((r) => setTimeout(r, 3000));
+  const { rows } = await stack.db.query<{ fast: string; workflow: string }>(
+    `SELECT count(*) FILTER (WHERE details->>'fastPath' = 'true') AS fast, count(*) FILTER (WHERE details->>'fastPath' IS NULL) AS workflow
+       FROM ledger WHERE workspace_id = 'bench' AND pool_id = 'warm' AND details->>'kind' = 'request'`,
+  );
+  return { fast: Number(rows[0]!.fast) - since.fast, workflow: Number(rows[0]!.workflow) - since.workflow };
+}
+
 /** Runs the load generator in its own process (bench/load-generator.ts) and returns what it measured. */
 function load(spec: LoadSpec): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
@@ -91,7 +104,9 @@ async function main(): Promise<void> {
     const closed = { mode: 'closed' as const, clients: CLIENTS, seconds: SECONDS };
     const open = { mode: 'open' as const, rate: RATE, seconds: SECONDS };
     const direct = { closed: await load({ ...directSpec, ...closed }), open: await load({ ...directSpec, ...open }) };
-    const frontDoor = { closed: await load({ ...frontDoorSpec, ...closed }), open: await load({ ...frontDoorSpec, ...open }) };
+    const frontDoorClosed = await load({ ...frontDoorSpec, ...closed });
+    const before = await pathsTaken(stack);
+    const frontDoor = { closed: frontDoorClosed, open: { ...(await load({ ...frontDoorSpec, ...open })), paths: await pathsTaken(stack, before) } };
     report.warm = {
       seconds: SECONDS,
       // Throughput: CLIENTS closed loops (latency there is CLIENTS / throughput, whatever the path costs).
