@@ -106,7 +106,10 @@ async function main(): Promise<void> {
     const direct = { closed: await load({ ...directSpec, ...closed }), open: await load({ ...directSpec, ...open }) };
     const frontDoorClosed = await load({ ...frontDoorSpec, ...closed });
     const before = await pathsTaken(stack);
-    const frontDoor = { closed: frontDoorClosed, open: { ...(await load({ ...frontDoorSpec, ...open })), paths: await pathsTaken(stack, before) } };
+    const frontDoor = {
+      closed: frontDoorClosed,
+      open: { ...(await load({ ...frontDoorSpec, ...open })), paths: await pathsTaken(stack, before) },
+    };
     report.warm = {
       seconds: SECONDS,
       // Throughput: CLIENTS closed loops (latency there is CLIENTS / throughput, whatever the path costs).

@@ -55,7 +55,12 @@ export class LedgerBatch {
   }
 
   add(event: LedgerEvent): void {
-    this.options.spool?.append(event);
+    try {
+      this.options.spool?.append(event);
+    } catch (err) {
+      // A full or broken disk must not lose the row from memory too: it still goes in the next batch.
+      this.log.error({ err: String(err), eventKey: event.eventKey }, 'ledger row not spooled to disk');
+    }
     this.keep([event]);
   }
 
@@ -102,7 +107,14 @@ export class LedgerBatch {
     clearTimeout(this.timer);
     this.timer = undefined;
     // Every row appended so far is pending (or written): once they are written, the sealed segments can go.
-    if (this.options.spool && this.pending.length > 0) this.spooled.push(this.options.spool.seal());
+    if (this.options.spool && this.pending.length > 0) {
+      try {
+        this.spooled.push(this.options.spool.seal());
+      } catch (err) {
+        // The segment stays open and keeps its rows (a later seal takes it): only the file is not rotated.
+        this.log.error({ err: String(err) }, 'ledger spool segment not sealed');
+      }
+    }
     this.writing = (async () => {
       while (this.pending.length > 0) {
         const batch = this.pending.slice(0, this.options.maxRows);

@@ -72,11 +72,12 @@ export class LedgerSpool {
    */
   seal(): string {
     const sealed = this.segmentFile(this.segment);
+    const next = fs.openSync(this.segmentFile(this.segment + 1), 'a', 0o600); // may throw: nothing changed yet
     // To the disk itself in the background (no request waits for it), so its rows survive the machine too.
     const fd = this.fd;
     fs.fdatasync(fd, () => fs.close(fd, () => undefined));
     this.segment += 1;
-    this.fd = this.openSegment();
+    this.fd = next;
     return sealed;
   }
 
