@@ -22,7 +22,8 @@ export async function startTestDatabase(): Promise<TestDatabase> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'zeropool-pg-'));
   // As root, PostgreSQL runs as its own user, which must be able to enter the folder.
   chmodSync(dir, 0o755);
-  const embedded = await startEmbeddedPostgres(dir, await freePort());
+  // A data folder that does not exist yet, as on a fresh clone's first `npm start`.
+  const embedded = await startEmbeddedPostgres(path.join(dir, 'data'), await freePort());
   const db = await openDatabase(embedded.url, embedded.ownerUrl);
   const ownerDb = new pg.Pool({ connectionString: embedded.ownerUrl, max: 2 });
   return {
