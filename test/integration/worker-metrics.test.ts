@@ -26,9 +26,13 @@ test('worker /metrics: zeropool counters and the Temporal SDK metrics after a jo
   await stack.until('job completed', async () => (await stack.request('GET', job.body.status_url)).body.status === 'completed');
 
   const scrapeWorker = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const worker = await stack.until('the worker counted the job', async () => {
+  // The job's outcome is counted by an activity, the workflow's completion by the SDK after the workflow's last
+  // task, a moment later: wait for both (a scrape in between has the first only).
+  const worker = await stack.until('the worker counted the job and the SDK its workflow', async () => {
     const text = await scrapeWorker().catch(() => '');
-    return /zeropool_jobs_total\{[^}]*status="completed"[^}]*\} 1/.test(text) ? text : undefined;
+    return /zeropool_jobs_total\{[^}]*status="completed"[^}]*\} 1/.test(text) && /^temporal_workflow_completed_total\b/m.test(text)
+      ? text
+      : undefined;
   });
   const workerSeries = parseExposition(worker);
   for (const sdk of [
