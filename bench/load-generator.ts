@@ -6,6 +6,7 @@
  *   from when the request was due, so a stalled server is not hidden by requests that were never sent.
  */
 import http from 'node:http';
+import { percentile } from './percentile';
 
 export interface LoadSpec {
   url: string;
@@ -45,11 +46,6 @@ function post(spec: LoadSpec): Promise<void> {
     request.on('error', reject);
     request.end(spec.body);
   });
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
@@ -92,7 +88,6 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     await Promise.all(inFlight);
   }
   const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
   return {
     requests: latencies.length,
     requestsPerSecond: Number((latencies.length / seconds).toFixed(1)),

@@ -123,10 +123,7 @@ export async function startBenchStack(options: {
   };
 }
 
-export function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
-}
+export { percentile } from './percentile';
 
 /** Polls until `check` gives a value. */
 export async function until<T>(check: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {

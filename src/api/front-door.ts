@@ -331,7 +331,8 @@ export class FrontDoor {
           for (const line of lines) {
             if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
             chunks += 1;
-            usage = usageOf(safeParse(line.slice(6))) ?? usage;
+            // Only a chunk that carries usage is parsed (the last, where the server sends it), not every token's.
+            if (line.includes('"usage"')) usage = usageOf(safeParse(line.slice(6))) ?? usage;
           }
         }
       } catch (err) {

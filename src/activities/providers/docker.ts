@@ -45,13 +45,13 @@ export const LABEL = {
   priority: 'zeropool.priority',
 } as const;
 
-/** Name of the container of a node. */
 /** An image name as the engine lists it in RepoTags: with its tag (latest by default), without docker.io's prefix. */
 export function shortImageName(name: string): string {
   const bare = name.replace(/^docker\.io\/(library\/)?/, '');
   return bare.slice(bare.lastIndexOf('/') + 1).includes(':') ? bare : `${bare}:latest`;
 }
 
+/** Name of the container of a node. */
 export function containerName(nodeId: string): string {
   return `zeropool-${nodeId}`;
 }
