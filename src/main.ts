@@ -15,6 +15,7 @@ import { clientTracingInterceptors, startTracing } from './tracing';
 import { apiContext, apiOptions, connectTemporal, embeddedAdminKey, openDatabase, readinessCheck, resumePools } from './runtime';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './stack/postgres';
 import { ensureTemporalBinary } from './stack/temporal-binaries';
+import { secureDataFolder } from './stack/data-folder';
 import { startDevServer, type DevServer } from './stack/temporal-dev';
 import { Client } from '@temporalio/client';
 import { createLocalGpus } from './local-gpus';
@@ -22,6 +23,8 @@ import { createProviders, createWorker, workerSettings } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // Prompts, keys and passwords live there: private from the start, and a folder from before is fixed now.
+  secureDataFolder(config.dataDir);
   const stops: Array<() => Promise<unknown>> = [];
   let stopping = false;
   const shutdown = async (signal: string) => {

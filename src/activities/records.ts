@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import { ApplicationFailure } from '@temporalio/activity';
 import { appendLedgerEvent, type LedgerEvent, LedgerKeyConflictError } from '../db/ledger';
 import { saveJobOutcome } from '../db/store';
+import { isDataException, OUTCOME_NOT_STORABLE } from '../domain/job-policy';
 import type { JobView } from '../domain/types';
 import { observeLedgerEvent } from '../metrics';
 
@@ -39,6 +40,12 @@ export function createRecordActivities(db: Pool, afterLedgerWrite?: (event: Ledg
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
         if (err instanceof LedgerKeyConflictError) await saveJobOutcome(db, input.view);
+        // Retrying the same bytes cannot succeed: fail once, and the job workflow ends the job failed instead.
+        if (isDataException(err))
+          throw ApplicationFailure.nonRetryable(
+            `${(err as Error).message} (SQLSTATE ${(err as { code: string }).code})`,
+            OUTCOME_NOT_STORABLE,
+          );
         refuseConflicts(err);
       } finally {
         client.release();

@@ -16,7 +16,8 @@ import type { ApiContext } from './context';
 import { docsRoutes } from './docs';
 import { uiRoutes } from './ui';
 import { API_PATHS } from './openapi';
-import { ApiError, errorHandler, rejectNulCharacters } from './errors';
+import { ApiError, errorHandler } from './errors';
+import { jsonBody, rejectUnstorableText } from './body';
 import { JobService } from './job-service';
 import { compatRoutes } from './routes/compat';
 import { openAiRoutes } from './routes/openai';
@@ -92,8 +93,8 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   // Nodes report progress with the job's own token, not an API key.
   app.use(jobProgressRoute(ctx, options.bodyLimit));
   app.use(authenticate({ adminKey: options.apiKey, insecure: options.insecure ?? false, db: ctx.db }));
-  app.use(express.json({ limit: options.bodyLimit }));
-  app.use(rejectNulCharacters);
+  app.use(jsonBody(options.bodyLimit));
+  app.use(rejectUnstorableText);
   app.get('/metrics', requireAdmin, async (_req, res) => {
     res.setHeader('content-type', registry.contentType);
     res.send(await metricsText());

@@ -1,5 +1,5 @@
 /** One error body everywhere: { error: { code, message, details } }. */
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler } from 'express';
 import { ZodError } from 'zod';
 import { logger } from '../logger';
 
@@ -30,6 +30,9 @@ export function validationError(error: ZodError): ApiError {
 /** Express error handler producing the one error body. */
 export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
   if (err instanceof ZodError) err = validationError(err);
+  // A refusal raised inside the body parser (src/api/body.ts) carries its answer.
+  const carried = (err as { apiError?: unknown } | undefined)?.apiError;
+  if (carried instanceof ApiError) err = carried;
   if (err instanceof ApiError) {
     for (const [name, value] of Object.entries(err.headers ?? {})) res.setHeader(name, value);
     res.status(err.status).json({ error: { code: err.code, message: err.message, details: err.details ?? null } });
@@ -46,30 +49,4 @@ export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
   }
   (res.locals.log ?? logger).error({ err }, 'unhandled error');
   res.status(500).json({ error: { code: 'internal', message: 'internal error', details: null } });
-};
-
-/** Where a NUL character hides in a parsed body (a path like `messages.0.content`), or undefined. */
-export function nulCharacterAt(value: unknown, path: string[] = [], depth = 0): string | undefined {
-  if (typeof value === 'string') return value.includes('\u0000') ? path.join('.') || 'body' : undefined;
-  if (depth > 64 || value === null || typeof value !== 'object') return undefined;
-  for (const [key, item] of Object.entries(value)) {
-    if (key.includes('\u0000')) return [...path, key].join('.');
-    const found = nulCharacterAt(item, [...path, key], depth + 1);
-    if (found !== undefined) return found;
-  }
-  return undefined;
-}
-
-/**
- * 400 for a NUL character anywhere in the path, query or JSON body: PostgreSQL's text and jsonb cannot hold one,
- * so it would otherwise surface as a 500 deep in a write (schemathesis found it in a workspace name).
- */
-export const rejectNulCharacters: RequestHandler = (req, _res, next) => {
-  const where = /%00/.test(req.originalUrl) ? 'url' : (nulCharacterAt(req.query, ['query']) ?? nulCharacterAt(req.body));
-  if (where === undefined) return next();
-  next(
-    new ApiError(400, 'invalid_request', `${where}: text may not contain the NUL character (\\u0000)`, [
-      { path: where, message: 'contains \\u0000' },
-    ]),
-  );
 };

@@ -92,8 +92,16 @@ export class FrontDoor {
   async handle(req: Request, res: Response, route: OpenAiRoute, pool: TargetPool, body: Record<string, unknown>): Promise<void> {
     const log: Logger = res.locals.log;
     const stream = route.streams && body.stream === true;
-    const priority = headerNumber(req, 'x-zeropool-priority', 1, 5) ?? DEFAULT_PRIORITY;
+    const priority = headerNumber(req, 'x-zeropool-priority', 1, 5, { integer: true }) ?? DEFAULT_PRIORITY;
     const parkTimeoutSeconds = headerNumber(req, 'x-zeropool-timeout', 1, 3600) ?? pool.config.parkTimeoutSeconds ?? 300;
+    // Serialised once, before any node is asked: a body that cannot be is the request's own fault (400), never a
+    // failure counted against a node.
+    let payload: string;
+    try {
+      payload = JSON.stringify(body);
+    } catch (err) {
+      throw new ApiError(400, 'invalid_request', `the request body cannot be forwarded: ${(err as Error).message}`);
+    }
     const requestId = randomUUID();
     res.setHeader('X-Zeropool-Request-Id', requestId);
     const ended = new AbortController();
@@ -113,7 +121,7 @@ export class FrontDoor {
     const slot = this.fast?.leases.take(pool.key, pool.config);
     if (slot) {
       const grant: PlacementGrant = { attempt: 1, nodeId: slot.nodeId, nodeUrl: slot.nodeUrl, slot: -1, coldStartMs: 0 };
-      const attempt = await this.runOnNode(route, body, grant, stream, res, ended.signal, commit, noRenewal);
+      const attempt = await this.runOnNode(route, payload, grant, stream, res, ended.signal, commit, noRenewal);
       slot.done(attempt.kind === 'node_failed');
       if (attempt.kind === 'done') {
         finished = true;
@@ -232,7 +240,7 @@ export class FrontDoor {
           await report({ status: 'cancelled', finishedAt: Date.now(), error: 'the client went away' });
           return;
         }
-        const attempt = await this.runOnNode(route, body, grant, stream, res, ended.signal, commit, () =>
+        const attempt = await this.runOnNode(route, payload, grant, stream, res, ended.signal, commit, () =>
           handle.signal(requestAliveSignal).catch(() => undefined),
         );
         if (attempt.kind === 'node_failed') {
@@ -254,7 +262,7 @@ export class FrontDoor {
   /** Sends the request to the node and passes its answer through. */
   private async runOnNode(
     route: OpenAiRoute,
-    body: Record<string, unknown>,
+    payload: string,
     grant: PlacementGrant,
     stream: boolean,
     res: Response,
@@ -270,7 +278,7 @@ export class FrontDoor {
       answer = await postToNode(
         `${grant.nodeUrl}${route.nodePath}`,
         nodeAuthHeaders(this.secrets, grant.nodeId),
-        JSON.stringify(body),
+        payload,
         clientGone,
       );
     } catch (err) {
@@ -364,12 +372,12 @@ export class FrontDoor {
 
 const noRenewal = () => Promise.resolve();
 
-function headerNumber(req: Request, name: string, min: number, max: number): number | undefined {
+function headerNumber(req: Request, name: string, min: number, max: number, options: { integer?: boolean } = {}): number | undefined {
   const raw = req.header(name);
   if (raw === undefined) return undefined;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) {
-    throw new ApiError(400, 'invalid_request', `${name} must be a number from ${min} to ${max}`);
+  if (!Number.isFinite(value) || value < min || value > max || (options.integer && !Number.isInteger(value))) {
+    throw new ApiError(400, 'invalid_request', `${name} must be ${options.integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
   }
   return value;
 }

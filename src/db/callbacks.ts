@@ -1,4 +1,5 @@
 /** Callback secrets of workspaces and the delivery state of each job's callback. */
+import { storableText } from '../domain/text';
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 
@@ -35,5 +36,7 @@ export async function getCallbackState(db: Db, jobId: string): Promise<CallbackS
 
 /** Records the latest delivery state of a job's callback. */
 export async function setCallbackState(db: Db, jobId: string, state: CallbackState): Promise<void> {
-  await db.query('UPDATE jobs SET callback = $2 WHERE id = $1', [jobId, JSON.stringify(state)]);
+  // A URL accepted before the API refused unstorable text must not make this write fail for ever.
+  const storable = { ...state, url: storableText(state.url), ...(state.lastError ? { lastError: storableText(state.lastError) } : {}) };
+  await db.query('UPDATE jobs SET callback = $2 WHERE id = $1', [jobId, JSON.stringify(storable)]);
 }

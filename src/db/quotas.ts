@@ -1,6 +1,6 @@
 /**
- * Quota checks that hold under concurrency: the workspace's row is locked while its pools are counted and the
- * new pool is written, so two creates racing for the last place cannot both get it.
+ * Quota checks that hold under concurrency: the workspace's row is locked while its pools are counted and a new
+ * or resized pool is written, so two creates or resizes racing for the last place cannot both get it.
  */
 import type { Pool } from 'pg';
 import { poolQuotaRefusal, type QuotaUsage, type WorkspaceQuotas } from '../domain/quotas';
@@ -90,22 +90,72 @@ export async function insertPoolWithinQuota(
   }
 }
 
+/** A pool's stored config and, for a service's pool, the service's definition, as read under the lock. */
+export interface StoredPoolAndService {
+  config: PoolConfig;
+  service?: ServiceDefinition;
+}
+
 /**
- * Why changing an existing pool from `current` to `next` (its maxNodes, and the VRAM per node of the service it
- * runs, 0 for none) is refused; undefined when it fits. Only growth is checked (a workspace the admin put over
- * its quota may still shrink); checked, not locked.
+ * Changes an existing pool (and the service it runs, if any) under the workspace's row lock, as creates are:
+ * the pool is read afresh under the lock, `plan` builds the change from what is stored (so two racing PATCHes
+ * never both count from the same old size), growth in nodes and VRAM is counted against the quota with every
+ * other pool as stored, `apply` (the pool workflow's update) runs while the lock is held, and the rows are
+ * written in the same transaction. A refusal, or a `plan` or `apply` that throws, writes nothing. Only growth is
+ * refused (a workspace the admin put over its quota may still shrink).
  */
-export async function poolResizeRefusal(
+export async function resizeWithinQuota<T>(
   db: Pool,
   workspaceId: string,
-  current: { maxNodes: number; vramGbPerNode?: number },
-  next: { maxNodes: number; vramGbPerNode?: number },
-): Promise<string | undefined> {
-  const addedNodes = next.maxNodes - current.maxNodes;
-  const addedVramGb = (next.vramGbPerNode ?? 0) * next.maxNodes - (current.vramGbPerNode ?? 0) * current.maxNodes;
-  if (addedNodes <= 0 && addedVramGb <= 0) return undefined;
-  const state = await quotasAndUsage(db, workspaceId, false);
-  return poolQuotaRefusal(state, state, { newPool: false, addedNodes, addedVramGb });
+  poolId: string,
+  plan: (current: StoredPoolAndService) => StoredPoolAndService,
+  apply: (next: StoredPoolAndService) => Promise<T>,
+): Promise<{ applied: T } | { refused: string } | 'missing'> {
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    const state = await quotasAndUsage(client, workspaceId, true);
+    const stored = await client.query<{ config: PoolConfig; definition: ServiceDefinition | null }>(
+      `SELECT p.config, s.definition FROM pools p LEFT JOIN services s ON s.workspace_id = p.workspace_id AND s.name = p.id
+        WHERE p.workspace_id = $1 AND p.id = $2`,
+      [workspaceId, poolId],
+    );
+    const row = stored.rows[0];
+    if (!row) {
+      await client.query('ROLLBACK');
+      return 'missing';
+    }
+    const current: StoredPoolAndService = { config: row.config, ...(row.definition ? { service: row.definition } : {}) };
+    const next = plan(current);
+    const vramOf = (p: StoredPoolAndService) => (p.service?.vramGb ?? 0) * p.config.maxNodes;
+    const addedNodes = next.config.maxNodes - current.config.maxNodes;
+    const addedVramGb = vramOf(next) - vramOf(current);
+    const refusal =
+      addedNodes > 0 || addedVramGb > 0 ? poolQuotaRefusal(state, state, { newPool: false, addedNodes, addedVramGb }) : undefined;
+    if (refusal) {
+      await client.query('ROLLBACK');
+      return { refused: refusal };
+    }
+    await client.query('UPDATE pools SET config = $3, updated_at = now() WHERE workspace_id = $1 AND id = $2', [
+      workspaceId,
+      poolId,
+      JSON.stringify(next.config),
+    ]);
+    if (next.service)
+      await client.query('UPDATE services SET definition = $3, updated_at = now() WHERE workspace_id = $1 AND name = $2', [
+        workspaceId,
+        poolId,
+        JSON.stringify(next.service),
+      ]);
+    const applied = await apply(next);
+    await client.query('COMMIT');
+    return { applied };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
 }
 
 /** The workspace's parked-request quota (null: none). */

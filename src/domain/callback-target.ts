@@ -59,7 +59,8 @@ function ipv6Groups(address: string): number[] | undefined {
 }
 
 /**
- * The IPv4 address an IPv6 address carries, in whatever notation: IPv4-mapped (`::ffff:0:0/96`),
+ * The IPv4 address an IPv6 address carries, in whatever notation: IPv4-mapped (`::ffff:0:0/96`), IPv4-translated
+ * (`::ffff:0:0:0/96`),
  * IPv4-compatible (`::/96`), NAT64 (`64:ff9b::/96`, dotted or hex, e.g. `64:ff9b::7f00:1`) and 6to4 (`2002::/16`).
  */
 function embeddedIpv4(address: string): string | undefined {
@@ -68,6 +69,8 @@ function embeddedIpv4(address: string): string | undefined {
   const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
   const zeros = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
   if (zeros(0, 5) && (g[5] === 0xffff || (g[5] === 0 && (g[6]! !== 0 || g[7]! > 1)))) return v4(g[6]!, g[7]!);
+  // IPv4-translated (`::ffff:0:a.b.c.d`, RFC 2765's SIIT form).
+  if (zeros(0, 4) && g[4] === 0xffff && g[5] === 0) return v4(g[6]!, g[7]!);
   if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return v4(g[6]!, g[7]!);
   if (g[0] === 0x2002) return v4(g[1]!, g[2]!);
   return undefined;

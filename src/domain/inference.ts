@@ -73,9 +73,17 @@ export function toChatRequest(model: string, payload: Record<string, unknown>, r
   return request;
 }
 
+/** The most tokens one request may ask for: the same bound on the OpenAI routes and on jobs. */
+export const MAX_TOKENS_LIMIT = 1_000_000;
+
 /** Why a payload cannot become a chat request, or undefined when it can. */
 export function payloadProblem(payload: Record<string, unknown>): string | undefined {
-  const { prompt, messages } = payload;
+  const { prompt, messages, max_tokens } = payload;
+  if (
+    max_tokens !== undefined &&
+    (!Number.isInteger(max_tokens) || (max_tokens as number) < 1 || (max_tokens as number) > MAX_TOKENS_LIMIT)
+  )
+    return `payload.max_tokens must be an integer from 1 to ${MAX_TOKENS_LIMIT}`;
   if (messages !== undefined) {
     if (!Array.isArray(messages) || messages.length === 0) return 'payload.messages must be a non-empty array';
     if (messages.some((m) => typeof m !== 'object' || m === null || typeof (m as { role?: unknown }).role !== 'string')) {

@@ -25,3 +25,15 @@ export function laterSnapshot(a: ProgressSnapshot | undefined, b: ProgressSnapsh
   if (a.completionTokens !== b.completionTokens) return a.completionTokens > b.completionTokens ? a : b;
   return a.at >= b.at ? a : b;
 }
+
+/**
+ * The failure type of an outcome write that cannot succeed however often it is retried: what it holds is not
+ * storable (PostgreSQL's data exceptions, class 22: a lone surrogate or NUL in JSON text, a value out of range).
+ */
+export const OUTCOME_NOT_STORABLE = 'OutcomeNotStorable';
+
+/** True for a PostgreSQL error caused by the data written (SQLSTATE class 22), not by the database's state. */
+export function isDataException(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code.startsWith('22');
+}

@@ -18,6 +18,18 @@ export const SERVICE_CONTAINER_USER = '65534:65534';
 export const DOCKER_PROVIDER = 'docker';
 
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/**
+ * Environment names a definition may not set: the GPU runtimes read these to decide which GPUs a container
+ * sees (a tenant's `NVIDIA_VISIBLE_DEVICES=all` would reach every GPU outside VRAM admission and quota), and
+ * ZEROPOOL_* are what zeropool tells the container about itself (node id, secret). Case does not matter.
+ */
+export const RESERVED_ENV_NAMES =
+  /^(NVIDIA_.*|CUDA_VISIBLE_DEVICES|CUDA_DEVICE_ORDER|HIP_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES|GPU_DEVICE_ORDINAL|ZEROPOOL_.*)$/i;
+
+/** A definition's environment without the reserved names (a row stored before they were refused keeps none of them). */
+export function tenantEnv(env: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(env ?? {}).filter(([name]) => !RESERVED_ENV_NAMES.test(name)));
+}
 /** A Docker container name (what `docker run --name` accepts). */
 /**
  * A Docker image reference as the engine parses it: an optional registry host (with port), path components of
@@ -41,7 +53,20 @@ export const serviceDefinitionFields = z
       .regex(IMAGE_REFERENCE, 'a Docker image reference: [registry/]name[:tag][@sha256:digest], name in lowercase'),
     /** Command and arguments; `{port}` is replaced by the port the container must listen on. */
     command: z.array(z.string().max(4096)).max(256).optional(),
-    env: z.record(z.string().regex(envName, 'environment variable names are letters, digits and _'), z.string().max(16_384)).optional(),
+    env: z
+      .record(
+        z
+          .string()
+          .regex(envName, 'environment variable names are letters, digits and _')
+          .refine(
+            (name) => !RESERVED_ENV_NAMES.test(name),
+            (name) => ({
+              message: `${name} is reserved: GPU runtime variables (NVIDIA_*, CUDA_VISIBLE_DEVICES, …) and ZEROPOOL_* are set by zeropool`,
+            }),
+          ),
+        z.string().max(16_384),
+      )
+      .optional(),
     /** The port the server listens on inside the container (bridge network); on the host network a free port is chosen and given as PORT / {port}. */
     port: z.number().int().min(1).max(65_535).default(8000),
     healthPath: z.string().regex(/^\//, 'must start with /').max(500).default('/health'),

@@ -4,6 +4,7 @@ import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import { DockerProvider, type PoolControl } from '../activities/providers/docker';
+import { loadNodeSecretKey, nodeSecrets } from '../activities/node-secrets';
 import type { LocalGpus } from './report';
 import type { Config } from '../config';
 import { GpuProbe } from './probe';
@@ -60,6 +61,7 @@ export async function createLocalGpus(config: Config, db: Pool, client: Client):
     reserveMiB,
     network: config.DOCKER_NETWORK,
     isolatedNetwork: config.DOCKER_ISOLATED_NETWORK,
+    secrets: nodeSecrets(loadNodeSecretKey(config.ZEROPOOL_NODE_SECRET_KEY, config.dataDir)),
     gpuDeviceRequests: config.DOCKER_GPU_DEVICE_REQUESTS,
     pools: temporalPoolControl(client),
   });

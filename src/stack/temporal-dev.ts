@@ -1,7 +1,7 @@
 /** Runs the Temporal CLI dev server as a child process (SQLite file in the data folder, Web UI). */
 import { Connection } from '@temporalio/client';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { secureDataFolder, withPrivateUmask } from './data-folder';
 import path from 'node:path';
 import devServerConfig from '../../temporal/dev-server.json';
 
@@ -73,14 +73,13 @@ class EarlyExit extends Error {}
 
 async function startDevServerOnce(options: DevServerOptions): Promise<DevServer> {
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
-  mkdirSync(options.dataDir, { recursive: true });
-  const child = spawn(
+  // Temporal's database holds every tenant's prompts: the folder and the files the server makes (the WAL too) are private.
+  if (!options.inMemory) secureDataFolder(options.dataDir);
+  const run = withPrivateUmask(
     options.cliPath,
     devServerArgs({ ...options, dbFile: options.inMemory ? undefined : path.join(options.dataDir, 'temporal.db') }),
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
   );
+  const child = spawn(run.command, run.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   // Both streams: the CLI says why it could not start on stdout as often as on stderr.
   let stderr = '';
   const keep = (c: Buffer) => {

@@ -25,6 +25,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { OUTCOME_NOT_STORABLE } from '../domain/job-policy';
 import { BOOKKEEPING_ACTIVITY, NOTIFICATION_ACTIVITY } from './activity-options';
 import type { InferenceResult } from '../domain/inference';
 import type { JobLedgerEventType } from '../domain/ledger-events';
@@ -50,6 +51,11 @@ import {
 } from './messages';
 
 type TerminalJobStatus = 'completed' | 'failed' | 'expired' | 'cancelled';
+
+/** The outcome write failed for good because of what it holds (see recordJobOutcome). */
+function outcomeNotStorable(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === OUTCOME_NOT_STORABLE;
+}
 /** The ledger row each way a job ends writes. */
 const JOB_OUTCOME_EVENT: Record<TerminalJobStatus, JobLedgerEventType> = {
   completed: 'job_completed',
@@ -165,24 +171,45 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     if (failures > 0) view.failures = failures;
     if (preemptions > 0) view.preemptions = preemptions;
     setStatus(status);
-    const eventType = JOB_OUTCOME_EVENT[status];
-    try {
-      await bookkeeping.recordJobOutcome({
+    const recordOutcome = (ended: TerminalJobStatus, reason: string | undefined) =>
+      bookkeeping.recordJobOutcome({
         view,
         event: {
-          eventKey: `${input.jobId}:${status}`,
-          eventType,
-          occurredAt: view.finishedAt,
+          eventKey: `${input.jobId}:${ended}`,
+          eventType: JOB_OUTCOME_EVENT[ended],
+          occurredAt: view.finishedAt!,
           poolId: input.poolId,
           jobId: input.jobId,
           nodeId: view.nodeId,
-          details: { attempt: view.attempt, usage: view.usage, queueMs: view.queueMs, runMs: view.runMs, error, runs: view.runs ?? [] },
+          details: {
+            attempt: view.attempt,
+            usage: view.usage,
+            queueMs: view.queueMs,
+            runMs: view.runMs,
+            error: reason,
+            runs: view.runs ?? [],
+          },
         },
       });
+    try {
+      await recordOutcome(status, error);
     } catch (err) {
-      // Only a ledger key already holding another event ends here (other failures retry): the job's record was
-      // made terminal all the same, and the job still ends as decided. Loud, never a failed workflow.
-      log.error('job outcome row refused', { jobId: input.jobId, error: String(err) });
+      if (outcomeNotStorable(err) && patched('unstorable-outcome-fails-job')) {
+        // The outcome holds what PostgreSQL cannot store (a node answered text with a lone surrogate): no retry
+        // can help. The job ends failed, once, saying why, without the text; its in-flight place is given back.
+        const reason = `the job's ${status} outcome could not be stored (${(err as ActivityFailure).cause?.message}): its result was dropped`;
+        view.result = undefined;
+        view.progress = undefined;
+        view.error = reason;
+        setStatus('failed');
+        await recordOutcome('failed', reason).catch((again) =>
+          log.error('job outcome could not be stored', { jobId: input.jobId, error: String(again) }),
+        );
+      } else {
+        // A ledger key already holding another event: the job's record was made terminal all the same, and the
+        // job still ends as decided. Loud, never a failed workflow.
+        log.error('job outcome row refused', { jobId: input.jobId, error: String(err) });
+      }
     }
     if (input.callbackUrl || input.notify) {
       // The callback may be retried for hours: a child that outlives the job does it, so the job's

@@ -104,6 +104,7 @@ export class ApiStack {
         network: this.options.docker.network ?? 'host',
         isolatedNetwork: this.options.docker.isolatedNetwork,
         gpuDeviceRequests: false,
+        secrets: this.nodeSecrets,
         pools: temporalPoolControl(this.env.client),
       });
       this.local = { probe, docker, reserveMiB };

@@ -56,11 +56,15 @@ export function createCallbackActivities(deps: { db: Pool; allowList: AllowList;
       try {
         target = await checkCallbackTarget(input.url, deps.allowList);
       } catch (err) {
-        const message = (err as Error).message;
+        // What the name resolved to (or that it did not) stays in the worker's log: the job shows one of three
+        // words, so a callback URL cannot be used to map the worker's network or its DNS.
+        log.warn({ err: (err as Error).message }, 'callback target refused or not resolved');
         if (err instanceof CallbackTargetRefused) {
+          const message = 'callback refused: the target is not an allowed public address and port (see CALLBACK_ALLOWED_HOSTS)';
           await setCallbackState(deps.db, jobId, { ...state, state: 'refused', lastError: message });
           throw ApplicationFailure.nonRetryable(message, 'CallbackRefused');
         }
+        const message = 'callback receiver unreachable';
         await setCallbackState(deps.db, jobId, { ...state, state: 'retrying', lastError: message });
         throw ApplicationFailure.retryable(message, 'CallbackUnavailable');
       }

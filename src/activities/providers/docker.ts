@@ -10,6 +10,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { grantedPriorities } from '../../db/quotas';
 import { getServiceByPoolKey } from '../../db/services';
+import { type NodeSecrets, nodeAuthHeaders, withNodeToken } from '../node-secrets';
 import { DEFAULT_PRIORITY } from '../../domain/placement';
 import { type GpuMemory, planVramAdmission, type VramAllocation } from '../../domain/vram';
 import {
@@ -17,6 +18,7 @@ import {
   DEFAULT_SERVICE_MEMORY_GB,
   SERVICE_CONTAINER_USER,
   serviceVramMiB,
+  tenantEnv,
   serviceVramRequest,
   type ServiceDefinition,
   type ServiceRecord,
@@ -75,14 +77,19 @@ export interface DockerProviderOptions {
   /** VRAM kept free on each GPU for the driver and other tenants, MiB. */
   reserveMiB: number;
   /**
-   * `isolated` (default): containers live on their own internal bridge network (`isolatedNetwork`), reached by
+   * `isolated` (default): containers live on their workspace's own internal bridge network, reached by
    * their address on it; they cannot see the host's loopback (the embedded PostgreSQL, the Temporal dev server,
    * the API). `host`: containers share the host's network (a free port is chosen per container), an admin's
    * choice. `bridge`: Docker's default bridge, the port published on 127.0.0.1.
    */
   network: 'host' | 'bridge' | 'isolated';
-  /** The isolated mode's network, created (internal) when missing. */
+  /**
+   * The isolated mode's networks are named from this: one internal network per workspace,
+   * `<isolatedNetwork>-<workspace>`, made with the workspace's first container and removed with its last.
+   */
   isolatedNetwork?: string;
+  /** Each node's bearer secret: given to the container (`ZEROPOOL_NODE_TOKEN`, `{nodeToken}`) and sent on every call. */
+  secrets?: NodeSecrets;
   /** Ask Docker for the GPUs (NVIDIA container toolkit). Off where no toolkit is installed. */
   gpuDeviceRequests: boolean;
   pools?: PoolControl;
@@ -123,8 +130,13 @@ function freePort(): Promise<number> {
 /** Processes one service container may run (a fork bomb stops here, not at the host's limit). */
 export const CONTAINER_PIDS_LIMIT = 4096;
 
-/** The isolated mode's network unless configured otherwise. */
+/** The isolated mode's network prefix unless configured otherwise. */
 export const ISOLATED_NETWORK = 'zeropool-services';
+
+/** The internal network of one workspace's service containers. */
+export function workspaceNetworkName(prefix: string, workspaceId: string): string {
+  return `${prefix}-${workspaceId}`;
+}
 
 export class DockerProvider implements Provider {
   readonly name = 'docker';
@@ -310,21 +322,43 @@ export class DockerProvider implements Provider {
     return this.hostCpus;
   }
 
-  /** The isolated mode's network name. */
-  private get isolatedNetwork(): string {
-    return this.options.isolatedNetwork ?? ISOLATED_NETWORK;
-  }
-
-  /** Creates the isolated network when it is missing: an internal bridge (no route out where the engine enforces it). */
-  private async ensureIsolatedNetwork(): Promise<void> {
-    const name = this.isolatedNetwork;
+  /**
+   * The workspace's own internal network, created when missing. Workspaces never share one: a container has
+   * no route beyond its network's subnet (internal: no gateway route), so one tenant's containers cannot open
+   * another's model servers.
+   */
+  private async ensureWorkspaceNetwork(workspaceId: string): Promise<string> {
+    const name = workspaceNetworkName(this.options.isolatedNetwork ?? ISOLATED_NETWORK, workspaceId);
     const existing = await this.options.docker.listNetworks({ filters: { name: [name] } });
-    if (existing.some((n) => n.Name === name)) return;
+    if (existing.some((n) => n.Name === name)) return name;
     try {
-      await this.options.docker.createNetwork({ Name: name, Driver: 'bridge', Internal: true, Labels: { [LABEL.managed]: 'true' } });
+      await this.options.docker.createNetwork({
+        Name: name,
+        Driver: 'bridge',
+        Internal: true,
+        Labels: { [LABEL.managed]: 'true', [LABEL.workspace]: workspaceId },
+      });
     } catch (err) {
       // Created by a racing worker meanwhile.
       if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+    }
+    return name;
+  }
+
+  /** Removes a network of ours that no container uses any more (one still in use, or gone already, is left). */
+  private async removeNetworkIfUnused(name: string): Promise<boolean> {
+    try {
+      const network = this.options.docker.getNetwork(name);
+      const info = (await network.inspect()) as { Labels?: Record<string, string>; Containers?: Record<string, unknown> };
+      if (info.Labels?.[LABEL.managed] !== 'true' || Object.keys(info.Containers ?? {}).length > 0) return false;
+      await network.remove();
+      this.options.logger.info({ network: name }, 'service network removed (no container left on it)');
+      return true;
+    } catch (err) {
+      // Gone already, or a container joined it meanwhile (the engine refuses: in use).
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === 404 || status === 403 || status === 409) return false;
+      throw err;
     }
   }
 
@@ -332,17 +366,21 @@ export class DockerProvider implements Provider {
     const definition = service.definition;
     const { workspaceId } = splitPoolKey(request.poolId);
     const mode = this.options.network;
-    if (mode === 'isolated') await this.ensureIsolatedNetwork();
+    const network = mode === 'isolated' ? await this.ensureWorkspaceNetwork(workspaceId) : mode;
     const host = mode === 'host';
     const published = mode === 'bridge';
     const port = host ? await freePort() : definition.port;
-    const fill = (text: string) => text.replaceAll('{port}', String(port));
+    const secrets = this.options.secrets;
+    const fill = (text: string) => withNodeToken(text.replaceAll('{port}', String(port)), secrets, request.nodeId);
     const visible = gpuIndexes.join(',');
     const env = {
-      ...Object.fromEntries(Object.entries(definition.env ?? {}).map(([k, v]) => [k, fill(v)])),
+      ...Object.fromEntries(Object.entries(tenantEnv(definition.env)).map(([k, v]) => [k, fill(v)])),
       PORT: String(port),
       ZEROPOOL_NODE_ID: request.nodeId,
       ZEROPOOL_MODEL: request.model,
+      // The node's bearer secret (vLLM: `--api-key {nodeToken}`): zeropool sends it on every call, so a
+      // container reached by anyone else refuses them where its server honours it.
+      ...(secrets ? { ZEROPOOL_NODE_TOKEN: secrets.of(request.nodeId) } : {}),
       // An unprivileged user has no home of its own: caches (model downloads) go to /tmp unless the definition says.
       ...(definition.runAsRoot ? {} : { HOME: definition.env?.HOME ?? '/tmp' }),
       // The NVIDIA runtime exposes these host GPUs (renumbered from 0 inside the container); ZEROPOOL_GPUS keeps the host indexes.
@@ -369,7 +407,7 @@ export class DockerProvider implements Provider {
       User: definition.runAsRoot ? undefined : SERVICE_CONTAINER_USER,
       ExposedPorts: published ? { [`${port}/tcp`]: {} } : undefined,
       HostConfig: {
-        NetworkMode: mode === 'isolated' ? this.isolatedNetwork : mode,
+        NetworkMode: network,
         PortBindings: published ? { [`${port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: '' }] } : undefined,
         RestartPolicy: { Name: 'no' },
         // Least privilege for what a tenant runs: no Linux capabilities (a model server needs none to serve on a
@@ -390,6 +428,11 @@ export class DockerProvider implements Provider {
     try {
       return (await this.options.docker.createContainer(spec)).id;
     } catch (err) {
+      // The workspace's network was removed by its last container's terminate between our look and the create.
+      if (isNotFound(err) && mode === 'isolated' && /network/i.test(String((err as Error).message))) {
+        await this.ensureWorkspaceNetwork(workspaceId);
+        return (await this.options.docker.createContainer(spec)).id;
+      }
       if (isNotFound(err)) throw new InvalidRequestError(`image ${definition.image} is not on this host: pull or build it first`);
       if ((err as { statusCode?: number }).statusCode === 409) {
         // Created by a racing retry of the same node: use it.
@@ -463,7 +506,10 @@ export class DockerProvider implements Provider {
     const url = this.urlFrom(info, service?.definition.port);
     const healthPath = service?.definition.healthPath ?? '/health';
     try {
-      const response = await fetch(`${url}${healthPath}`, { signal: AbortSignal.timeout(this.options.healthTimeoutMs ?? 2000) });
+      const response = await fetch(`${url}${healthPath}`, {
+        headers: nodeAuthHeaders(this.options.secrets, nodeId),
+        signal: AbortSignal.timeout(this.options.healthTimeoutMs ?? 2000),
+      });
       await response.body?.cancel();
       return response.ok
         ? { nodeId, exists: true, healthy: true, url }
@@ -484,10 +530,15 @@ export class DockerProvider implements Provider {
         if ((err as { statusCode?: number }).statusCode !== 304 && !isNotFound(err)) throw err;
       });
     }
-    if (!adopted)
+    if (!adopted) {
       await container.remove({ force: true }).catch((err) => {
         if (!isNotFound(err) && (err as { statusCode?: number }).statusCode !== 409) throw err;
       });
+      // The workspace's last container takes its network with it.
+      const network = info.HostConfig.NetworkMode;
+      if (this.options.network === 'isolated' && network && info.Config.Labels?.[LABEL.workspace])
+        await this.removeNetworkIfUnused(network);
+    }
     this.options.gpus.invalidate();
     this.options.logger.info(
       { poolId: poolKey, nodeId, container: name, adopted },
@@ -516,6 +567,10 @@ export class DockerProvider implements Provider {
       removed.push(c.name);
       this.options.logger.warn({ poolId: c.poolKey, nodeId: c.nodeId, container: c.name }, 'orphaned container removed (no such service)');
     }
+    // Networks of ours that no container uses (a workspace whose last container went while no worker ran, or the
+    // one network every workspace shared before networks were per workspace).
+    const networks = await this.options.docker.listNetworks({ filters: { label: [`${LABEL.managed}=true`] } });
+    for (const n of networks) if (await this.removeNetworkIfUnused(n.Name)) removed.push(`network ${n.Name}`);
     return removed;
   }
 }

@@ -7,6 +7,7 @@ import { type ErrorRequestHandler, type Request, type Response, Router } from 'e
 import { z, ZodError } from 'zod';
 import { listPools, type StoredPool } from '../../db/store';
 import { parkedRequestQuota } from '../../db/quotas';
+import { MAX_TOKENS_LIMIT } from '../../domain/inference';
 import { poolKey } from '../../ids';
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
@@ -21,7 +22,7 @@ const textOrTokens = z.union([
   z.string(),
   z.array(z.union([z.string(), z.number().int().min(0), z.array(z.number().int().min(0))])).min(1),
 ]);
-const maxTokens = z.number().int().min(1).max(1_000_000).optional();
+const maxTokens = z.number().int().min(1).max(MAX_TOKENS_LIMIT).optional();
 
 export const chatCompletionSchema = z
   .object({

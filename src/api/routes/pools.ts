@@ -1,13 +1,12 @@
 /** /v1/pools: create, list, read live state, change config, drain, resume, scale to zero. */
 import { Router } from 'express';
-import { insertPoolWithinQuota, poolResizeRefusal } from '../../db/quotas';
+import { insertPoolWithinQuota, resizeWithinQuota } from '../../db/quotas';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { z } from 'zod';
 import { timelineRowsForPool } from '../../db/ledger';
 import { timelineSvg } from '../../domain/charts';
 import { poolTimeline } from '../../domain/pool-timeline';
-import { getPool, listPools, setPoolDraining, updatePoolConfig } from '../../db/store';
-import { getService } from '../../db/services';
+import { getPool, listPools, setPoolDraining } from '../../db/store';
 import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
 import { DOCKER_PROVIDER } from '../../domain/service';
 import type { PoolConfig, PoolView } from '../../domain/types';
@@ -96,28 +95,32 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
   router.patch('/:id', async (req, res) => {
     const pool = await requirePool(res, req.params.id);
     const patch = poolConfigPatchSchema.parse(req.body);
-    const merged = poolConfigSchema.safeParse({ ...pool.config, ...patch });
-    if (!merged.success) throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => i.message).join('; '));
-    const config = merged.data;
-    const service = await getService(ctx.db, pool.workspaceId, pool.id);
-    checkProviders(config, ctx.providers, service !== undefined);
-    // A service's pool: its containers claim the service's VRAM each (PATCH here must not slip past that quota).
-    const vramGbPerNode = service?.definition.vramGb ?? 0;
-    const refusal = await poolResizeRefusal(
+    // Merged onto the config as stored under the workspace's lock (a racing PATCH's change is kept), counted
+    // against the quota there, and written only once the pool's workflow took it.
+    const outcome = await resizeWithinQuota(
       ctx.db,
       pool.workspaceId,
-      { maxNodes: pool.config.maxNodes, vramGbPerNode },
-      { maxNodes: config.maxNodes, vramGbPerNode },
+      pool.id,
+      (current) => {
+        const merged = poolConfigSchema.safeParse({ ...current.config, ...patch });
+        if (!merged.success) throw new ApiError(400, 'invalid_request', merged.error.issues.map((i) => i.message).join('; '));
+        checkProviders(merged.data, ctx.providers, current.service !== undefined);
+        return { ...current, config: merged.data };
+      },
+      async (next) => {
+        try {
+          return await ctx.client.workflow
+            .getHandle(poolWorkflowId(pool.key))
+            .executeUpdate(updatePoolConfigUpdate, { args: [next.config] });
+        } catch (err) {
+          if (err instanceof WorkflowUpdateFailedError) throw new ApiError(409, 'conflict', String(err.cause?.message ?? err.message));
+          throw err;
+        }
+      },
     );
-    if (refusal) throw new ApiError(403, 'quota_exceeded', refusal);
-    try {
-      const view = await ctx.client.workflow.getHandle(poolWorkflowId(pool.key)).executeUpdate(updatePoolConfigUpdate, { args: [config] });
-      await updatePoolConfig(ctx.db, pool.workspaceId, pool.id, config);
-      res.json(asNamed(pool, view));
-    } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) throw new ApiError(409, 'conflict', String(err.cause?.message ?? err.message));
-      throw err;
-    }
+    if (outcome === 'missing') throw new ApiError(404, 'not_found', `pool ${pool.id} does not exist`);
+    if ('refused' in outcome) throw new ApiError(403, 'quota_exceeded', outcome.refused);
+    res.json(asNamed(pool, outcome.applied));
   });
 
   const operatorAction = (path: string, update: typeof drainPoolUpdate, draining?: boolean) =>

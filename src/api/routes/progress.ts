@@ -1,10 +1,12 @@
 /** POST /v1/jobs/:id/progress: a node reports how far a job got, with the job's own token. */
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import { progressTokenMatches } from '../../db/store';
+import { MAX_TOKENS_LIMIT } from '../../domain/inference';
 import { jobWorkflowId } from '../../ids';
 import { jobProgressSignal } from '../../workflows/messages';
 import type { ApiContext } from '../context';
+import { jsonBody, rejectUnstorableText } from '../body';
 import { ApiError } from '../errors';
 
 /**
@@ -20,7 +22,7 @@ const COUNTED_JOBS = 100_000;
 /** What a node reports to POST /v1/jobs/:id/progress. */
 export const progressReportSchema = z
   .object({
-    completion_tokens: z.number().int().min(0),
+    completion_tokens: z.number().int().min(0).max(MAX_TOKENS_LIMIT),
     /** The completion so far: lets a preempted attempt resume from it. */
     text: z
       .string()
@@ -38,10 +40,10 @@ export const progressReportSchema = z
 export function jobProgressRoute(ctx: ApiContext, bodyLimit: string): Router {
   const router = Router();
   const reports = new Map<string, number>();
-  router.post('/v1/jobs/:id/progress', express.json({ limit: bodyLimit }), async (req, res) => {
+  router.post('/v1/jobs/:id/progress', jsonBody(bodyLimit), rejectUnstorableText, async (req, res) => {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(req.header('authorization') ?? '')?.[1] ?? req.header('x-zeropool-progress-token')?.trim();
     if (!token) throw new ApiError(401, 'unauthorized', 'missing progress token: send Authorization: Bearer <progress_token>');
-    const id = req.params.id;
+    const id = String(req.params.id);
     if (!/^[0-9a-f-]{36}$/.test(id) || !(await progressTokenMatches(ctx.db, id, token))) {
       throw new ApiError(401, 'unauthorized', 'invalid progress token for this job');
     }

@@ -3,14 +3,14 @@
  * docker provider with the same name: jobs are submitted to it like to any pool.
  */
 import { Router } from 'express';
-import { insertPoolWithinQuota, poolResizeRefusal } from '../../db/quotas';
+import { insertPoolWithinQuota, resizeWithinQuota } from '../../db/quotas';
 import { getWorkspace } from '../../db/workspaces';
 import { servicePriorityRefusal } from '../../domain/quotas';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import type { VramFactsSource } from '../../local-gpus/report';
-import { getPool, setPoolDraining, updatePoolConfig } from '../../db/store';
-import { deleteServiceAndPool, getService, listServices, setServiceEnabled, updateServiceDefinition } from '../../db/services';
+import { setPoolDraining } from '../../db/store';
+import { deleteServiceAndPool, getService, listServices, setServiceEnabled } from '../../db/services';
 import {
   DOCKER_PROVIDER,
   serviceDefinitionSchema,
@@ -162,24 +162,32 @@ export function serviceRoutes(ctx: ApiContext & { providers: string[]; docker?: 
       await checkImage(merged.data);
     const priorityRefusal = servicePriorityRefusal(await workspaceQuotas(service.workspaceId), merged.data.priority);
     if (priorityRefusal) throw new ApiError(403, 'quota_exceeded', priorityRefusal);
-    const config = servicePoolConfig(service.name, merged.data, { preemptPriorityGap: ctx.defaultPreemptPriorityGap });
-    const current = await getPool(ctx.db, service.workspaceId, service.name);
-    const resize =
-      current &&
-      (await poolResizeRefusal(
-        ctx.db,
-        service.workspaceId,
-        { maxNodes: current.config.maxNodes, vramGbPerNode: service.definition.vramGb },
-        { maxNodes: config.maxNodes, vramGbPerNode: merged.data.vramGb },
-      ));
-    if (resize) throw new ApiError(403, 'quota_exceeded', resize);
-    try {
-      await handle.executeUpdate(updatePoolConfigUpdate, { args: [config] });
-    } catch (err) {
-      throw new ApiError(409, 'conflict', String((err as { cause?: Error }).cause?.message ?? (err as Error).message));
-    }
-    await updateServiceDefinition(ctx.db, service.workspaceId, service.name, merged.data);
-    await updatePoolConfig(ctx.db, service.workspaceId, service.name, config);
+    // Merged onto the definition as stored under the workspace's lock (a racing PATCH's change is kept), counted
+    // against the node and VRAM quotas there, and written only once the pool's workflow took it.
+    const outcome = await resizeWithinQuota(
+      ctx.db,
+      service.workspaceId,
+      service.name,
+      (current) => {
+        const fresh = serviceDefinitionSchema.safeParse({ ...(current.service ?? service.definition), ...patch });
+        if (!fresh.success)
+          throw new ApiError(400, 'invalid_request', fresh.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+        checkAdoption(res, fresh.data);
+        return {
+          service: fresh.data,
+          config: servicePoolConfig(service.name, fresh.data, { preemptPriorityGap: ctx.defaultPreemptPriorityGap }),
+        };
+      },
+      async (next) => {
+        try {
+          await handle.executeUpdate(updatePoolConfigUpdate, { args: [next.config] });
+        } catch (err) {
+          throw new ApiError(409, 'conflict', String((err as { cause?: Error }).cause?.message ?? (err as Error).message));
+        }
+      },
+    );
+    if (outcome === 'missing') throw new ApiError(404, 'not_found', `service ${service.name} does not exist`);
+    if ('refused' in outcome) throw new ApiError(403, 'quota_exceeded', outcome.refused);
     // Running containers keep the definition they were made from until a restart.
     res.json(
       present((await getService(ctx.db, service.workspaceId, service.name))!, await liveView(poolKey(service.workspaceId, service.name))),
