@@ -1,0 +1,52 @@
+/**
+ * An outcome PostgreSQL cannot store (issue 30: a lone surrogate in a node's answer) fails its write once, as a
+ * non-retryable failure the job workflow turns into a failed job, instead of retrying for ever with the job's
+ * row stuck in `queued` and its in-flight place taken. Against a real PostgreSQL.
+ */
+import assert from 'node:assert/strict';
+import { ApplicationFailure } from '@temporalio/common';
+import { after, before, test } from 'node:test';
+import { createRecordActivities } from '../../src/activities/records';
+import { insertJob } from '../../src/db/store';
+import { OUTCOME_NOT_STORABLE } from '../../src/domain/job-policy';
+import type { JobView } from '../../src/domain/types';
+import { asPoolKey } from '../../src/ids';
+import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
+
+let database: TestDatabase;
+before(async () => {
+  database = await startTestDatabase();
+});
+after(async () => {
+  await database?.close();
+});
+
+test('an outcome holding a lone surrogate is refused once, non-retryable, and writes nothing; the same job’s storable outcome then closes it', async () => {
+  const db = database.db;
+  const id = '00000000-0000-4000-8000-0000000000a1';
+  const view: JobView = { id, pool: asPoolKey('outcomes'), status: 'queued', attempt: 1, submittedAt: Date.now() };
+  await insertJob(db, view);
+  const records = createRecordActivities(db);
+  const event = (status: string) => ({
+    eventKey: `${id}:${status}`,
+    eventType: status === 'completed' ? ('job_completed' as const) : ('job_failed' as const),
+    occurredAt: Date.now(),
+    poolId: view.pool,
+    jobId: id,
+  });
+  const poisoned = { ...view, status: 'completed' as const, finishedAt: Date.now(), result: { text: 'A\ud800B' } };
+  await assert.rejects(records.recordJobOutcome({ view: poisoned, event: event('completed') }), (err: unknown) => {
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.type, OUTCOME_NOT_STORABLE);
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, /SQLSTATE 22/);
+    return true;
+  });
+  const stored = await db.query('SELECT status FROM jobs WHERE id = $1', [id]);
+  assert.equal(stored.rows[0].status, 'queued', 'the failed write left nothing half-done');
+  assert.equal((await db.query('SELECT 1 FROM ledger WHERE job_id = $1', [id])).rowCount, 0);
+  // What the job workflow does next: the job failed, with the reason and without the text.
+  const failed = { ...view, status: 'failed' as const, finishedAt: Date.now(), error: 'the job’s completed outcome could not be stored' };
+  await records.recordJobOutcome({ view: failed, event: event('failed') });
+  assert.equal((await db.query('SELECT status FROM jobs WHERE id = $1', [id])).rows[0].status, 'failed');
+});
