@@ -275,12 +275,7 @@ export class FrontDoor {
     const base = { nodeId: grant.nodeId, attempt: grant.attempt, startedAt, stream };
     let answer: NodeAnswer;
     try {
-      answer = await postToNode(
-        `${grant.nodeUrl}${route.nodePath}`,
-        nodeAuthHeaders(this.secrets, grant.nodeId),
-        payload,
-        clientGone,
-      );
+      answer = await postToNode(`${grant.nodeUrl}${route.nodePath}`, nodeAuthHeaders(this.secrets, grant.nodeId), payload, clientGone);
     } catch (err) {
       clearInterval(lease);
       if (clientGone.aborted)

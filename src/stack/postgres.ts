@@ -47,6 +47,19 @@ function keptPassword(file: string, fallback?: string): { password: string; fres
   return { password, fresh: true };
 }
 
+/**
+ * A folder initialised before SCRAM was asked for authenticates with `password` (the password in clear on the
+ * connection): its pg_hba.conf is moved to `scram-sha-256`. The roles' passwords are stored as SCRAM verifiers
+ * already (PostgreSQL's default `password_encryption` since 14), so every login keeps working.
+ */
+export function useScramAuthentication(databaseDir: string): void {
+  const file = path.join(databaseDir, 'pg_hba.conf');
+  if (!existsSync(file)) return;
+  const before = readFileSync(file, 'utf8');
+  const after = before.replace(/^(\s*(?:local|host)\b.*?\s)(?:password|md5)(\s*)$/gm, '$1scram-sha-256$2');
+  if (after !== before) writeFileSync(file, after);
+}
+
 /** Starts PostgreSQL with its data in `dataDir` (kept between runs), creating the database and roles on first run. */
 export async function startEmbeddedPostgres(dataDir: string, port: number): Promise<EmbeddedDatabase> {
   // A fresh clone has no data folder yet: the password files go in it before anything else does.
@@ -62,12 +75,15 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
     user: OWNER,
     password: owner.password,
     persistent: true,
+    // Passwords are proven by SCRAM, never sent in clear (initdb writes it into pg_hba.conf).
+    authMethod: 'scram-sha-256',
     // As root, initdb refuses to run unless it runs as a dedicated user.
     createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
     onLog: () => undefined,
     onError: () => undefined,
   });
   if (fresh) await server.initialise();
+  else useScramAuthentication(databaseDir);
   await server.start();
   if (fresh) await server.createDatabase('zeropool');
   const url = (user: string, password: string) => `postgres://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}/zeropool`;

@@ -5,7 +5,7 @@
  * passwords is moved off the fixed one.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -93,6 +93,10 @@ test('embedded passwords: random, kept 0600; a data folder with the old fixed pa
       assert.ok(readFileSync(file, 'utf8').trim().length >= 24);
     }
     assert.notEqual(new URL(first.ownerUrl).password, 'zeropool');
+    // Logins are proven by SCRAM, never a password in clear; a folder from before (`password`) is moved to it.
+    const hba = path.join(dir, 'postgres', 'pg_hba.conf');
+    assert.match(readFileSync(hba, 'utf8'), /^host\s.*\sscram-sha-256\s*$/m);
+    assert.doesNotMatch(readFileSync(hba, 'utf8'), /^[^#].*\spassword\s*$/m);
     // Make it look like a folder from before: the fixed password and no password file.
     const owner = new pg.Client({ connectionString: first.ownerUrl });
     await owner.connect();
@@ -100,6 +104,7 @@ test('embedded passwords: random, kept 0600; a data folder with the old fixed pa
     await owner.end();
     unlinkSync(ownerFile);
     await first.stop();
+    writeFileSync(hba, readFileSync(hba, 'utf8').replaceAll('scram-sha-256', 'password'));
     const second = await startEmbeddedPostgres(dir, port);
     try {
       const rotated = readFileSync(ownerFile, 'utf8').trim();
@@ -109,6 +114,7 @@ test('embedded passwords: random, kept 0600; a data folder with the old fixed pa
       const fresh = new pg.Client({ connectionString: second.ownerUrl });
       await fresh.connect();
       await fresh.end();
+      assert.doesNotMatch(readFileSync(hba, 'utf8'), /^[^#].*\spassword\s*$/m, 'the old folder authenticates by SCRAM now');
     } finally {
       await second.stop();
     }
