@@ -225,6 +225,9 @@ export class FrontDoor {
           const cause = err instanceof WorkflowUpdateFailedError ? err.cause : err;
           const message = cause instanceof Error ? cause.message : String(cause);
           const timeout = cause instanceof ApplicationFailure && cause.type === 'ParkTimeout';
+          // Not the workflow's own answer (a gRPC failure of the update call itself, under load): say what it was.
+          if (!(err instanceof WorkflowUpdateFailedError))
+            log.warn({ requestId, err: String(err), cause: String((err as { cause?: unknown }).cause ?? '') }, 'asking for a slot failed');
           // Given up (nodes kept failing): the slot goes back now, not when the lease runs out.
           if (!timeout) await report({ status: 'failed', finishedAt: Date.now(), error: message });
           if (!res.headersSent) {
