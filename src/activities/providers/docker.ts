@@ -323,9 +323,9 @@ export class DockerProvider implements Provider {
   }
 
   /**
-   * The workspace's own internal network, created when missing. Workspaces never share one: a container has
-   * no route beyond its network's subnet (internal: no gateway route), so one tenant's containers cannot open
-   * another's model servers.
+   * The workspace's own internal network, created when missing. Workspaces never share one, and the engine
+   * keeps one bridge network from another (its iptables rules: an engine run without them routes between
+   * networks), so one tenant's containers cannot open another's model servers.
    */
   private async ensureWorkspaceNetwork(workspaceId: string): Promise<string> {
     const name = workspaceNetworkName(this.options.isolatedNetwork ?? ISOLATED_NETWORK, workspaceId);
