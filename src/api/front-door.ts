@@ -218,7 +218,7 @@ export class FrontDoor {
       for (;;) {
         let grant: PlacementGrant;
         try {
-          grant = await handle.executeUpdate(requestSlotUpdate, { args: [failedNodeId ? { failedNodeId } : {}] });
+          grant = await askForSlot(handle, failedNodeId ? { failedNodeId } : {}, ended.signal);
         } catch (err) {
           stopWaiting();
           if (ended.signal.aborted) return;
@@ -369,6 +369,35 @@ export class FrontDoor {
 }
 
 const noRenewal = () => Promise.resolve();
+
+/** Times the slot update is asked again after the server aborted it (see askForSlot). */
+const SLOT_UPDATE_TRIES = 5;
+
+/**
+ * True for an update the server aborted before the workflow accepted it: its update registry was cleared (the
+ * workflow task carrying it was lost, as happens under load). Nothing ran; Temporal documents it as retryable.
+ */
+function updateAborted(err: unknown): boolean {
+  if (err instanceof WorkflowUpdateFailedError) return false;
+  const text = `${String(err)} ${String((err as { cause?: unknown }).cause ?? '')}`;
+  return /update was aborted/i.test(text);
+}
+
+/** The request's slot, asked again (a few times, while the client is there) when the server aborted the ask. */
+async function askForSlot(
+  handle: WorkflowHandle<typeof requestWorkflow>,
+  args: { failedNodeId?: string },
+  clientGone: AbortSignal,
+): Promise<PlacementGrant> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await handle.executeUpdate(requestSlotUpdate, { args: [args] });
+    } catch (err) {
+      if (attempt >= SLOT_UPDATE_TRIES || clientGone.aborted || !updateAborted(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
+}
 
 function headerNumber(req: Request, name: string, min: number, max: number, options: { integer?: boolean } = {}): number | undefined {
   const raw = req.header(name);
