@@ -1,10 +1,15 @@
 /**
- * An outcome PostgreSQL cannot store (issue 30: a lone surrogate in a node's answer) fails its write once, as a
+ * What a job's end writes, attacked (issue 30). An outcome PostgreSQL cannot store (issue 30: a lone surrogate in a node's answer) fails its write once, as a
  * non-retryable failure the job workflow turns into a failed job, instead of retrying for ever with the job's
  * row stuck in `queued` and its in-flight place taken. Against a real PostgreSQL.
  */
 import assert from 'node:assert/strict';
 import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import pino from 'pino';
+import { createCallbackActivities } from '../../src/activities/callbacks/deliver';
+import { getCallbackState } from '../../src/db/callbacks';
+import { parseAllowList } from '../../src/domain/callback-target';
 import { after, before, test } from 'node:test';
 import { createRecordActivities } from '../../src/activities/records';
 import { insertJob } from '../../src/db/store';
@@ -49,4 +54,32 @@ test('an outcome holding a lone surrogate is refused once, non-retryable, and wr
   const failed = { ...view, status: 'failed' as const, finishedAt: Date.now(), error: 'the job’s completed outcome could not be stored' };
   await records.recordJobOutcome({ view: failed, event: event('failed') });
   assert.equal((await db.query('SELECT status FROM jobs WHERE id = $1', [id])).rows[0].status, 'failed');
+});
+
+test('a callback’s stored error says one of three words: a name that resolves to loopback is “refused”, never which address it resolved to; a URL with a lone surrogate is stored storable', async () => {
+  const db = database.db;
+  const id = '00000000-0000-4000-8000-0000000000a2';
+  const view: JobView = {
+    id,
+    pool: asPoolKey('callbacks'),
+    status: 'completed',
+    attempt: 1,
+    submittedAt: Date.now(),
+    finishedAt: Date.now(),
+  };
+  await insertJob(db, view);
+  const callbacks = createCallbackActivities({ db, allowList: parseAllowList([]), logger: pino({ level: 'silent' }) });
+  const env = new MockActivityEnvironment();
+  // localhost resolves (from /etc/hosts) to a loopback address: the target is refused.
+  await assert.rejects(env.run(callbacks.deliverCallback, { view, url: 'https://localhost/hook\ud800' }), (err: unknown) => {
+    assert.ok(err instanceof ApplicationFailure);
+    assert.equal(err.type, 'CallbackRefused');
+    assert.doesNotMatch(err.message, /127\.0\.0\.1|::1|resolves/);
+    return true;
+  });
+  const state = await getCallbackState(db, id);
+  assert.equal(state?.state, 'refused');
+  assert.match(state?.lastError ?? '', /^callback refused/);
+  assert.doesNotMatch(state?.lastError ?? '', /127\.0\.0\.1|::1|resolves|localhost/, 'no address, no name: not a probe');
+  assert.equal(state?.url, 'https://localhost/hook\ufffd', 'the URL was stored, made storable');
 });
