@@ -43,14 +43,6 @@ export async function listServices(db: Db, workspaceId?: string): Promise<Servic
   return result.rows.map(toService);
 }
 
-export async function updateServiceDefinition(db: Db, workspaceId: string, name: string, definition: ServiceDefinition): Promise<void> {
-  await db.query('UPDATE services SET definition = $3, updated_at = now() WHERE workspace_id = $1 AND name = $2', [
-    workspaceId,
-    name,
-    JSON.stringify(definition),
-  ]);
-}
-
 export async function setServiceEnabled(db: Db, workspaceId: string, name: string, enabled: boolean): Promise<void> {
   await db.query('UPDATE services SET enabled = $3, updated_at = now() WHERE workspace_id = $1 AND name = $2', [
     workspaceId,

@@ -8,10 +8,16 @@
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
 
+/** No lone surrogate: the engine's own check where it has one (every string of every request passes here). */
+function isWellFormed(text: string): boolean {
+  const native = (text as { isWellFormed?: () => boolean }).isWellFormed;
+  return native ? native.call(text) : !LONE_SURROGATE.test(text);
+}
+
 /** Why a piece of text cannot be stored, or undefined. */
 export function unstorableTextProblem(text: string): string | undefined {
   if (text.includes('\u0000')) return 'text may not contain the NUL character (\\u0000)';
-  if (LONE_SURROGATE.test(text)) return 'text may not contain a lone UTF-16 surrogate (such as \\ud800): it is not valid Unicode';
+  if (!isWellFormed(text)) return 'text may not contain a lone UTF-16 surrogate (such as \\ud800): it is not valid Unicode';
   return undefined;
 }
 
