@@ -81,7 +81,7 @@ export const configSchema = z.object({
     .optional(),
   NTFY_TOKEN: z.string().optional(),
   /** The aws provider (EC2): `auto` turns it on when AWS_REGION is set; credentials come from the SDK's standard chain. */
-  /** Derives each node's bearer secret (32+ characters; every worker must share it). Absent: generated into the data folder. */
+  /** Derives each node's bearer secret and the ledger's writer marks (32+ characters; every API and worker shares it). Absent: generated into the data folder. */
   ZEROPOOL_NODE_SECRET_KEY: z.string().min(32, 'at least 32 characters').optional(),
   AWS_EC2_ENABLED: z.enum(['auto', 'true', 'false']).default('auto'),
   AWS_REGION: z.string().optional(),

@@ -134,8 +134,8 @@ export async function createWorker(options: {
   callbackAllowList?: string[];
   callbackAllowedPorts?: number[];
   apiBaseUrl?: string;
-  /** Each node's bearer secret (the providers given must use the same). */
-  nodeSecrets?: NodeSecrets;
+  /** Each node's bearer secret (the providers given must use the same); its key marks the ledger rows. */
+  nodeSecrets: NodeSecrets;
   /** Trace workflows and activities (see src/tracing.ts). */
   tracing?: Tracing;
 }): Promise<Worker> {

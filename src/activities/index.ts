@@ -29,8 +29,8 @@ export interface ActivityDeps {
   callbackAllowedPorts?: number[];
   /** Where nodes reach the API (ZEROPOOL_PUBLIC_URL): handed to them with the job's progress token. */
   apiBaseUrl?: string;
-  /** Each node's bearer secret, sent with every inference call (absent: none is sent). */
-  nodeSecrets?: NodeSecrets;
+  /** Each node's bearer secret, sent with every inference call; its key also marks the ledger rows written. */
+  nodeSecrets: NodeSecrets;
 }
 
 /** Returns every activity implementation, keyed by name. */
@@ -42,10 +42,10 @@ export function createActivities(deps: ActivityDeps) {
       healthPollMs: deps.healthPollMs,
       readyProbeMs: deps.readyProbeMs,
       secrets: deps.nodeSecrets,
-      db: deps.db,
+      ledger: { db: deps.db, marks: deps.nodeSecrets },
     }),
     ...createInferenceActivities({ apiBaseUrl: deps.apiBaseUrl, secrets: deps.nodeSecrets }),
-    ...createRecordActivities(deps.db, deps.afterLedgerWrite),
+    ...createRecordActivities(deps.db, deps.nodeSecrets, deps.afterLedgerWrite),
     ...createNotifyActivities(deps.ntfy, deps.logger),
     ...createCallbackActivities({
       db: deps.db,

@@ -19,6 +19,8 @@ export interface NodeSecrets {
   progressToken(jobId: string): string;
   /** The unguessable part of a workspace's notification topic (src/domain/notify-topic.ts). */
   topicSuffix(workspaceId: string): string;
+  /** A ledger row's writer mark (src/db/ledger-marks.ts): HMAC under a key of the row's workspace. */
+  ledgerMark(workspaceId: string, content: string): string;
 }
 
 /** Node secrets derived from one key. */
@@ -29,6 +31,10 @@ export function nodeSecrets(key: Buffer): NodeSecrets {
     of: (nodeId) => `zpn_${derive(nodeId)}`,
     progressToken: (jobId) => `zpj_${derive(`progress:${jobId}`)}`,
     topicSuffix: (workspaceId) => derive(`ntfy:${workspaceId}`),
+    ledgerMark: (workspaceId, content) =>
+      createHmac('sha256', createHmac('sha256', key).update(`ledger:${workspaceId}`).digest())
+        .update(content)
+        .digest('base64url'),
   };
 }
 

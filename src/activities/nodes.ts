@@ -4,6 +4,7 @@ import type { Lane } from '../domain/types';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { healUnterminatedNodes } from '../db/ledger-heal';
+import type { LedgerMarks } from '../db/ledger-marks';
 import type { BootProgress } from '../domain/pool-protocol';
 import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type NodeStatus, type Provider } from './providers/provider';
 import type { PoolKey } from '../ids';
@@ -24,8 +25,8 @@ export interface NodeActivityDeps {
   readyProbeMs?: number;
   /** Each node's bearer secret, sent with the direct probe as with every call to the node. */
   secrets?: NodeSecrets;
-  /** The ledger, to heal missing node_terminated rows during reconciliation (absent: no healing). */
-  db?: Pool;
+  /** The ledger and its writer's marks, to heal missing node_terminated rows during reconciliation (absent: no healing). */
+  ledger?: { db: Pool; marks: LedgerMarks };
 }
 
 /** Input naming one node. */
@@ -165,8 +166,8 @@ export function createNodeActivities(deps: NodeActivityDeps) {
         }
         listed.push(name);
       }
-      if (deps.db) {
-        const healed = await healUnterminatedNodes(deps.db, {
+      if (deps.ledger) {
+        const healed = await healUnterminatedNodes(deps.ledger.db, deps.ledger.marks, {
           poolKey: input.poolId,
           knownNodeIds: input.knownNodeIds,
           heldNodeIds: held,

@@ -2,6 +2,7 @@
 import type { Pool } from 'pg';
 import { ApplicationFailure } from '@temporalio/activity';
 import { appendLedgerEvent, type LedgerEvent, LedgerKeyConflictError } from '../db/ledger';
+import type { LedgerMarks } from '../db/ledger-marks';
 import { saveJobOutcome } from '../db/store';
 import { isDataException, OUTCOME_NOT_STORABLE } from '../domain/job-policy';
 import type { JobView } from '../domain/types';
@@ -14,11 +15,11 @@ function refuseConflicts(err: unknown): never {
 }
 
 /** Builds the record-keeping activities over a PostgreSQL pool. */
-export function createRecordActivities(db: Pool, afterLedgerWrite?: (event: LedgerEvent) => void) {
+export function createRecordActivities(db: Pool, marks: LedgerMarks, afterLedgerWrite?: (event: LedgerEvent) => void) {
   return {
     /** Appends one ledger event (the same event again is a no-op; another event under its key is refused). */
     async recordLedgerEvent(event: LedgerEvent): Promise<void> {
-      const written = await appendLedgerEvent(db, event).catch(refuseConflicts);
+      const written = await appendLedgerEvent(db, event, marks).catch(refuseConflicts);
       afterLedgerWrite?.(event);
       if (written) observeLedgerEvent(event);
     },
@@ -33,7 +34,7 @@ export function createRecordActivities(db: Pool, afterLedgerWrite?: (event: Ledg
       try {
         await client.query('BEGIN');
         await saveJobOutcome(client, input.view);
-        const written = await appendLedgerEvent(client, input.event);
+        const written = await appendLedgerEvent(client, input.event, marks);
         await client.query('COMMIT');
         afterLedgerWrite?.(input.event);
         if (written) observeLedgerEvent(input.event);

@@ -51,8 +51,8 @@ export interface AppOptions {
   local?: LocalGpus;
   /** Readiness: resolves when Temporal and PostgreSQL answer. */
   checkReady?: () => Promise<Record<string, boolean>>;
-  /** Each node's bearer secret: the OpenAI routes call nodes themselves. */
-  nodeSecrets?: NodeSecrets;
+  /** Each node's bearer secret (the OpenAI routes call nodes themselves); its key also marks ledger rows. */
+  nodeSecrets: NodeSecrets;
   /** The OpenAI routes' warm fast path: slot leases and batched ledger rows (default on). */
   fastPath?: boolean;
   /** Where the fast path's ledger rows wait on disk until PostgreSQL has them (absent: in memory only). */
@@ -132,7 +132,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use('/v1/services', serviceRoutes({ ...ctx, providers: options.providers, docker: options.local?.docker }));
   app.use('/v1', gpuRoutes({ ...ctx, local }));
   app.use('/v1/callback-secret', callbackSecretRoutes(ctx));
-  app.use('/v1', ledgerRoutes(ctx));
+  app.use('/v1', ledgerRoutes(ctx, options.nodeSecrets));
   const frontDoor = new FrontDoor(
     ctx,
     options.nodeSecrets,
@@ -140,7 +140,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
       ? undefined
       : {
           leases: new LeaseBook(ctx.client, logger),
-          ledger: new LedgerBatch(ctx.db, logger, {
+          ledger: new LedgerBatch(ctx.db, options.nodeSecrets, logger, {
             ...(options.ledgerSpoolDir ? { spool: new LedgerSpool(options.ledgerSpoolDir, logger) } : {}),
             ...(options.ledgerBatchMs ? { maxDelayMs: options.ledgerBatchMs } : {}),
           }),

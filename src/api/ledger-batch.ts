@@ -8,6 +8,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { appendLedgerEvents, type LedgerEvent } from '../db/ledger';
+import type { LedgerMarks } from '../db/ledger-marks';
 import type { LedgerSpool } from './ledger-spool';
 
 export interface LedgerBatchOptions {
@@ -43,6 +44,8 @@ export class LedgerBatch {
 
   constructor(
     private readonly db: Pick<Pool, 'query'>,
+    /** Marks each row as zeropool's (src/db/ledger-marks.ts). */
+    private readonly marks: LedgerMarks,
     private readonly log: Logger,
     options: Partial<LedgerBatchOptions> = {},
   ) {
@@ -119,7 +122,7 @@ export class LedgerBatch {
       while (this.pending.length > 0) {
         const batch = this.pending.slice(0, this.options.maxRows);
         try {
-          await appendLedgerEvents(this.db, batch);
+          await appendLedgerEvents(this.db, batch, this.marks);
           this.written += batch.length;
           this.pending.splice(0, batch.length);
         } catch (err) {

@@ -5,6 +5,7 @@
  */
 import type { Pool } from 'pg';
 import { appendLedgerEvent, type LedgerEvent } from './ledger';
+import type { LedgerMarks } from './ledger-marks';
 import { splitPoolKey, type PoolKey } from '../ids';
 
 /** A node_terminated row written by reconciliation. */
@@ -36,6 +37,7 @@ interface OpenNodeRow {
  */
 export async function healUnterminatedNodes(
   db: Pick<Pool, 'query'>,
+  marks: LedgerMarks,
   input: { poolKey: PoolKey; knownNodeIds: string[]; heldNodeIds: string[]; listedProviders: string[]; now: number },
 ): Promise<HealedNode[]> {
   const { workspaceId, poolName } = splitPoolKey(input.poolKey);
@@ -86,7 +88,7 @@ export async function healUnterminatedNodes(
         billedSeconds: (Math.max(endedAt, row.start_at.getTime()) - row.start_at.getTime()) / 1000,
       },
     };
-    if (await appendLedgerEvent(db, event)) healed.push({ nodeId: row.node_id, endedAt: event.occurredAt, endSource });
+    if (await appendLedgerEvent(db, event, marks)) healed.push({ nodeId: row.node_id, endedAt: event.occurredAt, endSource });
   }
   return healed;
 }

@@ -1,9 +1,11 @@
 /** The append-only ledger of billable and lifecycle events. */
+import { timingSafeEqual } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Lane } from '../domain/types';
 import { DEFAULT_WORKSPACE, splitPoolKey, type PoolKey } from '../ids';
 
 import type { LedgerEventType } from '../domain/ledger-events';
+import { type LedgerMarks, markOf, type MarkedFields, storedPrice } from './ledger-marks';
 
 export type { LedgerEventType } from '../domain/ledger-events';
 
@@ -48,6 +50,26 @@ export function ledgerOwner(event: Pick<LedgerEvent, 'poolId' | 'workspaceId'>):
   return event.poolId ? splitPoolKey(event.poolId) : { workspaceId: event.workspaceId ?? DEFAULT_WORKSPACE, poolName: null };
 }
 
+/** A row's columns as stored (whole milliseconds, the price at six decimals) and the mark over them. */
+function storedRow(event: LedgerEvent, marks: LedgerMarks): MarkedFields & { writerMark: string } {
+  const owner = ledgerOwner(event);
+  const fields: MarkedFields = {
+    workspaceId: owner.workspaceId,
+    eventKey: event.eventKey,
+    eventType: event.eventType,
+    occurredAtMs: Math.round(event.occurredAt),
+    poolId: owner.poolName,
+    nodeId: event.nodeId ?? null,
+    jobId: event.jobId ?? null,
+    provider: event.lane?.provider ?? null,
+    market: event.lane?.market ?? null,
+    gpu: event.lane?.gpu ?? null,
+    pricePerHour: storedPrice(event.lane?.pricePerHour),
+    details: event.details ?? {},
+  };
+  return { ...fields, writerMark: markOf(marks, fields) };
+}
+
 /** An event key already on the ledger for a different event: never silently dropped (it would be unbilled work). */
 export class LedgerKeyConflictError extends Error {
   override readonly name = 'LedgerKeyConflict';
@@ -58,25 +80,26 @@ export class LedgerKeyConflictError extends Error {
  * row. A key already used by a different event (another type, owner, node, job or time) throws
  * LedgerKeyConflictError.
  */
-export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEvent): Promise<boolean> {
-  const owner = ledgerOwner(event);
+export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEvent, marks: LedgerMarks): Promise<boolean> {
+  const row = storedRow(event, marks);
   const result = await db.query(
-    `INSERT INTO ledger (event_key, event_type, occurred_at, workspace_id, pool_id, node_id, job_id, provider, market, gpu, price_per_hour, details)
-     VALUES ($1, $2, to_timestamp($3 / 1000.0), $12, $4, $5, $6, $7, $8, $9, $10, $11)
+    `INSERT INTO ledger (event_key, event_type, occurred_at, workspace_id, pool_id, node_id, job_id, provider, market, gpu, price_per_hour, details, writer_mark)
+     VALUES ($1, $2, to_timestamp($3 / 1000.0), $12, $4, $5, $6, $7, $8, $9, $10, $11, $13)
      ON CONFLICT (event_key) DO NOTHING`,
     [
-      event.eventKey,
-      event.eventType,
-      event.occurredAt,
-      owner.poolName,
-      event.nodeId ?? null,
-      event.jobId ?? null,
-      event.lane?.provider ?? null,
-      event.lane?.market ?? null,
-      event.lane?.gpu ?? null,
-      event.lane?.pricePerHour ?? null,
-      JSON.stringify(event.details ?? {}),
-      owner.workspaceId,
+      row.eventKey,
+      row.eventType,
+      row.occurredAtMs,
+      row.poolId,
+      row.nodeId,
+      row.jobId,
+      row.provider,
+      row.market,
+      row.gpu,
+      row.pricePerHour,
+      JSON.stringify(row.details),
+      row.workspaceId,
+      row.writerMark,
     ],
   );
   if ((result.rowCount ?? 0) > 0) return true;
@@ -92,18 +115,18 @@ export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEv
        FROM ledger WHERE event_key = $1`,
     [event.eventKey],
   );
-  const row = existing.rows[0];
+  const held = existing.rows[0];
   const same =
-    row !== undefined &&
-    row.event_type === event.eventType &&
-    row.workspace_id === owner.workspaceId &&
-    row.pool_id === owner.poolName &&
-    row.node_id === (event.nodeId ?? null) &&
-    row.job_id === (event.jobId ?? null) &&
-    Number(row.at) === Math.round(event.occurredAt);
+    held !== undefined &&
+    held.event_type === row.eventType &&
+    held.workspace_id === row.workspaceId &&
+    held.pool_id === row.poolId &&
+    held.node_id === row.nodeId &&
+    held.job_id === row.jobId &&
+    Number(held.at) === row.occurredAtMs;
   if (!same) {
     throw new LedgerKeyConflictError(
-      `ledger key ${event.eventKey} already holds another event (${row?.event_type} of ${row?.node_id ?? row?.job_id ?? 'none'} at ${row?.at}); refusing to drop this one`,
+      `ledger key ${event.eventKey} already holds another event (${held?.event_type} of ${held?.node_id ?? held?.job_id ?? 'none'} at ${held?.at}); refusing to drop this one`,
     );
   }
   return false;
@@ -114,32 +137,33 @@ export async function appendLedgerEvent(db: Pick<Pool, 'query'>, event: LedgerEv
  * Idempotent like appendLedgerEvent: events whose key is already there are skipped. Returns how many were
  * written. Keys are request ids, so a skipped one is a retried batch, not a conflict worth a lookup per row.
  */
-export async function appendLedgerEvents(db: Pick<Pool, 'query'>, events: LedgerEvent[]): Promise<number> {
+export async function appendLedgerEvents(db: Pick<Pool, 'query'>, events: LedgerEvent[], marks: LedgerMarks): Promise<number> {
   if (events.length === 0) return 0;
   const rows = events.map((event) => {
-    const owner = ledgerOwner(event);
+    const row = storedRow(event, marks);
     return {
-      event_key: event.eventKey,
-      event_type: event.eventType,
-      occurred_at: event.occurredAt,
-      workspace_id: owner.workspaceId,
-      pool_id: owner.poolName,
-      node_id: event.nodeId ?? null,
-      job_id: event.jobId ?? null,
-      provider: event.lane?.provider ?? null,
-      market: event.lane?.market ?? null,
-      gpu: event.lane?.gpu ?? null,
-      price_per_hour: event.lane?.pricePerHour ?? null,
-      details: event.details ?? {},
+      event_key: row.eventKey,
+      event_type: row.eventType,
+      occurred_at: row.occurredAtMs,
+      workspace_id: row.workspaceId,
+      pool_id: row.poolId,
+      node_id: row.nodeId,
+      job_id: row.jobId,
+      provider: row.provider,
+      market: row.market,
+      gpu: row.gpu,
+      price_per_hour: row.pricePerHour,
+      details: row.details,
+      writer_mark: row.writerMark,
     };
   });
   const result = await db.query(
-    `INSERT INTO ledger (event_key, event_type, occurred_at, workspace_id, pool_id, node_id, job_id, provider, market, gpu, price_per_hour, details)
+    `INSERT INTO ledger (event_key, event_type, occurred_at, workspace_id, pool_id, node_id, job_id, provider, market, gpu, price_per_hour, details, writer_mark)
      SELECT r.event_key, r.event_type, to_timestamp(r.occurred_at / 1000.0), r.workspace_id, r.pool_id, r.node_id, r.job_id,
-            r.provider, r.market, r.gpu, r.price_per_hour, r.details
+            r.provider, r.market, r.gpu, r.price_per_hour, r.details, r.writer_mark
        FROM jsonb_to_recordset($1::jsonb) AS r(event_key text, event_type text, occurred_at double precision,
             workspace_id text, pool_id text, node_id text, job_id text, provider text, market text, gpu text,
-            price_per_hour numeric, details jsonb)
+            price_per_hour numeric, details jsonb, writer_mark text)
      ON CONFLICT (event_key) DO NOTHING`,
     [JSON.stringify(rows)],
   );
@@ -196,6 +220,48 @@ export interface ChainVerification {
 
 const VERIFY_BATCH = 5000;
 
+/** A row as verify reads it: its chain columns and the content its mark covers. */
+interface VerifiedRow {
+  id: string;
+  seq: string;
+  event_key: string;
+  prev_hash: string;
+  row_hash: string;
+  recomputed: string;
+  writer_mark: string | null;
+  event_type: string;
+  occurred_ms: string;
+  pool_id: string | null;
+  node_id: string | null;
+  job_id: string | null;
+  provider: string | null;
+  market: string | null;
+  gpu: string | null;
+  price_text: string | null;
+  details: unknown;
+}
+
+function markHolds(marks: LedgerMarks, workspaceId: string, row: VerifiedRow): boolean {
+  if (row.writer_mark === null) return false;
+  const expected = markOf(marks, {
+    workspaceId,
+    eventKey: row.event_key,
+    eventType: row.event_type,
+    occurredAtMs: Number(row.occurred_ms),
+    poolId: row.pool_id,
+    nodeId: row.node_id,
+    jobId: row.job_id,
+    provider: row.provider,
+    market: row.market,
+    gpu: row.gpu,
+    pricePerHour: row.price_text,
+    details: row.details,
+  });
+  const a = Buffer.from(expected);
+  const b = Buffer.from(row.writer_mark);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 /**
  * Recomputes every row's hash of a workspace in chain order. A changed row fails its own hash; a deleted
  * row leaves a gap in `seq`; a row inserted out of band breaks the link of the row after it.
@@ -209,13 +275,25 @@ export interface LedgerAnchor {
   hash: string;
 }
 
-export async function verifyLedgerChain(db: Pick<Pool, 'query'>, workspaceId: string, anchor?: LedgerAnchor): Promise<ChainVerification> {
+export async function verifyLedgerChain(
+  db: Pick<Pool, 'query'>,
+  workspaceId: string,
+  marks: LedgerMarks,
+  anchor?: LedgerAnchor,
+): Promise<ChainVerification> {
   let expectedSeq = 1n;
   let previousHash = 'genesis';
   let rows = 0;
+  // Rows before marks existed carry none (see src/db/ledger-marks.ts); every later row needs a valid one.
+  const unmarked = await db.query<{ through_seq: string }>('SELECT through_seq FROM ledger_unmarked WHERE workspace_id = $1', [
+    workspaceId,
+  ]);
+  const unmarkedThrough = BigInt(unmarked.rows[0]?.through_seq ?? 0);
   for (;;) {
-    const batch = await db.query<{ id: string; seq: string; event_key: string; prev_hash: string; row_hash: string; recomputed: string }>(
-      `SELECT id, seq, event_key, prev_hash, row_hash, ledger_row_digest(prev_hash, l) AS recomputed
+    const batch = await db.query<VerifiedRow>(
+      `SELECT id, seq, event_key, prev_hash, row_hash, ledger_row_digest(prev_hash, l) AS recomputed, writer_mark,
+              event_type, round(extract(epoch FROM occurred_at) * 1000)::text AS occurred_ms, pool_id, node_id, job_id,
+              provider, market, gpu, price_per_hour::text AS price_text, details
          FROM ledger l WHERE workspace_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
       [workspaceId, expectedSeq.toString(), VERIFY_BATCH],
     );
@@ -230,6 +308,12 @@ export async function verifyLedgerChain(db: Pick<Pool, 'query'>, workspaceId: st
       if (BigInt(row.seq) !== expectedSeq) return broken(`row ${expectedSeq} is missing (the chain jumps to ${row.seq})`);
       if (row.prev_hash !== previousHash) return broken('prev_hash does not match the previous row: a row was removed or inserted');
       if (row.recomputed !== row.row_hash) return broken('row_hash does not match the row: its contents were changed');
+      if (BigInt(row.seq) > unmarkedThrough && !markHolds(marks, workspaceId, row))
+        return broken(
+          row.writer_mark === null
+            ? 'the row carries no writer mark: it was appended by something other than zeropool (or with another node secret key)'
+            : "the row's writer mark does not match it: it was appended by something other than zeropool (or with another node secret key)",
+        );
       if (anchor && BigInt(row.seq) === anchor.seq && row.row_hash !== anchor.hash)
         return broken('row_hash differs from the anchor kept outside the database: the chain was rewritten up to here');
       previousHash = row.row_hash;

@@ -25,7 +25,7 @@ export async function ensureAppRole(owner: Queryable, password: string, role = A
 /**
  * Grants the application role what it needs on every table there is (rerun after each migration): rows of
  * the operational tables; the ledger only SELECT and INSERT (its chain trigger runs with the inserter's rights
- * and only reads the ledger); the migration record only SELECT.
+ * and only reads the ledger); the migration record and the list of rows from before writer marks (ledger_unmarked) only SELECT.
  */
 export async function grantAppPrivileges(owner: Queryable, role: string): Promise<void> {
   const who = quoteIdent(role);
@@ -35,6 +35,9 @@ export async function grantAppPrivileges(owner: Queryable, role: string): Promis
   await owner.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${who}`);
   await owner.query(`REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ledger FROM ${who}`);
   await owner.query(`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM ${who}`);
+  // Which rows may lack a writer mark is the owner's to say (src/db/ledger-marks.ts).
+  if ((await owner.query("SELECT to_regclass('public.ledger_unmarked') IS NOT NULL AS present")).rows[0].present)
+    await owner.query(`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ledger_unmarked FROM ${who}`);
   await owner.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${who}`);
 }
 

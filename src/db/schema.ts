@@ -177,6 +177,19 @@ ALTER TABLE workspaces ADD COLUMN max_vram_gb DOUBLE PRECISION CHECK (max_vram_g
 ALTER TABLE workspaces ADD COLUMN max_parked_requests INTEGER CHECK (max_parked_requests >= 0);
 `;
 
+/**
+ * Writer marks (src/db/ledger-marks.ts): a column for each row's mark, and per workspace the last row written
+ * before marks existed. The application role may read ledger_unmarked, never write it (src/db/roles.ts).
+ */
+const LEDGER_MARKS = `
+ALTER TABLE ledger ADD COLUMN writer_mark TEXT;
+CREATE TABLE ledger_unmarked (
+  workspace_id TEXT PRIMARY KEY,
+  through_seq  BIGINT NOT NULL
+);
+INSERT INTO ledger_unmarked (workspace_id, through_seq) SELECT workspace_id, max(seq) FROM ledger GROUP BY workspace_id;
+`;
+
 /** Migrations in order; never edit one that has shipped, add the next. */
 const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   { version: 1, name: 'base', sql: BASE },
@@ -185,6 +198,7 @@ const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   { version: 4, name: 'local GPU services', sql: SERVICES },
   { version: 5, name: 'workspace quotas', sql: QUOTAS },
   { version: 6, name: 'VRAM and parked-request quotas', sql: MORE_QUOTAS },
+  { version: 7, name: 'ledger writer marks', sql: LEDGER_MARKS },
 ];
 
 /** The schema version this code needs. */

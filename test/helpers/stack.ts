@@ -26,6 +26,7 @@ import type { poolWorkflowV2 } from '../../src/workflows/pool';
 import { createWorker } from '../../src/worker';
 import type { NodeEvent } from '../../src/mock-node/events';
 import { waitUntil } from './wait';
+import { TEST_NODE_SECRETS } from './ledger-marks';
 
 /** A mock provider in a fresh temp folder. */
 export function testMockProvider(options: Partial<MockProviderOptions> = {}): MockProvider {
@@ -108,6 +109,7 @@ export class PoolHarness {
       db: this.db,
       providers: this.providers,
       healthPollMs: 100,
+      nodeSecrets: TEST_NODE_SECRETS,
     });
   }
 

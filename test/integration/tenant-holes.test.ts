@@ -141,3 +141,25 @@ test('numbers are bounded the same on both job routes; the priority header is an
   assert.equal(fractional.status, 400);
   assert.match(await fractional.text(), /x-zeropool-priority must be an integer from 1 to 5/);
 });
+
+test("a ledger row appended to another workspace's chain with the database login alone is named by that workspace's verify; its own rows verify", async () => {
+  await stack.request('POST', '/v1/pools', poolBody('ledgered', { model: 'ledgered-model', maxNodes: 1 }), key);
+  const job = await stack.request('POST', '/v1/jobs', { pool: 'ledgered', payload: { prompt: 'hi', max_tokens: 4 } }, key);
+  assert.equal(job.status, 202);
+  await stack.until('job completed', async () => {
+    const view = (await stack.request('GET', `/v1/jobs/${job.body.id}`, undefined, key)).body;
+    return view.status === 'completed' ? view : undefined;
+  });
+  const before = (await stack.request('GET', '/v1/ledger/verify', undefined, key)).body;
+  assert.equal(before.ok, true, JSON.stringify(before.first_broken));
+  assert.ok(before.rows_checked >= 2, 'the pool and the job wrote marked rows');
+  // Someone holding the services' database login (not the node secret key) bills the workspace for an H100.
+  await stack.database.db.query(
+    `INSERT INTO ledger (event_key, event_type, occurred_at, workspace_id, pool_id, node_id, provider, market, gpu, price_per_hour)
+     VALUES ('holes-forged', 'node_provisioning', now(), 'holes', 'ledgered', 'ledgered-n99', 'mock', 'on-demand', 'H100', 40)`,
+  );
+  const after = (await stack.request('GET', '/v1/ledger/verify', undefined, key)).body;
+  assert.equal(after.ok, false);
+  assert.equal(after.first_broken.event_key, 'holes-forged');
+  assert.match(after.first_broken.reason, /no writer mark/);
+});

@@ -5,6 +5,7 @@ import { appendLedgerEvent, type LedgerEvent, type LedgerEventType } from '../..
 import type { Lane } from '../../src/domain/types';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { asPoolKey } from '../../src/ids';
+import { TEST_NODE_SECRETS } from '../helpers/ledger-marks';
 
 let database: TestDatabase;
 const T0 = Date.parse('2026-01-05T10:00:00Z');
@@ -62,7 +63,7 @@ before(async () => {
       lane: { ...onDemand, pricePerHour: 5 },
     },
   ];
-  for (const e of events) await appendLedgerEvent(database.db, e);
+  for (const e of events) await appendLedgerEvent(database.db, e, TEST_NODE_SECRETS);
 });
 after(async () => {
   await database?.close();

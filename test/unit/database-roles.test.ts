@@ -16,6 +16,7 @@ import { asPoolKey } from '../../src/ids';
 import { openDatabase } from '../../src/runtime';
 import { freePort, startEmbeddedPostgres } from '../../src/stack/postgres';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { TEST_NODE_SECRETS } from '../helpers/ledger-marks';
 
 let database: TestDatabase;
 before(async () => {
@@ -32,12 +33,16 @@ test("the services' role works its rows but cannot touch the schema, the trigger
   // What it is for: rows, the ledger's appends.
   await database.db.query("INSERT INTO workspaces (id, name, max_jobs_in_flight) VALUES ('roles-ws', 'roles', 5) ON CONFLICT DO NOTHING");
   await database.db.query("UPDATE workspaces SET name = 'renamed' WHERE id = 'roles-ws'");
-  await appendLedgerEvent(database.db, {
-    eventKey: 'roles:1',
-    eventType: 'teardown_started',
-    occurredAt: Date.now(),
-    poolId: asPoolKey('roles'),
-  });
+  await appendLedgerEvent(
+    database.db,
+    {
+      eventKey: 'roles:1',
+      eventType: 'teardown_started',
+      occurredAt: Date.now(),
+      poolId: asPoolKey('roles'),
+    },
+    TEST_NODE_SECRETS,
+  );
   // What it may not do.
   const refused: Array<[string, RegExp]> = [
     ['ALTER TABLE ledger DISABLE TRIGGER ledger_append_only', /must be owner/],

@@ -17,6 +17,7 @@ import { OUTCOME_NOT_STORABLE } from '../../src/domain/job-policy';
 import type { JobView } from '../../src/domain/types';
 import { asPoolKey } from '../../src/ids';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { TEST_NODE_SECRETS } from '../helpers/ledger-marks';
 
 let database: TestDatabase;
 before(async () => {
@@ -31,7 +32,7 @@ test('an outcome holding a lone surrogate is refused once, non-retryable, and wr
   const id = '00000000-0000-4000-8000-0000000000a1';
   const view: JobView = { id, pool: asPoolKey('outcomes'), status: 'queued', attempt: 1, submittedAt: Date.now() };
   await insertJob(db, view);
-  const records = createRecordActivities(db);
+  const records = createRecordActivities(db, TEST_NODE_SECRETS);
   const event = (status: string) => ({
     eventKey: `${id}:${status}`,
     eventType: status === 'completed' ? ('job_completed' as const) : ('job_failed' as const),

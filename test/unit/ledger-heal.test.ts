@@ -7,6 +7,7 @@ import { appendLedgerEvent, ledgerRowsForPool, verifyLedgerChain, type LedgerEve
 import { asPoolKey, DEFAULT_WORKSPACE, type PoolKey } from '../../src/ids';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { testMockProvider } from '../helpers/stack';
+import { TEST_NODE_SECRETS } from '../helpers/ledger-marks';
 
 let database: TestDatabase;
 before(async () => {
@@ -32,39 +33,55 @@ test('reconciliation writes the missing node_terminated row of a node no provide
   const db = database.db;
   const pool = asPoolKey('heal');
   // n1: torn down by a teardown with a 30 s grace period whose row was lost (the old cancelled-scope bug).
-  await appendLedgerEvent(db, provisioning(pool, 'heal-n1', t0));
-  await appendLedgerEvent(db, {
-    eventKey: `${pool}:teardown:1:started`,
-    eventType: 'teardown_started',
-    occurredAt: t0 + 600_000,
-    poolId: pool,
-    details: { nodes: ['heal-n1'], graceSeconds: 30 },
-  });
+  await appendLedgerEvent(db, provisioning(pool, 'heal-n1', t0), TEST_NODE_SECRETS);
+  await appendLedgerEvent(
+    db,
+    {
+      eventKey: `${pool}:teardown:1:started`,
+      eventType: 'teardown_started',
+      occurredAt: t0 + 600_000,
+      poolId: pool,
+      details: { nodes: ['heal-n1'], graceSeconds: 30 },
+    },
+    TEST_NODE_SECRETS,
+  );
   // n2: lost (spot) and never closed.
-  await appendLedgerEvent(db, provisioning(pool, 'heal-n2', t0));
-  await appendLedgerEvent(db, {
-    eventKey: `${pool}:heal-n2:lost`,
-    eventType: 'node_lost',
-    occurredAt: t0 + 120_000,
-    poolId: pool,
-    nodeId: 'heal-n2',
-  });
+  await appendLedgerEvent(db, provisioning(pool, 'heal-n2', t0), TEST_NODE_SECRETS);
+  await appendLedgerEvent(
+    db,
+    {
+      eventKey: `${pool}:heal-n2:lost`,
+      eventType: 'node_lost',
+      occurredAt: t0 + 120_000,
+      poolId: pool,
+      nodeId: 'heal-n2',
+    },
+    TEST_NODE_SECRETS,
+  );
   // n3: nothing recorded after it started. n4: still known to the pool. n5: from a provider this worker lacks.
-  await appendLedgerEvent(db, provisioning(pool, 'heal-n3', t0));
-  await appendLedgerEvent(db, provisioning(pool, 'heal-n4', t0));
-  await appendLedgerEvent(db, provisioning(pool, 'heal-n5', t0, 'runpod'));
+  await appendLedgerEvent(db, provisioning(pool, 'heal-n3', t0), TEST_NODE_SECRETS);
+  await appendLedgerEvent(db, provisioning(pool, 'heal-n4', t0), TEST_NODE_SECRETS);
+  await appendLedgerEvent(db, provisioning(pool, 'heal-n5', t0, 'runpod'), TEST_NODE_SECRETS);
   // n6: closed properly.
-  await appendLedgerEvent(db, provisioning(pool, 'heal-n6', t0));
-  await appendLedgerEvent(db, {
-    eventKey: `${pool}:heal-n6:terminated`,
-    eventType: 'node_terminated',
-    occurredAt: t0 + 60_000,
-    poolId: pool,
-    nodeId: 'heal-n6',
-  });
+  await appendLedgerEvent(db, provisioning(pool, 'heal-n6', t0), TEST_NODE_SECRETS);
+  await appendLedgerEvent(
+    db,
+    {
+      eventKey: `${pool}:heal-n6:terminated`,
+      eventType: 'node_terminated',
+      occurredAt: t0 + 60_000,
+      poolId: pool,
+      nodeId: 'heal-n6',
+    },
+    TEST_NODE_SECRETS,
+  );
 
   const mock = testMockProvider();
-  const activities = createNodeActivities({ providers: { mock }, logger: pino({ level: 'silent' }), db });
+  const activities = createNodeActivities({
+    providers: { mock },
+    logger: pino({ level: 'silent' }),
+    ledger: { db, marks: TEST_NODE_SECRETS },
+  });
   const before = Date.now();
   await activities.reconcileNodes({ poolId: pool, providers: ['mock', 'runpod'], knownNodeIds: ['heal-n4'] });
   await activities.reconcileNodes({ poolId: pool, providers: ['mock', 'runpod'], knownNodeIds: ['heal-n4'] });
@@ -83,7 +100,7 @@ test('reconciliation writes the missing node_terminated row of a node no provide
   assert.equal(ended('heal-n4').length, 0, 'a node the pool knows is left to the pool');
   assert.equal(ended('heal-n5').length, 0, 'a provider that could not be listed might still hold its node');
   assert.equal(ended('heal-n6').length, 1, 'a closed node is not closed twice');
-  assert.equal((await verifyLedgerChain(db, DEFAULT_WORKSPACE)).ok, true);
+  assert.equal((await verifyLedgerChain(db, DEFAULT_WORKSPACE, TEST_NODE_SECRETS)).ok, true);
 
   const analytics = await computeAnalytics(db, {
     workspaceId: DEFAULT_WORKSPACE,
@@ -102,8 +119,12 @@ test('a node the provider still holds but the pool does not know is terminated f
   const mock = testMockProvider({ coldStartSeconds: 0 });
   try {
     await mock.provision({ poolId: pool, nodeId: 'orphan-n1', lane, laneIndex: 0, model: 'm' });
-    await appendLedgerEvent(db, provisioning(pool, 'orphan-n1', t0));
-    const activities = createNodeActivities({ providers: { mock }, logger: pino({ level: 'silent' }), db });
+    await appendLedgerEvent(db, provisioning(pool, 'orphan-n1', t0), TEST_NODE_SECRETS);
+    const activities = createNodeActivities({
+      providers: { mock },
+      logger: pino({ level: 'silent' }),
+      ledger: { db, marks: TEST_NODE_SECRETS },
+    });
     assert.deepEqual(await activities.reconcileNodes({ poolId: pool, providers: ['mock'], knownNodeIds: [] }), ['orphan-n1']);
     assert.deepEqual(await mock.list(pool), []);
     const closed = (await ledgerRowsForPool(db, pool)).filter((r) => r.event_type === 'node_terminated');

@@ -11,6 +11,7 @@ import { LedgerBatch } from '../../src/api/ledger-batch';
 import { LedgerSpool } from '../../src/api/ledger-spool';
 import { asPoolKey } from '../../src/ids';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { TEST_NODE_SECRETS } from '../helpers/ledger-marks';
 
 const log = pino({ level: 'silent' });
 let database: TestDatabase;
@@ -77,7 +78,7 @@ test('ledger batch over a spool: written rows\u2019 segments go; rows PostgreSQL
   // A real PostgreSQL client pointed where nothing listens: every write fails.
   const unreachable = new pg.Pool({ connectionString: 'postgres://nobody@127.0.0.1:9/none', connectionTimeoutMillis: 500 });
   unreachable.on('error', () => undefined);
-  const failing = new LedgerBatch(unreachable, log, { spool: new LedgerSpool(dir, log), maxDelayMs: 10 });
+  const failing = new LedgerBatch(unreachable, TEST_NODE_SECRETS, log, { spool: new LedgerSpool(dir, log), maxDelayMs: 10 });
   failing.add(row('b1'));
   failing.add(row('b2'));
   await failing.flush();
@@ -94,7 +95,7 @@ test('ledger batch over a spool: written rows\u2019 segments go; rows PostgreSQL
   // The next process on this folder (the same host, a pid that no longer runs: rewrite the alive file so).
   for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.alive')))
     fs.writeFileSync(path.join(dir, file), JSON.stringify({ host: os.hostname(), pid: 2 ** 22 + 17 }));
-  const next = new LedgerBatch(database.db, log, { spool: new LedgerSpool(dir, log), maxDelayMs: 10 });
+  const next = new LedgerBatch(database.db, TEST_NODE_SECRETS, log, { spool: new LedgerSpool(dir, log), maxDelayMs: 10 });
   assert.equal(next.recovered, 2);
   next.add(row('b3'));
   await next.flush();

@@ -4,6 +4,7 @@ import { appendLedgerEvent, ledgerRowsForPool } from '../../src/db/ledger';
 import { createRecordActivities } from '../../src/activities/records';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { asPoolKey } from '../../src/ids';
+import { TEST_NODE_SECRETS } from '../helpers/ledger-marks';
 
 let database: TestDatabase;
 before(async () => {
@@ -22,9 +23,9 @@ test('ledger writes are idempotent by event key (a retried activity adds no seco
     nodeId: 'n1',
     lane: { provider: 'mock', market: 'spot' as const, gpu: 'A10G', pricePerHour: 0.45 },
   };
-  assert.equal(await appendLedgerEvent(database.db, event), true);
-  assert.equal(await appendLedgerEvent(database.db, event), false);
-  const { recordLedgerEvent } = createRecordActivities(database.db);
+  assert.equal(await appendLedgerEvent(database.db, event, TEST_NODE_SECRETS), true);
+  assert.equal(await appendLedgerEvent(database.db, event, TEST_NODE_SECRETS), false);
+  const { recordLedgerEvent } = createRecordActivities(database.db, TEST_NODE_SECRETS);
   await recordLedgerEvent(event);
   const rows = await ledgerRowsForPool(database.db, 'p1');
   assert.equal(rows.length, 1);
@@ -41,15 +42,15 @@ test('an event key already holding a different event is an error, never a silent
     nodeId: 'p9-n1',
     lane: { provider: 'mock', market: 'spot' as const, gpu: 'A10G', pricePerHour: 0.45 },
   };
-  assert.equal(await appendLedgerEvent(database.db, first), true);
-  assert.equal(await appendLedgerEvent(database.db, { ...first }), false, 'the same event again is a retried write');
+  assert.equal(await appendLedgerEvent(database.db, first, TEST_NODE_SECRETS), true);
+  assert.equal(await appendLedgerEvent(database.db, { ...first }, TEST_NODE_SECRETS), false, 'the same event again is a retried write');
   const later = { ...first, occurredAt: 1_700_000_600_000 };
-  await assert.rejects(appendLedgerEvent(database.db, later), (err: Error) => {
+  await assert.rejects(appendLedgerEvent(database.db, later, TEST_NODE_SECRETS), (err: Error) => {
     assert.equal(err.name, 'LedgerKeyConflict');
     assert.match(err.message, /p9-n1:provisioning already holds another event/);
     return true;
   });
-  const { recordLedgerEvent } = createRecordActivities(database.db);
+  const { recordLedgerEvent } = createRecordActivities(database.db, TEST_NODE_SECRETS);
   await assert.rejects(recordLedgerEvent(later), (err: Error & { nonRetryable?: boolean }) => {
     assert.equal(err.nonRetryable, true, 'retrying would not help: the activity fails at once');
     return true;
@@ -58,12 +59,16 @@ test('an event key already holding a different event is an error, never a silent
 });
 
 test('PostgreSQL itself refuses UPDATE, DELETE and TRUNCATE on the ledger, to the services and to the owner', async () => {
-  await appendLedgerEvent(database.db, {
-    eventKey: 'p2:x',
-    eventType: 'teardown_started',
-    occurredAt: Date.now(),
-    poolId: asPoolKey('p2'),
-  });
+  await appendLedgerEvent(
+    database.db,
+    {
+      eventKey: 'p2:x',
+      eventType: 'teardown_started',
+      occurredAt: Date.now(),
+      poolId: asPoolKey('p2'),
+    },
+    TEST_NODE_SECRETS,
+  );
   // The services' role has no such privilege at all.
   await assert.rejects(database.db.query("UPDATE ledger SET pool_id = 'evil' WHERE pool_id = 'p2'"), /permission denied/);
   await assert.rejects(database.db.query("DELETE FROM ledger WHERE pool_id = 'p2'"), /permission denied/);
@@ -76,7 +81,7 @@ test('PostgreSQL itself refuses UPDATE, DELETE and TRUNCATE on the ledger, to th
 });
 
 test('a job outcome and its ledger row are written together, and a terminal record is never overwritten', async () => {
-  const { recordJobOutcome } = createRecordActivities(database.db);
+  const { recordJobOutcome } = createRecordActivities(database.db, TEST_NODE_SECRETS);
   const view = {
     id: '11111111-1111-1111-1111-111111111111',
     pool: asPoolKey('p3'),
@@ -100,7 +105,7 @@ test('a job outcome and its ledger row are written together, and a terminal reco
 });
 
 test('a job outcome whose ledger key already holds another event: the job is still made terminal, the conflict refused loudly, the first row kept', async () => {
-  const { recordJobOutcome } = createRecordActivities(database.db);
+  const { recordJobOutcome } = createRecordActivities(database.db, TEST_NODE_SECRETS);
   const view = {
     id: '22222222-2222-2222-2222-222222222222',
     pool: asPoolKey('p4'),
@@ -111,14 +116,18 @@ test('a job outcome whose ledger key already holds another event: the job is sti
   };
   const key = `${view.id}:completed`;
   // Another event already holds the key (say a reset run recorded the job with other figures).
-  await appendLedgerEvent(database.db, {
-    eventKey: key,
-    eventType: 'job_completed',
-    occurredAt: 1,
-    poolId: asPoolKey('p4'),
-    jobId: view.id,
-    details: { attempt: 9 },
-  });
+  await appendLedgerEvent(
+    database.db,
+    {
+      eventKey: key,
+      eventType: 'job_completed',
+      occurredAt: 1,
+      poolId: asPoolKey('p4'),
+      jobId: view.id,
+      details: { attempt: 9 },
+    },
+    TEST_NODE_SECRETS,
+  );
   await assert.rejects(
     recordJobOutcome({
       view,

@@ -3,6 +3,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { computeAnalytics, type PoolFigures } from '../../db/analytics';
 import { verifyLedgerChain } from '../../db/ledger';
+import type { LedgerMarks } from '../../db/ledger-marks';
 import { ENTITY_ID_PATTERN } from '../../ids';
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
@@ -58,7 +59,7 @@ function presentFigures(f: Omit<PoolFigures, 'activeWindowSeconds' | 'referenceP
 }
 
 /** Routes for the ledger and analytics. */
-export function ledgerRoutes(ctx: ApiContext): Router {
+export function ledgerRoutes(ctx: ApiContext, marks: LedgerMarks): Router {
   const router = Router();
 
   router.get('/analytics', async (req, res) => {
@@ -103,7 +104,7 @@ export function ledgerRoutes(ctx: ApiContext): Router {
     if ((q.anchor_seq === undefined) !== (q.anchor_hash === undefined))
       throw new ApiError(400, 'invalid_request', 'anchor_seq and anchor_hash go together');
     const anchor = q.anchor_seq !== undefined && q.anchor_hash ? { seq: BigInt(q.anchor_seq), hash: q.anchor_hash } : undefined;
-    const result = await verifyLedgerChain(ctx.db, principalOf(res).workspaceId, anchor);
+    const result = await verifyLedgerChain(ctx.db, principalOf(res).workspaceId, marks, anchor);
     res.json({
       workspace: result.workspaceId,
       ok: result.ok,
