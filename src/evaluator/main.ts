@@ -2,10 +2,12 @@
  * `npm run evaluate`: replays real traces through the pool machine in virtual time, one pool per app, under
  * each keep-alive policy, and reports cost, idle cost, cold starts and waits side by side.
  *
- *   npm run evaluate -- --trace ../shared/traces/AzureLLMInferenceTrace_code.csv [--trace …]
+ *   npm run evaluate -- --trace bench/traces/AzureLLMInferenceTrace_code.csv [--trace …]
  *     [--app ID[,ID…]] [--policy NAME[,NAME…]] [--cold-start 60] [--price 2] [--slots 8] [--max-nodes 100]
  *     [--decode-tps 50] [--prefill-tps 5000] [--grace 10] [--seed 1] [--per-app] [--json] [--svg DIR]
  *     [--workers N (default: the CPUs; policies are shared out among worker threads)]
+ *     [--ladder [--stop-price-per-hour 0.0274] [--stop-wake 20] [--sleep-price-per-hour PRICE] [--sleep-wake 3]
+ *      [--max-stopped 86400] [--cold-slack 0]]   (the warm-state ladder's table: gap-replay.ts)
  *
  * Exit 2 on bad arguments or an unreadable trace.
  */
@@ -19,6 +21,8 @@ import { formatTable, totalsByPolicy } from './report';
 import { runPolicies, runPoliciesInWorkers } from './run-policies';
 import { type AppResult, DEFAULT_KNOBS, type SimulationKnobs, simulateApp } from './simulate';
 import { parseTrace } from './trace';
+import { DEFAULT_LADDER_KNOBS, type LadderKnobs, runGapPolicies } from './gap-replay';
+import { formatLadderTable, gapTotals } from './ladder-report';
 
 function usage(message: string): never {
   process.stderr.write(`evaluate: ${message}\nsee the header of src/evaluator/main.ts or the README's "Keep-alive" section\n`);
@@ -54,6 +58,13 @@ async function main(): Promise<void> {
         json: { type: 'boolean' },
         svg: { type: 'string' },
         workers: { type: 'string' },
+        ladder: { type: 'boolean' },
+        'stop-price-per-hour': { type: 'string' },
+        'stop-wake': { type: 'string' },
+        'sleep-price-per-hour': { type: 'string' },
+        'sleep-wake': { type: 'string' },
+        'max-stopped': { type: 'string' },
+        'cold-slack': { type: 'string' },
       },
       allowPositionals: false,
     });
@@ -73,6 +84,17 @@ async function main(): Promise<void> {
     teardownGraceS: positive('grace', v.grace as string, DEFAULT_KNOBS.teardownGraceS),
   };
   if (knobs.decodeTokensPerS === 0 || knobs.prefillTokensPerS === 0) usage('token rates must be above 0');
+  const ladderKnobs: LadderKnobs = {
+    stopPricePerHour: positive('stop-price-per-hour', v['stop-price-per-hour'] as string, DEFAULT_LADDER_KNOBS.stopPricePerHour),
+    stopWakeS: positive('stop-wake', v['stop-wake'] as string, DEFAULT_LADDER_KNOBS.stopWakeS),
+    ...(v['sleep-price-per-hour'] !== undefined
+      ? { sleepPricePerHour: positive('sleep-price-per-hour', v['sleep-price-per-hour'] as string, knobs.pricePerHour) }
+      : {}),
+    sleepWakeS: positive('sleep-wake', v['sleep-wake'] as string, DEFAULT_LADDER_KNOBS.sleepWakeS),
+    maxStoppedS: positive('max-stopped', v['max-stopped'] as string, DEFAULT_LADDER_KNOBS.maxStoppedS),
+    coldSlack: positive('cold-slack', v['cold-slack'] as string, DEFAULT_LADDER_KNOBS.coldSlack),
+  };
+  if (ladderKnobs.coldSlack > 1) usage('--cold-slack is a rate: 0 to 1');
   const seed = positive('seed', v.seed as string, 1);
   const workers = positive('workers', v.workers as string, availableParallelism(), true);
   let policies = POLICIES;
@@ -89,6 +111,7 @@ async function main(): Promise<void> {
     trace: string;
     knobs: SimulationKnobs;
     totals: ReturnType<typeof totalsByPolicy>;
+    ladder?: { knobs: LadderKnobs; totals: ReturnType<typeof gapTotals> };
     perApp?: AppResult[];
     seconds: number;
   }> = [];
@@ -118,11 +141,13 @@ async function main(): Promise<void> {
           )
         : runPolicies(trace, policies, knobs, timelineApp);
     const totals = totalsByPolicy(results);
+    const ladder = v.ladder ? gapTotals(runGapPolicies(trace.apps, knobs, ladderKnobs, trace.spanMs)) : undefined;
     const seconds = (performance.now() - started) / 1000;
     const requests = trace.apps.reduce((a, app) => a + app.arrivals.length, 0);
     const title = `${trace.name}: ${trace.apps.length} app(s), ${requests} requests over ${(trace.spanMs / 60_000).toFixed(1)} min`;
     if (!v.json) {
       process.stdout.write(`${formatTable(title, totals)}\n`);
+      if (ladder) process.stdout.write(`${formatLadderTable(trace.name, ladder)}\n`);
       if (v['per-app']) {
         for (const r of results) {
           process.stdout.write(
@@ -153,6 +178,7 @@ async function main(): Promise<void> {
       trace: trace.name,
       knobs,
       totals,
+      ...(ladder ? { ladder: { knobs: ladderKnobs, totals: ladder } } : {}),
       ...(v['per-app'] ? { perApp: results.map(({ waitsMs: _w, timeline: _t, ...rest }) => ({ ...rest, waitsMs: [] })) } : {}),
       seconds,
     });

@@ -1,4 +1,4 @@
-/** Arrival schedules for the simulator: bursts, and replays of the real traces in shared/traces. Pure functions. */
+/** Arrival schedules for the simulator: bursts, and replays of the real traces in bench/traces. Pure functions. */
 import { seededRandom } from '../domain/random';
 
 /** One request to send, at `atMs` after the start of the run. */

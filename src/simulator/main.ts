@@ -1,7 +1,7 @@
 /**
  * `npm run simulate`: fires load at a running zeropool and reports what happened.
  *   bursts:       --requests 20 --batch 20 [--interval 1]     (or SIM_TOTAL_REQUESTS / SIM_BATCH_SIZE)
- *   trace replay: --trace ../shared/traces/AzureLLMInferenceTrace_code.csv --speedup 60 --seed 1 [--limit 500]
+ *   trace replay: --trace bench/traces/AzureLLMInferenceTrace_code.csv --speedup 60 --seed 1 [--limit 500]
  * It exits 1 if any accepted job is lost (not terminal when the run ends), 2 on bad arguments.
  */
 import { readFileSync } from 'node:fs';
