@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { Pool as PgPool } from 'pg';
 import { verifyLedgerChain } from '../src/db/ledger';
-import { loadNodeSecretKey, nodeSecrets } from '../src/activities/node-secrets';
+import { loadNodeSecretKey, nodeSecrets } from '../src/secrets/node-secrets';
 import { DEFAULT_WORKSPACE, poolKey, poolWorkflowId } from '../src/ids';
 import { ChaosStack, sleep } from './chaos/stack';
 

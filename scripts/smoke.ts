@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { Ec2Provider } from '../src/activities/providers/aws-ec2';
 import type { Provider, ProvisionRequest } from '../src/activities/providers/provider';
-import { nodeSecrets } from '../src/activities/node-secrets';
+import { nodeSecrets } from '../src/secrets/node-secrets';
 import { awsLaneSchema, hyperstackLaneSchema, type Lane, runpodLaneSchema } from '../src/domain/pool-config';
 import { RunpodProvider } from '../src/activities/providers/runpod';
 import { HyperstackProvider } from '../src/activities/providers/hyperstack';

@@ -1,7 +1,7 @@
 /** The API process on its own (docker-compose): needs TEMPORAL_ADDRESS and DATABASE_URL. */
 import { createApp } from './api/app';
 import { enabledProviderNames, loadConfig } from './config';
-import { createLocalGpus } from './local-gpus';
+import { createLocalGpus } from './stack/local-gpus';
 import { logger } from './logger';
 import { startTracing } from './tracing';
 import { apiContext, apiOptions, connectConfiguredTemporal, openDatabase, readinessCheck, resumePools } from './runtime';

@@ -18,7 +18,7 @@ import { ensureTemporalBinary } from './stack/temporal-binaries';
 import { secureDataFolder } from './stack/data-folder';
 import { startDevServer, type DevServer } from './stack/temporal-dev';
 import { Client } from '@temporalio/client';
-import { createLocalGpus } from './local-gpus';
+import { createLocalGpus } from './stack/local-gpus';
 import { createProviders, createWorker, workerSettings } from './worker';
 
 async function main(): Promise<void> {

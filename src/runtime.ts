@@ -15,7 +15,7 @@ import type { AppOptions } from './api/app';
 import type { ApiContext } from './api/context';
 import type { Config } from './config';
 import { logger } from './logger';
-import { loadNodeSecretKey, nodeSecrets } from './activities/node-secrets';
+import { loadNodeSecretKey, nodeSecrets } from './secrets/node-secrets';
 import { ensurePoolWorkflow } from './api/pool-workflows';
 import { poolKey } from './ids';
 import { ntfySettings } from './worker';

@@ -5,7 +5,7 @@ import { metricsText, registry, setSdkMetricsSource } from './metrics';
 import { installSdkMetrics } from './sdk-metrics';
 import { logger } from './logger';
 import { startTracing } from './tracing';
-import { createLocalGpus } from './local-gpus';
+import { createLocalGpus } from './stack/local-gpus';
 import { connectConfiguredTemporal, openDatabase } from './runtime';
 import { createProviders, createWorker, workerSettings } from './worker';
 

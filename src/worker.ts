@@ -9,12 +9,12 @@ import { Ec2Provider } from './activities/providers/aws-ec2';
 import { HyperstackProvider } from './activities/providers/hyperstack';
 import { RunpodProvider } from './activities/providers/runpod';
 import { MockProvider } from './activities/providers/mock';
-import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from './activities/node-secrets';
+import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from './secrets/node-secrets';
 import type { Provider } from './activities/providers/provider';
 import type { NtfySettings } from './activities/notify';
 import { awsEnabled, type Config } from './config';
 import { logger } from './logger';
-import type { LocalGpuServices } from './local-gpus';
+import type { LocalGpuServices } from './stack/local-gpus';
 import { workspaceTopic } from './domain/notify-topic';
 import { type Tracing, WORKFLOW_TRACING_MODULE, workerTracing } from './tracing';
 

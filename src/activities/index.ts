@@ -8,7 +8,7 @@ import { createInferenceActivities } from './inference';
 import { createNodeActivities } from './nodes';
 import { createNotifyActivities, type NtfySettings } from './notify';
 import { createRecordActivities } from './records';
-import type { NodeSecrets } from './node-secrets';
+import type { NodeSecrets } from '../secrets/node-secrets';
 import type { Provider } from './providers/provider';
 
 /** What the activities need from the outside world. */

@@ -5,7 +5,7 @@ import { type InferenceInput, type InferenceProgress, type InferenceResult, payl
 
 import type { TokenUsage } from '../domain/types';
 import { callService } from './service-call';
-import { type NodeSecrets, nodeAuthHeaders } from './node-secrets';
+import { type NodeSecrets, nodeAuthHeaders } from '../secrets/node-secrets';
 
 /** Creates the inference activity. `apiBaseUrl`: where nodes reach the API to report progress (none: they are not told). */
 export function createInferenceActivities(options: { apiBaseUrl?: string; secrets?: NodeSecrets } = {}) {

@@ -8,7 +8,7 @@ import type { LedgerMarks } from '../db/ledger-marks';
 import type { BootProgress } from '../domain/pool-protocol';
 import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type NodeStatus, type Provider } from './providers/provider';
 import type { PoolKey } from '../ids';
-import type { NodeSecrets } from './node-secrets';
+import type { NodeSecrets } from '../secrets/node-secrets';
 import { checkModelServer } from './providers/model-server-health';
 import type { ProviderPrice } from '../domain/pool-protocol';
 

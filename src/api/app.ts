@@ -25,7 +25,7 @@ import { FrontDoor } from './front-door';
 import { LeaseBook } from './lease-book';
 import { LedgerBatch } from './ledger-batch';
 import { LedgerSpool } from './ledger-spool';
-import type { NodeSecrets } from '../activities/node-secrets';
+import type { NodeSecrets } from '../secrets/node-secrets';
 import { callbackSecretRoutes } from './routes/callbacks';
 import { jobRoutes } from './routes/jobs';
 import { jobProgressRoute } from './routes/progress';

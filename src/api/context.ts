@@ -1,6 +1,6 @@
 /** What route handlers need: the Temporal client, PostgreSQL and settings. */
 import type { Client } from '@temporalio/client';
-import type { NodeSecrets } from '../activities/node-secrets';
+import type { NodeSecrets } from '../secrets/node-secrets';
 import type { Pool } from 'pg';
 import type { AllowList } from '../domain/callback-target';
 

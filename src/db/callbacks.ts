@@ -2,18 +2,11 @@
 import { storableText } from '../domain/text';
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
+import type { CallbackState } from '../domain/callback-target';
+
+export type { CallbackState } from '../domain/callback-target';
 
 type Db = Pick<Pool, 'query'>;
-
-/** Where a job's callback stands, as shown on the job. */
-export interface CallbackState {
-  url: string;
-  state: 'retrying' | 'delivered' | 'refused' | 'failed';
-  attempts: number;
-  lastStatus?: number;
-  lastError?: string;
-  deliveredAt?: string;
-}
 
 /** The workspace's callback signing secret. */
 export async function getCallbackSecret(db: Db, workspaceId: string): Promise<string | undefined> {

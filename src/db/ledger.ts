@@ -1,29 +1,12 @@
 /** The append-only ledger of billable and lifecycle events. */
 import { timingSafeEqual } from 'node:crypto';
 import type { Pool } from 'pg';
-import type { Lane } from '../domain/types';
-import { DEFAULT_WORKSPACE, splitPoolKey, type PoolKey } from '../ids';
+import { DEFAULT_WORKSPACE, splitPoolKey } from '../ids';
 
-import type { LedgerEventType } from '../domain/ledger-events';
+import type { LedgerEvent, LedgerEventType } from '../domain/ledger-events';
 import { type LedgerMarks, markOf, type MarkedFields, storedPrice } from './ledger-marks';
 
-export type { LedgerEventType } from '../domain/ledger-events';
-
-/** One ledger row to write. `eventKey` makes the write idempotent. */
-export interface LedgerEvent {
-  eventKey: string;
-  eventType: LedgerEventType;
-  /** Epoch ms. */
-  occurredAt: number;
-  /** Pool key (see poolKey): the row's workspace and pool name are taken from it. */
-  poolId?: PoolKey;
-  /** Workspace of an event that names no pool. */
-  workspaceId?: string;
-  nodeId?: string;
-  jobId?: string;
-  lane?: Lane;
-  details?: Record<string, unknown>;
-}
+export type { LedgerEvent, LedgerEventType } from '../domain/ledger-events';
 
 /** A row as read back. */
 export interface LedgerRow {

@@ -148,3 +148,13 @@ export function checkCallbackUrlForm(raw: string, allow: AllowList): URL {
   }
   return url;
 }
+
+/** Where a job's callback stands, as shown on the job. */
+export interface CallbackState {
+  url: string;
+  state: 'retrying' | 'delivered' | 'refused' | 'failed';
+  attempts: number;
+  lastStatus?: number;
+  lastError?: string;
+  deliveredAt?: string;
+}

@@ -1,5 +1,10 @@
 /** One inference attempt's shapes and the pure rules for its request (used by the API, the job workflow and the activity). */
-import type { TokenUsage } from './types';
+
+/** Tokens a request used, as the node reports them. */
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
 
 /** Input of one inference attempt. */
 export interface InferenceInput {

@@ -1,5 +1,5 @@
 /** The public shape of a job: the API's answer and the body of its callback. Pure. */
-import type { CallbackState } from '../db/callbacks';
+import type { CallbackState } from './callback-target';
 import { splitPoolKey } from '../ids';
 import { basePriority } from './placement';
 import type { JobView } from './types';

@@ -18,7 +18,6 @@
  * timeout applies.
  */
 import type { PoolConfig } from './pool-config';
-import type { KeepAliveView } from './types';
 
 /** Bin edges in seconds: [0, 1), then ×1.15 per bin up to 4 hours; a gap past the last edge is out of range. */
 export const GAP_BIN_EDGES_S: readonly number[] = (() => {
@@ -33,6 +32,23 @@ export const HISTOGRAM_HALVING_WEIGHT = 1000;
 export const BOOTS_REMEMBERED = 5;
 /** Gaps recorded before the adaptive windows replace the fixed timeout (unless the pool says). */
 export const DEFAULT_MIN_SAMPLES = 10;
+
+/** The keep-alive part of a pool's view. */
+export interface KeepAliveView {
+  mode: 'fixed' | 'adaptive';
+  /** The windows in force now, and why. */
+  windows: KeepAliveWindows;
+  /** How long a node above the pool's need stays before it retires (scale-in). */
+  scaleInWindowMs: number;
+  /** Adaptive pools: the average run time of a job (burst sizing counts what the fleet finishes soon). */
+  runMsAverage?: number;
+  /** For a fixed pool that has seen enough gaps: what `adaptive` would choose. */
+  adaptiveWouldChoose?: KeepAliveWindows;
+  gapsSeen: number;
+  /** Idle gaps seen, by percentile (seconds; from the histogram's bins, with halving of old gaps). */
+  gapPercentilesS?: { p5: number; p50: number; p99: number };
+  bootEstimateMs?: number;
+}
 
 /** What the pool has learned (plain JSON: it travels through continue-as-new). */
 export interface KeepAliveLearning {

@@ -1,4 +1,6 @@
-/** Ledger event types written in this version, by who writes them. */
+/** Ledger events: their types, by who writes them, and the row a writer asks for. */
+import type { PoolKey } from '../ids';
+import type { Lane } from './types';
 
 /** Written by a pool (its nodes, teardowns and preemptions). */
 export type PoolLedgerEventType =
@@ -14,3 +16,19 @@ export type PoolLedgerEventType =
 export type JobLedgerEventType = 'job_completed' | 'job_failed' | 'job_expired' | 'job_cancelled';
 
 export type LedgerEventType = PoolLedgerEventType | JobLedgerEventType;
+
+/** One ledger row to write. `eventKey` makes the write idempotent. */
+export interface LedgerEvent {
+  eventKey: string;
+  eventType: LedgerEventType;
+  /** Epoch ms. */
+  occurredAt: number;
+  /** Pool key (see poolKey): the row's workspace and pool name are taken from it. */
+  poolId?: PoolKey;
+  /** Workspace of an event that names no pool. */
+  workspaceId?: string;
+  nodeId?: string;
+  jobId?: string;
+  lane?: Lane;
+  details?: Record<string, unknown>;
+}

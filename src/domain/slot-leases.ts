@@ -12,7 +12,9 @@
  * - the holder's own deadline is taken from when it sent the exchange, so it always stops using a lease
  *   before the pool counts it expired.
  */
-import type { NodeRecord, PoolState } from './types';
+import type { NodeRecord, PoolState, SlotLease } from './types';
+
+export type { SlotLease } from './types';
 
 /** How long a granted or renewed lease lasts without another renewal. */
 export const LEASE_TTL_MS = 10_000;
@@ -24,19 +26,6 @@ export const LEASE_SAFETY_MS = 1_000;
 export const MAX_LEASES = 256;
 
 const MARK = 'lease:';
-
-/** One lease as the pool keeps it. */
-export interface SlotLease {
-  id: string;
-  /** The API process holding it. */
-  holder: string;
-  nodeId: string;
-  slots: number;
-  /** Workflow time (ms) after which the slots go back unless renewed. */
-  expiresAt: number;
-  /** Taken back: not renewed as usable; the holder releases it once its requests there are done. */
-  revoked?: boolean;
-}
 
 /** What an API process sends every LEASE_RENEW_MS (or sooner when it needs slots). */
 export interface LeaseExchange {

@@ -1,9 +1,12 @@
 /** Types shared by workflows, activities and the API. Plain JSON only: they cross Temporal boundaries. */
 import type { PoolKey } from '../ids';
-import type { KeepAliveLearning, KeepAliveWindows } from './keep-alive';
+import type { KeepAliveLearning, KeepAliveView } from './keep-alive';
+
+export type { KeepAliveView } from './keep-alive';
 import type { Lane, PoolConfig } from './pool-config';
-import type { ServiceCall } from './inference';
-import type { SlotLease } from './slot-leases';
+import type { ServiceCall, TokenUsage } from './inference';
+
+export type { TokenUsage } from './inference';
 
 /** Capacity market of a lane. */
 export type Market = 'spot' | 'on-demand';
@@ -218,23 +221,6 @@ export interface PoolView {
   keepAlive: KeepAliveView;
 }
 
-/** The keep-alive part of a pool's view. */
-export interface KeepAliveView {
-  mode: 'fixed' | 'adaptive';
-  /** The windows in force now, and why. */
-  windows: KeepAliveWindows;
-  /** How long a node above the pool's need stays before it retires (scale-in). */
-  scaleInWindowMs: number;
-  /** Adaptive pools: the average run time of a job (burst sizing counts what the fleet finishes soon). */
-  runMsAverage?: number;
-  /** For a fixed pool that has seen enough gaps: what `adaptive` would choose. */
-  adaptiveWouldChoose?: KeepAliveWindows;
-  gapsSeen: number;
-  /** Idle gaps seen, by percentile (seconds; from the histogram's bins, with halving of old gaps). */
-  gapPercentilesS?: { p5: number; p50: number; p99: number };
-  bootEstimateMs?: number;
-}
-
 /** Terminal and live states of a job. */
 export type JobStatus = 'queued' | 'provisioning' | 'running' | 'completed' | 'failed' | 'expired' | 'cancelled';
 
@@ -285,12 +271,6 @@ export interface ProgressSnapshot {
   /** Epoch ms when it was reported. */
   at: number;
   source: 'heartbeat' | 'node';
-}
-
-/** Token usage reported by a model server. */
-export interface TokenUsage {
-  promptTokens: number;
-  completionTokens: number;
 }
 
 /** A job's view: answered by the job query and, once terminal, stored in PostgreSQL. */
@@ -344,4 +324,17 @@ export interface PlacementGrant {
   slot: number;
   /** ms the job waited for a node to become ready (0 if it was placed on a warm node). */
   coldStartMs: number;
+}
+
+/** One lease as the pool keeps it. */
+export interface SlotLease {
+  id: string;
+  /** The API process holding it. */
+  holder: string;
+  nodeId: string;
+  slots: number;
+  /** Workflow time (ms) after which the slots go back unless renewed. */
+  expiresAt: number;
+  /** Taken back: not renewed as usable; the holder releases it once its requests there are done. */
+  revoked?: boolean;
 }

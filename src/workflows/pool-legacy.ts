@@ -21,7 +21,7 @@ import {
 import type { Activities } from '../activities';
 import type { PoolWorkflowInput } from './pool';
 import { BOOKKEEPING_ACTIVITY, BOOT_WAIT_ACTIVITY, PROVIDER_CALL_ACTIVITY } from './activity-options';
-import type { LedgerEvent, LedgerEventType } from '../db/ledger';
+import type { LedgerEvent, LedgerEventType } from '../domain/ledger-events';
 import { jobWorkflowId, nodeId as makeNodeId } from '../ids';
 import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from '../domain/placement';
 import { describePlan, planPreemptions, type PreemptionCheck } from '../domain/preemption';

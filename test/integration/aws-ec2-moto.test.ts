@@ -11,7 +11,7 @@ import {
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import pino from 'pino';
-import { nodeSecrets } from '../../src/activities/node-secrets';
+import { nodeSecrets } from '../../src/secrets/node-secrets';
 import { createNodeActivities } from '../../src/activities/nodes';
 import { classifyEc2Error, clientTokenFor, EC2_TAG, Ec2Provider } from '../../src/activities/providers/aws-ec2';
 import {

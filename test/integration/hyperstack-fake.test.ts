@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, test } from 'node:test';
 import pino from 'pino';
-import { nodeSecrets } from '../../src/activities/node-secrets';
+import { nodeSecrets } from '../../src/secrets/node-secrets';
 import { createNodeActivities } from '../../src/activities/nodes';
 import { HYPERSTACK_LABEL, HyperstackProvider, hyperstackVmName } from '../../src/activities/providers/hyperstack';
 import {

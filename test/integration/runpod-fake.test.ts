@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, test } from 'node:test';
 import pino from 'pino';
-import { nodeSecrets } from '../../src/activities/node-secrets';
+import { nodeSecrets } from '../../src/secrets/node-secrets';
 import { createNodeActivities } from '../../src/activities/nodes';
 import {
   AuthFailedError,

@@ -5,7 +5,7 @@ import { signCallback, verifyCallback } from '../../src/activities/callbacks/sig
 import { checkCallbackTarget } from '../../src/activities/callbacks/target-guard';
 import { CallbackTargetRefused, isNonPublicAddress, parseAllowList } from '../../src/domain/callback-target';
 import { ntfyRequest } from '../../src/activities/notify';
-import { nodeSecrets } from '../../src/activities/node-secrets';
+import { nodeSecrets } from '../../src/secrets/node-secrets';
 import { NTFY_TOPIC_PATTERN, workspaceTopic } from '../../src/domain/notify-topic';
 import { loadConfig } from '../../src/config';
 import { asPoolKey } from '../../src/ids';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { appendLedgerEvent, appendLedgerEvents, verifyLedgerChain, type LedgerEvent } from '../../src/db/ledger';
-import { nodeSecrets } from '../../src/activities/node-secrets';
+import { nodeSecrets } from '../../src/secrets/node-secrets';
 import { migrate } from '../../src/db/schema';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { asPoolKey } from '../../src/ids';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { loadNodeSecretKey, NODE_SECRET_KEY_FILE, nodeSecrets } from '../../src/activities/node-secrets';
+import { loadNodeSecretKey, NODE_SECRET_KEY_FILE, nodeSecrets } from '../../src/secrets/node-secrets';
 import { testMockProvider } from '../helpers/stack';
 import { waitUntil } from '../helpers/wait';
 import { MockActivityEnvironment } from '@temporalio/testing';

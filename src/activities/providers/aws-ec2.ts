@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { AwsLane } from '../../domain/pool-config';
 import type { ProviderPrice } from '../../domain/pool-protocol';
-import { type NodeSecrets, withNodeToken } from '../node-secrets';
+import { type NodeSecrets, withNodeToken } from '../../secrets/node-secrets';
 import { checkModelServer } from './model-server-health';
 import { type PoolKey, splitPoolKey } from '../../ids';
 import {

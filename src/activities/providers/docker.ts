@@ -10,7 +10,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { grantedPriorities } from '../../db/quotas';
 import { getServiceByPoolKey } from '../../db/services';
-import { type NodeSecrets, nodeAuthHeaders, withNodeToken } from '../node-secrets';
+import { type NodeSecrets, nodeAuthHeaders, withNodeToken } from '../../secrets/node-secrets';
 import { DEFAULT_PRIORITY } from '../../domain/placement';
 import { type GpuMemory, planVramAdmission, type VramAllocation } from '../../domain/vram';
 import {

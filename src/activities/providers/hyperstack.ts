@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { HyperstackLane } from '../../domain/pool-config';
 import type { ProviderPrice } from '../../domain/pool-protocol';
 import { type PoolKey, splitPoolKey } from '../../ids';
-import { type NodeSecrets, withNodeToken } from '../node-secrets';
+import { type NodeSecrets, withNodeToken } from '../../secrets/node-secrets';
 import { backoffMs, pause, ProviderHttpError, retryAfterMs, safeJson } from './http-retry';
 import { checkModelServer } from './model-server-health';
 import {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { hashString, seededRandom } from '../../domain/random';
 import { CapacityUnavailableError, type NodeStatus, type Provider, type ProvisionRequest, type ProvisionedNode } from './provider';
 import type { PoolKey } from '../../ids';
-import type { NodeSecrets } from '../node-secrets';
+import type { NodeSecrets } from '../../secrets/node-secrets';
 import { checkModelServer } from './model-server-health';
 
 /** Knobs of the mock provider. */

@@ -1,5 +1,5 @@
 /** The health check every cloud driver makes of a node's model server once the provider says it runs. */
-import { type NodeSecrets, nodeAuthHeaders } from '../node-secrets';
+import { type NodeSecrets, nodeAuthHeaders } from '../../secrets/node-secrets';
 import type { NodeStatus } from './provider';
 
 /** GET <url><healthPath> with the node's bearer secret: healthy on 2xx; unreachable or an error status is not. */

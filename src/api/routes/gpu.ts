@@ -5,7 +5,7 @@ import { getServiceByPoolKey } from '../../db/services';
 import { getPool } from '../../db/store';
 import { DOCKER_PROVIDER, serviceVramMiB, serviceVramRequest } from '../../domain/service';
 import { planVramAdmission } from '../../domain/vram';
-import { temporalPoolControl } from '../../local-gpus';
+import { temporalPoolControl } from '../../stack/local-gpus';
 import { availableLanes } from '../../domain/scaling';
 import { ENTITY_ID_PATTERN, type PoolKey, poolKey, splitPoolKey } from '../../ids';
 import { principalOf } from '../auth';
