@@ -63,3 +63,6 @@ export function jobDeliveryWorkflowId(jobId: string): string {
 export function workspacePriority(workspaceId: string): { fairnessKey: string } {
   return { fairnessKey: workspaceId.slice(0, 64) };
 }
+
+/** The registered type of the live pool workflow (src/workflows/pool.ts); pools started under it keep it. */
+export const POOL_WORKFLOW_TYPE = 'poolWorkflowV2';

@@ -1,7 +1,13 @@
 /** Runs one job's request against its node's OpenAI-compatible server, streaming and heartbeating. */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { SNAPSHOT_TEXT_LIMIT } from '../domain/job-policy';
-import { type InferenceInput, type InferenceProgress, type InferenceResult, payloadProblem, toChatRequest } from '../domain/inference';
+import {
+  type InferenceInput,
+  type InferenceProgress,
+  type InferenceResult,
+  payloadProblem,
+  toChatRequest,
+} from '../domain/inference-request';
 
 import type { TokenUsage } from '../domain/types';
 import { callService } from './service-call';

@@ -1,6 +1,6 @@
 /** A generic service job's call: a JSON body to a path on the node, the answer passed through as it came. */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import { type InferenceInput, type InferenceResult, SERVICE_RESPONSE_LIMIT_BYTES, type ServiceCall } from '../domain/inference';
+import { type InferenceInput, type InferenceResult, SERVICE_RESPONSE_LIMIT_BYTES, type ServiceCall } from '../domain/inference-request';
 import { type NodeSecrets, nodeAuthHeaders } from '../secrets/node-secrets';
 
 export async function callService(input: InferenceInput, call: ServiceCall, secrets?: NodeSecrets): Promise<InferenceResult> {

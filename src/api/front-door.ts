@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { type NodeSecrets, nodeAuthHeaders } from '../secrets/node-secrets';
-import { REQUEST_OUTCOME_EVENT, REQUEST_RENEW_MS, type RequestInput, type RequestOutcome } from '../domain/front-door';
+import { REQUEST_OUTCOME_EVENT, REQUEST_RENEW_MS, type RequestInput, type RequestOutcome } from '../domain/front-door-protocol';
 import { DEFAULT_PRIORITY } from '../domain/placement';
 import type { PlacementGrant, PoolConfig } from '../domain/types';
 import { jobWorkflowId, type PoolKey, splitPoolKey, workspacePriority } from '../ids';
@@ -24,7 +24,7 @@ import type { LedgerBatch } from './ledger-batch';
 import { type NodeAnswer, postToNode, readText } from './node-call';
 
 /** A streaming client hears from us at least this often while it waits for its first token. */
-export const KEEP_ALIVE_MS = 5000;
+export const SSE_COMMENT_INTERVAL_MS = 5000;
 /** A streaming response commits its headers once placed or after this long, whichever is first. */
 const COMMIT_HEADERS_AFTER_MS = 1000;
 
@@ -193,7 +193,7 @@ export class FrontDoor {
     const report = (outcome: RequestOutcome) =>
       handle.signal(requestDoneSignal, outcome).catch((err) => log.warn({ requestId, err: String(err) }, 'request end not reported'));
 
-    // Parked: a streaming client gets its headers soon and a comment every KEEP_ALIVE_MS until its first token.
+    // Parked: a streaming client gets its headers soon and a comment every SSE_COMMENT_INTERVAL_MS until its first token.
     const waitingSince = Date.now();
     let keepAlive: NodeJS.Timeout | undefined;
     const comment = () => res.write(`: waiting for capacity, ${Math.round((Date.now() - waitingSince) / 1000)} s\n\n`);
@@ -201,7 +201,7 @@ export class FrontDoor {
       ? setTimeout(() => {
           commit();
           comment();
-          keepAlive = setInterval(comment, KEEP_ALIVE_MS);
+          keepAlive = setInterval(comment, SSE_COMMENT_INTERVAL_MS);
         }, COMMIT_HEADERS_AFTER_MS)
       : undefined;
     const stopWaiting = () => {

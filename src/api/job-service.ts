@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { CallbackTargetRefused, checkCallbackUrlForm } from '../domain/callback-target';
-import type { InferenceProgress } from '../domain/inference';
+import type { InferenceProgress } from '../domain/inference-request';
 import type { CallbackState } from '../db/callbacks';
 import type { Logger } from 'pino';
 import { getJob, getPool, insertJob, listPools, saveJobOutcome } from '../db/store';

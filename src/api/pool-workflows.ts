@@ -4,8 +4,8 @@ import { defaultPayloadConverter, WorkflowIdConflictPolicy, type QueryDefinition
 import type { BootProgress } from '../domain/pool-protocol';
 import type { PoolConfig } from '../domain/types';
 import { poolKey as poolSearchKey } from '../domain/search-attributes';
-import { type PoolKey, poolWorkflowId, splitPoolKey, workspacePriority } from '../ids';
-import type { poolWorkflowV2 } from '../workflows/pool';
+import { POOL_WORKFLOW_TYPE, type PoolKey, poolWorkflowId, splitPoolKey, workspacePriority } from '../ids';
+import type { poolEntityWorkflow } from '../workflows/pool';
 import { poolStateQuery } from '../workflows/messages';
 import type { PoolView } from '../domain/types';
 import type { ApiContext } from './context';
@@ -18,7 +18,7 @@ export async function ensurePoolWorkflow(
   key: PoolKey,
   config: PoolConfig,
 ): Promise<void> {
-  await ctx.client.workflow.start<typeof poolWorkflowV2>('poolWorkflowV2', {
+  await ctx.client.workflow.start<typeof poolEntityWorkflow>(POOL_WORKFLOW_TYPE, {
     workflowId: poolWorkflowId(key),
     taskQueue: ctx.taskQueue,
     args: [{ poolId: key, config }],

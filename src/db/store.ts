@@ -34,25 +34,6 @@ const toPool = (row: PoolRow): StoredPool => ({
   draining: row.draining,
 });
 
-/** Inserts a pool; returns false if the workspace already has one of that id. */
-export async function insertPool(db: Db, workspaceId: string, id: string, config: PoolConfig): Promise<boolean> {
-  const result = await db.query('INSERT INTO pools (workspace_id, id, config) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
-    workspaceId,
-    id,
-    JSON.stringify(config),
-  ]);
-  return (result.rowCount ?? 0) > 0;
-}
-
-/** Replaces a pool's config. */
-export async function updatePoolConfig(db: Db, workspaceId: string, id: string, config: PoolConfig): Promise<void> {
-  await db.query('UPDATE pools SET config = $3, updated_at = now() WHERE workspace_id = $1 AND id = $2', [
-    workspaceId,
-    id,
-    JSON.stringify(config),
-  ]);
-}
-
 /** Marks a pool as draining (no new jobs) or accepting again. */
 export async function setPoolDraining(db: Db, workspaceId: string, id: string, draining: boolean): Promise<void> {
   await db.query('UPDATE pools SET draining = $3, updated_at = now() WHERE workspace_id = $1 AND id = $2', [workspaceId, id, draining]);

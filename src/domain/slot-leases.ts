@@ -187,17 +187,6 @@ export function exchangeLeases(
   };
 }
 
-/** Takes back leases matching `which` (their holders stop at their next exchange); returns how many. */
-export function revokeLeases(state: PoolState, which: (lease: SlotLease) => boolean): number {
-  let count = 0;
-  for (const lease of state.leases ?? []) {
-    if (lease.revoked || !which(lease)) continue;
-    lease.revoked = true;
-    count += 1;
-  }
-  return count;
-}
-
 /**
  * The lease rules of one step: expired leases free their slots; leases go back wherever the slots are needed
  * or the node is going (see the file comment). Returns the ids of leases revoked now.

@@ -4,9 +4,9 @@ import type { KeepAliveLearning, KeepAliveView } from './keep-alive';
 
 export type { KeepAliveView } from './keep-alive';
 import type { Lane, PoolConfig } from './pool-config';
-import type { ServiceCall, TokenUsage } from './inference';
+import type { ServiceCall, TokenUsage } from './inference-request';
 
-export type { TokenUsage } from './inference';
+export type { TokenUsage } from './inference-request';
 
 /** Capacity market of a lane. */
 export type Market = 'spot' | 'on-demand';

@@ -27,7 +27,7 @@ import {
 import type { Activities } from '../activities';
 import { OUTCOME_NOT_STORABLE } from '../domain/job-policy';
 import { BOOKKEEPING_ACTIVITY, NOTIFICATION_ACTIVITY } from './activity-options';
-import type { InferenceResult } from '../domain/inference';
+import type { InferenceResult } from '../domain/inference-request';
 import type { JobLedgerEventType } from '../domain/ledger-events';
 import { laterSnapshot, retryBackoffMs, SNAPSHOT_TEXT_LIMIT } from '../domain/job-policy';
 import { DEFAULT_PRIORITY } from '../domain/placement';

@@ -6,7 +6,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PreemptionCheck } from '../domain/preemption';
 import type { JobArrival } from '../domain/pool-protocol';
 import type { JobView, PlacementGrant, PoolConfig, PoolView } from '../domain/types';
-import type { RequestOutcome } from '../domain/front-door';
+import type { RequestOutcome } from '../domain/front-door-protocol';
 import type { LeaseAnswer, LeaseExchange } from '../domain/slot-leases';
 
 export type { JobArrival };

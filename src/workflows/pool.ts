@@ -1,5 +1,6 @@
 /**
- * The pool entity workflow (`poolWorkflowV2`): an interpreter over the pure pool state machine
+ * The pool entity workflow, registered as `poolWorkflowV2` (POOL_WORKFLOW_TYPE in src/ids.ts: running pools and
+ * recorded histories carry that type, so the name stays): an interpreter over the pure pool state machine
  * (src/domain/pool-machine.ts). Handlers only post events; the loop feeds each event to `stepPool` and runs
  * the commands it returns. Every command reports back as an event, success or failure, so no activity
  * failure can fail a workflow task, and no coroutine but the loop ever changes the state.
@@ -70,7 +71,7 @@ const SETTLE_BEFORE_CONTINUE: ReadonlySet<PoolCommand['type']> = new Set([
 ]);
 
 /** The pool workflow. */
-export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
+export async function poolEntityWorkflow(input: PoolWorkflowInput): Promise<void> {
   let state: PoolState = input.state ?? newPoolState(input.poolId, input.config);
   // A new pool's node ids carry its incarnation (the random tail of its first run's id: UUIDv7 run ids begin
   // with the time); runs recorded before this replay without one.
@@ -256,7 +257,7 @@ export async function poolWorkflowV2(input: PoolWorkflowInput): Promise<void> {
     if (readyToContinueAsNew()) {
       // An update that arrives meanwhile waits for the loop, so the loop must not wait for it: take it first.
       await condition(() => allHandlersFinished() || inbox.length > 0);
-      if (inbox.length === 0) await continueAsNew<typeof poolWorkflowV2>({ poolId, config: state.config, state });
+      if (inbox.length === 0) await continueAsNew<typeof poolEntityWorkflow>({ poolId, config: state.config, state });
     }
   }
 }

@@ -16,7 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { REQUEST_LEASE_MS, REQUEST_OUTCOME_EVENT, type RequestInput, type RequestOutcome } from '../domain/front-door';
+import { REQUEST_LEASE_MS, REQUEST_OUTCOME_EVENT, type RequestInput, type RequestOutcome } from '../domain/front-door-protocol';
 import type { JobStatus, JobView, PlacementGrant } from '../domain/types';
 import { poolWorkflowId } from '../ids';
 import { BOOKKEEPING_ACTIVITY } from './activity-options';

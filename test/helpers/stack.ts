@@ -19,10 +19,10 @@ import { ledgerRowsForPool, type LedgerEvent } from '../../src/db/ledger';
 import { insertJob } from '../../src/db/store';
 import type { JobInput, JobView, PoolConfig, PoolView } from '../../src/domain/types';
 import { poolConfigSchema } from '../../src/domain/pool-config';
-import { jobWorkflowId, poolWorkflowId, asPoolKey } from '../../src/ids';
+import { asPoolKey, jobWorkflowId, POOL_WORKFLOW_TYPE, poolWorkflowId } from '../../src/ids';
 import type { jobWorkflow } from '../../src/workflows/job';
 import { jobStateQuery, poolStateQuery } from '../../src/workflows/messages';
-import type { poolWorkflowV2 } from '../../src/workflows/pool';
+import type { poolEntityWorkflow } from '../../src/workflows/pool';
 import { createWorker } from '../../src/worker';
 import type { NodeEvent } from '../../src/mock-node/events';
 import { waitUntil } from './wait';
@@ -131,7 +131,7 @@ export class PoolHarness {
   async startPool(poolName: string, config: PoolConfig): Promise<void> {
     const poolId = asPoolKey(poolName);
     this.started.push(poolWorkflowId(poolId));
-    await this.client.workflow.start<typeof poolWorkflowV2>('poolWorkflowV2', {
+    await this.client.workflow.start<typeof poolEntityWorkflow>(POOL_WORKFLOW_TYPE, {
       workflowId: poolWorkflowId(poolId),
       taskQueue: this.taskQueue,
       args: [{ poolId, config }],

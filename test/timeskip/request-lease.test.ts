@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import type { RequestInput } from '../../src/domain/front-door';
+import type { RequestInput } from '../../src/domain/front-door-protocol';
 import { asPoolKey, jobWorkflowId } from '../../src/ids';
 import { requestSlotUpdate } from '../../src/workflows/messages';
 import type { requestWorkflow } from '../../src/workflows/request';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { keysMatch } from '../../src/api/auth';
-import { toChatRequest } from '../../src/domain/inference';
+import { toChatRequest } from '../../src/domain/inference-request';
 import { loadConfig } from '../../src/config';
 import { poolConfigSchema, validatePoolConfig } from '../../src/domain/pool-config';
 import { poolConfig } from '../helpers/stack';

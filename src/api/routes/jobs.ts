@@ -1,7 +1,7 @@
 /** /v1/jobs: submit (202 + status URL), read status, cancel. */
 import { Router } from 'express';
 import { z } from 'zod';
-import { payloadProblem, type ServiceResponse } from '../../domain/inference';
+import { payloadProblem, type ServiceResponse } from '../../domain/inference-request';
 import { presentJob } from '../../domain/job-presenter';
 import { basePriority } from '../../domain/placement';
 import { TERMINAL_JOB_STATUSES } from '../../domain/types';

@@ -7,7 +7,7 @@ import { type ErrorRequestHandler, type Request, type Response, Router } from 'e
 import { z, ZodError } from 'zod';
 import { listPools, type StoredPool } from '../../db/store';
 import { parkedRequestQuota } from '../../db/quotas';
-import { MAX_TOKENS_LIMIT } from '../../domain/inference';
+import { MAX_TOKENS_LIMIT } from '../../domain/inference-request';
 import { poolKey } from '../../ids';
 import { principalOf } from '../auth';
 import type { ApiContext } from '../context';

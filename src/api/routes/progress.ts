@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { progressTokenMatches } from '../../db/store';
-import { MAX_TOKENS_LIMIT } from '../../domain/inference';
+import { MAX_TOKENS_LIMIT } from '../../domain/inference-request';
 import { jobWorkflowId } from '../../ids';
 import { jobProgressSignal } from '../../workflows/messages';
 import type { ApiContext } from '../context';
