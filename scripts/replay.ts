@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { loadClientConfig } from '../src/client-config';
 import { loadConfig } from '../src/config';
 import { payloadDataConverter } from '../src/temporal-codec';
 import { temporalConnectionOptions } from '../src/temporal-connection';
@@ -16,10 +17,15 @@ async function main(): Promise<void> {
     options: {
       'workflow-id': { type: 'string' },
       'run-id': { type: 'string' },
-      address: { type: 'string', default: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' },
-      namespace: { type: 'string', default: process.env.TEMPORAL_NAMESPACE ?? 'default' },
+      address: { type: 'string' },
+      namespace: { type: 'string' },
     },
   });
+  // The server's own variables (and .env): TEMPORAL_ADDRESS, else the embedded dev server's TEMPORAL_PORT.
+  const client = loadClientConfig();
+  const address = values.address ?? client.temporalAddress;
+  const addressFrom = values.address ? '--address' : client.temporalAddressFrom;
+  const namespace = values.namespace ?? client.namespace;
   const workflowId = values['workflow-id'];
   if (!workflowId) {
     process.stderr.write('usage: npm run replay -- --workflow-id <id> [--run-id <run>] [--address host:port]\n');
@@ -28,11 +34,13 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   // TLS, client certificate and API key come from the same variables as the services' (TEMPORAL_TLS_*, TEMPORAL_API_KEY).
   const config = loadConfig();
-  const connection = await Connection.connect({ address: values.address, ...temporalConnectionOptions(config) });
+  const connection = await Connection.connect({ address, ...temporalConnectionOptions(config) }).catch((err: Error) => {
+    throw new Error(`cannot reach Temporal at ${address}: ${err.message} (set ${addressFrom})`);
+  });
   // With TEMPORAL_PAYLOAD_KEYS set, the history's payloads are decrypted as the workers would.
   const dataConverter = payloadDataConverter(config.TEMPORAL_PAYLOAD_KEYS);
-  const client = new Client({ connection, namespace: values.namespace, dataConverter });
-  const history = await client.workflow.getHandle(workflowId, values['run-id']).fetchHistory();
+  const temporal = new Client({ connection, namespace, dataConverter });
+  const history = await temporal.workflow.getHandle(workflowId, values['run-id']).fetchHistory();
   process.stdout.write(`replaying ${workflowId}: ${history.events?.length ?? 0} events\n`);
   try {
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle(), dataConverter }, history, workflowId);

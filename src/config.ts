@@ -1,4 +1,5 @@
 /** Configuration: every environment variable, parsed once by one zod schema. Defaults live here only. */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseAllowList } from './domain/callback-target';
@@ -147,6 +148,7 @@ export type Config = z.infer<typeof configSchema> & { dataDir: string };
 
 /** Parses the environment (or the given object); throws one readable error listing every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  if (env === process.env) loadDotEnv();
   // An empty variable (as `.env.example` leaves them) means "not set".
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
   const parsed = configSchema.safeParse(present);
@@ -159,6 +161,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (parsed.data.AWS_EC2_ENABLED === 'true' && !parsed.data.AWS_REGION)
     throw new Error('invalid configuration:\n  AWS_REGION: required when AWS_EC2_ENABLED=true');
   return { ...parsed.data, dataDir: path.resolve(parsed.data.ZEROPOOL_DATA_DIR) };
+}
+
+/**
+ * `.env` in the working folder, when there is one, for the server and every tool alike (Node's own parser).
+ * Variables already in the environment win over the file.
+ */
+export function loadDotEnv(file = path.resolve('.env')): void {
+  if (existsSync(file)) process.loadEnvFile(file);
 }
 
 /** Whether the configuration turns the aws (EC2) provider on. */

@@ -3,6 +3,9 @@
 export interface ApiClientOptions {
   baseUrl: string;
   key?: string;
+  /** The variables that set the URL and the key, named when the API cannot be reached or refuses the key. */
+  urlFrom?: string;
+  keyFrom?: string;
 }
 
 /** An error answered by the API (or no answer at all). */
@@ -33,7 +36,7 @@ export class ApiClient {
     } catch (err) {
       throw new CliApiError(
         0,
-        `cannot reach ${this.options.baseUrl}: ${(err as Error).cause ?? (err as Error).message} (set ZEROPOOL_URL)`,
+        `cannot reach the API at ${this.options.baseUrl}: ${(err as Error).cause ?? (err as Error).message} (set ${this.options.urlFrom ?? 'ZEROPOOL_URL'})`,
       );
     }
     const text = await res.text();
@@ -45,7 +48,7 @@ export class ApiClient {
     }
     if (!res.ok) {
       const message = parsed?.error?.message ?? (typeof parsed === 'string' ? parsed : res.statusText);
-      const hint = res.status === 401 ? ' (set ZEROPOOL_API_KEY)' : '';
+      const hint = res.status === 401 ? ` (set ${this.options.keyFrom ?? 'ZEROPOOL_KEY'})` : '';
       throw new CliApiError(res.status, `${res.status} ${message}${hint}`, parsed);
     }
     return parsed as T;

@@ -1,11 +1,12 @@
 /**
- * `zeropool`: the command line for a running zeropool. Reads ZEROPOOL_URL (default http://127.0.0.1:8080)
- * and ZEROPOOL_API_KEY. Every command takes --json for scripts (the API's answer, unchanged).
+ * `zeropool`: the command line for a running zeropool. Finds it as every client tool does (src/client-config.ts):
+ * ZEROPOOL_URL, else the server's HOST and PORT; the key from ZEROPOOL_KEY, else the data folder's admin key. Every command takes --json for scripts (the API's answer, unchanged).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApiClient, CliApiError } from './client';
 import { table } from './format';
+import { loadClientConfig } from '../client-config';
 
 const USAGE = `usage: zeropool <command> [options]   (--json: machine-readable output)
 
@@ -25,7 +26,8 @@ const USAGE = `usage: zeropool <command> [options]   (--json: machine-readable o
   gpu                            the host's GPUs (nvidia-smi)
   vram                           VRAM per GPU and per service
 
-environment: ZEROPOOL_URL (default http://127.0.0.1:8080), ZEROPOOL_API_KEY`;
+environment (and .env): ZEROPOOL_URL, else HOST and PORT (default http://127.0.0.1:8080); ZEROPOOL_KEY, else
+the admin key npm start keeps in ZEROPOOL_DATA_DIR (default .zeropool)`;
 
 const OPTIONS = {
   json: { type: 'boolean' },
@@ -109,7 +111,8 @@ export async function run(argv: string[], env: Record<string, string | undefined
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   const [command, ...args] = positionals;
   if (values.help || !command) return USAGE;
-  const api = new ApiClient({ baseUrl: env.ZEROPOOL_URL || 'http://127.0.0.1:8080', key: env.ZEROPOOL_API_KEY || undefined });
+  const client = loadClientConfig(env);
+  const api = new ApiClient({ baseUrl: client.apiUrl, key: client.key, urlFrom: client.apiUrlFrom, keyFrom: client.keyFrom });
   const out = (data: unknown, human: () => string) => (values.json ? JSON.stringify(data, null, 2) : human());
 
   switch (command) {
@@ -122,7 +125,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
       ]);
       const data = {
         api: health.status,
-        url: env.ZEROPOOL_URL || 'http://127.0.0.1:8080',
+        url: client.apiUrl,
         pools: pools.pools.length,
         services: services.services.length,
         gpu,

@@ -7,11 +7,14 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { burstArrivals, percentile, traceArrivals, type Arrival } from './arrivals';
+import { loadClientConfig } from '../client-config';
 
 const TERMINAL = ['completed', 'failed', 'expired', 'cancelled'];
 
 interface Options {
   url: string;
+  /** What set the URL (named when it cannot be reached). */
+  urlFrom: string;
   key?: string;
   pool: string;
   model: string;
@@ -81,9 +84,11 @@ function parseOptions(argv: string[]): Options {
     arrivals = burstArrivals(total, batch, interval * 1000, Math.min(maxTokens, 16));
     describe = `${total} requests in batches of ${batch} every ${interval} s`;
   }
+  const client = loadClientConfig();
   return {
-    url: (values.url ?? process.env.ZEROPOOL_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, ''),
-    key: values.key ?? process.env.ZEROPOOL_KEY ?? process.env.ZEROPOOL_API_KEY,
+    url: (values.url ?? client.apiUrl).replace(/\/$/, ''),
+    urlFrom: values.url ? '--url' : client.apiUrlFrom,
+    key: values.key ?? client.key,
     pool: values.pool!,
     model: values.model!,
     arrivals,
@@ -99,7 +104,12 @@ function api(options: Options) {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (options.key) headers.authorization = `Bearer ${options.key}`;
-    const res = await fetch(`${options.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    let res: Response;
+    try {
+      res = await fetch(`${options.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      throw new Error(`cannot reach the API at ${options.url}: ${(err as Error).cause ?? (err as Error).message} (set ${options.urlFrom})`);
+    }
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };

@@ -361,7 +361,7 @@ function cli(args: string[], key: string = TEST_ADMIN_KEY): Promise<{ code: numb
     execFile(
       process.execPath,
       [path.join(__dirname, '..', '..', 'bin', 'zeropool.js'), ...args],
-      { env: { ...process.env, ZEROPOOL_URL: stack!.baseUrl, ZEROPOOL_API_KEY: key } },
+      { env: { ...process.env, ZEROPOOL_URL: stack!.baseUrl, ZEROPOOL_KEY: key } },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

@@ -1,0 +1,126 @@
+/**
+ * One configuration for the server and every tool (issue 29): `npm start`'s process on non-default ports,
+ * configured by a `.env` in its working folder and nothing else, and then the CLI, the simulator and replay run
+ * from that folder with no variable of their own: each finds the API, the key and Temporal where the server is.
+ * A tool pointed at a closed port names the address it tried and the variables that set it. Real parts: the
+ * Temporal dev server, the embedded PostgreSQL, the worker and mock nodes, as `npm start` runs them.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { freePort } from '../../src/stack/postgres';
+
+const root = path.resolve(__dirname, '../..');
+const tsx = path.join(root, 'node_modules/tsx/dist/loader.mjs');
+const work = mkdtempSync(path.join(os.tmpdir(), 'zeropool-first-hour-'));
+// Only what a user has: a PATH (for the Temporal CLI) and a home; everything else comes from .env.
+const bareEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? work };
+let server: ChildProcess | undefined;
+let port = 0;
+let temporalPort = 0;
+
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: work, env: { ...bareEnv, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+before(async () => {
+  // As root, the embedded PostgreSQL runs as its own user, which must pass through this folder (as any checkout).
+  chmodSync(work, 0o755);
+  [port, temporalPort] = [await freePort(), await freePort()];
+  writeFileSync(
+    path.join(work, '.env'),
+    [
+      `PORT=${port}`,
+      `TEMPORAL_PORT=${temporalPort}`,
+      `TEMPORAL_UI_PORT=${await freePort()}`,
+      `EMBEDDED_POSTGRES_PORT=${await freePort()}`,
+      'ZEROPOOL_DATA_DIR=state',
+      'MOCK_COLD_START_SECONDS=0.5',
+      'MOCK_TOKENS_PER_SECOND=400',
+      'LOG_LEVEL=warn',
+      '',
+    ].join('\n'),
+  );
+  server = spawn(process.execPath, ['--import', tsx, path.join(root, 'src/main.ts')], { cwd: work, env: bareEnv });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${output}`)), 120_000);
+    const seen = (d: Buffer) => {
+      output += d;
+      if (output.includes('zeropool is running')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    server!.stdout!.on('data', seen);
+    server!.stderr!.on('data', (d) => (output += d));
+    server!.once('exit', (code) => reject(new Error(`npm start exited ${code}:\n${output}`)));
+  });
+  assert.match(output, new RegExp(`API: +http://127\\.0\\.0\\.1:${port}`));
+});
+
+after(async () => {
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server!.once('exit', r));
+    server.kill('SIGINT');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('the CLI, the simulator and replay find the server on its non-default ports from its .env and the data folder alone', async () => {
+  const status = await run([path.join(root, 'bin/zeropool.js'), 'status', '--json']);
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal(JSON.parse(status.stdout).url, `http://127.0.0.1:${port}`);
+
+  const simulated = await run([
+    '--import',
+    tsx,
+    path.join(root, 'src/simulator/main.ts'),
+    '--requests',
+    '4',
+    '--batch',
+    '4',
+    '--pool',
+    'first',
+    '--json',
+  ]);
+  assert.equal(simulated.code, 0, simulated.stderr);
+  assert.equal(JSON.parse(simulated.stdout).completed, 4);
+
+  const replayed = await run(['--import', tsx, path.join(root, 'scripts/replay.ts'), '--workflow-id', 'pool:first']);
+  assert.equal(replayed.code, 0, replayed.stdout + replayed.stderr);
+  assert.match(replayed.stdout, /ok: the current code replays this history deterministically/);
+});
+
+test('a tool that cannot reach the server names the address it tried and the variables that set it', async () => {
+  const closed = String(await freePort());
+  const cli = await run([path.join(root, 'bin/zeropool.js'), 'pools'], { PORT: closed });
+  assert.notEqual(cli.code, 0);
+  assert.match(
+    cli.stderr + cli.stdout,
+    new RegExp(`cannot reach the API at http://127\\.0\\.0\\.1:${closed}.*set ZEROPOOL_URL, or HOST and PORT`),
+  );
+  const simulated = await run(['--import', tsx, path.join(root, 'src/simulator/main.ts'), '--requests', '1'], { PORT: closed });
+  assert.notEqual(simulated.code, 0);
+  assert.match(
+    simulated.stderr,
+    new RegExp(`cannot reach the API at http://127\\.0\\.0\\.1:${closed}.*set ZEROPOOL_URL, or HOST and PORT`),
+  );
+  const replayed = await run(['--import', tsx, path.join(root, 'scripts/replay.ts'), '--workflow-id', 'pool:first'], {
+    TEMPORAL_PORT: closed,
+  });
+  assert.notEqual(replayed.code, 0);
+  assert.match(replayed.stderr, new RegExp(`cannot reach Temporal at 127\\.0\\.0\\.1:${closed}.*set TEMPORAL_ADDRESS, or TEMPORAL_PORT`));
+});
