@@ -75,7 +75,13 @@ export function authenticate(options: AuthOptions): RequestHandler {
     resolve(key).then(
       (principal) => {
         if (!principal) {
-          const message = key === undefined ? 'missing API key: send Authorization: Bearer <key>' : 'invalid API key';
+          const authorization = req.header('authorization');
+          const message =
+            key !== undefined
+              ? 'invalid API key'
+              : authorization
+                ? 'the Authorization header needs the Bearer scheme: send Authorization: Bearer <key>'
+                : 'missing API key: send Authorization: Bearer <key>';
           return next(new ApiError(401, 'unauthorized', message));
         }
         res.locals.principal = principal;

@@ -73,7 +73,7 @@ class BodyRefused extends Error {
 
 /** express.json with the nesting bound checked on the raw bytes first. */
 export function jsonBody(limit: string): RequestHandler {
-  return express.json({
+  const parse = express.json({
     limit,
     verify: (_req, _res, buf) => {
       if (jsonNestsDeeperThan(buf, MAX_JSON_DEPTH))
@@ -84,6 +84,19 @@ export function jsonBody(limit: string): RequestHandler {
         );
     },
   });
+  return (req, res, next) => {
+    // A body that is not declared JSON would pass unparsed and fail validation as "Required": say what is wrong.
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !req.is('application/json') && !req.is('+json'))
+      return next(
+        new ApiError(
+          415,
+          'unsupported_media_type',
+          `the request body must be JSON, sent with content-type: application/json (got ${req.headers['content-type'] ?? 'no content-type'})`,
+        ),
+      );
+    parse(req, res, next);
+  };
 }
 
 /** 400 for unstorable text anywhere in the path, query or JSON body. */

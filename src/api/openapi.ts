@@ -46,6 +46,7 @@ const ERROR_TEXT: Record<number, string> = {
   404: 'No such resource in the caller’s workspace',
   409: 'Conflict with the current state',
   413: 'Request body over the size limit',
+  415: 'Request body not declared JSON (send content-type: application/json)',
   429: 'Workspace at its in-flight job limit (see Retry-After)',
   502: 'Every node tried failed before answering (upstream_failed)',
   503: 'A dependency (Temporal worker, PostgreSQL) did not answer, or capacity did not come in time (see Retry-After)',
@@ -899,6 +900,8 @@ export function openApiDocument() {
       responses[spec.ok[0]] = { ...ok, content: { ...ok.content, 'text/event-stream': { schema: sseEvent } } };
     }
     for (const status of spec.errors) responses[status] = json(errorSchema, ERROR_TEXT[status]);
+    // Any route that takes a body refuses one that is not declared JSON (src/api/body.ts).
+    if (spec.request?.body) responses[415] = json(errorSchema, ERROR_TEXT[415]);
     responses[500] = json(errorSchema, 'Internal error');
     registry.registerPath({
       method: spec.method,

@@ -407,3 +407,55 @@ test('fast path ledger spool: rows of requests a killed API process answered are
   }
   assert.deepEqual(readdirSync(spoolDir), [], 'a process stopped with everything written leaves nothing behind');
 });
+
+test('every error of the OpenAI routes is in OpenAI’s shape, whatever raised it: the official client gets its exception class and a message that says what to do', async () => {
+  const shaped = (body: any, type: string) => {
+    assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'param', 'type']);
+    assert.equal(body.error.type, type);
+    return body.error as { message: string; code: string };
+  };
+  // 401 from the authentication in front of every route.
+  await assert.rejects(
+    client('zp_not_a_key').chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }] }),
+    (err: unknown) => {
+      assert.ok(err instanceof OpenAI.AuthenticationError);
+      assert.equal((err as InstanceType<typeof OpenAI.APIError>).type, 'authentication_error');
+      assert.match((err as Error).message, /invalid API key/);
+      return true;
+    },
+  );
+  const raw = (path: string, init: RequestInit) =>
+    fetch(`${stack.baseUrl}${path}`, init).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  const noScheme = await raw('/v1/models', { headers: { authorization: keyA } });
+  assert.equal(noScheme.status, 401);
+  assert.match(shaped(noScheme.body, 'authentication_error').message, /needs the Bearer scheme/);
+  // 413 from the body parser, naming the limit (64 kB in this stack).
+  await assert.rejects(
+    client(keyA).chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x'.repeat(100_000) }] }),
+    (err: unknown) => {
+      assert.ok(err instanceof OpenAI.APIError);
+      assert.equal((err as InstanceType<typeof OpenAI.APIError>).status, 413);
+      assert.equal((err as InstanceType<typeof OpenAI.APIError>).type, 'invalid_request_error');
+      assert.match((err as Error).message, /larger than the limit of 65536 bytes/);
+      return true;
+    },
+  );
+  // 415 and 400 before any route: a body not declared JSON, and one that is not JSON.
+  const headers = { authorization: `Bearer ${keyA}` };
+  const plain = await raw('/v1/chat/completions', { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: '{}' });
+  assert.equal(plain.status, 415);
+  assert.match(shaped(plain.body, 'invalid_request_error').message, /content-type: application\/json/);
+  const broken = await raw('/v1/completions', { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{' });
+  assert.equal(broken.status, 400);
+  assert.equal(shaped(broken.body, 'invalid_request_error').code, 'invalid_json');
+  // A field the route refuses: OpenAI's `param` names it.
+  await assert.rejects(client(keyA).chat.completions.create({ model: 'm', messages: [], max_tokens: -1 }), (err: unknown) => {
+    assert.ok(err instanceof OpenAI.BadRequestError);
+    assert.ok((err as InstanceType<typeof OpenAI.APIError>).param, 'param names the field');
+    return true;
+  });
+  // zeropool's own routes keep zeropool's shape.
+  const own = await raw('/v1/pools', { headers: { authorization: keyA } });
+  assert.equal(own.status, 401);
+  assert.deepEqual(Object.keys(own.body.error).sort(), ['code', 'details', 'message']);
+});

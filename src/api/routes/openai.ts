@@ -3,8 +3,8 @@
  * with workspace keys as `Authorization: Bearer` (what OpenAI clients send). `model` picks the workspace's pool
  * serving it; errors come in OpenAI's shape.
  */
-import { type ErrorRequestHandler, type Request, type Response, Router } from 'express';
-import { z, ZodError } from 'zod';
+import { type Request, type Response, Router } from 'express';
+import { z } from 'zod';
 import { listPools, type StoredPool } from '../../db/store';
 import { parkedRequestQuota } from '../../db/quotas';
 import { MAX_TOKENS_LIMIT } from '../../domain/inference-request';
@@ -100,34 +100,5 @@ export function openAiRoutes(ctx: Pick<ApiContext, 'db'>, frontDoor: FrontDoor):
     res.json({ object: 'list', data: [...models].map(([id, created]) => ({ id, object: 'model', created, owned_by: workspaceId })) });
   });
 
-  router.use(openAiErrors);
   return router;
 }
-
-/** OpenAI's error shape: `{ error: { message, type, param, code } }`. */
-const openAiErrors: ErrorRequestHandler = (err, _req, res, next) => {
-  if (res.headersSent) return next(err);
-  if (err instanceof ZodError) {
-    const issue = err.issues[0]!;
-    res.status(400).json({
-      error: {
-        message: `${issue.path.join('.') || 'body'}: ${issue.message}`,
-        type: 'invalid_request_error',
-        param: issue.path.join('.') || null,
-        code: null,
-      },
-    });
-    return;
-  }
-  if (!(err instanceof ApiError)) return next(err);
-  for (const [name, value] of Object.entries(err.headers ?? {})) res.setHeader(name, value);
-  const type =
-    err.status === 429
-      ? 'rate_limit_error'
-      : err.status === 401
-        ? 'authentication_error'
-        : err.status >= 500
-          ? 'server_error'
-          : 'invalid_request_error';
-  res.status(err.status).json({ error: { message: err.message, type, param: null, code: err.code } });
-};
