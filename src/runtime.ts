@@ -55,7 +55,11 @@ export async function openDatabase(url: string, ownerUrl?: string): Promise<pg.P
   if (ownerUrl) await migrateAsOwner(ownerUrl, url);
   const db = new pg.Pool({ connectionString: url, max: 20 });
   // An idle connection closed by the server (restart, shutdown) must not crash the process.
-  db.on('error', (err) => logger.warn({ err: err.message }, 'idle PostgreSQL connection closed'));
+  // A server that is shutting down (57P01, as on Ctrl-C of npm start) is expected: no warning for it.
+  db.on('error', (err) => {
+    const shutdown = (err as { code?: string }).code === '57P01';
+    logger[shutdown ? 'debug' : 'warn']({ err: err.message }, 'idle PostgreSQL connection closed');
+  });
   const version = await schemaVersion(db);
   if (version < SCHEMA_VERSION) {
     try {

@@ -90,7 +90,9 @@ export class LedgerBatch {
     if (!spool) return;
     try {
       for (const orphan of spool.claimOrphans()) {
-        this.log.warn(
+        // An empty segment of a cleanly stopped process is no news; rows or a torn line are.
+        const level = orphan.rows.length > 0 || orphan.torn > 0 ? 'warn' : 'debug';
+        this.log[level](
           { file: orphan.file, rows: orphan.rows.length, torn: orphan.torn },
           'ledger rows left by a stopped API process: writing them',
         );

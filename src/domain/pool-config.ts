@@ -179,7 +179,8 @@ export const MAX_POOL_SLOTS = 10_000;
 /** A whole pool config, as created. */
 export const poolConfigSchema = poolConfigFields
   .strict()
-  .refine((c) => c.minNodes <= c.maxNodes, { message: 'minNodes must not exceed maxNodes', path: ['minNodes'] })
+  // A maxNodes already refused (negative) is not compared again: one message for one mistake.
+  .refine((c) => c.maxNodes < 0 || c.minNodes <= c.maxNodes, { message: 'minNodes must not exceed maxNodes', path: ['minNodes'] })
   .refine((c) => c.maxNodes * c.slotsPerNode <= MAX_POOL_SLOTS, {
     message: `maxNodes × slotsPerNode must not exceed ${MAX_POOL_SLOTS} (the pool's state must stay small enough for Temporal)`,
     path: ['maxNodes'],

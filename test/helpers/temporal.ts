@@ -2,7 +2,7 @@
 import os from 'node:os';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { findTemporalBinary } from '../../src/stack/temporal-binaries';
+import { ensureTemporalBinary } from '../../src/stack/temporal-binaries';
 import { freePort } from '../../src/stack/postgres';
 import { startDevServer } from '../../src/stack/temporal-dev';
 
@@ -26,7 +26,7 @@ async function withStartRetries<T>(what: string, start: () => Promise<T>, attemp
 
 /** The native time-skipping test server. */
 export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
-  const binary = findTemporalBinary('test-server');
+  const binary = ensureTemporalBinary('test-server');
   return withStartRetries('time-skipping test server', () =>
     TestWorkflowEnvironment.createTimeSkipping(binary ? { server: { executable: { type: 'existing-path', path: binary } } } : undefined),
   );
@@ -37,7 +37,7 @@ export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
  * config. Started by our own launcher, which waits up to a minute for it, rather than the SDK's (5 s).
  */
 export async function devServerEnv(dynamicConfig: Record<string, unknown> = {}): Promise<TestWorkflowEnvironment> {
-  const cliPath = findTemporalBinary('cli');
+  const cliPath = ensureTemporalBinary('cli');
   if (!cliPath) throw new Error('no Temporal CLI: run `npm test` (it installs one) or set TEMPORAL_CLI_PATH');
   const server = await withStartRetries('temporal dev server', async () =>
     startDevServer({

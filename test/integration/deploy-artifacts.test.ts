@@ -11,7 +11,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { Connection } from '@temporalio/client';
 import { parseAllDocuments } from 'yaml';
-import { findTemporalBinary } from '../../src/stack/temporal-binaries';
+import { ensureTemporalBinary } from '../../src/stack/temporal-binaries';
 import { composeCheck, goTool, KUBERNETES_VERSION, kubernetesSchemas, requireGo } from '../helpers/go-tools';
 import { devServerEnv } from '../helpers/temporal';
 
@@ -189,7 +189,7 @@ test('Helm chart: helm lint passes; rendered manifests validate strictly against
 });
 
 test('temporal/setup.sh against a real server: creates a missing namespace and registers the search attributes', async () => {
-  const cli = findTemporalBinary('cli');
+  const cli = ensureTemporalBinary('cli');
   assert.ok(cli, 'the Temporal CLI (npm test installs it)');
   const env = await devServerEnv();
   try {

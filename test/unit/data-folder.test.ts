@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { dataFolderMode, secureDataFolder } from '../../src/stack/data-folder';
-import { findTemporalBinary } from '../../src/stack/temporal-binaries';
+import { ensureTemporalBinary } from '../../src/stack/temporal-binaries';
 import { freePort } from '../../src/stack/postgres';
 import { startDevServer } from '../../src/stack/temporal-dev';
 
@@ -40,7 +40,7 @@ test('an old data folder is made private at start: the folder 0700 (0711 as root
 });
 
 test('the Temporal dev server’s database and WAL are 0600 in a private folder, from a folder that was 0755', async (t) => {
-  const cliPath = findTemporalBinary('cli');
+  const cliPath = ensureTemporalBinary('cli');
   if (!cliPath) return t.skip('no Temporal CLI (npm test installs one)');
   const dir = path.join(root, 'temporal');
   mkdirSync(dir, { mode: 0o755 });

@@ -33,11 +33,25 @@ export const createPoolSchema = z
   .object({ id: z.string().regex(ENTITY_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63') })
   .passthrough();
 
+/** Every provider zeropool has, and how an operator turns it on (docs/providers.md). */
+const PROVIDER_SWITCHES: Record<string, string> = {
+  mock: 'always on',
+  docker: 'a Docker engine must answer (DOCKER_ENABLED, DOCKER_SOCKET_PATH)',
+  aws: 'set AWS_REGION (or AWS_EC2_ENABLED=true) and AWS credentials',
+  hyperstack: 'set HYPERSTACK_API_KEY',
+  runpod: 'set RUNPOD_API_KEY',
+};
+
 /** Known providers: a lane naming another one is refused at creation. */
 export function checkProviders(config: PoolConfig, providers: string[], isService = false): void {
   const unknown = config.lanes.filter((l) => !providers.includes(l.provider)).map((l) => l.provider);
   if (unknown.length > 0) {
-    throw new ApiError(400, 'invalid_request', `unknown provider(s): ${[...new Set(unknown)].join(', ')}`, { providers });
+    const problems = [...new Set(unknown)].map((name) =>
+      PROVIDER_SWITCHES[name]
+        ? `provider ${name} is off on this server: ${PROVIDER_SWITCHES[name]}`
+        : `unknown provider ${name} (zeropool has ${Object.keys(PROVIDER_SWITCHES).join(', ')})`,
+    );
+    throw new ApiError(400, 'invalid_request', `${problems.join('; ')}; on here: ${providers.join(', ')}`, { providers });
   }
   // A docker lane runs a service's container definition: a pool without one could never start a node there
   // (its requests would wait out their deadline for nothing).
