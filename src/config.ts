@@ -60,6 +60,8 @@ export const configSchema = z.object({
   MOCK_SPOT_SHORTAGE_PROBABILITY: z.coerce.number().min(0).max(1).default(0),
   MOCK_SPOT_INTERRUPTIONS_PER_HOUR: z.coerce.number().min(0).default(0),
   MOCK_SEED: z.coerce.number().int().default(42),
+  /** How long a mock node's model server takes to wake from vLLM-style sleep (POST /wake_up). */
+  MOCK_SLEEP_WAKE_SECONDS: z.coerce.number().min(0).default(1.5),
   WORKER_HEALTH_POLL_MS: z.coerce.number().int().min(50).default(500),
   WORKER_READY_PROBE_MS: z.coerce.number().int().min(10).default(50),
   PREEMPT_PRIORITY_GAP: z.coerce.number().int().min(1).max(4).default(2),

@@ -59,6 +59,7 @@ export function createProviders(
       spotShortageProbability: config.MOCK_SPOT_SHORTAGE_PROBABILITY,
       spotInterruptionsPerHour: config.MOCK_SPOT_INTERRUPTIONS_PER_HOUR,
       seed: config.MOCK_SEED,
+      sleepWakeSeconds: config.MOCK_SLEEP_WAKE_SECONDS,
       secrets,
     }),
   };

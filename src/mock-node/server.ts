@@ -18,6 +18,15 @@ const progressEveryTokens = Number(process.env.MOCK_PROGRESS_EVERY_TOKENS ?? 50)
  * from the API call that made it: the process's own start-up is part of the configured boot, not added to it.
  */
 const bootedAt = Number(process.env.MOCK_CREATED_AT) || Date.now();
+/**
+ * vLLM-style sleep mode (the warm-state ladder's `sleeping` rung): `POST /sleep` frees the model's VRAM (here:
+ * stops serving), `POST /wake_up` answers once the model is back after MOCK_WAKE_MS, `GET /is_sleeping` tells.
+ */
+const wakeMs = Math.max(0, Number(process.env.MOCK_WAKE_MS ?? 1500));
+let sleeping = false;
+/** A wake in progress: every /wake_up call waits for the same one. */
+let waking: Promise<void> | undefined;
+
 /** Context window of the fake model: asking for more tokens is a client error (400), as on a real server. */
 const CONTEXT_TOKENS = 4096;
 
@@ -247,12 +256,35 @@ const server = http.createServer((req, res) => {
     setTimeout(() => process.exit(0), 10);
     return;
   }
-  // Like vLLM's --api-key: the OpenAI routes need the node's bearer secret when it was given one.
+  // Like vLLM's --api-key: the OpenAI routes need the node's bearer secret when it was given one; so do the
+  // sleep-mode routes here (nobody else may put a tenant's model to sleep).
   const token = process.env.ZEROPOOL_NODE_TOKEN;
-  if (token && url.startsWith('/v1/') && req.headers.authorization !== `Bearer ${token}`) {
+  const sleepRoute = /^\/(sleep|wake_up|is_sleeping)(\?|$)/.test(url);
+  if (token && (url.startsWith('/v1/') || sleepRoute) && req.headers.authorization !== `Bearer ${token}`) {
     return json(res, 401, { error: { message: 'missing or wrong bearer token', type: 'authentication_error' } });
   }
   if (!isReady()) return json(res, 503, { error: { message: 'model is loading', type: 'server_error' } });
+  if (url === '/is_sleeping') return json(res, 200, { is_sleeping: sleeping });
+  if (url.startsWith('/sleep') && req.method === 'POST') {
+    if (active > 0)
+      return json(res, 409, { error: { message: `${active} request(s) running: sleep refused`, type: 'invalid_request_error' } });
+    sleeping = true;
+    return json(res, 200, { is_sleeping: true });
+  }
+  if (url.startsWith('/wake_up') && req.method === 'POST') {
+    if (sleeping)
+      waking ??= new Promise<void>((resolve) =>
+        setTimeout(() => {
+          sleeping = false;
+          waking = undefined;
+          resolve();
+        }, wakeMs),
+      );
+    (waking ?? Promise.resolve()).then(() => json(res, 200, { is_sleeping: false }));
+    return;
+  }
+  if (sleeping && url.startsWith('/v1/') && url !== '/v1/models')
+    return json(res, 503, { error: { message: 'model is asleep (POST /wake_up)', type: 'server_error' } });
   if (url === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: model, object: 'model' }] });
   if (url === '/v1/chat/completions' && req.method === 'POST') {
     completions(req, res, 'chat').catch(() => res.destroy());

@@ -128,3 +128,41 @@ test('node bearer secret: derived per node and key, kept in a 0600 file when gen
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('mock node sleep mode, as vLLM’s: asleep it serves nothing, a wake answers once the model is back, the routes need the node’s secret', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zeropool-sleep-'));
+  const secrets = nodeSecrets(Buffer.alloc(32, 4));
+  const sleepy = testMockProvider({ coldStartSeconds: 0, stateDir: path.join(dir, 'nodes'), secrets, sleepWakeSeconds: 0.4 });
+  try {
+    const node = await sleepy.provision({ poolId: asPoolKey('z'), nodeId: 'z-n1', model: 'm', lane, laneIndex: 0 });
+    const auth = { authorization: `Bearer ${secrets.of('z-n1')}` };
+    const call = (route: string, method = 'POST', headers: Record<string, string> = auth) =>
+      fetch(`${node.url}${route}`, { method, headers });
+    const chat = () =>
+      fetch(`${node.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }),
+      });
+    await waitUntil('the node to boot', async () => (await sleepy.describe(asPoolKey('z'), 'z-n1')).healthy, 10_000, 50);
+    assert.equal((await call('/sleep', 'POST', {})).status, 401, 'nobody without the secret puts it to sleep');
+    assert.equal((await chat()).status, 200);
+    assert.equal((await call('/sleep?level=1')).status, 200);
+    assert.deepEqual(await (await call('/is_sleeping', 'GET')).json(), { is_sleeping: true });
+    const refused = await chat();
+    assert.equal(refused.status, 503);
+    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /asleep/);
+    assert.equal((await fetch(`${node.url}/health`)).status, 200, 'the server is up while the model sleeps');
+    const started = Date.now();
+    const [first, second] = await Promise.all([call('/wake_up'), call('/wake_up')]);
+    const waited = Date.now() - started;
+    assert.equal(first.status, 200);
+    assert.equal(second.status, 200);
+    assert.ok(waited >= 350 && waited < 3000, `the wake took ${waited} ms (configured 400)`);
+    assert.deepEqual(await (await call('/is_sleeping', 'GET')).json(), { is_sleeping: false });
+    assert.equal((await chat()).status, 200);
+  } finally {
+    await sleepy.terminateAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -23,6 +23,8 @@ export interface MockProviderOptions {
   /** Expected spot interruptions per node-hour (0 = never). */
   spotInterruptionsPerHour: number;
   seed: number;
+  /** A node's wake from vLLM-style sleep (`POST /sleep`, `POST /wake_up` on the node); default 1.5 s. */
+  sleepWakeSeconds?: number;
   /** Each node's bearer secret (absent: nodes accept any caller). */
   secrets?: NodeSecrets;
 }
@@ -114,6 +116,7 @@ export class MockProvider implements Provider {
         MOCK_COLD_START_MS: String(Math.round(this.options.coldStartSeconds * 1000)),
         MOCK_CREATED_AT: String(createdAt),
         MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond),
+        MOCK_WAKE_MS: String(Math.round((this.options.sleepWakeSeconds ?? 1.5) * 1000)),
         MOCK_INTERRUPT_AFTER_MS: String(this.interruptionDelayMs(request)),
         ...(this.options.secrets ? { ZEROPOOL_NODE_TOKEN: this.options.secrets.of(request.nodeId) } : {}),
       },
