@@ -29,14 +29,14 @@ function dialHost(host: string): string {
 
 export function loadClientConfig(env: Record<string, string | undefined> = process.env): ClientConfig {
   const config = loadConfig(env);
-  const url = env.ZEROPOOL_URL?.trim();
+  const url = config.ZEROPOOL_URL;
   const keyFile = path.join(config.dataDir, 'admin-key');
-  const key = env.ZEROPOOL_KEY?.trim() || (existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : undefined);
+  const key = config.ZEROPOOL_KEY ?? (existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : undefined);
   return {
     apiUrl: (url || `http://${dialHost(config.HOST)}:${config.PORT}`).replace(/\/$/, ''),
     apiUrlFrom: url ? 'ZEROPOOL_URL' : 'ZEROPOOL_URL, or HOST and PORT',
     ...(key ? { key } : {}),
-    keyFrom: env.ZEROPOOL_KEY?.trim() ? 'ZEROPOOL_KEY' : `ZEROPOOL_KEY (else ${keyFile})`,
+    keyFrom: config.ZEROPOOL_KEY ? 'ZEROPOOL_KEY' : `ZEROPOOL_KEY (else ${keyFile})`,
     temporalAddress: config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_PORT}`,
     temporalAddressFrom: config.TEMPORAL_ADDRESS ? 'TEMPORAL_ADDRESS' : 'TEMPORAL_ADDRESS, or TEMPORAL_PORT',
     namespace: config.TEMPORAL_NAMESPACE,

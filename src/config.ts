@@ -10,6 +10,10 @@ import { temporalConnectionProblems, temporalConnectionSchema } from './temporal
 export const configSchema = z.object({
   ZEROPOOL_DATA_DIR: z.string().default('.zeropool'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Clients only (the CLI, the simulator): the API to call when it is not at HOST:PORT on this machine. */
+  ZEROPOOL_URL: z.string().url().optional(),
+  /** Clients only: the key they send (unset: the admin key `npm start` keeps in the data folder). */
+  ZEROPOOL_KEY: z.string().min(1).optional(),
   HOST: z.string().default('127.0.0.1'),
   ZEROPOOL_API_KEY: z.string().min(16, 'ZEROPOOL_API_KEY must be at least 16 characters').optional(),
   ZEROPOOL_INSECURE: z
