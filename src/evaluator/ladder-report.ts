@@ -1,5 +1,6 @@
 /** Sums the gap replay's per-app results per policy and prints the ladder table. Pure. */
 import type { GapPolicy, GapResult } from './gap-replay';
+import { markdownTable } from './report';
 
 export interface GapTotals {
   policy: GapPolicy;
@@ -74,14 +75,5 @@ export function formatLadderTable(title: string, totals: GapTotals[]): string {
     t.meanWaitS.toFixed(1),
     t.p99WaitS.toFixed(1),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
-  return [
-    `#### ${title}: the warm-state ladder`,
-    '',
-    line(header),
-    `|${widths.map((w, i) => (i === 0 ? `-${'-'.repeat(w)}-` : `-${'-'.repeat(w)}:`)).join('|')}|`,
-    ...rows.map(line),
-    '',
-  ].join('\n');
+  return markdownTable(`#### ${title}: the warm-state ladder`, header, rows);
 }

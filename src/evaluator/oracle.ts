@@ -10,50 +10,30 @@
  * No policy pays less without cold starts: over a gap a node is either kept (g) or booted again (boot), and
  * busy time and one first boot per node are owed by all. Cold starts 0, waits 0 by construction.
  */
-import { type AppResult, runMs, type SimulationKnobs } from './simulate';
+import { nodeGaps } from './gap-replay';
+import type { AppResult, SimulationKnobs } from './simulate';
 import type { TraceApp } from './trace';
 
 export function oracleApp(app: TraceApp, knobs: SimulationKnobs): AppResult {
   const bootMs = knobs.coldStartS * 1000;
-  // +1 at a start, -1 at an end; at one instant ends go first (a node freed and taken again is not a gap).
-  const changes: Array<[number, number]> = [];
-  for (const arrival of app.arrivals) {
-    changes.push([arrival.atMs, 1], [arrival.atMs + runMs(arrival, knobs), -1]);
-  }
-  changes.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  const busySince: number[] = [];
-  const lastIdleAt: Array<number | undefined> = [];
-  let running = 0;
-  let level = 0;
+  // Node k is busy while the app needs k nodes (the sweep the gap replay prices, gap-replay.ts).
+  const nodes = nodeGaps(app, knobs, 0);
   let paidMs = 0;
   let busyMs = 0;
   let boots = 0;
   let scaledToZero = 0;
-  const nodesFor = (r: number) => Math.min(knobs.maxNodes, Math.ceil(r / knobs.slotsPerNode));
-  for (let i = 0; i < changes.length; ) {
-    const at = changes[i][0];
-    // All changes at one instant at once.
-    while (i < changes.length && changes[i][0] === at) running += changes[i++][1];
-    const needed = nodesFor(running);
-    for (let k = level + 1; k <= needed; k++) {
-      const idleAt = lastIdleAt[k];
-      if (k === 1 && idleAt !== undefined && at - idleAt >= bootMs) scaledToZero += 1;
-      if (idleAt === undefined) {
-        paidMs += bootMs;
+  nodes.forEach((node, k) => {
+    paidMs += bootMs;
+    boots += 1;
+    busyMs += node.busyMs;
+    for (const gap of node.gaps) {
+      paidMs += Math.min(gap.lengthMs, bootMs);
+      if (gap.lengthMs >= bootMs) {
         boots += 1;
-      } else {
-        const gap = at - idleAt;
-        paidMs += Math.min(gap, bootMs);
-        if (gap >= bootMs) boots += 1;
+        if (k === 0) scaledToZero += 1;
       }
-      busySince[k] = at;
     }
-    for (let k = needed + 1; k <= level; k++) {
-      busyMs += at - busySince[k];
-      lastIdleAt[k] = at;
-    }
-    level = needed;
-  }
+  });
   const nodeMs = paidMs + busyMs;
   return {
     app: app.app,

@@ -88,10 +88,15 @@ export function formatTable(title: string, totals: PolicyTotals[]): string {
     String(t.boots),
     String(t.scaledToZero),
   ]);
+  return markdownTable(`### ${title}`, header, rows);
+}
+
+/** A titled Markdown table with right-aligned figures (the first column left-aligned), as the evaluator prints. */
+export function markdownTable(title: string, header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
   return [
-    `### ${title}`,
+    title,
     '',
     line(header),
     `|${widths.map((w, i) => (i === 0 ? `-${'-'.repeat(w)}-` : `-${'-'.repeat(w)}:`)).join('|')}|`,

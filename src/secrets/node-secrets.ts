@@ -27,14 +27,21 @@ export interface NodeSecrets {
 export function nodeSecrets(key: Buffer): NodeSecrets {
   if (key.length < 32) throw new Error('the node secret key must be at least 32 bytes');
   const derive = (what: string) => createHmac('sha256', key).update(what).digest('base64url');
+  // Each workspace's ledger key is derived once: a mark is then one HMAC per row (the front door's hot path).
+  const ledgerKeys = new Map<string, Buffer>();
+  const ledgerKey = (workspaceId: string) => {
+    let derived = ledgerKeys.get(workspaceId);
+    if (!derived) {
+      derived = createHmac('sha256', key).update(`ledger:${workspaceId}`).digest();
+      ledgerKeys.set(workspaceId, derived);
+    }
+    return derived;
+  };
   return {
     of: (nodeId) => `zpn_${derive(nodeId)}`,
     progressToken: (jobId) => `zpj_${derive(`progress:${jobId}`)}`,
     topicSuffix: (workspaceId) => derive(`ntfy:${workspaceId}`),
-    ledgerMark: (workspaceId, content) =>
-      createHmac('sha256', createHmac('sha256', key).update(`ledger:${workspaceId}`).digest())
-        .update(content)
-        .digest('base64url'),
+    ledgerMark: (workspaceId, content) => createHmac('sha256', ledgerKey(workspaceId)).update(content).digest('base64url'),
   };
 }
 
