@@ -21,11 +21,12 @@ const roundsArg = args.indexOf('--rounds');
 const ROUNDS = roundsArg >= 0 ? Number(args[roundsArg + 1]) : SHORT ? 1 : 3;
 /** How long the provider outage and the receiver outage last. */
 const OUTAGE_MS = SHORT ? 30_000 : 120_000;
-const RECEIVER_DOWN_MS = SHORT ? 5_000 : 30_000;
+const RECEIVER_DOWN_MS = SHORT ? 3_000 : 30_000;
 const POOL = 'chaos';
 /** The admin key acts in the bootstrap workspace. */
 const POOL_KEY = poolKey(DEFAULT_WORKSPACE, POOL);
-const RECONCILE_SECONDS = 15;
+/** The orphan sweep's period; the run ends with one whole period at zero. */
+const RECONCILE_SECONDS = SHORT ? 10 : 15;
 
 const log = (message: string) => {
   if (!JSON_OUT) process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${message}\n`);

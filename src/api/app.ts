@@ -22,6 +22,7 @@ import { JobService } from './job-service';
 import { compatRoutes } from './routes/compat';
 import { openAiRoutes } from './routes/openai';
 import { FrontDoor } from './front-door';
+import { AbandonedRequests } from './abandoned-requests';
 import { LeaseBook } from './lease-book';
 import { LedgerBatch } from './ledger-batch';
 import { LedgerSpool } from './ledger-spool';
@@ -140,6 +141,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
       ? undefined
       : {
           leases: new LeaseBook(ctx.client, logger),
+          abandoned: new AbandonedRequests(ctx.client, logger),
           ledger: new LedgerBatch(ctx.db, options.nodeSecrets, logger, {
             ...(options.ledgerSpoolDir ? { spool: new LedgerSpool(options.ledgerSpoolDir, logger) } : {}),
             ...(options.ledgerBatchMs ? { maxDelayMs: options.ledgerBatchMs } : {}),

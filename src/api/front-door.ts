@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { type NodeSecrets, nodeAuthHeaders } from '../secrets/node-secrets';
-import { REQUEST_OUTCOME_EVENT, REQUEST_RENEW_MS, type RequestInput, type RequestOutcome } from '../domain/front-door-protocol';
+import { REQUEST_RENEW_MS, type RequestInput, type RequestOutcome, requestLedgerRow } from '../domain/front-door-protocol';
 import { DEFAULT_PRIORITY } from '../domain/placement';
 import type { PlacementGrant, PoolConfig } from '../domain/types';
 import { jobWorkflowId, type PoolKey, splitPoolKey, workspacePriority } from '../ids';
@@ -21,12 +21,15 @@ import type { ApiContext } from './context';
 import { ApiError } from './errors';
 import type { LeaseBook } from './lease-book';
 import type { LedgerBatch } from './ledger-batch';
+import type { AbandonedRequests } from './abandoned-requests';
 import { type NodeAnswer, postToNode, readText } from './node-call';
 
 /** A streaming client hears from us at least this often while it waits for its first token. */
 export const SSE_COMMENT_INTERVAL_MS = 5000;
 /** A streaming response commits its headers once placed or after this long, whichever is first. */
 const COMMIT_HEADERS_AFTER_MS = 1000;
+/** An abandoned request this close to its park deadline is told to end rather than terminated (see abandonParked). */
+const ABANDON_DEADLINE_MARGIN_MS = 5000;
 
 /** One OpenAI route: where it goes on the node. */
 export interface OpenAiRoute {
@@ -55,38 +58,72 @@ export class FrontDoor {
     private readonly ctx: ApiContext,
     private readonly secrets?: NodeSecrets,
     /** The warm fast path (absent: every request takes the workflow path). */
-    private readonly fast?: { leases: LeaseBook; ledger: LedgerBatch },
+    private readonly fast?: { leases: LeaseBook; ledger: LedgerBatch; abandoned: AbandonedRequests },
   ) {}
 
   /** A fast-path request's ledger row: the same shape as the request workflow writes, in the next batch. */
   private recordFastPath(requestId: string, poolId: PoolKey, route: OpenAiRoute, outcome: RequestOutcome): void {
-    this.fast?.ledger.add({
-      eventKey: `${requestId}:${outcome.status}`,
-      eventType: REQUEST_OUTCOME_EVENT[outcome.status],
-      occurredAt: outcome.finishedAt,
-      poolId,
-      jobId: requestId,
-      nodeId: outcome.nodeId,
-      details: {
-        kind: 'request',
+    this.fast?.ledger.add(
+      requestLedgerRow({
+        requestId,
+        poolId,
         route: route.name,
+        status: outcome.status,
+        finishedAt: outcome.finishedAt,
         attempt: 1,
+        nodeId: outcome.nodeId,
+        startedAt: outcome.startedAt,
+        usage: outcome.usage,
+        stream: outcome.stream,
+        error: outcome.error,
         fastPath: true,
-        ...(outcome.usage ? { usage: outcome.usage } : {}),
-        ...(outcome.stream ? { stream: true } : {}),
-        ...(outcome.error ? { error: outcome.error } : {}),
-        runs:
-          outcome.startedAt !== undefined && outcome.nodeId
-            ? [{ nodeId: outcome.nodeId, attempt: 1, startedAt: outcome.startedAt, endedAt: outcome.finishedAt }]
-            : [],
-      },
-    });
+      }),
+    );
   }
 
   /** Gives the fast path's leases back and writes its last ledger rows (at shutdown). */
   async close(): Promise<void> {
     await this.fast?.leases.close();
+    await this.fast?.abandoned.close();
     await this.fast?.ledger.close();
+  }
+
+  /**
+   * A parked request whose client left is ended here rather than by its workflow: a flood of abandoned requests
+   * would otherwise cost the Temporal server a few workflow tasks and an activity each (issue 30, finding 8).
+   * Its pool hears in the next withdrawal batch, the workflow is terminated (no workflow task; a few at a time,
+   * see abandoned-requests.ts), and its `cancelled` row goes in the ledger batch (spooled first, so a killed API
+   * process still writes it). Near its park deadline the workflow may be ending itself, with its own `expired`
+   * row: then it is told, as before, so that a request never gets two terminal rows. Without the fast path's
+   * batches, likewise.
+   */
+  private async abandonParked(handle: WorkflowHandle<typeof requestWorkflow>, input: RequestInput, log: Logger): Promise<void> {
+    const tell = () => handle.signal(cancelJobSignal, { reason: 'the client went away' }).catch(() => undefined);
+    const deadline = input.submittedAt + input.parkTimeoutSeconds * 1000;
+    const beforeDeadline = () => Date.now() < deadline - ABANDON_DEADLINE_MARGIN_MS;
+    if (!this.fast || !beforeDeadline()) return void (await tell());
+    // The pool first: its place is free within one batch, whatever the server's backlog of terminations. Harmless
+    // if the request turns out to be over already (the pool forgets an id it does not hold).
+    this.fast.abandoned.withdraw(input.poolId, input.requestId);
+    try {
+      if (!(await this.fast.abandoned.terminate(handle, 'the client went away while the request was parked', beforeDeadline)))
+        return void (await tell());
+    } catch (err) {
+      // Already over (it ended on its own) or the server did not take it: the workflow's own way then.
+      log.debug({ requestId: input.requestId, err: String(err) }, 'abandoned request not terminated; telling it');
+      return void (await tell());
+    }
+    this.fast.ledger.add(
+      requestLedgerRow({
+        requestId: input.requestId,
+        poolId: input.poolId,
+        route: input.route,
+        status: 'cancelled',
+        finishedAt: Date.now(),
+        attempt: 1,
+        error: 'the client went away',
+      }),
+    );
   }
 
   async handle(req: Request, res: Response, route: OpenAiRoute, pool: TargetPool, body: Record<string, unknown>): Promise<void> {
@@ -211,7 +248,7 @@ export class FrontDoor {
     };
     ended.signal.addEventListener('abort', () => {
       // A client that leaves while parked frees its place at once.
-      if (!unparked) void handle.signal(cancelJobSignal, { reason: 'the client went away' }).catch(() => undefined);
+      if (!unparked) void this.abandonParked(handle, input, log);
     });
 
     try {

@@ -1,6 +1,6 @@
 /** Types of the OpenAI-compatible front door shared by the API process and the request workflow. Plain JSON. */
 import type { PoolKey } from '../ids';
-import type { JobLedgerEventType } from './ledger-events';
+import type { JobLedgerEventType, LedgerEvent } from './ledger-events';
 
 /** Input of a request workflow: one parked-then-run OpenAI request. */
 export interface RequestInput {
@@ -43,3 +43,49 @@ export const REQUEST_OUTCOME_EVENT: Record<RequestOutcome['status'] | 'expired',
   cancelled: 'job_cancelled',
   expired: 'job_expired',
 };
+
+/** What a request's ledger row says: the one shape every writer uses (request workflow, fast path, abandonment). */
+export interface RequestRowFacts {
+  requestId: string;
+  poolId: PoolKey;
+  route: string;
+  status: RequestOutcome['status'] | 'expired';
+  /** Epoch ms the request ended. */
+  finishedAt: number;
+  attempt: number;
+  nodeId?: string;
+  /** Epoch ms it went to the node (absent: it never ran). */
+  startedAt?: number;
+  usage?: RequestOutcome['usage'];
+  stream?: boolean;
+  coldStartMs?: number;
+  error?: string;
+  /** Written by the API process (warm fast path), not the request workflow. */
+  fastPath?: boolean;
+}
+
+/** A request's one terminal ledger row, keyed by request and status so a retried write never doubles it. */
+export function requestLedgerRow(facts: RequestRowFacts): LedgerEvent {
+  return {
+    eventKey: `${facts.requestId}:${facts.status}`,
+    eventType: REQUEST_OUTCOME_EVENT[facts.status],
+    occurredAt: facts.finishedAt,
+    poolId: facts.poolId,
+    jobId: facts.requestId,
+    nodeId: facts.nodeId,
+    details: {
+      kind: 'request',
+      route: facts.route,
+      attempt: facts.attempt,
+      ...(facts.fastPath ? { fastPath: true } : {}),
+      ...(facts.usage ? { usage: facts.usage } : {}),
+      ...(facts.stream ? { stream: true } : {}),
+      ...(facts.coldStartMs !== undefined ? { coldStartMs: facts.coldStartMs } : {}),
+      ...(facts.error ? { error: facts.error } : {}),
+      runs:
+        facts.startedAt !== undefined && facts.nodeId
+          ? [{ nodeId: facts.nodeId, attempt: facts.attempt, startedAt: facts.startedAt, endedAt: facts.finishedAt }]
+          : [],
+    },
+  };
+}

@@ -129,6 +129,16 @@ class Step {
         releasePlacement(s, event.jobId);
         this.markDone(event.jobId);
         return undefined;
+      case 'jobsWithdrawn': {
+        // Many at once (abandoned parked requests): one pass over the queue, not one step per job.
+        const leaving = new Set(event.jobIds);
+        s.queue = s.queue.filter((q) => !leaving.has(q.jobId));
+        for (const jobId of leaving) {
+          releasePlacement(s, jobId);
+          this.markDone(jobId);
+        }
+        return undefined;
+      }
       case 'configChanged':
         s.config = event.config;
         if (s.keepAlive) s.keepAlive.windows = s.config.keepAlive?.mode === 'adaptive' ? chooseWindows(s.keepAlive, s.config) : undefined;

@@ -77,6 +77,8 @@ export type PoolEvent =
   | { type: 'jobArrived'; arrival: JobArrival }
   | { type: 'jobFinished'; jobId: string; attempt: number }
   | { type: 'jobWithdrawn'; jobId: string }
+  /** Many jobs left at once (the front door's batch of abandoned parked requests): as many jobWithdrawn, in one step. */
+  | { type: 'jobsWithdrawn'; jobIds: string[] }
   | { type: 'configChanged'; config: PoolConfig }
   | { type: 'drainRequested' }
   | { type: 'resumeRequested' }

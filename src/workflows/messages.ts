@@ -17,6 +17,11 @@ export const jobArrivedSignal = defineSignal<[JobArrival]>('jobArrived');
 export const jobFinishedSignal = defineSignal<[{ jobId: string; attempt: number }]>('jobFinished');
 /** A job leaves the pool for good (TTL expired, cancelled) whether queued or placed. */
 export const jobWithdrawnSignal = defineSignal<[{ jobId: string }]>('jobWithdrawn');
+/**
+ * Many jobs leave at once: parked front-door requests whose clients went away, gathered by the API process into
+ * one signal per pool (a flood of abandoned requests is then a few pool events, not one each).
+ */
+export const jobsWithdrawnSignal = defineSignal<[{ jobIds: string[] }]>('jobsWithdrawn');
 /** Pool state for the API and the Web UI. */
 export const poolStateQuery = defineQuery<PoolView>('poolState');
 /** An update, not a signal, because the operator must learn whether the new config was accepted. */

@@ -39,6 +39,7 @@ import {
   jobPreemptSignal,
   jobRevokedSignal,
   jobWithdrawnSignal,
+  jobsWithdrawnSignal,
   poolStateQuery,
   preemptionCheckQuery,
   preemptNowUpdate,
@@ -115,6 +116,10 @@ export async function poolEntityWorkflow(input: PoolWorkflowInput): Promise<void
   setHandler(jobWithdrawnSignal, ({ jobId }) => {
     placementTraces.forget(jobId);
     post({ type: 'jobWithdrawn', jobId });
+  });
+  setHandler(jobsWithdrawnSignal, ({ jobIds }) => {
+    for (const jobId of jobIds) placementTraces.forget(jobId);
+    post({ type: 'jobsWithdrawn', jobIds });
   });
   setHandler(poolStateQuery, view);
   setHandler(preemptionCheckQuery, () => describePlan(state, planPreemptions(state, Date.now())));

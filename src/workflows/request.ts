@@ -16,7 +16,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { REQUEST_LEASE_MS, REQUEST_OUTCOME_EVENT, type RequestInput, type RequestOutcome } from '../domain/front-door-protocol';
+import {
+  REQUEST_LEASE_MS,
+  REQUEST_OUTCOME_EVENT,
+  type RequestInput,
+  type RequestOutcome,
+  requestLedgerRow,
+} from '../domain/front-door-protocol';
 import type { JobStatus, JobView, PlacementGrant } from '../domain/types';
 import { poolWorkflowId } from '../ids';
 import { BOOKKEEPING_ACTIVITY } from './activity-options';
@@ -135,27 +141,22 @@ export async function requestWorkflow(input: RequestInput): Promise<JobView> {
     // Written outside any scope new work could cancel: the row must land. A write that still fails after its
     // retries (a key conflict) is logged, not thrown: it must not fail the request's workflow.
     await bookkeeping
-      .recordLedgerEvent({
-        eventKey: `${input.requestId}:${status}`,
-        eventType: OUTCOME_EVENT[status],
-        occurredAt: view.finishedAt,
-        poolId: input.poolId,
-        jobId: input.requestId,
-        nodeId: view.nodeId,
-        details: {
-          kind: 'request',
+      .recordLedgerEvent(
+        requestLedgerRow({
+          requestId: input.requestId,
+          poolId: input.poolId,
           route: input.route,
+          status,
+          finishedAt: view.finishedAt,
           attempt: view.attempt,
-          ...(outcome?.usage ? { usage: outcome.usage } : {}),
-          ...(outcome?.stream ? { stream: true } : {}),
-          ...(view.coldStartMs !== undefined ? { coldStartMs: view.coldStartMs } : {}),
-          ...(error ? { error } : {}),
-          runs:
-            outcome?.startedAt !== undefined && view.nodeId
-              ? [{ nodeId: view.nodeId, attempt: view.attempt, startedAt: outcome.startedAt, endedAt: outcome.finishedAt }]
-              : [],
-        },
-      })
+          nodeId: view.nodeId,
+          startedAt: outcome?.startedAt,
+          usage: outcome?.usage,
+          stream: outcome?.stream,
+          coldStartMs: view.coldStartMs,
+          error,
+        }),
+      )
       .catch((err) => log.error('request ledger write failed', { requestId: input.requestId, error: String(err) }));
     await condition(allHandlersFinished);
     return view;

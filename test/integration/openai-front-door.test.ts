@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { ledgerRowsForPool } from '../../src/db/ledger';
 import { ApiStack } from '../helpers/api-stack';
+import { jobWorkflowId } from '../../src/ids';
 
 /** The official `openai` npm package is the client in every test here. */
 let stack: ApiStack;
@@ -195,6 +196,64 @@ test('a workspace’s parked requests are bounded across its pools (maxParkedReq
     max_tokens: 2,
   });
   assert.ok(answer.choices[0]);
+});
+
+test('clients that leave while parked: each request ends within seconds (its workflow terminated, the pool told in a batch), one cancelled row each, the chain verifies; one near its deadline is told to end instead', async () => {
+  await createPool(keyA, pool('left', 'llama-left', { maxNodes: 1 }));
+  await stack.mock.setFaults({ provision: { message: 'no capacity anywhere' } });
+  const ids: string[] = [];
+  try {
+    const clients = Array.from({ length: 12 }, () => new AbortController());
+    const opened = clients.map((client, i) =>
+      fetch(`${stack.baseUrl}/v1/chat/completions`, {
+        method: 'POST',
+        signal: client.signal,
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${keyA}`,
+          // The first one's deadline is within the abandonment margin when its client leaves.
+          ...(i === 0 ? { 'X-Zeropool-Timeout': '6' } : {}),
+        },
+        body: JSON.stringify({ model: 'llama-left', stream: true, messages: [{ role: 'user', content: 'wait' }] }),
+      }).then((res) => {
+        assert.equal(res.status, 200, 'parked streams commit their headers');
+        ids[i] = res.headers.get('x-zeropool-request-id') ?? '';
+      }),
+    );
+    await Promise.all(opened);
+    await stack.until('all parked', async () => (await stack.request('GET', '/v1/pools/left', undefined, keyA)).body.queued === 12);
+    for (const client of clients) client.abort();
+    const left = Date.now();
+    await stack.until(
+      'the pool holds none of them',
+      async () => (await stack.request('GET', '/v1/pools/left', undefined, keyA)).body.queued === 0,
+      10_000,
+    );
+    const statuses = await stack.until(
+      'every request workflow ended',
+      async () => {
+        const all = await Promise.all(
+          ids.map(async (id) => (await stack.env.client.workflow.getHandle(jobWorkflowId(id)).describe()).status.name),
+        );
+        return all.every((s) => s !== 'RUNNING') ? all : undefined;
+      },
+      10_000,
+    );
+    assert.ok(Date.now() - left < 10_000);
+    assert.equal(statuses[0], 'COMPLETED', 'near its deadline the workflow ends itself');
+    assert.deepEqual(statuses.slice(1), Array(11).fill('TERMINATED'), 'the others end without a workflow task');
+  } finally {
+    await stack.mock.setFaults({});
+  }
+  const rows = await stack.until('one cancelled row per request', async () => {
+    const all = (await ledgerRowsForPool(stack.database.db, 'left', 'team-a')).filter((r) => r.job_id !== null);
+    return all.length >= 12 ? all : undefined;
+  });
+  assert.deepEqual(rows.map((r) => r.job_id).sort(), [...ids].sort(), 'one row each, none twice');
+  assert.ok(rows.every((r) => r.event_type === 'job_cancelled' && r.details.error === 'the client went away'));
+  assert.equal(rows.filter((r) => r.details.attempt === 1 && (r.details.runs as unknown[]).length === 0).length, 12, 'none ran');
+  const verified = await stack.request('GET', '/v1/ledger/verify', undefined, keyA);
+  assert.equal(verified.body.ok, true, JSON.stringify(verified.body));
 });
 
 test('a client that aborts a stream: the node sees the request cancelled, the slot is free, the row says cancelled', async () => {

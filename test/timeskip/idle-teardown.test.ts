@@ -10,7 +10,8 @@ test('durable idle timer: waits idleTimeout, any arrival restarts it, a worker r
   const h = suite.harness();
   const env = suite.env();
   const mock = suite.mock();
-  const config = poolConfig({ idleTimeoutSeconds: 600, teardownGraceSeconds: 30, minNodes: 0 });
+  // Health checks every 2 minutes, not 15 s: without a workflow cache each check replays the whole history.
+  const config = poolConfig({ idleTimeoutSeconds: 600, teardownGraceSeconds: 30, minNodes: 0, healthCheckIntervalSeconds: 120 });
   let firstNode = '';
   // No sticky cache: the second worker must not wait on the first one's sticky queue.
   await (await h.worker({ maxCachedWorkflows: 0 })).runUntil(async () => {

@@ -697,3 +697,38 @@ test('a stop only if idle (VRAM admission making room) is refused in the same st
   const stopped = stepPool(idle.state, stopIfIdle, idle.now, nodeId);
   assert.equal(stopped.reply, undefined, 'an idle pool stops (with no node, the stop is over in the same step)');
 });
+
+test('many jobs withdrawn in one step (a batch of abandoned parked requests) leave the pool as one jobWithdrawn each would, queued and placed alike, without placing a job that leaves in the same batch; stale arrivals ignored', () => {
+  const build = () => {
+    const m = new Machine(config({ maxNodes: 1, slotsPerNode: 2 }));
+    for (const id of ['a', 'b', 'c', 'd', 'e']) m.arrive(id);
+    m.bringUp();
+    return m;
+  };
+  const batched = build();
+  const single = build();
+  assert.deepEqual(
+    batched.state.running.map((p) => p.jobId),
+    ['a', 'b'],
+    'two placed, three queued',
+  );
+  const told = (m: Machine, from: number) =>
+    m.all
+      .slice(from)
+      .filter((c): c is Of<'tellJob'> => c.type === 'tellJob' && c.message.kind === 'placed')
+      .map((c) => c.jobId);
+  const [batchedFrom, singleFrom] = [batched.all.length, single.all.length];
+  batched.send({ type: 'jobsWithdrawn', jobIds: ['a', 'c', 'd', 'unknown'] });
+  for (const jobId of ['a', 'c', 'd', 'unknown']) single.send({ type: 'jobWithdrawn', jobId });
+  assert.deepEqual(told(single, singleFrom), ['c', 'd', 'e'], 'one at a time, c and d get the free slot just before they leave');
+  assert.deepEqual(told(batched, batchedFrom), ['e'], 'in one step only e does');
+  assert.deepEqual({ ...batched.state, placedTotal: 0 }, { ...single.state, placedTotal: 0 });
+  assert.deepEqual(
+    batched.state.queue.map((q) => q.jobId),
+    [],
+    'e took the slot a left; c and d are gone',
+  );
+  assert.deepEqual(batched.state.running.map((p) => p.jobId).sort(), ['b', 'e']);
+  batched.arrive('c');
+  assert.deepEqual(batched.state.queue, [], 'a late arrival of a withdrawn job is stale');
+});
