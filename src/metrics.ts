@@ -235,6 +235,8 @@ export function observeLedgerEvent(event: LedgerEvent): void {
     coldStartSeconds.observe({ workspace, pool, provider: lane.provider, market: lane.market }, details.bootSeconds);
   } else if (event.eventType === 'node_terminated' && typeof details.billedSeconds === 'number') {
     gpuSeconds.inc({ workspace, pool, ...lane }, details.billedSeconds);
-    costUsd.inc({ workspace, pool, ...lane }, (details.billedSeconds * (event.lane?.pricePerHour ?? 0)) / 3600);
+    // billedSeconds is the GPU's part; a node that was stopped adds its disk's cost (storageUsd).
+    const storageUsd = typeof details.storageUsd === 'number' ? details.storageUsd : 0;
+    costUsd.inc({ workspace, pool, ...lane }, (details.billedSeconds * (event.lane?.pricePerHour ?? 0)) / 3600 + storageUsd);
   }
 }

@@ -116,6 +116,31 @@ export function createNodeActivities(deps: NodeActivityDeps) {
       );
     },
 
+    /** Stops a node, keeping its disk (the stopped rung); a provider that cannot is told at once, not retried. */
+    async stopNode(input: NodeRef): Promise<void> {
+      const provider = providerFor(input.lane);
+      if (!provider.stop) throw ApplicationFailure.nonRetryable(`provider ${provider.name} cannot stop nodes`, 'InvalidRequest');
+      await provider.stop(input.poolId, input.nodeId);
+      deps.logger.info({ poolId: input.poolId, nodeId: input.nodeId }, 'node stopped (disk kept)');
+    },
+
+    /** Starts a stopped node again; no capacity for it is final here (the pool creates a fresh node instead). */
+    async startNode(input: NodeRef): Promise<{ url: string }> {
+      const provider = providerFor(input.lane);
+      if (!provider.start) throw ApplicationFailure.nonRetryable(`provider ${provider.name} cannot start stopped nodes`, 'InvalidRequest');
+      try {
+        const started = await provider.start(input.poolId, input.nodeId);
+        deps.logger.info({ poolId: input.poolId, nodeId: input.nodeId, url: started.url }, 'stopped node started');
+        return { url: started.url };
+      } catch (err) {
+        if (err instanceof CapacityUnavailableError || err instanceof InvalidRequestError) {
+          deps.logger.warn({ poolId: input.poolId, nodeId: input.nodeId, reason: err.message }, 'stopped node cannot start');
+          throw ApplicationFailure.nonRetryable(err.message, err.name);
+        }
+        throw err;
+      }
+    },
+
     /** Terminates a node; a node already gone is fine. */
     async terminateNode(input: NodeRef): Promise<void> {
       await providerFor(input.lane).terminate(input.poolId, input.nodeId);

@@ -54,12 +54,16 @@ const ERROR_TEXT: Record<number, string> = {
 
 const nodeView = z.object({
   id: z.string(),
-  state: z.enum(['provisioning', 'ready', 'terminating']),
+  state: z.enum(['provisioning', 'ready', 'terminating', 'terminate_failed', 'stopping', 'stopped']),
   laneIndex: z.number().int(),
   lane: laneSchema.optional(),
   url: z.string().optional(),
   readyAt: z.number().optional(),
   busySlots: z.number().int(),
+  billedSeconds: z.number().optional(),
+  stoppedSeconds: z.number().optional(),
+  stoppedAt: z.number().optional(),
+  waking: z.boolean().optional(),
 });
 const keepAliveWindows = z.object({
   mode: z.enum(['fixed', 'keep', 'prewarm']),

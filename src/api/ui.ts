@@ -47,8 +47,10 @@ const UI_PAGE = `<!doctype html>
     const charts = {};
     const timelineCharts = [];
     const HOURS = 6;
-    const STATES = ['provisioning', 'ready', 'terminating', 'terminate_failed'];
-    const COLOURS = { provisioning: '#f0ad4e', ready: '#2ca02c', terminating: '#999999', terminate_failed: '#d62728' };
+    const STATES = ['provisioning', 'ready', 'terminating', 'terminate_failed', 'stopping', 'stopped'];
+    const COLOURS = {
+      provisioning: '#f0ad4e', ready: '#2ca02c', terminating: '#999999', terminate_failed: '#d62728', stopping: '#6baed6', stopped: '#3182bd',
+    };
 
     document.getElementById('key-form').addEventListener('submit', (e) => {
       e.preventDefault();

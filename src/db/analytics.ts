@@ -47,8 +47,10 @@ export interface Analytics {
 
 /** How each figure is computed; the API returns it next to the figures. */
 export const FORMULA = {
-  gpu_seconds_billed: 'sum over nodes of seconds from node_provisioning to node_terminated (or the window end), clipped to the window',
-  cost_usd: 'sum over nodes of billed seconds × price_per_hour of its node_provisioning row / 3600',
+  gpu_seconds_billed:
+    'sum over nodes of seconds from node_provisioning to node_terminated (or the window end), clipped to the window, less the seconds it was stopped (node_stopped to its next node_started or node_terminated)',
+  cost_usd:
+    'sum over nodes of billed seconds × price_per_hour of its node_provisioning row / 3600, plus its stopped seconds × the stoppedPricePerHour of each node_stopped row / 3600',
   idle_tax_usd:
     'sum over nodes of (billed seconds during which no job ran on the node) × its price_per_hour / 3600; job run intervals come from the runs of job_* rows',
   always_on_cost_usd:
@@ -69,7 +71,11 @@ interface NodeRow {
   ref_price: number | null;
   start_at: Date;
   end_at: Date;
+  /** At the GPU's price: the node's billed span less its time stopped. */
   billed_seconds: number;
+  stopped_seconds: number;
+  /** The stopped time at its stopped prices. */
+  storage_usd: number;
   busy_seconds: number;
 }
 
@@ -97,6 +103,13 @@ export async function computeAnalytics(db: Db, query: AnalyticsQuery): Promise<A
        SELECT p.pool_id, p.node_id, p.price, p.ref_price,
               greatest(p.start_at, $2::timestamptz) AS start_at, least(coalesce(e.end_at, $3::timestamptz), $3::timestamptz) AS end_at
          FROM prov p LEFT JOIN ended e USING (node_id)),
+     stops AS (
+       -- The stopped rung: from each node_stopped row to the node's next start or end, billed at its stopped price.
+       SELECT s.node_id, (s.details->>'stoppedPricePerHour')::float8 AS stop_price,
+              tstzrange(s.occurred_at, coalesce((SELECT min(x.occurred_at) FROM ledger x
+                 WHERE x.workspace_id = $1 AND x.node_id = s.node_id AND x.event_type IN ('node_started', 'node_terminated')
+                   AND x.occurred_at >= s.occurred_at), 'infinity')) AS span
+         FROM ledger s WHERE s.workspace_id = $1 AND s.event_type = 'node_stopped' AND ${poolFilter}),
      runs AS (
        SELECT r->>'nodeId' AS node_id,
               range_agg(tstzrange(to_timestamp((r->>'startedAt')::float8 / 1000), to_timestamp((r->>'endedAt')::float8 / 1000))) AS busy
@@ -105,10 +118,16 @@ export async function computeAnalytics(db: Db, query: AnalyticsQuery): Promise<A
           AND (r->>'endedAt')::float8 >= (r->>'startedAt')::float8
         GROUP BY 1)
      SELECT b.pool_id, b.node_id, b.price, b.ref_price, b.start_at, b.end_at,
-            extract(epoch FROM b.end_at - b.start_at)::float8 AS billed_seconds,
+            extract(epoch FROM b.end_at - b.start_at)::float8 - coalesce(st.stopped_seconds, 0) AS billed_seconds,
+            coalesce(st.stopped_seconds, 0) AS stopped_seconds, coalesce(st.storage_usd, 0) AS storage_usd,
             coalesce((SELECT sum(extract(epoch FROM upper(x) - lower(x)))
                         FROM unnest(tstzmultirange(tstzrange(b.start_at, b.end_at)) * r.busy) x), 0)::float8 AS busy_seconds
        FROM billed b LEFT JOIN runs r USING (node_id)
+       LEFT JOIN LATERAL (
+         SELECT sum(extract(epoch FROM upper(w) - lower(w)))::float8 AS stopped_seconds,
+                sum(extract(epoch FROM upper(w) - lower(w)) * x.stop_price / 3600)::float8 AS storage_usd
+           FROM stops x CROSS JOIN LATERAL (SELECT x.span * tstzrange(b.start_at, b.end_at) AS w) clipped
+          WHERE x.node_id = b.node_id AND NOT isempty(w)) st ON true
       WHERE b.end_at > b.start_at
       ORDER BY b.pool_id, b.start_at`,
     [...params, JOB_EVENTS],
@@ -166,7 +185,7 @@ export async function computeAnalytics(db: Db, query: AnalyticsQuery): Promise<A
     const firstSeen = poolStarts.rows.find((r) => r.pool_id === pool)!.first;
     const windowStart = Math.max(from.getTime(), firstSeen.getTime());
     const activeWindowSeconds = Math.max(0, (to.getTime() - windowStart) / 1000);
-    const costUsd = poolNodes.reduce((sum, n) => sum + (n.billed_seconds * n.price) / 3600, 0);
+    const costUsd = poolNodes.reduce((sum, n) => sum + (n.billed_seconds * n.price) / 3600 + n.storage_usd, 0);
     const idleTaxUsd = poolNodes.reduce((sum, n) => sum + ((n.billed_seconds - n.busy_seconds) * n.price) / 3600, 0);
     const refPrices = poolNodes.map((n) => n.ref_price).filter((p): p is number => p !== null);
     const referencePricePerHour =

@@ -8,6 +8,9 @@ export type PoolLedgerEventType =
   | 'node_ready'
   | 'node_lost'
   | 'node_terminated'
+  /** The warm-state ladder: a node stopped (GPU billing ends, its disk bills at the stopped price) and started again. */
+  | 'node_stopped'
+  | 'node_started'
   | 'teardown_started'
   | 'teardown_cancelled'
   | 'job_preempted';

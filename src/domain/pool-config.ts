@@ -82,6 +82,12 @@ export const laneSchema = z
     market: z.enum(['spot', 'on-demand']),
     gpu: z.string().min(1).max(64),
     pricePerHour: z.number().nonnegative().max(10_000),
+    /**
+     * What a stopped node of this lane costs per hour (its kept disk; e.g. RunPod's $0.20/GB-month × 100 GB ≈
+     * 0.0274). Set, the pool's idle teardown stops this lane's nodes instead of terminating them, and new work wakes
+     * a stopped node before it creates one (the warm-state ladder's stopped rung; docs/keep-alive.md).
+     */
+    stoppedPricePerHour: z.number().nonnegative().max(10_000).optional(),
     aws: awsLaneSchema.optional(),
     hyperstack: hyperstackLaneSchema.optional(),
     runpod: runpodLaneSchema.optional(),
@@ -167,6 +173,12 @@ export const poolConfigFields = z.object({
     })
     .strict()
     .default({ mode: 'fixed', minSamples: 10, extraColdStartRate: 0 }),
+  /** A stopped node is terminated after this long stopped (it would bill its disk for ever otherwise). */
+  maxStoppedSeconds: z
+    .number()
+    .min(60)
+    .max(30 * 24 * 3600)
+    .default(24 * 3600),
   lanes: z.array(laneSchema).min(1).max(16),
 });
 
@@ -199,7 +211,8 @@ type AddedLater =
   | 'onDemandFloor'
   | 'maxParkedRequests'
   | 'parkTimeoutSeconds'
-  | 'keepAlive';
+  | 'keepAlive'
+  | 'maxStoppedSeconds';
 type ParsedPoolConfig = z.output<typeof poolConfigSchema>;
 
 /** Operator-facing configuration of a pool (absent fields added later mean their defaults). */

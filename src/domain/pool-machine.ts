@@ -34,11 +34,13 @@ import {
   windowsInForce,
 } from './keep-alive';
 import { exchangeLeases, nextLeaseExpiry, nodeHasLeases, settleLeases } from './slot-leases';
-import type { NodeRecord, Placement, PoolState } from './types';
+import type { NodeCommand, NodeRecord, NodeState, Placement, PoolState } from './types';
 import type { PoolKey } from '../ids';
 
 /** How many finished job ids the pool remembers to ignore late duplicate arrivals. */
 export const RECENTLY_DONE_LIMIT = 500;
+/** maxStoppedSeconds of pools created before it (the schema's default). */
+export const DEFAULT_MAX_STOPPED_SECONDS = 24 * 3600;
 /** Consecutive failed health checks after which a ready node counts as lost. */
 export const HEALTH_FAILURES_TO_LOSE = 3;
 /** How often a pool that does not say looks for nodes its provider holds that it does not know (and heals lost ledger rows). */
@@ -203,6 +205,12 @@ class Step {
       case 'nodeTerminated':
         this.nodeTerminated(event.command.nodeId, event.command);
         return undefined;
+      case 'nodeStopped':
+        this.nodeStopped(event.command.nodeId);
+        return undefined;
+      case 'nodeStarted':
+        this.nodeStarted(event.command.nodeId, event.url);
+        return undefined;
       case 'healthChecked':
         this.healthChecked(event.statuses);
         return undefined;
@@ -304,6 +312,11 @@ class Step {
     node.state = 'ready';
     node.url = event.url;
     node.readyAt = this.now;
+    if (node.stops) {
+      // Back from stopped: a wake, not a boot (its node_started row was written when the start call returned).
+      this.log('info', 'node woke from stopped', { nodeId: node.id, wakeMs: this.now - node.requestedAt });
+      return;
+    }
     s.keepAlive ??= newKeepAliveLearning();
     recordBoot(s.keepAlive, node.readyAt - node.requestedAt, s.config);
     if (node.replaces) this.completeMove(node);
@@ -322,6 +335,8 @@ class Step {
     if (!node) return;
     s.nodes = s.nodes.filter((n) => n.id !== nodeId);
     if (node.billedFrom !== undefined) {
+      // Time stopped bills the disk, not the GPU: billedSeconds is the GPU's part, stoppedSeconds the rest.
+      const stoppedMs = (node.stoppedMs ?? 0) + (node.stoppedAt !== undefined ? this.now - node.stoppedAt : 0);
       this.ledger({
         key: `${node.id}:terminated`,
         eventType: 'node_terminated',
@@ -329,12 +344,74 @@ class Step {
         details: {
           laneIndex: node.laneIndex,
           reason: node.terminateReason ?? command.reason,
-          billedSeconds: (this.now - node.billedFrom) / 1000,
+          billedSeconds: (this.now - node.billedFrom - stoppedMs) / 1000,
+          ...(node.stops
+            ? {
+                stoppedSeconds: stoppedMs / 1000,
+                storageUsd: (stoppedMs / 3_600_000) * (node.lane?.stoppedPricePerHour ?? 0),
+              }
+            : {}),
           ...(node.terminateFailures ? { terminateFailures: node.terminateFailures } : {}),
         },
       });
     }
-    if (s.teardown && !s.nodes.some((n) => s.teardown!.nodeIds.includes(n.id))) s.teardown = undefined;
+    this.settleTeardown();
+  }
+
+  /** A teardown is over once none of its nodes is still on its way down (terminated, or stopped). */
+  private settleTeardown(): void {
+    const s = this.state;
+    const going: NodeState[] = ['terminating', 'terminate_failed', 'stopping'];
+    if (s.teardown && !s.nodes.some((n) => s.teardown!.nodeIds.includes(n.id) && going.includes(n.state))) s.teardown = undefined;
+  }
+
+  /** The provider stopped the node (disk kept): GPU billing ends, its disk bills at the lane's stopped price. */
+  private nodeStopped(nodeId: string): void {
+    const node = this.node(nodeId);
+    if (node?.inFlight !== 'stop') return;
+    node.inFlight = undefined;
+    node.state = 'stopped';
+    node.stoppedAt = this.now;
+    node.stops = (node.stops ?? 0) + 1;
+    node.stopOnTeardown = undefined;
+    node.url = undefined;
+    node.readyAt = undefined;
+    node.suspect = false;
+    node.healthFailures = 0;
+    node.terminateAfter = undefined;
+    node.terminateCalledAt = undefined;
+    const reason = node.terminateReason;
+    node.terminateReason = undefined;
+    this.ledger({
+      key: `${node.id}:stopped:${node.stops}`,
+      eventType: 'node_stopped',
+      ...this.laneFields(node),
+      details: {
+        laneIndex: node.laneIndex,
+        stoppedPricePerHour: node.lane?.stoppedPricePerHour ?? 0,
+        reason: reason ?? 'idle teardown',
+        maxStoppedSeconds: this.state.config.maxStoppedSeconds ?? DEFAULT_MAX_STOPPED_SECONDS,
+      },
+    });
+    this.settleTeardown();
+  }
+
+  /** The provider started a stopped node again: GPU billing resumes; it boots from its disk (waitReady next). */
+  private nodeStarted(nodeId: string, url: string): void {
+    const node = this.node(nodeId);
+    if (node?.inFlight !== 'start') return;
+    node.inFlight = undefined;
+    node.waking = undefined;
+    node.url = url;
+    const stoppedMs = node.stoppedAt !== undefined ? this.now - node.stoppedAt : 0;
+    node.stoppedMs = (node.stoppedMs ?? 0) + stoppedMs;
+    node.stoppedAt = undefined;
+    this.ledger({
+      key: `${node.id}:started:${node.stops ?? 0}`,
+      eventType: 'node_started',
+      ...this.laneFields(node),
+      details: { laneIndex: node.laneIndex, stoppedSeconds: stoppedMs / 1000 },
+    });
   }
 
   private healthChecked(statuses: Array<{ nodeId: string; exists: boolean; healthy: boolean; reason?: string }>): void {
@@ -387,20 +464,16 @@ class Step {
         return;
       }
       case 'waitReady': {
-        const node = this.node(command.nodeId);
-        if (node?.inFlight !== 'boot') return;
-        node.inFlight = undefined;
-        node.lastError = error;
+        const node = this.failedCall(command.nodeId, 'boot', error);
+        if (!node) return;
         this.log('warn', 'node failed to boot; replacing it', { nodeId: node.id, error });
         this.beginTermination(node, 'boot failed');
         return;
       }
       case 'terminate': {
-        const node = this.node(command.nodeId);
-        if (node?.inFlight !== 'terminate') return;
-        node.inFlight = undefined;
+        const node = this.failedCall(command.nodeId, 'terminate', error);
+        if (!node) return;
         node.state = 'terminate_failed';
-        node.lastError = error;
         node.terminateFailures = (node.terminateFailures ?? 0) + 1;
         if (node.terminateFailures === 1) s.terminateFailuresTotal = (s.terminateFailuresTotal ?? 0) + 1;
         node.nextAttemptAt = this.now + terminateRetryMs(node.terminateFailures);
@@ -410,6 +483,24 @@ class Step {
           retryInMs: node.nextAttemptAt - this.now,
           error,
         });
+        return;
+      }
+      case 'stop': {
+        // A provider that cannot stop (or failed to): the node goes the ordinary way, terminated.
+        const node = this.failedCall(command.nodeId, 'stop', error);
+        if (!node) return;
+        node.stopOnTeardown = undefined;
+        node.state = 'terminating';
+        this.log('warn', 'stop failed; terminating the node instead', { nodeId: node.id, error });
+        return;
+      }
+      case 'start': {
+        // Wake failed (the host's GPU taken, capacity gone): never left billing its disk; new work gets a fresh node.
+        const node = this.failedCall(command.nodeId, 'start', error);
+        if (!node) return;
+        node.waking = undefined;
+        this.log('warn', 'wake from stopped failed; terminating it and starting a fresh node', { nodeId: node.id, error });
+        this.beginTermination(node, `wake failed: ${error}`);
         return;
       }
       case 'checkHealth':
@@ -435,6 +526,15 @@ class Step {
       case 'log':
         return;
     }
+  }
+
+  /** The node whose `kind` call just failed, its call cleared and the error kept; undefined for a late answer. */
+  private failedCall(nodeId: string, kind: NodeCommand, error: string): NodeRecord | undefined {
+    const node = this.node(nodeId);
+    if (node?.inFlight !== kind) return undefined;
+    node.inFlight = undefined;
+    node.lastError = error;
+    return node;
   }
 
   // ---- the drive: what the pool does next, given where it is ---------------------------------------------
@@ -469,6 +569,17 @@ class Step {
 
   private addNodes(count: number): void {
     const s = this.state;
+    // Stopped nodes first: waking one is cheaper and quicker than a cold boot (the warm-state ladder).
+    const stopped = s.nodes
+      .filter((n) => n.state === 'stopped' && !n.inFlight && (s.laneCooldownUntil[String(n.laneIndex)] ?? 0) <= this.now)
+      .sort((a, b) => a.laneIndex - b.laneIndex || (b.stoppedAt ?? 0) - (a.stoppedAt ?? 0));
+    for (const node of stopped.slice(0, count)) {
+      node.state = 'provisioning';
+      node.waking = true;
+      node.requestedAt = this.now;
+      node.lastError = undefined;
+      count -= 1;
+    }
     for (let i = 0; i < count; i++) {
       s.nodeSequence += 1;
       s.nodes.push({
@@ -578,9 +689,11 @@ class Step {
     if (s.warmNodes && this.now >= deadline) s.warmNodes = 0;
     const candidates = (s.draining ? activeNodes(s) : teardownCandidates(s)).filter((n) => n.state === 'ready');
     if (candidates.length > 0 && !s.teardown && (s.forceTeardown || s.draining || this.now >= deadline)) {
-      const grace = s.forceTeardown || s.draining ? 0 : s.config.teardownGraceSeconds;
-      this.startTeardown(candidates, grace);
+      const forced = s.forceTeardown || s.draining;
+      // The idle timer stops what can be stopped; a scale-to-zero or a drain releases everything.
+      this.startTeardown(candidates, forced ? 0 : s.config.teardownGraceSeconds, !forced);
     }
+    if (s.forceTeardown || s.draining) this.releaseStopped(s.draining ? 'pool draining' : 'scale to zero');
     s.forceTeardown = false;
   }
 
@@ -619,13 +732,16 @@ class Step {
   }
 
   /** Marks nodes for teardown; their terminate calls go out together when the grace period ends. */
-  private startTeardown(nodes: NodeRecord[], graceSeconds: number): void {
+  private startTeardown(nodes: NodeRecord[], graceSeconds: number, stopWhereCan = false): void {
     const s = this.state;
     s.teardownSequence = (s.teardownSequence ?? 0) + 1;
     const key = `teardown:${s.teardownSequence}`;
     const terminateAt = this.now + graceSeconds * 1000;
     s.teardown = { key, nodeIds: nodes.map((n) => n.id), terminateAt };
-    for (const node of nodes) this.beginTermination(node, 'idle teardown', terminateAt);
+    for (const node of nodes) {
+      this.beginTermination(node, 'idle teardown', terminateAt);
+      if (stopWhereCan && node.lane?.stoppedPricePerHour !== undefined) node.stopOnTeardown = true;
+    }
     this.ledger({ key: `${key}:started`, eventType: 'teardown_started', details: { nodes: s.teardown.nodeIds, graceSeconds } });
   }
 
@@ -641,6 +757,7 @@ class Step {
       node.state = 'ready';
       node.terminateAfter = undefined;
       node.terminateReason = undefined;
+      node.stopOnTeardown = undefined;
     }
     s.teardown = undefined;
     // The kept nodes were kept for this work: scale-in gives them a whole window again before it looks at them.
@@ -695,10 +812,17 @@ class Step {
     node.moveReason = undefined;
   }
 
+  /** Stopped nodes are terminated (a scale-to-zero, a drain or a stop wants nothing billed, disks included). */
+  private releaseStopped(reason: string): void {
+    for (const node of this.state.nodes) if (node.state === 'stopped' && !node.inFlight) this.beginTermination(node, reason);
+  }
+
   private beginTermination(node: NodeRecord, reason: string, terminateAfter?: number): void {
     // A replacement that will not be ready releases the move, so another can be tried.
     node.replaces = undefined;
     node.moveReason = undefined;
+    node.stopOnTeardown = undefined;
+    node.waking = undefined;
     node.state = 'terminating';
     node.terminateReason = reason;
     node.terminateAfter = terminateAfter;
@@ -715,6 +839,7 @@ class Step {
     const unfinished = s.running.filter((p) => !p.preempting);
     if (unfinished.length > 0 && this.now < stop.deadline) return;
     for (const victim of unfinished) this.preemptOne(victim, 'the pool is stopping (drain timeout passed)', 'stop', 'stop');
+    this.releaseStopped('pool stopped');
     const ready = s.nodes.filter((n) => n.state === 'ready');
     if (s.running.length === 0 && ready.length > 0 && !s.teardown) {
       this.startTeardown(ready, 0);
@@ -765,11 +890,26 @@ class Step {
       if (node.inFlight) continue;
       if (node.state === 'provisioning') this.driveProvisioning(node);
       else if (node.state === 'terminating' || node.state === 'terminate_failed') this.driveTermination(node);
+      else if (node.state === 'stopped' && this.now >= this.stoppedUntil(node)) {
+        this.beginTermination(node, 'stopped too long');
+        this.driveTermination(node);
+      }
     }
+  }
+
+  /** When a stopped node has been stopped for maxStoppedSeconds (then it is terminated). */
+  private stoppedUntil(node: NodeRecord): number {
+    return (node.stoppedAt ?? this.now) + (this.state.config.maxStoppedSeconds ?? DEFAULT_MAX_STOPPED_SECONDS) * 1000;
   }
 
   private driveProvisioning(node: NodeRecord): void {
     const s = this.state;
+    if (node.waking) {
+      // A stopped node's wake: the start call; its readiness wait follows as for a new node.
+      node.inFlight = 'start';
+      this.commands.push({ type: 'start', nodeId: node.id, lane: node.lane! });
+      return;
+    }
     if (node.laneIndex < 0) {
       // No provider holds anything for a node without a lane: if the work went away, so does the node.
       if (isIdle(s) && activeNodes(s).length - 1 >= baseline(s)) {
@@ -811,8 +951,14 @@ class Step {
       this.state.nodes = this.state.nodes.filter((n) => n.id !== node.id);
       return;
     }
-    node.inFlight = 'terminate';
     node.terminateCalledAt ??= this.now;
+    if (node.stopOnTeardown && node.state === 'terminating') {
+      node.inFlight = 'stop';
+      node.state = 'stopping';
+      this.commands.push({ type: 'stop', nodeId: node.id, lane: node.lane });
+      return;
+    }
+    node.inFlight = 'terminate';
     this.commands.push({ type: 'terminate', nodeId: node.id, lane: node.lane, reason: node.terminateReason ?? 'teardown' });
   }
 
@@ -868,6 +1014,7 @@ class Step {
       if (node.inFlight) continue;
       if (node.terminateAfter !== undefined && node.terminateAfter > this.now) times.push(node.terminateAfter);
       if (node.nextAttemptAt !== undefined) times.push(node.nextAttemptAt);
+      if (node.state === 'stopped') times.push(this.stoppedUntil(node));
     }
     if (s.healthDueAt !== undefined && !s.healthInFlight) times.push(s.healthDueAt);
     const leaseExpiry = nextLeaseExpiry(s);

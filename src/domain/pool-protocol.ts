@@ -58,6 +58,10 @@ export type PoolCommand =
   | { type: 'provision'; nodeId: string; lane: Lane; laneIndex: number; model: string }
   | { type: 'waitReady'; nodeId: string; lane: Lane }
   | { type: 'terminate'; nodeId: string; lane: Lane; reason: string }
+  /** The stopped rung: release the node's compute, keep its disk. */
+  | { type: 'stop'; nodeId: string; lane: Lane }
+  /** Start a stopped node again (it then boots as a new one would, from its kept disk). */
+  | { type: 'start'; nodeId: string; lane: Lane }
   | { type: 'checkHealth'; nodes: Array<{ nodeId: string; lane: Lane }> }
   | { type: 'reconcile'; providers: string[]; knownNodeIds: string[] }
   | { type: 'tellJob'; jobId: string; message: JobMessage }
@@ -99,6 +103,8 @@ export type PoolEvent =
     }
   | { type: 'nodeReady'; command: Extract<PoolCommand, { type: 'waitReady' }>; url: string }
   | { type: 'nodeTerminated'; command: Extract<PoolCommand, { type: 'terminate' }> }
+  | { type: 'nodeStopped'; command: Extract<PoolCommand, { type: 'stop' }> }
+  | { type: 'nodeStarted'; command: Extract<PoolCommand, { type: 'start' }>; url: string }
   | { type: 'healthChecked'; statuses: NodeHealth[] }
   | { type: 'reconciled'; removed: string[] }
   | { type: 'jobTold'; jobId: string }

@@ -1,5 +1,6 @@
 /**
- * A pool's recent day from its ledger: nodes billed (provisioning → terminated, open ones up to now) and
+ * A pool's recent day from its ledger: nodes billed (provisioning → terminated, open ones up to now; a stopped
+ * node is not counted while stopped, and its disk is billed at its stopped price) and
  * requests running (the run intervals every job and front-door row carries), as step points for a chart, with
  * the node time and its cost in the window. Pure.
  */
@@ -27,10 +28,17 @@ const JOB_EVENTS = new Set(['job_completed', 'job_failed', 'job_expired', 'job_c
 export function poolTimeline(rows: TimelineRow[], from: number, to: number): PoolTimeline {
   // +1/-1 changes of each series, clipped to the window.
   const changes: Array<{ at: number; nodes: number; running: number }> = [];
-  const opened = new Map<string, { at: number; price: number }>();
+  /** Each open node: since when it runs at its GPU price, or since when it is stopped at its stopped price. */
+  const opened = new Map<string, { at: number; price: number; stopped?: { at: number; price: number } }>();
   let nodeMs = 0;
   let costUsd = 0;
-  const closeNode = (start: { at: number; price: number }, end: number) => {
+  const closeNode = (start: { at: number; price: number; stopped?: { at: number; price: number } }, end: number) => {
+    if (start.stopped) {
+      const a = Math.max(from, start.stopped.at);
+      const b = Math.min(to, end);
+      if (b > a) costUsd += ((b - a) / 3_600_000) * start.stopped.price;
+      return;
+    }
     const a = Math.max(from, start.at);
     const b = Math.min(to, end);
     if (b <= a) return;
@@ -43,6 +51,19 @@ export function poolTimeline(rows: TimelineRow[], from: number, to: number): Poo
     const at = row.occurred_at.getTime();
     if (row.event_type === 'node_provisioning' && row.node_id) {
       opened.set(row.node_id, { at, price: Number(row.price_per_hour ?? 0) });
+    } else if (row.event_type === 'node_stopped' && row.node_id) {
+      const start = opened.get(row.node_id);
+      if (start && !start.stopped) {
+        closeNode(start, at);
+        start.stopped = { at, price: Number(row.details.stoppedPricePerHour ?? 0) };
+      }
+    } else if (row.event_type === 'node_started' && row.node_id) {
+      const start = opened.get(row.node_id);
+      if (start?.stopped) {
+        closeNode(start, at);
+        start.stopped = undefined;
+        start.at = at;
+      }
     } else if (row.event_type === 'node_terminated' && row.node_id) {
       const start = opened.get(row.node_id);
       if (start) closeNode(start, at);

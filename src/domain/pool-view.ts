@@ -2,17 +2,24 @@
 import { keepAliveView } from './keep-alive';
 import { basePriority, effectivePriority, queueOrder } from './placement';
 import { busySlots, isIdle } from './scaling';
-import type { PoolPhase, PoolState, PoolView } from './types';
+import type { NodeRecord, PoolPhase, PoolState, PoolView } from './types';
 import type { PoolKey } from '../ids';
 
 /** Human-readable phase derived from the state. */
 export function poolPhase(state: PoolState, teardownRunning: boolean): PoolPhase {
   if (state.stopping) return 'stopping';
   if (state.draining) return state.nodes.length === 0 && isIdle(state) ? 'drained' : 'draining';
-  if (teardownRunning || state.nodes.some((n) => n.state === 'terminating' || n.state === 'terminate_failed')) return 'tearing_down';
+  const going = (n: NodeRecord) => n.state === 'terminating' || n.state === 'terminate_failed' || n.state === 'stopping';
+  if (teardownRunning || state.nodes.some(going)) return 'tearing_down';
   if (state.nodes.some((n) => n.state === 'provisioning')) return 'scaling_up';
-  if (state.nodes.length === 0) return isIdle(state) ? 'idle' : 'scaling_up';
+  // Stopped nodes hold no GPU: a pool with only those is idle (they show in the view's nodes).
+  if (state.nodes.every((n) => n.state === 'stopped')) return isIdle(state) ? 'idle' : 'scaling_up';
   return isIdle(state) ? 'waiting_idle' : 'active';
+}
+
+/** Time a node has spent stopped (billed at its lane's stopped price, not the GPU's), up to `now`. */
+function stoppedMs(node: NodeRecord, now: number): number {
+  return (node.stoppedMs ?? 0) + (node.stoppedAt !== undefined ? Math.max(0, now - node.stoppedAt) : 0);
 }
 
 /** Queued jobs listed in a view (the count is always exact). */
@@ -32,7 +39,10 @@ export function toPoolView(state: PoolState, teardownRunning: boolean, now: numb
       url: n.url,
       readyAt: n.readyAt,
       busySlots: busySlots(n),
-      ...(n.billedFrom !== undefined ? { billedSeconds: Math.max(0, (now - n.billedFrom) / 1000) } : {}),
+      ...(n.billedFrom !== undefined ? { billedSeconds: Math.max(0, (now - n.billedFrom - stoppedMs(n, now)) / 1000) } : {}),
+      ...(n.stops ? { stoppedSeconds: stoppedMs(n, now) / 1000 } : {}),
+      ...(n.stoppedAt !== undefined ? { stoppedAt: n.stoppedAt } : {}),
+      ...(n.waking ? { waking: true } : {}),
       ...(n.inFlight ? { inFlight: n.inFlight } : {}),
       ...(n.terminateFailures ? { terminateFailures: n.terminateFailures } : {}),
       ...(n.lastError ? { lastError: n.lastError } : {}),

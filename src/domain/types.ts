@@ -17,11 +17,13 @@ export type { Lane, PoolConfig };
 /**
  * Lifecycle of a node as the pool sees it. `terminate_failed`: the provider refused or could not be reached
  * for the terminate call; the pool keeps retrying with backoff and the node bills until the call succeeds.
+ * `stopping` / `stopped`: the warm-state ladder's stopped rung (compute released, disk kept, billed at the lane's
+ * `stoppedPricePerHour`); a stopped node woken for new work is `provisioning` again (with `waking`) until ready.
  */
-export type NodeState = 'provisioning' | 'ready' | 'terminating' | 'terminate_failed';
+export type NodeState = 'provisioning' | 'ready' | 'terminating' | 'terminate_failed' | 'stopping' | 'stopped';
 
 /** The provider call a node is waiting on (at most one at a time; cleared when a new workflow run starts). */
-export type NodeCommand = 'provision' | 'boot' | 'terminate';
+export type NodeCommand = 'provision' | 'boot' | 'terminate' | 'stop' | 'start';
 
 /** A node the pool owns (or is acquiring). */
 export interface NodeRecord {
@@ -67,6 +69,16 @@ export interface NodeRecord {
   retiring?: boolean;
   /** Retiring because the pool needed fewer nodes for a whole keep-alive window (undone if demand comes back first). */
   scaledIn?: boolean;
+  /** This teardown stops the node (disk kept) instead of terminating it: its lane has a stopped price. */
+  stopOnTeardown?: boolean;
+  /** Workflow time (ms) the provider confirmed the stop; set while the node is stopped (or its wake is under way). */
+  stoppedAt?: number;
+  /** Stops so far (each stop and start has its own ledger row). */
+  stops?: number;
+  /** Milliseconds spent stopped in earlier stops (billed at the stopped price, not the GPU's). */
+  stoppedMs?: number;
+  /** Being woken from stopped: the start call, then the readiness wait, as for a new node. */
+  waking?: boolean;
 }
 
 /** Why the pool moves a node to another lane. */
@@ -202,8 +214,14 @@ export interface PoolView {
       'id' | 'state' | 'laneIndex' | 'lane' | 'url' | 'readyAt' | 'inFlight' | 'terminateFailures' | 'lastError' | 'replaces' | 'retiring'
     > & {
       busySlots: number;
-      /** Seconds since the provider accepted the node (billing time so far). */
+      /** Seconds the node has billed at its GPU price so far (since the provider accepted it, less time stopped). */
       billedSeconds?: number;
+      /** Seconds spent stopped so far (billed at the lane's stoppedPricePerHour). */
+      stoppedSeconds?: number;
+      /** Workflow time (ms) it stopped, while stopped. */
+      stoppedAt?: number;
+      /** Being woken from stopped. */
+      waking?: boolean;
     }
   >;
   queued: number;

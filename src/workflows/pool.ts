@@ -66,6 +66,8 @@ const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_ACTIVITY);
 const SETTLE_BEFORE_CONTINUE: ReadonlySet<PoolCommand['type']> = new Set([
   'provision',
   'terminate',
+  'stop',
+  'start',
   'reconcile',
   'tellJob',
   'recordLedger',
@@ -180,6 +182,13 @@ export async function poolEntityWorkflow(input: PoolWorkflowInput): Promise<void
       case 'terminate':
         await provisioning.terminateNode({ poolId, nodeId: command.nodeId, lane: command.lane });
         return { type: 'nodeTerminated', command };
+      case 'stop':
+        await provisioning.stopNode({ poolId, nodeId: command.nodeId, lane: command.lane });
+        return { type: 'nodeStopped', command };
+      case 'start': {
+        const result = await provisioning.startNode({ poolId, nodeId: command.nodeId, lane: command.lane });
+        return { type: 'nodeStarted', command, url: result.url };
+      }
       case 'checkHealth':
         return { type: 'healthChecked', statuses: await bookkeeping.checkNodes({ poolId, nodes: command.nodes }) };
       case 'reconcile': {

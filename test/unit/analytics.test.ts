@@ -146,3 +146,28 @@ test('peak concurrency: touching intervals do not overlap', () => {
   );
   assert.equal(peakConcurrency([]), 0);
 });
+
+test('stopped nodes (the warm-state ladder) bill their GPU price only while running and their stopped price while stopped, in any window', async () => {
+  const pool = asPoolKey('ladder.chat');
+  const lane: Lane = { ...onDemand, stoppedPricePerHour: 0.03 };
+  const node = (id: string) => ({ nodeId: `${pool}-${id}`, lane, poolId: pool });
+  const stopped = { stoppedPricePerHour: 0.03 };
+  // c: runs 0–600, stopped 600–2400, runs 2400–3000, terminated. d: runs 0–100, stopped from 100 on (never woken).
+  const events: LedgerEvent[] = [
+    row('c:prov', 'node_provisioning', 0, { ...node('c'), details: { referencePricePerHour: 1.1 } }),
+    row('c:stopped:1', 'node_stopped', 600, { ...node('c'), details: stopped }),
+    row('c:started:1', 'node_started', 2400, node('c')),
+    row('c:end', 'node_terminated', 3000, node('c')),
+    row('d:prov', 'node_provisioning', 0, { ...node('d'), details: { referencePricePerHour: 1.1 } }),
+    row('d:stopped:1', 'node_stopped', 100, { ...node('d'), details: stopped }),
+  ];
+  for (const e of events) await appendLedgerEvent(database.db, e, TEST_NODE_SECRETS);
+  const hour = await computeAnalytics(database.db, { workspaceId: 'ladder', from: new Date(at(0)), to: new Date(at(3600)) });
+  close(hour.totals.gpuSecondsBilled, 600 + 600 + 100, 'GPU seconds: running time only');
+  const storage = ((1800 + 3500) * 0.03) / 3600;
+  close(hour.totals.costUsd, (1300 * 1.1) / 3600 + storage, 'cost: GPU time at 1.10, stopped time at 0.03');
+  close(hour.totals.idleSeconds, 1300, 'no job ran: the idle seconds are the running ones, not the stopped ones');
+  const stoppedOnly = await computeAnalytics(database.db, { workspaceId: 'ladder', from: new Date(at(1000)), to: new Date(at(2000)) });
+  close(stoppedOnly.totals.gpuSecondsBilled, 0, 'both stopped throughout the window');
+  close(stoppedOnly.totals.costUsd, (2 * 1000 * 0.03) / 3600, 'disks only');
+});

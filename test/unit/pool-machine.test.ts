@@ -1,96 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { nodeId, asPoolKey } from '../../src/ids';
-import {
-  HEALTH_FAILURES_TO_LOSE,
-  newPoolState,
-  DEFAULT_RECONCILE_INTERVAL_SECONDS,
-  stepPool,
-  terminateRetryMs,
-} from '../../src/domain/pool-machine';
+import { nodeId } from '../../src/ids';
+import { HEALTH_FAILURES_TO_LOSE, DEFAULT_RECONCILE_INTERVAL_SECONDS, stepPool, terminateRetryMs } from '../../src/domain/pool-machine';
 import type { PoolCommand, PoolEvent } from '../../src/domain/pool-protocol';
 import type { PoolConfig, PoolState } from '../../src/domain/types';
 import { LEASE_TTL_MS, type LeaseAnswer, type LeaseExchange } from '../../src/domain/slot-leases';
+import { Machine, type Of } from '../helpers/pool-machine-driver';
 import { poolConfig } from '../helpers/stack';
-
-type Of<T extends PoolCommand['type']> = Extract<PoolCommand, { type: T }>;
-
-/** Drives the pure machine by hand: events in, commands out, the clock moved by the test. */
-class Machine {
-  state: PoolState;
-  now = 1_000_000;
-  wakeAt?: number;
-  /** Commands of the last step (log lines left out). */
-  last: PoolCommand[] = [];
-  /** Every command so far. */
-  all: PoolCommand[] = [];
-
-  constructor(config: PoolConfig, start = true) {
-    this.state = newPoolState(asPoolKey('p'), config);
-    if (start) {
-      this.send({ type: 'started', laneMoves: true });
-      this.settleReconcile();
-    }
-  }
-
-  send(event: PoolEvent): PoolCommand[] {
-    const before = JSON.stringify(this.state);
-    const result = stepPool(this.state, event, this.now, nodeId);
-    assert.equal(JSON.stringify(this.state), before, 'the step never changes the state it was given');
-    this.state = result.state;
-    this.wakeAt = result.wakeAt;
-    const commands: PoolCommand[] = result.commands.filter((c) => c.type !== 'log');
-    this.all.push(...commands);
-    // Ledger writes succeed at once (their acknowledgements are events too, and may release a reconciliation).
-    for (const c of commands) if (c.type === 'recordLedger') commands.push(...this.send({ type: 'ledgerRecorded', key: c.row.key }));
-    this.last = commands;
-    return commands;
-  }
-
-  /** Moves the clock to the wake-up time the machine asked for and fires the timer. */
-  fire(): PoolCommand[] {
-    assert.ok(this.wakeAt !== undefined, 'the machine asked for a wake-up');
-    this.now = this.wakeAt;
-    return this.send({ type: 'timerFired' });
-  }
-
-  at(ms: number): this {
-    this.now = ms;
-    return this;
-  }
-
-  settleReconcile(): void {
-    const reconcile = this.find('reconcile');
-    if (reconcile) this.send({ type: 'reconciled', removed: [] });
-  }
-
-  find<T extends PoolCommand['type']>(type: T, commands = this.last): Of<T> | undefined {
-    return commands.find((c): c is Of<T> => c.type === type);
-  }
-  findAll<T extends PoolCommand['type']>(type: T, commands = this.last): Of<T>[] {
-    return commands.filter((c): c is Of<T> => c.type === type);
-  }
-  ledger(eventType: string): Array<Of<'recordLedger'>['row']> {
-    return this.findAll('recordLedger', this.all)
-      .map((c) => c.row)
-      .filter((r) => r.eventType === eventType);
-  }
-
-  arrive(jobId: string, extra: Partial<Extract<PoolEvent, { type: 'jobArrived' }>['arrival']> = {}): PoolCommand[] {
-    return this.send({ type: 'jobArrived', arrival: { jobId, attempt: 1, front: false, ...extra } });
-  }
-
-  /** Provisions and boots the node the last step asked for. */
-  bringUp(url = 'http://node'): PoolCommand[] {
-    const waiting = (c: Of<'provision'>) => this.state.nodes.some((n) => n.id === c.nodeId && n.inFlight === 'provision');
-    const provision = this.findAll('provision', this.all).find(waiting);
-    assert.ok(provision, 'a provision command');
-    this.send({ type: 'nodeProvisioned', command: provision, url, laneIndex: provision.laneIndex });
-    const wait = this.find('waitReady');
-    assert.ok(wait, 'a waitReady command after the provider accepted the node');
-    return this.send({ type: 'nodeReady', command: wait, url });
-  }
-}
 
 const config = (overrides: Partial<PoolConfig> = {}) =>
   poolConfig({ slotsPerNode: 1, idleTimeoutSeconds: 600, teardownGraceSeconds: 30, healthCheckIntervalSeconds: 15, ...overrides });

@@ -7,7 +7,14 @@ import { spawn } from 'node:child_process';
 import { promises as fs, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { hashString, seededRandom } from '../../domain/random';
-import { CapacityUnavailableError, type NodeStatus, type Provider, type ProvisionRequest, type ProvisionedNode } from './provider';
+import {
+  CapacityUnavailableError,
+  InvalidRequestError,
+  type NodeStatus,
+  type Provider,
+  type ProvisionRequest,
+  type ProvisionedNode,
+} from './provider';
 import type { PoolKey } from '../../ids';
 import type { NodeSecrets } from '../../secrets/node-secrets';
 import { checkModelServer } from './model-server-health';
@@ -25,6 +32,8 @@ export interface MockProviderOptions {
   seed: number;
   /** A node's wake from vLLM-style sleep (`POST /sleep`, `POST /wake_up` on the node); default 1.5 s. */
   sleepWakeSeconds?: number;
+  /** A stopped node's boot when started again (its disk, so its weights, kept); default a quarter of the cold start. */
+  stoppedWakeSeconds?: number;
   /** Each node's bearer secret (absent: nodes accept any caller). */
   secrets?: NodeSecrets;
 }
@@ -37,6 +46,9 @@ export interface MockProviderOptions {
 export interface MockFaults {
   provision?: { message?: string; until?: number };
   terminate?: { message?: string; until?: number };
+  stop?: { message?: string; until?: number };
+  /** A start that finds no GPU for the stopped node (CapacityUnavailable, as a cloud answers then). */
+  start?: { message?: string; until?: number };
 }
 
 /** File name of the fault switch (not `.json`: node records are the `.json` files). */
@@ -46,9 +58,15 @@ interface MockNodeRecord {
   nodeId: string;
   poolId: PoolKey;
   laneIndex: number;
+  /** What it serves and on which market (a stopped node starts again as the same node). */
+  model?: string;
+  market?: 'spot' | 'on-demand';
+  /** 0 while stopped (no process). */
   pid: number;
   port: number;
   createdAt: number;
+  /** Epoch ms it was stopped (its process gone, its record kept, as a stopped instance keeps its disk). */
+  stoppedAt?: number;
 }
 
 const NODE_SCRIPT = path.join(__dirname, '..', '..', 'mock-node', `server${path.extname(__filename)}`);
@@ -77,8 +95,10 @@ export class MockProvider implements Provider {
       return;
     }
     const fault = faults[call];
-    if (fault && (fault.until === undefined || Date.now() < fault.until))
-      throw new Error(fault.message ?? `mock: injected ${call} failure`);
+    if (fault && (fault.until === undefined || Date.now() < fault.until)) {
+      const message = fault.message ?? `mock: injected ${call} failure`;
+      throw call === 'start' ? new CapacityUnavailableError(message) : new Error(message);
+    }
   }
 
   async provision(request: ProvisionRequest): Promise<ProvisionedNode> {
@@ -100,9 +120,18 @@ export class MockProvider implements Provider {
     if (request.lane.market === 'spot' && this.random() < this.options.spotShortageProbability) {
       throw new CapacityUnavailableError(`mock: no ${request.lane.gpu} spot capacity`);
     }
+    const record = await this.spawnNode(request, Date.now(), this.options.coldStartSeconds);
+    return { nodeId: record.nodeId, laneIndex: record.laneIndex, url: urlOf(record) };
+  }
+
+  /** Starts a node process (new, or a stopped one again) and waits until it listens. */
+  private async spawnNode(
+    request: Pick<ProvisionRequest, 'nodeId' | 'poolId' | 'laneIndex' | 'model' | 'lane'>,
+    createdAt: number,
+    bootSeconds: number,
+  ): Promise<MockNodeRecord> {
     await fs.mkdir(this.options.stateDir, { recursive: true });
     const execArgs = NODE_SCRIPT.endsWith('.ts') ? ['--import', require.resolve('tsx')] : [];
-    const createdAt = Date.now();
     const child = spawn(process.execPath, [...execArgs, NODE_SCRIPT], {
       detached: true,
       stdio: 'ignore',
@@ -113,7 +142,7 @@ export class MockProvider implements Provider {
         MOCK_LANE_INDEX: String(request.laneIndex),
         MOCK_RECORD_FILE: this.file(request.nodeId),
         MOCK_MODEL: request.model,
-        MOCK_COLD_START_MS: String(Math.round(this.options.coldStartSeconds * 1000)),
+        MOCK_COLD_START_MS: String(Math.round(bootSeconds * 1000)),
         MOCK_CREATED_AT: String(createdAt),
         MOCK_TOKENS_PER_SECOND: String(this.options.tokensPerSecond),
         MOCK_WAKE_MS: String(Math.round((this.options.sleepWakeSeconds ?? 1.5) * 1000)),
@@ -128,13 +157,49 @@ export class MockProvider implements Provider {
       nodeId: request.nodeId,
       poolId: request.poolId,
       laneIndex: request.laneIndex,
+      model: request.model,
+      market: request.lane.market,
       pid: child.pid!,
       port: 0,
       createdAt,
     };
     writeFileSync(this.file(request.nodeId), JSON.stringify(pending));
-    const record = await this.waitForPort(request.nodeId, child.pid!);
-    return { nodeId: record.nodeId, laneIndex: record.laneIndex, url: urlOf(record) };
+    return this.waitForPort(request.nodeId, child.pid!);
+  }
+
+  /** Stops the node's process and keeps its record: a stopped instance with its disk. Idempotent. */
+  async stop(_poolId: PoolKey, nodeIdToStop: string): Promise<void> {
+    await this.failIfFaulty('stop');
+    const record = await this.read(nodeIdToStop);
+    if (!record) throw new Error(`mock: node ${nodeIdToStop} does not exist`);
+    if (record.stoppedAt !== undefined) return;
+    await this.killProcess(record.pid);
+    writeFileSync(this.file(nodeIdToStop), JSON.stringify({ ...record, pid: 0, port: 0, stoppedAt: Date.now() }));
+  }
+
+  /** Starts a stopped node again: a new process on the same record, booting in `stoppedWakeSeconds`. */
+  async start(_poolId: PoolKey, nodeIdToStart: string): Promise<{ url: string }> {
+    await this.failIfFaulty('start');
+    const record = await this.read(nodeIdToStart);
+    if (!record) throw new InvalidRequestError(`mock: node ${nodeIdToStart} does not exist (a stopped node that is gone cannot start)`);
+    // Started already (a retried call): the same node.
+    if (record.stoppedAt === undefined && isAlive(record.pid)) {
+      const running = record.port > 0 ? record : await this.waitForPort(nodeIdToStart, record.pid);
+      return { url: urlOf(running) };
+    }
+    const wake = this.options.stoppedWakeSeconds ?? this.options.coldStartSeconds / 4;
+    const started = await this.spawnNode(
+      {
+        nodeId: record.nodeId,
+        poolId: record.poolId,
+        laneIndex: record.laneIndex,
+        model: record.model ?? 'mock-model',
+        lane: { provider: 'mock', market: record.market ?? 'on-demand', gpu: 'mock', pricePerHour: 0 },
+      },
+      Date.now(),
+      wake,
+    );
+    return { url: urlOf(started) };
   }
 
   /** Waits until the node process has written its port into its record. */
@@ -152,7 +217,7 @@ export class MockProvider implements Provider {
   }
 
   /** Spot nodes die after an exponentially distributed lifetime when interruptions are on. */
-  private interruptionDelayMs(request: ProvisionRequest): number {
+  private interruptionDelayMs(request: Pick<ProvisionRequest, 'nodeId' | 'lane'>): number {
     const rate = this.options.spotInterruptionsPerHour;
     if (request.lane.market !== 'spot' || rate <= 0) return 0;
     const u = seededRandom(this.options.seed ^ hashString(request.nodeId))();
@@ -162,6 +227,7 @@ export class MockProvider implements Provider {
   async describe(_poolId: PoolKey, nodeIdToCheck: string): Promise<NodeStatus> {
     const record = await this.read(nodeIdToCheck);
     if (!record) return { nodeId: nodeIdToCheck, exists: false, healthy: false, reason: 'no such node' };
+    if (record.stoppedAt !== undefined) return { nodeId: nodeIdToCheck, exists: true, healthy: false, reason: 'stopped' };
     if (!isAlive(record.pid)) return { nodeId: nodeIdToCheck, exists: false, healthy: false, reason: 'node process is gone' };
     return checkModelServer(nodeIdToCheck, urlOf(record), '/health', { secrets: this.options.secrets });
   }
@@ -171,15 +237,19 @@ export class MockProvider implements Provider {
     await this.stopNode(nodeIdToStop);
   }
 
+  /** Terminates: the process and its record (a stopped node's kept disk included). */
   private async stopNode(nodeIdToStop: string): Promise<void> {
     const record = await this.read(nodeIdToStop);
     if (!record) return;
-    if (isAlive(record.pid)) {
-      process.kill(record.pid, 'SIGTERM');
-      for (let i = 0; i < 40 && isAlive(record.pid); i++) await new Promise((r) => setTimeout(r, 50));
-      if (isAlive(record.pid)) process.kill(record.pid, 'SIGKILL');
-    }
+    await this.killProcess(record.pid);
     await fs.rm(this.file(nodeIdToStop), { force: true });
+  }
+
+  private async killProcess(pid: number): Promise<void> {
+    if (!isAlive(pid)) return;
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 40 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   }
 
   async list(poolId: PoolKey): Promise<string[]> {
@@ -241,6 +311,8 @@ function urlOf(record: MockNodeRecord): string {
 }
 
 function isAlive(pid: number): boolean {
+  // 0 is a stopped node's (no process); to kill() it would mean this whole process group.
+  if (!(pid > 0)) return false;
   try {
     process.kill(pid, 0);
     return true;

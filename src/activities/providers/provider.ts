@@ -41,8 +41,19 @@ export interface Provider {
   provision(request: ProvisionRequest): Promise<ProvisionedNode>;
   describe(poolId: PoolKey, nodeId: string): Promise<NodeStatus>;
   terminate(poolId: PoolKey, nodeId: string): Promise<void>;
-  /** Node ids this provider holds for a pool (for orphan reconciliation). */
+  /** Node ids this provider holds for a pool, stopped ones included (for orphan reconciliation). */
   list(poolId: PoolKey): Promise<string[]>;
+  /**
+   * The stopped rung (optional): releases the node's compute and keeps its disk; idempotent. A provider without
+   * it cannot stop nodes, and the pool terminates them instead.
+   */
+  stop?(poolId: PoolKey, nodeId: string): Promise<void>;
+  /**
+   * Starts a stopped node again; the address it will answer on (it then boots, and `describe` says when it is
+   * healthy). CapacityUnavailableError when its host or zone has no GPU for it now: the pool then terminates it
+   * and creates a fresh node.
+   */
+  start?(poolId: PoolKey, nodeId: string): Promise<{ url: string }>;
 }
 
 /** The lane has no capacity now: try the next lane. */
