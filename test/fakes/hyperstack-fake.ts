@@ -31,6 +31,8 @@ interface FakeVm {
   assignFloatingIp: boolean;
   createdMs: number;
   deletedMs?: number;
+  /** When a hibernation was asked for (HIBERNATING, then HIBERNATED). */
+  hibernatingMs?: number;
   server?: ChildProcess;
 }
 
@@ -132,6 +134,7 @@ export class HyperstackFake {
         vm.server = startModelServer({ host: vm.floating_ip ?? vm.fixed_ip, port, env: envFromUserData(vm.user_data) });
       }
     }
+    if (vm.status === 'HIBERNATING' && Date.now() - (vm.hibernatingMs ?? 0) >= (this.options.buildMs ?? 100)) vm.status = 'HIBERNATED';
     if (vm.status !== 'ACTIVE') this.stopServer(vm);
     if (vm.status === 'DELETING' && Date.now() - (vm.deletedMs ?? 0) >= 200) this.vms.delete(vm.id);
   }
@@ -142,7 +145,15 @@ export class HyperstackFake {
   }
 
   private view(vm: FakeVm) {
-    const { user_data: _userData, assignFloatingIp: _assign, createdMs: _created, deletedMs: _deleted, server: _server, ...fields } = vm;
+    const {
+      user_data: _userData,
+      assignFloatingIp: _assign,
+      createdMs: _created,
+      deletedMs: _deleted,
+      hibernatingMs: _hibernating,
+      server: _server,
+      ...fields
+    } = vm;
     return fields;
   }
 
@@ -255,6 +266,17 @@ export class HyperstackFake {
         page_size: pageSize,
       });
     }
+    const hibernation = /^\/core\/virtual-machines\/(\d+)\/(hibernate|hibernate-restore)$/.exec(path);
+    if (hibernation && method === 'GET') {
+      const vm = this.vms.get(Number(hibernation[1]));
+      if (!vm)
+        return this.send(res, req, 404, {
+          status: false,
+          message: `Virtual machine ${hibernation[1]} not found`,
+          error_reason: 'not_found',
+        });
+      return hibernation[2] === 'hibernate' ? this.hibernate(req, res, vm, url) : this.restore(req, res, vm);
+    }
     const one = /^\/core\/virtual-machines\/(\d+)$/.exec(path);
     if (one) {
       const vm = this.vms.get(Number(one[1]));
@@ -269,6 +291,47 @@ export class HyperstackFake {
       }
     }
     return this.send(res, req, 405, { status: false, message: `no route ${method} ${path}`, error_reason: 'method_not_allowed' });
+  }
+
+  /**
+   * `GET /core/virtual-machines/{id}/hibernate`: an ACTIVE VM saves its state to disk and powers off (HIBERNATING,
+   * then HIBERNATED); its GPU goes back to the flavor's stock and, unless `retain_ip=true`, its floating IP is
+   * released. Any other state: 400 (assumption: the refusal's text is not published).
+   */
+  private hibernate(req: http.IncomingMessage, res: http.ServerResponse, vm: FakeVm, url: URL) {
+    if (vm.status !== 'ACTIVE')
+      return this.send(res, req, 400, { status: false, message: `Cannot hibernate a VM that is ${vm.status}`, error_reason: 'state' });
+    vm.status = 'HIBERNATING';
+    vm.hibernatingMs = Date.now();
+    this.stopServer(vm);
+    if (url.searchParams.get('retain_ip') !== 'true') {
+      vm.floating_ip = null;
+      vm.floating_ip_status = vm.assignFloatingIp ? 'ATTACHING' : null;
+    }
+    const left = this.stock.get(vm.flavor.name);
+    if (left !== undefined) this.stock.set(vm.flavor.name, left + 1);
+    return this.send(res, req, 200, { status: true, message: 'Virtual machine hibernation initiated' });
+  }
+
+  /**
+   * `GET /core/virtual-machines/{id}/hibernate-restore`: a HIBERNATED VM boots again (BUILD, then ACTIVE) if its
+   * flavor has stock; none left is the create's stock-out answer (400, assumption as there).
+   */
+  private restore(req: http.IncomingMessage, res: http.ServerResponse, vm: FakeVm) {
+    if (vm.status !== 'HIBERNATED')
+      return this.send(res, req, 400, { status: false, message: `Cannot restore a VM that is ${vm.status}`, error_reason: 'state' });
+    const left = this.stock.get(vm.flavor.name);
+    if (left !== undefined && left < 1) {
+      return this.send(res, req, 400, {
+        status: false,
+        message: `Not enough stock available for flavor ${vm.flavor.name}`,
+        error_reason: 'stock',
+      });
+    }
+    if (left !== undefined) this.stock.set(vm.flavor.name, left - 1);
+    vm.status = 'BUILD';
+    vm.createdMs = Date.now() - (this.options.buildMs ?? 100);
+    return this.send(res, req, 200, { status: true, message: 'Virtual machine restore from hibernation initiated' });
   }
 
   /** The user data a VM was created with (what the node would boot with). */

@@ -71,6 +71,8 @@ export class RunpodFake {
   readonly calls: Array<{ method: string; path: string; status: number }> = [];
   /** Pods of a GPU type that can still be created (absent: unlimited). */
   readonly stock = new Map<string, number>();
+  /** Pods stopped by a `stop` action (EXITED with their disk kept), as opposed to taken away by their host. */
+  readonly stopped = new Set<string>();
   /** Every way a request or response differed from RunPod's published schema. */
   readonly violations: string[] = [];
   private readonly contract = new RunpodContract();
@@ -274,7 +276,53 @@ export class RunpodFake {
         return this.send(req, res, 204, undefined);
       }
     }
+    const action = /^\/v2\/pods\/([^/]+)\/action$/.exec(path);
+    if (action && method === 'POST') {
+      const pod = this.pods.get(decodeURIComponent(action[1]!));
+      if (!pod) return this.problem(req, res, 404, 'Not Found', `pod ${action[1]} not found`);
+      return this.podAction(req, res, pod, body!.action as string);
+    }
     return this.problem(req, res, 405, 'Method Not Allowed', `${method} ${path} is not served by this fake`);
+  }
+
+  /**
+   * `POST /v2/pods/{id}/action` as the published document describes it: `stop` (RUNNING, PROVISIONING, STARTING →
+   * EXITED, compute released, disk kept), `start` (EXITED or ERROR → toward RUNNING), `terminate` (deleted, 204); an
+   * action not valid in the pod's state is a 409. A start with no GPU of the pod's type left (`stock`) is answered
+   * as a create is then (400, "no longer any instances"): the document does not say, so this is our assumption.
+   */
+  private podAction(req: http.IncomingMessage, res: http.ServerResponse, pod: FakePod, action: string) {
+    const valid: Record<string, FakePod['status'][]> = {
+      stop: ['RUNNING', 'PROVISIONING', 'STARTING'],
+      start: ['EXITED', 'ERROR'],
+      restart: ['RUNNING'],
+      terminate: ['RUNNING', 'PROVISIONING', 'STARTING', 'EXITED', 'ERROR'],
+    };
+    if (!valid[action]?.includes(pod.status))
+      return this.problem(req, res, 409, 'Conflict', `action ${action} is not valid for a pod that is ${pod.status}`);
+    if (action === 'terminate') {
+      this.stopContainer(pod);
+      this.pods.delete(pod.id);
+      return this.send(req, res, 204, undefined);
+    }
+    if (action === 'stop') {
+      pod.status = 'EXITED';
+      this.stopped.add(pod.id);
+      this.stopContainer(pod);
+      // Its GPU goes back to the market: another may take it before this pod starts again.
+      const left = this.stock.get(pod.body.gpu.id);
+      if (left !== undefined) this.stock.set(pod.body.gpu.id, left + 1);
+    } else if (action === 'start') {
+      const left = this.stock.get(pod.body.gpu.id);
+      if (left !== undefined && left < 1) return this.problem(req, res, 400, 'Bad Request', RUNPOD_NO_CAPACITY);
+      if (left !== undefined) this.stock.set(pod.body.gpu.id, left - 1);
+      // Boots again from its kept disk: PROVISIONING → STARTING → RUNNING on the same clock as a new pod.
+      pod.status = 'PROVISIONING';
+      pod.createdMs = Date.now();
+      pod.startedAt = null;
+      this.stopped.delete(pod.id);
+    }
+    return this.send(req, res, 200, this.view(pod));
   }
 
   /** RunPod's HTTP proxy: `/proxy/{podId}-{port}/rest` reaches the pod's container on that port. */

@@ -158,15 +158,19 @@ test('EC2 on moto: a RunInstances whose answer is lost after moto created the in
   assert.equal((await allInstances(client)).length, 1, 'no duplicate instance');
 });
 
+/** EC2's answer when its zone has no such instance now (moto never gives it). */
+const insufficientCapacity = () =>
+  new EC2ServiceException({
+    name: 'InsufficientInstanceCapacity',
+    $fault: 'server',
+    $metadata: { httpStatusCode: 500 },
+    message: 'We currently do not have sufficient g5.xlarge capacity in the Availability Zone you requested',
+  });
+
 test('EC2 errors (injected at the SDK: moto cannot produce them) map to typed errors; with a shortage nothing is created', async () => {
   const shortage = moto.client();
   injectFault(shortage, 'RunInstancesCommand', async () => {
-    throw new EC2ServiceException({
-      name: 'InsufficientInstanceCapacity',
-      $fault: 'server',
-      $metadata: { httpStatusCode: 500 },
-      message: 'We currently do not have sufficient g5.xlarge capacity in the Availability Zone you requested',
-    });
+    throw insufficientCapacity();
   });
   await assert.rejects(new Ec2Provider({ client: shortage }).provision(request('team-a.chat-n1')), CapacityUnavailableError);
   assert.equal((await allInstances(moto.client())).length, 0);
@@ -264,4 +268,40 @@ test('EC2 on moto: a spot instance whose spot request EC2 marked for termination
   const lost = await provider.describe(POOL, 'team-a.chat-n1');
   assert.equal(lost.exists, false);
   assert.match(lost.reason ?? '', /spot interruption: marked-for-termination \(Spot capacity reclaimed\)/);
+});
+
+test('EC2 on moto (StopInstances / StartInstances): a stopped node keeps its instance and stays listed (the orphan sweep finds it) and starts again as the same instance; InsufficientInstanceCapacity on start (injected at the SDK) is CapacityUnavailable', async () => {
+  const client = moto.client();
+  const provider = new Ec2Provider({ client, healthTimeoutMs: 200 });
+  await provider.provision(request('team-a.chat-n1', 'on-demand'));
+  const [made] = await allInstances(client);
+  const stateNow = async () => (await allInstances(client)).map((i) => i.State?.Name);
+  const stopped = async () => {
+    for (let i = 0; i < 50 && (await stateNow())[0] !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(await stateNow(), ['stopped']);
+  };
+
+  await provider.stop(POOL, 'team-a.chat-n1');
+  await provider.stop(POOL, 'team-a.chat-n1');
+  await stopped();
+  assert.deepEqual(await provider.list(POOL), ['team-a.chat-n1'], 'a stopped node is still ours: reconciliation sees it');
+  assert.equal((await provider.describe(POOL, 'team-a.chat-n1')).healthy, false);
+
+  await provider.start(POOL, 'team-a.chat-n1');
+  const after = await allInstances(client);
+  assert.deepEqual(
+    after.map((i) => i.InstanceId),
+    [made!.InstanceId],
+    'the same instance, none created',
+  );
+  assert.match(after[0]!.State?.Name ?? '', /pending|running/);
+
+  await provider.stop(POOL, 'team-a.chat-n1');
+  await stopped();
+  injectFault(client, 'StartInstancesCommand', async () => {
+    throw insufficientCapacity();
+  });
+  await assert.rejects(provider.start(POOL, 'team-a.chat-n1'), CapacityUnavailableError);
+  await provider.terminate(POOL, 'team-a.chat-n1');
+  assert.deepEqual(await provider.list(POOL), [], 'terminated: nothing left billing its volume');
 });

@@ -77,12 +77,13 @@ const until = async <T>(what: string, probe: () => Promise<T | undefined>, ms = 
   }
 };
 
-test('Hyperstack fake checked against the official Python client (PyPI hyperstack): create, get, list and delete parse in its published models', async () => {
+test('Hyperstack fake checked against the official Python client (PyPI hyperstack): create, get, list, hibernate, restore and delete parse in its published models', async () => {
   const result = await runHyperstackClientCheck(fake.url, API_KEY);
   assert.equal(result.created, true);
   assert.equal(result.name, 'client-check');
   assert.equal(result.status, 'CREATING');
   assert.deepEqual(result.listed, [result.id]);
+  assert.deepEqual(result.hibernation, ['ACTIVE', true, 'HIBERNATED', true, 'ACTIVE'], 'hibernate_vm and restore_vm_from_hibernation');
   assert.equal(result.deleted, true);
   assert.equal(result.missing, 404, 'an unknown VM is a 404 the client raises');
   assert.deepEqual(result.flavor_gpu, ['A100-80G-PCIe', 1], 'the VM’s flavor names its GPU model and count');
@@ -205,4 +206,38 @@ test('Hyperstack (local fake): reconciliation deletes a VM no pool knows (its wo
     'team-a.chat-n2',
   ]);
   assert.deepEqual(await hs.list(POOL), ['team-a.chat-n1']);
+});
+
+test('Hyperstack (local fake, checked by the official client): hibernate and restore; a hibernated VM stays listed (the orphan sweep finds it); a restore with no stock is CapacityUnavailable; hibernate is idempotent', async () => {
+  const hs = provider();
+  const activities = createNodeActivities({ providers: { hyperstack: hs }, logger: pino({ level: 'silent' }) });
+  const ref = { poolId: POOL, nodeId: 'team-a.chat-n1', lane: request('team-a.chat-n1').lane };
+  const status = () => [...fake.vms.values()][0]!.status;
+  const healthy = () =>
+    until('the VM serving', async () => {
+      const s = await hs.describe(POOL, 'team-a.chat-n1');
+      return s.healthy ? s : undefined;
+    });
+  await hs.provision(request('team-a.chat-n1'));
+  await healthy();
+
+  await activities.stopNode(ref);
+  await hs.stop(POOL, 'team-a.chat-n1');
+  assert.equal(fake.calls.filter((c) => c.path.endsWith('/hibernate')).length, 1, 'hibernating a hibernating VM asks nothing');
+  await until('hibernated', async () => ((await hs.describe(POOL, 'team-a.chat-n1')).reason?.includes('HIBERNATED') ? true : undefined));
+  assert.deepEqual(await hs.list(POOL), ['team-a.chat-n1'], 'a hibernated VM is still ours');
+
+  await activities.startNode(ref);
+  await healthy();
+  assert.equal(status(), 'ACTIVE');
+  assert.equal(fake.created, 1, 'restored, not created');
+
+  await activities.stopNode(ref);
+  await until('hibernated again', async () =>
+    (await hs.describe(POOL, 'team-a.chat-n1')).reason?.includes('HIBERNATED') ? true : undefined,
+  );
+  fake.stock.set('n3-A100x1', 0);
+  await assert.rejects(hs.start(POOL, 'team-a.chat-n1'), CapacityUnavailableError);
+  await activities.terminateNode(ref);
+  await until('deleted', async () => ((await hs.list(POOL)).length === 0 ? true : undefined));
 });

@@ -213,3 +213,43 @@ test('RunPod (local fake): reconciliation deletes a pod no pool knows (its worke
   assert.deepEqual(await rp.list(POOL), ['team-a.chat-n1']);
   assert.deepEqual(fake.violations, []);
 });
+
+test('RunPod (local fake, checked against the published v2 schema): stop and start through /v2/pods/{id}/action; a stopped pod stays listed (the orphan sweep finds it); a start with no GPU left is CapacityUnavailable; both idempotent', async () => {
+  const rp = provider();
+  const activities = createNodeActivities({ providers: { runpod: rp }, logger: pino({ level: 'silent' }) });
+  const ref = { poolId: POOL, nodeId: 'team-a.chat-n1', lane: request('team-a.chat-n1').lane };
+  const healthy = () =>
+    until('the pod healthy', async () => {
+      const status = await rp.describe(POOL, 'team-a.chat-n1');
+      return status.healthy ? status : undefined;
+    });
+  await rp.provision(request('team-a.chat-n1'));
+  const ready = await healthy();
+  assert.ok(ready.url);
+
+  await activities.stopNode(ref);
+  const pod = fake.livePods()[0]!;
+  assert.equal(pod.status, 'EXITED');
+  assert.ok(fake.stopped.has(pod.id), 'stopped by the action, not taken away');
+  assert.deepEqual(await rp.list(POOL), ['team-a.chat-n1'], 'a stopped pod is still ours');
+  await rp.stop(POOL, 'team-a.chat-n1');
+  assert.equal(fake.calls.filter((c) => c.path.endsWith('/action')).length, 1, 'stopping a stopped pod asks nothing');
+
+  const started = await activities.startNode(ref);
+  assert.equal(started.url, ready.url, 'the same pod, reached the same way');
+  assert.equal((await healthy()).url, ready.url, 'it boots to RUNNING and its server answers again');
+  assert.equal(fake.created, 1, 'woken, not created');
+
+  // Stopped again, and meanwhile the last A40 is taken: the start is refused as a shortage.
+  await activities.stopNode(ref);
+  fake.stock.set('NVIDIA A40', 0);
+  await assert.rejects(rp.start(POOL, 'team-a.chat-n1'), CapacityUnavailableError);
+  await assert.rejects(
+    activities.startNode(ref),
+    (err: Error) => err.name === 'ApplicationFailure' || /no longer any instances/.test(err.message),
+  );
+  // The pool then terminates it: nothing left billing its disk.
+  await activities.terminateNode(ref);
+  assert.deepEqual(await rp.list(POOL), []);
+  assert.deepEqual(fake.violations, [], 'every request and response matched RunPod’s published schema');
+});

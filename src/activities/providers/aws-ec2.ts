@@ -13,6 +13,8 @@ import {
   type EC2Client,
   type Instance,
   RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import type { AwsLane } from '../../domain/pool-config';
@@ -225,6 +227,44 @@ export class Ec2Provider implements Provider {
       if ((err as Error).name === 'InvalidInstanceID.NotFound') return;
       throw classifyEc2Error(err);
     }
+  }
+
+  /**
+   * The stopped rung: StopInstances (EBS kept, compute released; EC2 bills the volumes only). Idempotent: an
+   * instance stopping or stopped already is left alone. EC2 refuses to stop a one-time spot instance
+   * (UnsupportedOperation): the pool then terminates it.
+   */
+  async stop(_poolId: PoolKey, nodeId: string): Promise<void> {
+    const instance = await this.findLive(nodeId);
+    if (!instance?.InstanceId) throw new InvalidRequestError(`no instance for node ${nodeId}: nothing to stop`);
+    const state = instance.State?.Name;
+    if (state === 'stopping' || state === 'stopped') return;
+    try {
+      await this.options.client.send(new StopInstancesCommand({ InstanceIds: [instance.InstanceId] }));
+    } catch (err) {
+      throw classifyEc2Error(err);
+    }
+  }
+
+  /**
+   * Starts a stopped instance again (StartInstances). InsufficientInstanceCapacity, as EC2 answers when its zone
+   * has no such GPU now, is CapacityUnavailable (the pool creates a fresh node elsewhere). An instance still
+   * stopping cannot start yet: a retryable error, so the activity tries again. Its address may change: the
+   * readiness wait reports the new one.
+   */
+  async start(_poolId: PoolKey, nodeId: string): Promise<{ url: string }> {
+    const instance = await this.findLive(nodeId);
+    if (!instance?.InstanceId) throw new InvalidRequestError(`no instance for node ${nodeId}: a stopped node that is gone cannot start`);
+    const state = instance.State?.Name;
+    if (state === 'stopping') throw new Error(`instance ${instance.InstanceId} is still stopping; it can start once stopped`);
+    if (state === 'stopped') {
+      try {
+        await this.options.client.send(new StartInstancesCommand({ InstanceIds: [instance.InstanceId] }));
+      } catch (err) {
+        throw classifyEc2Error(err);
+      }
+    }
+    return { url: this.urlOf((await this.findLive(nodeId)) ?? instance) ?? '' };
   }
 
   async list(poolId: PoolKey): Promise<string[]> {

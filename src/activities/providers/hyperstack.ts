@@ -155,6 +155,40 @@ export class HyperstackProvider implements Provider {
     }
   }
 
+  /**
+   * The stopped rung: `GET /core/virtual-machines/{id}/hibernate` saves the VM to disk and powers it off (its GPU
+   * released; its floating IP too, so the address may change). Idempotent: a VM hibernating or hibernated is left.
+   */
+  async stop(_poolId: PoolKey, nodeId: string): Promise<void> {
+    const vm = await this.findVm(nodeId);
+    if (!vm) throw new InvalidRequestError(`no VM for node ${nodeId}: nothing to hibernate`);
+    if (vm.status === 'HIBERNATED' || vm.status === 'HIBERNATING') return;
+    try {
+      await this.call('GET', `/core/virtual-machines/${vm.id}/hibernate`);
+    } catch (err) {
+      throw classifyHyperstackError(err);
+    }
+  }
+
+  /**
+   * Restores a hibernated VM (`GET …/hibernate-restore`); it then boots, and `describe` says when it is ACTIVE and
+   * serving. A stock-out is CapacityUnavailable (the pool creates a fresh node); a VM still hibernating cannot be
+   * restored yet (a retryable error).
+   */
+  async start(_poolId: PoolKey, nodeId: string): Promise<{ url: string }> {
+    const vm = await this.findVm(nodeId);
+    if (!vm) throw new InvalidRequestError(`no VM for node ${nodeId}: a hibernated node that is gone cannot be restored`);
+    if (vm.status === 'HIBERNATING') throw new Error(`VM ${vm.id} is still hibernating; it can be restored once HIBERNATED`);
+    if (vm.status === 'HIBERNATED') {
+      try {
+        await this.call('GET', `/core/virtual-machines/${vm.id}/hibernate-restore`);
+      } catch (err) {
+        throw classifyHyperstackError(err);
+      }
+    }
+    return { url: this.urlOf(vm) ?? '' };
+  }
+
   async list(poolId: PoolKey): Promise<string[]> {
     const vms = await this.ourVms();
     return vms

@@ -139,6 +139,44 @@ export class RunpodProvider implements Provider {
     }
   }
 
+  /**
+   * The stopped rung: `POST /v2/pods/{id}/action {"action":"stop"}` releases the pod's GPU and keeps its disk
+   * (it shows EXITED). Idempotent: a pod already EXITED is stopped; a 409 (not valid in its state) is looked up.
+   */
+  async stop(_poolId: PoolKey, nodeId: string): Promise<void> {
+    const pod = await this.findPod(nodeId);
+    if (!pod) throw new InvalidRequestError(`no pod for node ${nodeId}: nothing to stop`);
+    if (pod.status === 'EXITED') return;
+    try {
+      await this.call('POST', `/v2/pods/${encodeURIComponent(pod.id)}/action`, { action: 'stop' });
+    } catch (err) {
+      if (err instanceof ProviderHttpError && err.status === 409 && (await this.findPod(nodeId))?.status === 'EXITED') return;
+      throw classifyRunpodError(err);
+    }
+  }
+
+  /**
+   * Starts a stopped pod again (`{"action":"start"}`); it then boots toward RUNNING, as `describe` shows. A start
+   * RunPod refuses for lack of a GPU (a 400 saying so, as a create does) is CapacityUnavailable. Idempotent: a pod
+   * on its way up already (a retried call; a 409) is started.
+   */
+  async start(_poolId: PoolKey, nodeId: string): Promise<{ url: string }> {
+    const pod = await this.findPod(nodeId);
+    if (!pod) throw new InvalidRequestError(`no pod for node ${nodeId}: a stopped pod that is gone cannot start`);
+    if (pod.status === 'EXITED' || pod.status === 'ERROR') {
+      try {
+        await this.call('POST', `/v2/pods/${encodeURIComponent(pod.id)}/action`, { action: 'start' });
+      } catch (err) {
+        const now = err instanceof ProviderHttpError && err.status === 409 ? await this.findPod(nodeId) : undefined;
+        if (now && !GONE_STATES.has(now.status)) return { url: this.urlOf(now) };
+        if (err instanceof ProviderHttpError && err.status === 400 && NO_CAPACITY.test(err.detail))
+          throw new CapacityUnavailableError(`RunPod cannot start pod ${pod.id}: ${err.detail}`);
+        throw classifyRunpodError(err);
+      }
+    }
+    return { url: this.urlOf(pod) };
+  }
+
   async list(poolId: PoolKey): Promise<string[]> {
     const pods = await this.ourPods();
     const ids = pods
