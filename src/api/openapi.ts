@@ -74,6 +74,20 @@ const keepAliveWindows = z.object({
   fixedColdRate: z.number().optional(),
   expectedCostSeconds: z.number().optional(),
   fixedCostSeconds: z.number().optional(),
+  down: z.enum(['sleeping', 'stopped', 'terminated']).optional(),
+  wakeMs: z.number().optional(),
+  rungs: z
+    .record(
+      z.enum(['sleeping', 'stopped', 'terminated']),
+      z.object({
+        keepAliveMs: z.number(),
+        prewarmMs: z.number().optional(),
+        expectedCostUsd: z.number(),
+        coldRate: z.number(),
+        waitS: z.number(),
+      }),
+    )
+    .optional(),
   reason: z.string(),
 });
 const poolView = z.object({

@@ -17,15 +17,12 @@
  * the operator's back. Until the histogram holds `minSamples` gaps (or most gaps lie past its range) the fixed
  * timeout applies.
  */
+import { binValueSeconds, GAP_BIN_COUNT, GAP_BIN_EDGES_S, gapBin } from './gap-histogram';
 import type { PoolConfig } from './pool-config';
+import { chooseLadderPlan, type DownRung, type Ladder } from './warm-ladder';
 
-/** Bin edges in seconds: [0, 1), then ×1.15 per bin up to 4 hours; a gap past the last edge is out of range. */
-export const GAP_BIN_EDGES_S: readonly number[] = (() => {
-  const edges = [0, 1];
-  while (edges[edges.length - 1] < 4 * 3600) edges.push(Math.round(edges[edges.length - 1] * 1.15 * 1000) / 1000);
-  return edges;
-})();
-export const GAP_BIN_COUNT = GAP_BIN_EDGES_S.length - 1;
+export { binValueSeconds, GAP_BIN_COUNT, GAP_BIN_EDGES_S, gapBin };
+
 /** Past this total weight the histogram halves, so old behaviour fades and the pool keeps adapting. */
 export const HISTOGRAM_HALVING_WEIGHT = 1000;
 /** Boots remembered; the estimate is the longest of them (a late pre-warm is a cold start). */
@@ -60,6 +57,8 @@ export interface KeepAliveLearning {
   gapsSeen: number;
   /** Recent boot durations (request → ready), ms, newest last. */
   bootsMs: number[];
+  /** Recent wakes from stopped (start call → ready), ms, newest last. */
+  wakesMs?: number[];
   /** The windows chosen from the current histogram (recomputed when it changes). */
   windows?: KeepAliveWindows;
   /** Nodes the pool had when it last went idle: a pre-warm brings back as many. */
@@ -87,6 +86,12 @@ export interface KeepAliveWindows {
   fixedColdRate?: number;
   expectedCostSeconds?: number;
   fixedCostSeconds?: number;
+  /** The rung idle nodes go down to (absent: terminated). A lane with a stopped price lets the policy choose. */
+  down?: DownRung;
+  /** The wake from stopped the windows assume, ms. */
+  wakeMs?: number;
+  /** The best plan per rung, priced on the same gaps (USD per gap per node; waits in seconds). */
+  rungs?: Partial<Record<DownRung, { keepAliveMs: number; prewarmMs?: number; expectedCostUsd: number; coldRate: number; waitS: number }>>;
   reason: string;
 }
 
@@ -145,25 +150,6 @@ function finite(seconds: number): number {
   return Number.isFinite(seconds) ? seconds : GAP_BIN_EDGES_S[GAP_BIN_COUNT];
 }
 
-/** Index of the bin holding a gap of `gapMs`, or -1 past the range. */
-export function gapBin(gapMs: number): number {
-  const seconds = gapMs / 1000;
-  if (seconds >= GAP_BIN_EDGES_S[GAP_BIN_COUNT]) return -1;
-  let lo = 0;
-  let hi = GAP_BIN_COUNT - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (GAP_BIN_EDGES_S[mid] <= seconds) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}
-
-/** The value a bin stands for in the cost model, seconds (geometric middle; the first bin: half a second). */
-export function binValueSeconds(bin: number): number {
-  return bin === 0 ? 0.5 : Math.sqrt(GAP_BIN_EDGES_S[bin] * GAP_BIN_EDGES_S[bin + 1]);
-}
-
 /** Adds one idle gap (mutates `learning`); the windows are chosen again. */
 export function recordIdleGap(learning: KeepAliveLearning, gapMs: number, config: PoolConfig): void {
   const bin = gapBin(Math.max(0, gapMs));
@@ -215,6 +201,22 @@ export function recordRunTime(learning: KeepAliveLearning, runMs: number): void 
 export function recordBoot(learning: KeepAliveLearning, bootMs: number, config: PoolConfig): void {
   learning.bootsMs = [...learning.bootsMs, Math.max(0, Math.round(bootMs))].slice(-BOOTS_REMEMBERED);
   learning.windows = config.keepAlive?.mode === 'adaptive' ? chooseWindows(learning, config) : undefined;
+}
+
+/** Adds one measured wake from stopped (mutates `learning`). */
+export function recordWake(learning: KeepAliveLearning, wakeMs: number, config: PoolConfig): void {
+  learning.wakesMs = [...(learning.wakesMs ?? []), Math.max(0, Math.round(wakeMs))].slice(-BOOTS_REMEMBERED);
+  learning.windows = config.keepAlive?.mode === 'adaptive' ? chooseWindows(learning, config) : undefined;
+}
+
+/**
+ * The wake from stopped the policy plans with: the longest recent one; until one is seen, a third of the boot
+ * (a stopped node keeps its image and weights: 20 s against a 60 s boot is the evaluator's default).
+ */
+export function wakeEstimateMs(learning: KeepAliveLearning): number | undefined {
+  if (learning.wakesMs?.length) return Math.max(...learning.wakesMs);
+  const boot = bootEstimateMs(learning);
+  return boot === undefined ? undefined : Math.round(boot / 3);
 }
 
 /** The boot time the policy plans with: the longest recent boot. */
@@ -367,6 +369,8 @@ export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): 
   if (inRange < total / 2) return fixedWindows(config, 'most idle gaps are longer than 4 h: the histogram says little');
   const bootMs = bootEstimateMs(learning);
   const fixedK = config.idleTimeoutSeconds;
+  const stoppedPrice = config.lanes[0]?.stoppedPricePerHour;
+  if (stoppedPrice !== undefined && bootMs !== undefined) return ladderWindows(learning, config, bootMs, stoppedPrice);
   const { best, fixed } = bestWindow(learning.gapBins, learning.outOfRange, {
     graceS: config.teardownGraceSeconds,
     bootMs,
@@ -397,6 +401,54 @@ export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): 
     keepAliveMs: Math.round(best.policy.keepAliveS * 1000),
     ...common,
     reason: `${learning.gapsSeen} idle gaps: nodes stay ${fmt(best.policy.keepAliveS)} after the pool goes idle; ${versus}`,
+  };
+}
+
+/**
+ * The adaptive windows of a pool whose first lane can stop its nodes: the warm-state ladder's chooser
+ * (warm-ladder.ts) picks, on the same histogram and under the same cold-start cap, between going down to
+ * terminated or to stopped, each with keep and pre-warm plans. Costs are turned into running node-seconds so the
+ * view reads as the two-state one does.
+ */
+function ladderWindows(learning: KeepAliveLearning, config: PoolConfig, bootMs: number, stoppedPricePerHour: number): KeepAliveWindows {
+  const lane = config.lanes[0]!;
+  const wakeMs = wakeEstimateMs(learning) ?? Math.round(bootMs / 3);
+  const ladder: Ladder = {
+    runPerHour: lane.pricePerHour,
+    bootS: bootMs / 1000,
+    down: { stopped: { perHour: stoppedPricePerHour, wakeS: wakeMs / 1000 } },
+    maxStoppedS: config.maxStoppedSeconds ?? 24 * 3600,
+  };
+  const choice = chooseLadderPlan(learning.gapBins, learning.outOfRange, ladder, {
+    graceS: config.teardownGraceSeconds,
+    fixedKeepS: config.idleTimeoutSeconds,
+    slack: config.keepAlive?.extraColdStartRate ?? 0,
+  });
+  const asSeconds = (usd: number) => (lane.pricePerHour > 0 ? (usd * 3600) / lane.pricePerHour : 0);
+  const rungs: NonNullable<KeepAliveWindows['rungs']> = {};
+  for (const [down, best] of Object.entries(choice.perRung) as Array<[DownRung, NonNullable<(typeof choice.perRung)[DownRung]>]>) {
+    rungs[down] = {
+      keepAliveMs: Math.round(best.plan.keepS * 1000),
+      ...(best.plan.prewarmS !== undefined ? { prewarmMs: Math.round(best.plan.prewarmS * 1000) } : {}),
+      expectedCostUsd: round(best.expected.costUsd * 1000) / 1000,
+      coldRate: round(best.expected.coldRate),
+      waitS: round(best.expected.waitS),
+    };
+  }
+  const { plan } = choice;
+  return {
+    mode: plan.prewarmS !== undefined ? 'prewarm' : 'keep',
+    keepAliveMs: Math.round(plan.keepS * 1000),
+    ...(plan.prewarmS !== undefined ? { prewarmMs: Math.round(plan.prewarmS * 1000) } : {}),
+    bootMs,
+    wakeMs,
+    down: plan.down,
+    expectedColdRate: round(choice.expected.coldRate),
+    fixedColdRate: round(choice.fixed.coldRate),
+    expectedCostSeconds: round(asSeconds(choice.expected.costUsd)),
+    fixedCostSeconds: round(asSeconds(choice.fixed.costUsd)),
+    rungs,
+    reason: `${learning.gapsSeen} idle gaps, with the stopped rung: ${choice.reason}`,
   };
 }
 

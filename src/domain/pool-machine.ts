@@ -31,6 +31,8 @@ import {
   recordIdleGap,
   recordRunTime,
   scaleInWindowMs,
+  recordWake,
+  wakeEstimateMs,
   windowsInForce,
 } from './keep-alive';
 import { exchangeLeases, nextLeaseExpiry, nodeHasLeases, settleLeases } from './slot-leases';
@@ -315,6 +317,8 @@ class Step {
     if (node.stops) {
       // Back from stopped: a wake, not a boot (its node_started row was written when the start call returned).
       this.log('info', 'node woke from stopped', { nodeId: node.id, wakeMs: this.now - node.requestedAt });
+      s.keepAlive ??= newKeepAliveLearning();
+      recordWake(s.keepAlive, this.now - node.requestedAt, s.config);
       return;
     }
     s.keepAlive ??= newKeepAliveLearning();
@@ -690,8 +694,10 @@ class Step {
     const candidates = (s.draining ? activeNodes(s) : teardownCandidates(s)).filter((n) => n.state === 'ready');
     if (candidates.length > 0 && !s.teardown && (s.forceTeardown || s.draining || this.now >= deadline)) {
       const forced = s.forceTeardown || s.draining;
-      // The idle timer stops what can be stopped; a scale-to-zero or a drain releases everything.
-      this.startTeardown(candidates, forced ? 0 : s.config.teardownGraceSeconds, !forced);
+      // The idle timer stops what can be stopped (unless the adaptive windows chose terminated); a scale-to-zero
+      // or a drain releases everything.
+      const stop = !forced && windowsInForce(s.config, s.keepAlive).down !== 'terminated';
+      this.startTeardown(candidates, forced ? 0 : s.config.teardownGraceSeconds, stop);
     }
     if (s.forceTeardown || s.draining) this.releaseStopped(s.draining ? 'pool draining' : 'scale to zero');
     s.forceTeardown = false;
@@ -712,7 +718,9 @@ class Step {
     if (s.idleSince === undefined || s.draining || s.baselineSuspended || s.keepAlive?.prewarmedFor === s.idleSince) return undefined;
     const windows = windowsInForce(s.config, s.keepAlive);
     if (windows.mode !== 'prewarm' || windows.prewarmMs === undefined) return undefined;
-    return s.idleSince + windows.prewarmMs - (bootEstimateMs(s.keepAlive!) ?? 0);
+    // Back by the due time: from stopped a wake, else a boot.
+    const upMs = windows.down === 'stopped' ? wakeEstimateMs(s.keepAlive!) : bootEstimateMs(s.keepAlive!);
+    return s.idleSince + windows.prewarmMs - (upMs ?? 0);
   }
 
   /** The pre-warm: as many nodes as the pool had when it went idle come back, kept until the keep-alive window ends. */

@@ -21,7 +21,7 @@
  * (idleTimeoutSeconds of running, at least a boot), in proportion to its length: a 20 s wake from `stopped`
  * counts a third of a 60 s boot.
  */
-import { binValueSeconds, GAP_BIN_COUNT, GAP_BIN_EDGES_S } from './keep-alive';
+import { binValueSeconds, GAP_BIN_COUNT, GAP_BIN_EDGES_S } from './gap-histogram';
 
 export type DownRung = 'sleeping' | 'stopped' | 'terminated';
 export type RungName = 'running' | DownRung;
