@@ -12,6 +12,7 @@ import { type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/clie
 import { ApplicationFailure } from '@temporalio/common';
 import { type NodeSecrets, nodeAuthHeaders } from '../secrets/node-secrets';
 import { REQUEST_RENEW_MS, type RequestInput, type RequestOutcome, requestLedgerRow } from '../domain/front-door-protocol';
+import { type CapacityEta, capacityEta, waitingComment } from '../domain/capacity-eta';
 import { DEFAULT_PRIORITY } from '../domain/placement';
 import type { PlacementGrant, PoolConfig } from '../domain/types';
 import { jobWorkflowId, type PoolKey, splitPoolKey, workspacePriority } from '../ids';
@@ -21,6 +22,7 @@ import type { ApiContext } from './context';
 import { ApiError } from './errors';
 import type { LeaseBook } from './lease-book';
 import type { LedgerBatch } from './ledger-batch';
+import { poolView } from './pool-workflows';
 import type { AbandonedRequests } from './abandoned-requests';
 import { type NodeAnswer, postToNode, readText } from './node-call';
 
@@ -28,6 +30,8 @@ import { type NodeAnswer, postToNode, readText } from './node-call';
 export const SSE_COMMENT_INTERVAL_MS = 5000;
 /** A streaming response commits its headers once placed or after this long, whichever is first. */
 const COMMIT_HEADERS_AFTER_MS = 1000;
+/** How long one answer of a pool's ETA serves its parked streams. */
+const ETA_TTL_MS = 2000;
 /** An abandoned request this close to its park deadline is told to end rather than terminated (see abandonParked). */
 const ABANDON_DEADLINE_MARGIN_MS = 5000;
 
@@ -79,6 +83,20 @@ export class FrontDoor {
         fastPath: true,
       }),
     );
+  }
+
+  /** Each pool's capacity ETA, asked of its workflow at most every ETA_TTL_MS by this process for all its parked streams. */
+  private readonly etas = new Map<PoolKey, { at: number; eta: Promise<CapacityEta | undefined> }>();
+
+  private etaOf(key: PoolKey): Promise<CapacityEta | undefined> {
+    const cached = this.etas.get(key);
+    if (cached && Date.now() - cached.at < ETA_TTL_MS) return cached.eta;
+    const eta = poolView(this.ctx, key, key).then(
+      (view) => capacityEta(view, Date.now()),
+      () => undefined,
+    );
+    this.etas.set(key, { at: Date.now(), eta });
+    return eta;
   }
 
   /** Gives the fast path's leases back and writes its last ledger rows (at shutdown). */
@@ -233,7 +251,13 @@ export class FrontDoor {
     // Parked: a streaming client gets its headers soon and a comment every SSE_COMMENT_INTERVAL_MS until its first token.
     const waitingSince = Date.now();
     let keepAlive: NodeJS.Timeout | undefined;
-    const comment = () => res.write(`: waiting for capacity, ${Math.round((Date.now() - waitingSince) / 1000)} s\n\n`);
+    // With the pool's ETA where it has one; written only while still parked (never between a stream's chunks).
+    const comment = () => {
+      const waitedS = Math.round((Date.now() - waitingSince) / 1000);
+      void this.etaOf(pool.key).then((eta) => {
+        if (!unparked && !res.writableEnded) res.write(waitingComment(waitedS, eta));
+      });
+    };
     const commitTimer = stream
       ? setTimeout(() => {
           commit();

@@ -45,6 +45,8 @@ export interface KeepAliveView {
   /** Idle gaps seen, by percentile (seconds; from the histogram's bins, with halving of old gaps). */
   gapPercentilesS?: { p5: number; p50: number; p99: number };
   bootEstimateMs?: number;
+  /** The wake from stopped it plans with (learned, else a third of the boot). */
+  wakeEstimateMs?: number;
 }
 
 /** What the pool has learned (plain JSON: it travels through continue-as-new). */
@@ -142,6 +144,7 @@ export function keepAliveView(config: PoolConfig, learning: KeepAliveLearning | 
       ? { gapPercentilesS: { p5: finite(p5), p50: finite(p50), p99: finite(p99) } }
       : {}),
     ...(boot !== undefined ? { bootEstimateMs: boot } : {}),
+    ...(wakeEstimateMs(learning) !== undefined ? { wakeEstimateMs: wakeEstimateMs(learning) } : {}),
     ...(learning.runMsAverage !== undefined ? { runMsAverage: Math.round(learning.runMsAverage) } : {}),
   };
 }

@@ -38,6 +38,7 @@ export function toPoolView(state: PoolState, teardownRunning: boolean, now: numb
       lane: n.lane,
       url: n.url,
       readyAt: n.readyAt,
+      ...(n.state === 'provisioning' ? { requestedAt: n.requestedAt } : {}),
       busySlots: busySlots(n),
       ...(n.billedFrom !== undefined ? { billedSeconds: Math.max(0, (now - n.billedFrom - stoppedMs(n, now)) / 1000) } : {}),
       ...(n.stops ? { stoppedSeconds: stoppedMs(n, now) / 1000 } : {}),

@@ -222,6 +222,8 @@ export interface PoolView {
       stoppedAt?: number;
       /** Being woken from stopped. */
       waking?: boolean;
+      /** Workflow time (ms) a provisioning node was asked for (or its wake): where its boot or wake counts from. */
+      requestedAt?: number;
     }
   >;
   queued: number;

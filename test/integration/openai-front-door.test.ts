@@ -96,6 +96,19 @@ test('streaming at zero: SSE keep-alive comments while the pool cold-starts, the
   let content = '';
   for await (const chunk of stream) content += chunk.choices[0]?.delta?.content ?? '';
   assert.equal(content, 'tok0 tok1 tok2 tok3 ');
+
+  // Back at zero, the pool has a boot to go by: the comments say when capacity should be there.
+  await stack.request('POST', '/v1/pools/stream/scale-to-zero', undefined, keyA);
+  await stack.until(
+    'the pool at zero',
+    async () => (await stack.request('GET', '/v1/pools/stream', undefined, keyA)).body.nodes.length === 0,
+  );
+  const again = await fetch(`${stack.baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${keyA}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'llama-s', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, stream: true }),
+  });
+  assert.match(await again.text(), /^: waiting for capacity, \d+ s \(booting a node, about \d+ s\)\n\n/, 'the wait comes with an ETA');
 });
 
 test('50 parallel streaming requests at a pool at zero: one scale-up for all of them, every stream completes', async () => {
