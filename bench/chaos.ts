@@ -3,8 +3,9 @@
  * against the dev server and embedded PostgreSQL, keeps a steady load with bursts on one pool, and injects
  * faults one after another: the worker killed mid scale-up, mid teardown and mid inference; the API killed
  * during a submission burst; the Temporal dev server restarted; PostgreSQL restarted; the provider failing
- * every provision and terminate for a while; every node process killed (spot loss); the callback receiver
- * down. It then checks what must hold and prints (or with --json returns) the figures. Exit 1 if any fails.
+ * every provision and terminate for a while; every node process killed (spot loss); the provider refusing to
+ * start stopped nodes; stopped nodes lost by the provider (the pool's idle nodes are stopped, not terminated);
+ * the callback receiver down. It then checks what must hold and prints (or with --json returns) the figures. Exit 1 if any fails.
  */
 import { randomUUID } from 'node:crypto';
 import { Pool as PgPool } from 'pg';
@@ -17,7 +18,7 @@ const args = process.argv.slice(2);
 const SHORT = args.includes('--short');
 const JSON_OUT = args.includes('--json');
 const roundsArg = args.indexOf('--rounds');
-/** Each round injects one fault of every kind (9); the full run does 3 rounds, the short one 1. */
+/** Each round injects one fault of every kind (11); the full run does 3 rounds, the short one 1. */
 const ROUNDS = roundsArg >= 0 ? Number(args[roundsArg + 1]) : SHORT ? 1 : 3;
 /** How long the provider outage and the receiver outage last. */
 const OUTAGE_MS = SHORT ? 30_000 : 120_000;
@@ -60,9 +61,10 @@ async function main(): Promise<void> {
       healthCheckIntervalSeconds: 2,
       laneCooldownSeconds: 5,
       reconcileIntervalSeconds: RECONCILE_SECONDS,
+      // Idle nodes are stopped, not terminated (the warm-state ladder), so wakes are under fault too.
       lanes: [
-        { provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.5 },
-        { provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.2 },
+        { provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.5, stoppedPricePerHour: 0.03 },
+        { provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.2, stoppedPricePerHour: 0.03 },
       ],
     });
     if (created.status !== 201) throw new Error(`pool not created: ${created.status} ${JSON.stringify(created.body)}`);
@@ -245,6 +247,38 @@ async function main(): Promise<void> {
         },
       },
       {
+        kind: 'the provider refuses to start stopped nodes (after a wake that works)',
+        run: async () => {
+          const stoppedNode = () =>
+            quiet(async () => {
+              await waitFor('the pool idle', async () => ((await pool())?.running ?? 1) === 0, 30_000);
+              return waitFor('a node stopped', async () => (await pool())?.nodes?.some((n) => n.state === 'stopped') ?? false, 30_000);
+            });
+          // First a wake that works: the stopped node serves again.
+          await stoppedNode();
+          await burst(2);
+          await waitFor('a node woken', async () => (await pool())?.nodes?.some((n) => n.state === 'ready') ?? false, 30_000);
+          const note = await stoppedNode();
+          await stack.mock.setFaults({ start: { message: 'chaos: no GPU left for the stopped node' } });
+          await burst(4);
+          await waitFor('a fresh node ready', async () => (await pool())?.nodes?.some((n) => n.state === 'ready') ?? false, 30_000);
+          await stack.mock.setFaults({});
+          return { end: Date.now(), ...(note ? { note } : {}) };
+        },
+      },
+      {
+        kind: 'stopped nodes lost by the provider',
+        run: async () => {
+          const lost = await quiet(async () => {
+            await waitFor('the pool idle', async () => ((await pool())?.running ?? 1) === 0, 30_000);
+            await waitFor('a node stopped', async () => (await pool())?.nodes?.some((n) => n.state === 'stopped') ?? false, 30_000);
+            return stack.loseStoppedNodes(POOL_KEY);
+          });
+          await burst(4);
+          return { end: Date.now(), note: `${lost} stopped node(s) lost` };
+        },
+      },
+      {
         kind: `callback receiver down for ${RECEIVER_DOWN_MS / 1000} s`,
         run: async () => {
           await stack.closeReceiver();
@@ -312,6 +346,16 @@ async function main(): Promise<void> {
     const badNodes = [...perNode.entries()]
       .filter(([id, n]) => n.provisioning !== 1 || n.terminated !== (known.has(id) ? 0 : 1))
       .map(([id]) => id);
+    // The ladder under fault: stops and wakes happened, and wakes that failed ended in a terminate.
+    const ladder = (
+      await db.query<{ stopped: string; started: string; wake_failed: string }>(
+        `SELECT count(*) FILTER (WHERE event_type = 'node_stopped') AS stopped,
+                count(*) FILTER (WHERE event_type = 'node_started') AS started,
+                count(*) FILTER (WHERE event_type = 'node_terminated' AND details->>'reason' LIKE 'wake failed%') AS wake_failed
+           FROM ledger WHERE pool_id = $1`,
+        [POOL],
+      )
+    ).rows[0]!;
     // The API and worker kept their node secret key in the data folder: the marks verify against it.
     const chain = await verifyLedgerChain(db, DEFAULT_WORKSPACE, nodeSecrets(loadNodeSecretKey(undefined, stack.dataDir)));
     const callbacksMissing = rows.filter((r) => TERMINAL.includes(r.status) && !stack.callbacks.has(r.id)).length;
@@ -329,6 +373,7 @@ async function main(): Promise<void> {
       nodesBilled: perNode.size,
       ledgerNodesNotClosedOnce: badNodes,
       ledgerChainOk: chain.ok,
+      ladder: { nodesStopped: Number(ladder.stopped), nodesWoken: Number(ladder.started), wakesFailed: Number(ladder.wake_failed) },
       callbacksNotYetDelivered: callbacksMissing,
       recoverySeconds: {
         max: recoveries.length ? Math.max(...recoveries) : null,
@@ -354,6 +399,9 @@ async function main(): Promise<void> {
       log(`orphaned nodes             ${orphans.length}`);
       log(
         `ledger                     ${perNode.size} nodes, ${badNodes.length} not closed exactly once, chain ${chain.ok ? 'verifies' : 'BROKEN'}`,
+      );
+      log(
+        `warm-state ladder          ${summary.ladder.nodesStopped} stops, ${summary.ladder.nodesWoken} wakes, ${summary.ladder.wakesFailed} failed wakes (each terminated)`,
       );
       log(`callbacks not yet arrived  ${callbacksMissing} (delivery retries for 24 h)`);
       log(

@@ -4,7 +4,7 @@
  * can be killed and brought back on the same port and data folder.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -219,7 +219,8 @@ export class ChaosStack {
     for (const name of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
       try {
         const record = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as { poolId: string; pid: number };
-        if (record.poolId !== poolKey) continue;
+        // A stopped node has no process (pid 0: killing that would mean this whole process group).
+        if (record.poolId !== poolKey || !(record.pid > 0)) continue;
         process.kill(record.pid, 'SIGKILL');
         killed += 1;
       } catch {
@@ -227,6 +228,24 @@ export class ChaosStack {
       }
     }
     return killed;
+  }
+
+  /** The provider loses a pool's stopped nodes (their disks gone): their wake can only fail. Returns how many. */
+  loseStoppedNodes(poolKey: string): number {
+    const dir = path.join(this.dataDir, 'mock-nodes');
+    let lost = 0;
+    for (const name of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
+      try {
+        const file = path.join(dir, name);
+        const record = JSON.parse(readFileSync(file, 'utf8')) as { poolId: string; stoppedAt?: number };
+        if (record.poolId !== poolKey || record.stoppedAt === undefined) continue;
+        rmSync(file);
+        lost += 1;
+      } catch {
+        // already gone
+      }
+    }
+    return lost;
   }
 
   /** An API call with the admin key; network errors come back as status 0. */

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { countEvents, poolConfig } from '../helpers/stack';
 import { timeSkippingSuite } from '../helpers/suite';
-import { asPoolKey } from '../../src/ids';
+import { asPoolKey, poolWorkflowId } from '../../src/ids';
+import { recordHistory } from '../helpers/histories';
 
 const suite = timeSkippingSuite();
 
@@ -59,6 +60,8 @@ test('stopped rung (mock provider): idle → stopped with its disk kept, the nex
     }
     await h.until('the stopped node terminated', async () => ((await mock.list(key)).join() === fresh ? true : undefined));
   });
+  // A history with a node stopped, woken, stopped again and terminated after a failed wake (test/replay.test.ts).
+  await recordHistory(h.client, poolWorkflowId(key), 'pool-stopped-rung');
   const rows = await h.ledger('ladder');
   const of = (id: string) => countEvents(rows.filter((r) => r.node_id === id));
   assert.deepEqual(of(first), {
