@@ -274,6 +274,8 @@ export class FrontDoor {
       // A client that leaves while parked frees its place at once.
       if (!unparked) void this.abandonParked(handle, input, log);
     });
+    // A client that left while the workflow was starting fired its abort before anyone listened.
+    if (ended.signal.aborted && !unparked) void this.abandonParked(handle, input, log);
 
     try {
       for (;;) {
