@@ -60,6 +60,12 @@ export async function openDatabase(url: string, ownerUrl?: string): Promise<pg.P
     const shutdown = (err as { code?: string }).code === '57P01';
     logger[shutdown ? 'debug' : 'warn']({ err: err.message }, 'idle PostgreSQL connection closed');
   });
+  // A client checked out (db.connect(), a transaction) has no pool listener: its socket closing (a restart)
+  // emits 'error' on the client itself, which unheard crashes the process. Its queries reject anyway, and
+  // the pool drops a dead client on release, so hearing it is enough.
+  db.on('connect', (client) => {
+    client.on('error', (err) => logger.debug({ err: err.message }, 'PostgreSQL connection in use closed'));
+  });
   const version = await schemaVersion(db);
   if (version < SCHEMA_VERSION) {
     try {

@@ -6,6 +6,7 @@
  * commands; the offline evaluator can drive the same function in virtual time.
  */
 import { onDemandReferencePrice } from './money';
+import { stoppedMsUpTo } from './node-billing';
 import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from './placement';
 import type { JobMessage, LedgerRowRequest, PoolCommand, PoolEvent, PoolReply, StepResult } from './pool-protocol';
 import { describePlan, planPreemptions, type PreemptionCheck } from './preemption';
@@ -340,7 +341,7 @@ class Step {
     s.nodes = s.nodes.filter((n) => n.id !== nodeId);
     if (node.billedFrom !== undefined) {
       // Time stopped bills the disk, not the GPU: billedSeconds is the GPU's part, stoppedSeconds the rest.
-      const stoppedMs = (node.stoppedMs ?? 0) + (node.stoppedAt !== undefined ? this.now - node.stoppedAt : 0);
+      const stoppedMs = stoppedMsUpTo(node, this.now);
       this.ledger({
         key: `${node.id}:terminated`,
         eventType: 'node_terminated',

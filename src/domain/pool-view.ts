@@ -1,5 +1,6 @@
 /** Builds the pool view answered by the state query. Pure. */
 import { keepAliveView } from './keep-alive';
+import { stoppedMsUpTo } from './node-billing';
 import { basePriority, effectivePriority, queueOrder } from './placement';
 import { busySlots, isIdle } from './scaling';
 import type { NodeRecord, PoolPhase, PoolState, PoolView } from './types';
@@ -15,11 +16,6 @@ export function poolPhase(state: PoolState, teardownRunning: boolean): PoolPhase
   // Stopped nodes hold no GPU: a pool with only those is idle (they show in the view's nodes).
   if (state.nodes.every((n) => n.state === 'stopped')) return isIdle(state) ? 'idle' : 'scaling_up';
   return isIdle(state) ? 'waiting_idle' : 'active';
-}
-
-/** Time a node has spent stopped (billed at its lane's stopped price, not the GPU's), up to `now`. */
-function stoppedMs(node: NodeRecord, now: number): number {
-  return (node.stoppedMs ?? 0) + (node.stoppedAt !== undefined ? Math.max(0, now - node.stoppedAt) : 0);
 }
 
 /** Queued jobs listed in a view (the count is always exact). */
@@ -40,8 +36,8 @@ export function toPoolView(state: PoolState, teardownRunning: boolean, now: numb
       readyAt: n.readyAt,
       ...(n.state === 'provisioning' ? { requestedAt: n.requestedAt } : {}),
       busySlots: busySlots(n),
-      ...(n.billedFrom !== undefined ? { billedSeconds: Math.max(0, (now - n.billedFrom - stoppedMs(n, now)) / 1000) } : {}),
-      ...(n.stops ? { stoppedSeconds: stoppedMs(n, now) / 1000 } : {}),
+      ...(n.billedFrom !== undefined ? { billedSeconds: Math.max(0, (now - n.billedFrom - stoppedMsUpTo(n, now)) / 1000) } : {}),
+      ...(n.stops ? { stoppedSeconds: stoppedMsUpTo(n, now) / 1000 } : {}),
       ...(n.stoppedAt !== undefined ? { stoppedAt: n.stoppedAt } : {}),
       ...(n.waking ? { waking: true } : {}),
       ...(n.inFlight ? { inFlight: n.inFlight } : {}),

@@ -2,7 +2,7 @@
  * Least privilege in PostgreSQL (a real embedded server): the services' login cannot change the schema,
  * switch off the ledger's triggers, rewrite the ledger or the migration record, become another role, or run
  * programs; the embedded database's passwords are random and kept 0600; a data folder from before generated
- * passwords is moved off the fixed one.
+ * passwords is moved off the fixed one. A connection in use that the server closes does not crash the process.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -126,4 +126,18 @@ test('embedded passwords: random, kept 0600; a data folder with the old fixed pa
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a connection in use that PostgreSQL closes (a restart) fails its query, does not crash the process, and is not lent again', async () => {
+  const { db, ownerDb } = database;
+  const client = await db.connect();
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  const ended = new Promise((resolve) => client.once('end', resolve));
+  // Unheard, the checked-out client's 'error' is an uncaught exception (the chaos run's worker died of it).
+  await ownerDb.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
+  await ended;
+  await assert.rejects(client.query('SELECT 1'));
+  client.release();
+  const after = await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  assert.notEqual(after.rows[0].pid, rows[0].pid);
 });
