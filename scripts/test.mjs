@@ -42,17 +42,49 @@ const files = selected.length > 0 ? selected : testFiles(path.join(root, 'test')
 // (which also waits for each file's process to exit) is stopped after TEST_RUN_TIMEOUT_MS.
 const testTimeoutMs = Number(process.env.TEST_TIMEOUT_MS ?? 600_000);
 const runTimeoutMs = Number(process.env.TEST_RUN_TIMEOUT_MS ?? 45 * 60_000);
-const run = spawn(
-  process.execPath,
-  [...tsx, '--test', '--test-concurrency=1', `--test-timeout=${testTimeoutMs}`, '--test-reporter=spec', ...files],
-  { cwd: root, env, stdio: 'inherit', detached: true },
-);
+// Two lanes, one file at a time in each (this is a 2-core machine): files that share the Docker engine (their
+// containers and VRAM accounting are host-wide) or load the whole machine (chaos, the fuzzer) run in one lane,
+// never beside each other; every other file runs in the second lane beside them. TEST_LANES=1 runs one lane.
+const EXCLUSIVE = /(?:^|\/)(?:docker-[a-z-]+|chaos|api-fuzz)\.test\.ts$/;
+const exclusive = files.filter((f) => EXCLUSIVE.test(f));
+const lanes =
+  process.env.TEST_LANES === '1' || exclusive.length === 0 || exclusive.length === files.length
+    ? [files]
+    : [files.filter((f) => !EXCLUSIVE.test(f)), exclusive];
+const runs = lanes.map((laneFiles, index) => {
+  // The second lane's report is held and printed whole when it ends, so the two never interleave.
+  const stdio = index === 0 ? 'inherit' : ['ignore', 'pipe', 'pipe'];
+  const child = spawn(
+    process.execPath,
+    [...tsx, '--test', '--test-concurrency=1', `--test-timeout=${testTimeoutMs}`, '--test-reporter=spec', ...laneFiles],
+    { cwd: root, env, stdio, detached: true },
+  );
+  let held = '';
+  child.stdout?.on('data', (chunk) => {
+    held += chunk;
+  });
+  child.stderr?.on('data', (chunk) => {
+    held += chunk;
+  });
+  const done = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      if (index > 0) process.stdout.write(`\n== lane ${index + 1}: ${laneFiles.map((f) => path.relative(root, f)).join(', ')}\n${held}`);
+      resolve(code ?? (signal ? 1 : 0));
+    }),
+  );
+  return { child, done };
+});
+const killAll = () => {
+  for (const { child } of runs) if (child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
+};
 const watchdog = setTimeout(() => {
   console.error(`\n✖ the test run took longer than ${runTimeoutMs / 60_000} min and was stopped`);
-  process.kill(-run.pid, 'SIGKILL');
+  killAll();
 }, runTimeoutMs);
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.kill(-run.pid, 'SIGKILL'));
-run.on('exit', (code, signal) => {
-  clearTimeout(watchdog);
-  process.exit(code ?? (signal ? 1 : 0));
-});
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, killAll);
+const codes = await Promise.all(runs.map((r) => r.done));
+clearTimeout(watchdog);
+const failed = codes.find((code) => code !== 0);
+if (failed !== undefined)
+  console.error(`\n✖ ${codes.filter((c) => c !== 0).length} of ${codes.length} test lane(s) failed: see each lane's "failing tests"`);
+process.exit(failed ?? 0);

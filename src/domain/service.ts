@@ -92,6 +92,11 @@ export const serviceDefinitionFields = z
       .default(60),
     /** Seconds Docker waits after SIGTERM before SIGKILL when a container stops. */
     stopTimeoutSeconds: z.number().int().min(0).max(3600).default(10),
+    /**
+     * Idle containers are stopped and kept (their writable layer and caches) instead of removed, so the next
+     * start skips creating them; a stopped container holds no VRAM and is removed after a day stopped.
+     */
+    keepWhenIdle: z.boolean().default(false),
     /** What running it costs per hour (power, amortised hardware) for the ledger; 0 if you do not count it. */
     pricePerHour: z.number().min(0).max(10_000).default(0),
     /** Host memory the container may use, in GB (GiB): the engine's hard limit (a model's weights live in VRAM). */
@@ -135,7 +140,14 @@ export interface ServiceRecord {
 
 /** The local lane of a service's pool. */
 export function localLane(definition: ServiceDefinition): Lane {
-  return { provider: DOCKER_PROVIDER, market: 'on-demand', gpu: 'local', pricePerHour: definition.pricePerHour };
+  return {
+    provider: DOCKER_PROVIDER,
+    market: 'on-demand',
+    gpu: 'local',
+    pricePerHour: definition.pricePerHour,
+    // A kept container costs its disk only, which a local host does not bill.
+    ...(definition.keepWhenIdle ? { stoppedPricePerHour: 0 } : {}),
+  };
 }
 
 /** The pool a service runs as: the local lane first, then any cloud lanes; no warm baseline (start is explicit). */

@@ -227,6 +227,74 @@ test('docker provider: a service runs its jobs in a labelled container on the ad
   assert.equal((await stack.request('GET', `/v1/services/${PREFIX}solo`)).status, 404);
 });
 
+test('docker stopped rung (real engine): an idle keepWhenIdle service stops its container and keeps it, VRAM freed; the next job starts the same container; a start whose GPU filled meanwhile removes it and a fresh container serves the job', async (t) => {
+  if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
+  const kept = `${PREFIX}kept`;
+  const other = `${PREFIX}other`;
+  const ofPool = async (pool: string) => (await containers()).filter((c) => c.Labels[LABEL.pool] === pool);
+  // A failure here must not leave a service holding the GPU for the tests after it.
+  t.after(async () => {
+    for (const name of [kept, other]) {
+      await stack!.request('POST', `/v1/services/${name}/stop`, { drainTimeoutSeconds: 0 });
+      await stack!
+        .until(`${name} removed`, async () => ((await ofPool(name)).length === 0 ? true : undefined), 60_000)
+        .catch(() => undefined);
+      await stack!.request('DELETE', `/v1/services/${name}`);
+    }
+  });
+  const stoppedContainer = (pool: string) =>
+    stack!.until(
+      `${pool}: its container stopped and kept`,
+      async () => {
+        const [c] = await ofPool(pool);
+        const view = (await stack!.request('GET', `/v1/pools/${pool}`)).body;
+        return c?.State === 'exited' && view.nodes?.[0]?.state === 'stopped' ? c : undefined;
+      },
+      60_000,
+    );
+  assert.equal(
+    (await stack.request('POST', '/v1/services', service(kept, 8, 3, { keepWhenIdle: true, idleTimeoutSeconds: 1 }))).status,
+    201,
+  );
+
+  const first = await finished(await submit(kept, 5));
+  assert.equal(first.status, 'completed', JSON.stringify(first));
+  const container = await stoppedContainer(kept);
+  assert.equal(container.Names[0], `/${containerName(first.node_id)}`);
+  const vram = (await stack.request('GET', '/v1/vram')).body;
+  assert.equal(vram.gpus[0].availableMiB, HEADROOM_MIB, 'a stopped container holds no VRAM');
+
+  // Woken by work: the same container, started again.
+  const second = await finished(await submit(kept, 5));
+  assert.deepEqual([second.status, second.node_id], ['completed', first.node_id], JSON.stringify(second));
+  assert.equal((await stoppedContainer(kept)).Id, container.Id, 'the kept container was started, not created anew');
+
+  // Another service takes the GPU while the container is stopped: its start would oversubscribe, so it is
+  // refused, the stopped container is removed, and the job waits for room on a fresh one.
+  assert.equal((await stack.request('POST', '/v1/services', service(other, 8, 3))).status, 201);
+  assert.equal((await finished(await submit(other, 5))).status, 'completed');
+  const waiting = await submit(kept, 5);
+  await stack.until('the stopped container removed after its start was refused', async () =>
+    (await ofPool(kept)).some((c) => c.Id === container.Id) ? undefined : true,
+  );
+  const waitingStatus = (await stack.request('GET', `/v1/jobs/${waiting}`)).body.status;
+  assert.ok(['queued', 'provisioning'].includes(waitingStatus), `no VRAM for it yet: ${waitingStatus}`);
+  const peakSampler = vramSampler();
+  assert.equal((await stack.request('POST', `/v1/services/${other}/stop`, { drainTimeoutSeconds: 0 })).status, 202);
+  const woken = await finished(waiting);
+  assert.ok((await peakSampler.stop()) <= HEADROOM_MIB, 'never more VRAM promised than the GPU has');
+  assert.equal(woken.status, 'completed', JSON.stringify(woken));
+  assert.notEqual(woken.node_id, first.node_id, 'a fresh container served it');
+
+  assert.equal((await stack.request('POST', `/v1/services/${kept}/stop`, { drainTimeoutSeconds: 0 })).status, 202);
+  const rows = await stack.closedLedger(kept);
+  const byType = (type: string) => rows.filter((r) => r.event_type === type && r.node_id === first.node_id);
+  assert.equal(byType('node_stopped').length, 2);
+  assert.equal(byType('node_started').length, 1);
+  const [ended] = byType('node_terminated');
+  assert.match(String(ended?.details.reason), /wake failed: .*no VRAM/);
+});
+
 test('VRAM admission: a higher-priority service stops an idle lower-priority one to make room; a lower-priority job waits; the GPU is never oversubscribed', async (t) => {
   if (!stack) return t.skip(`no Docker engine: ${noEngine}`);
   for (const body of [service(`${PREFIX}bulk`, 8, 5), service(`${PREFIX}chat`, 8, 1)]) {

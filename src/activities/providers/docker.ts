@@ -546,6 +546,59 @@ export class DockerProvider implements Provider {
     );
   }
 
+  /**
+   * The stopped rung: the container stops (SIGTERM, then SIGKILL after the service's stop timeout) and is kept,
+   * with its writable layer and whatever the server cached there, so a start skips creating it. A stopped
+   * container holds no VRAM (admission counts running containers only). Idempotent.
+   */
+  async stop(poolKey: PoolKey, nodeId: string): Promise<void> {
+    const { name } = await this.containerOfNode(poolKey, nodeId);
+    const info = await this.inspect(name);
+    if (!info) throw new InvalidRequestError(`container ${name} does not exist: nothing to stop`);
+    if (info.State.Running)
+      await this.options.docker
+        .getContainer(info.Id)
+        .stop()
+        .catch((err) => {
+          if ((err as { statusCode?: number }).statusCode !== 304) throw err;
+        });
+    this.options.gpus.invalidate();
+    this.options.logger.info({ poolId: poolKey, nodeId, container: name }, 'container stopped (kept for a start)');
+  }
+
+  /**
+   * Starts a stopped container again, on the GPUs it was created for: VRAM admission first (under the same
+   * lock as a create), so a start never oversubscribes a GPU that others filled meanwhile. No room there is
+   * CapacityUnavailable, and the pool terminates this container and creates a fresh one wherever fits.
+   */
+  async start(poolKey: PoolKey, nodeId: string): Promise<{ url: string }> {
+    const { name, service } = await this.containerOfNode(poolKey, nodeId);
+    const info = await this.inspect(name);
+    if (!info) throw new InvalidRequestError(`container ${name} does not exist: a stopped container that is gone cannot start`);
+    if (!service) throw new InvalidRequestError(`no registered service for pool ${poolKey}: only registered services run on docker`);
+    if (!info.State.Running) {
+      const client = await this.options.db.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [ADMISSION_LOCK]);
+        const gpus = (info.Config.Labels?.[LABEL.gpus] ?? '').split(',').filter(Boolean).map(Number);
+        const definition = service.definition;
+        if (serviceVramMiB(definition) > 0 && gpus.length > 0)
+          await this.admission(poolKey, { ...definition, gpuIndexes: gpus, gpuCount: gpus.length });
+        await this.options.docker.getContainer(info.Id).start().catch(ignoreAlreadyStarted);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+      this.options.gpus.invalidate();
+      this.options.logger.info({ poolId: poolKey, nodeId, container: name }, 'stopped container started');
+    }
+    return { url: await this.urlOf(info.Id, service.definition.port) };
+  }
+
   async list(poolKey: PoolKey): Promise<string[]> {
     return (await this.ourContainers({ poolKey })).map((c) => c.nodeId).filter(Boolean);
   }
