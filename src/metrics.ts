@@ -6,7 +6,7 @@
 import client from 'prom-client';
 import { ledgerOwner, type LedgerEvent } from './db/ledger';
 import type { PoolView } from './domain/types';
-import { splitPoolKey } from './ids';
+import { type PoolKey, splitPoolKey } from './ids';
 import type { GpuReport } from './local-gpus/probe';
 import type { VramReport } from './local-gpus/report';
 import { scrapeSdkMetrics } from './sdk-metrics';
@@ -27,6 +27,26 @@ const queueSeconds = new client.Histogram({
   buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900],
   registers: [registry],
 });
+const coldStartPhaseSeconds = new client.Histogram({
+  name: 'zeropool_cold_start_phase_seconds',
+  help: "A node's way up by phase (provider: the create or start call; boot: accepted to healthy) and rung (cold: a fresh node; stopped: a wake)",
+  labelNames: ['workspace', 'pool', 'provider', 'rung', 'phase'],
+  buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+  registers: [registry],
+});
+
+/** One phase of a node's way up, as the activity that ran it timed it (a retried call counts its own time). */
+export function observeColdStartPhase(
+  poolKey: PoolKey,
+  provider: string,
+  rung: 'cold' | 'stopped',
+  phase: 'provider' | 'boot',
+  seconds: number,
+): void {
+  const { workspaceId, poolName } = splitPoolKey(poolKey);
+  coldStartPhaseSeconds.observe({ workspace: workspaceId, pool: poolName, provider, rung, phase }, seconds);
+}
+
 const coldStartSeconds = new client.Histogram({
   name: 'zeropool_node_cold_start_seconds',
   help: 'Provider accepted the node to node ready',

@@ -10,6 +10,7 @@ import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type No
 import type { PoolKey } from '../ids';
 import type { NodeSecrets } from '../secrets/node-secrets';
 import { checkModelServer } from './providers/model-server-health';
+import { observeColdStartPhase } from '../metrics';
 import type { ProviderPrice } from '../domain/pool-protocol';
 
 /** Dependencies of the node activities. */
@@ -53,8 +54,10 @@ export function createNodeActivities(deps: NodeActivityDeps) {
       input: NodeRef & { model: string; laneIndex: number },
     ): Promise<{ url: string; laneIndex: number; price?: ProviderPrice }> {
       const log = deps.logger.child({ poolId: input.poolId, nodeId: input.nodeId, lane: input.laneIndex });
+      const calledAt = Date.now();
       try {
         const node = await providerFor(input.lane).provision(input);
+        observeColdStartPhase(input.poolId, input.lane.provider, 'cold', 'provider', (Date.now() - calledAt) / 1000);
         log.info({ url: node.url }, 'node provisioned');
         return { url: node.url, laneIndex: node.laneIndex, ...(node.price ? { price: node.price } : {}) };
       } catch (err) {
@@ -74,13 +77,18 @@ export function createNodeActivities(deps: NodeActivityDeps) {
      * `pollMs`; between its answers, a machine that runs but whose model server is not up yet is probed directly
      * every `probeMs`, so the node is placed within `probeMs` of its model server coming up.
      */
-    async waitNodeReady(input: NodeRef): Promise<{ url: string }> {
+    async waitNodeReady(input: NodeRef & { rung?: 'stopped' }): Promise<{ url: string }> {
       const provider = providerFor(input.lane);
       const ctx = Context.current();
+      const waitedFrom = Date.now();
+      const ready = (url: string) => {
+        observeColdStartPhase(input.poolId, input.lane.provider, input.rung ?? 'cold', 'boot', (Date.now() - waitedFrom) / 1000);
+        return { url };
+      };
       for (;;) {
         const status = await provider.describe(input.poolId, input.nodeId);
         if (!status.exists) throw ApplicationFailure.nonRetryable(`node vanished while booting: ${status.reason}`, 'NodeLost');
-        if (status.healthy && status.url) return { url: status.url };
+        if (status.healthy && status.url) return ready(status.url);
         // The pool's API view shows this as the node's boot progress (src/api/pool-workflows.ts).
         ctx.heartbeat({ nodeId: input.nodeId, reason: status.reason } satisfies BootProgress);
         const describeAgainAt = Date.now() + pollMs;
@@ -95,7 +103,7 @@ export function createNodeActivities(deps: NodeActivityDeps) {
             secrets: deps.secrets,
             timeoutMs: Math.max(probeMs, 1000),
           });
-          if (probe.healthy) return { url: server.url };
+          if (probe.healthy) return ready(server.url);
           ctx.heartbeat({ nodeId: input.nodeId, reason: probe.reason } satisfies BootProgress);
         }
       }
@@ -128,8 +136,10 @@ export function createNodeActivities(deps: NodeActivityDeps) {
     async startNode(input: NodeRef): Promise<{ url: string }> {
       const provider = providerFor(input.lane);
       if (!provider.start) throw ApplicationFailure.nonRetryable(`provider ${provider.name} cannot start stopped nodes`, 'InvalidRequest');
+      const calledAt = Date.now();
       try {
         const started = await provider.start(input.poolId, input.nodeId);
+        observeColdStartPhase(input.poolId, input.lane.provider, 'stopped', 'provider', (Date.now() - calledAt) / 1000);
         deps.logger.info({ poolId: input.poolId, nodeId: input.nodeId, url: started.url }, 'stopped node started');
         return { url: started.url };
       } catch (err) {

@@ -166,7 +166,7 @@ export class FrontDoor {
     });
     const commit = (grant?: PlacementGrant) => {
       if (res.headersSent) return;
-      if (grant?.coldStartMs) res.setHeader('X-Zeropool-Cold-Start-Ms', String(grant.coldStartMs));
+      if (grant) setColdStartHeaders(res, grant);
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       res.flushHeaders();
     };
@@ -365,7 +365,7 @@ export class FrontDoor {
           // Nothing reached the client yet: another node may answer.
           return { kind: 'node_failed', error: `the node failed while answering: ${(err as Error).message}` };
         }
-        if (grant.coldStartMs && !res.headersSent) res.setHeader('X-Zeropool-Cold-Start-Ms', String(grant.coldStartMs));
+        if (!res.headersSent) setColdStartHeaders(res, grant);
         if (res.headersSent) {
           // A streaming client whose headers went out while it waited: the node's refusal as an error event.
           res.end(`data: ${JSON.stringify({ error: { message: text.slice(0, 500), type: 'invalid_request_error', code: null } })}\n\n`);
@@ -490,4 +490,21 @@ function usageOf(value: unknown): RequestOutcome['usage'] {
 /** Moves a per-key count (never below zero). */
 function count(counts: Map<string, number>, key: string, by: number): void {
   counts.set(key, Math.max(0, (counts.get(key) ?? 0) + by));
+}
+
+/**
+ * A cold start's headers: the whole wait, and its phases as Server-Timing (the standard header, which browsers'
+ * developer tools draw): finding a lane, the provider's create or start call (its description says which rung
+ * the node came from), and the boot. A streaming request parked with its headers already sent gets neither;
+ * its job view has both.
+ */
+function setColdStartHeaders(res: Response, grant: PlacementGrant): void {
+  if (!grant.coldStartMs) return;
+  res.setHeader('X-Zeropool-Cold-Start-Ms', String(grant.coldStartMs));
+  const phases = grant.coldStart;
+  if (phases)
+    res.setHeader(
+      'Server-Timing',
+      `capacity;dur=${phases.capacityMs}, provider;dur=${phases.providerMs};desc="${phases.rung}", boot;dur=${phases.bootMs}`,
+    );
 }

@@ -141,6 +141,14 @@ const preemptionCheck = z.object({
   ),
   reasons: z.array(z.string()),
 });
+const coldStartPhasesSchema = z
+  .object({
+    rung: z.enum(['cold', 'stopped']).describe('a fresh node, or one woken from stopped'),
+    capacity_ms: z.number().describe('finding a lane with capacity before the call that worked'),
+    provider_ms: z.number().describe("the provider's create or start call"),
+    boot_ms: z.number().describe('from accepted to the model server answering healthy'),
+  })
+  .describe('cold_start_ms split by phase (the phases sum to it)');
 const jobStatus = z.enum(['queued', 'provisioning', 'running', 'completed', 'failed', 'expired', 'cancelled']);
 const job = z.object({
   id: z.string().uuid(),
@@ -157,6 +165,7 @@ const job = z.object({
   retry_at: z.string().nullable(),
   queue_ms: z.number().nullable(),
   cold_start_ms: z.number().nullable(),
+  cold_start_phases: coldStartPhasesSchema.nullable(),
   run_ms: z.number().nullable(),
   tokens: z.object({ prompt: z.number(), completion: z.number() }).nullable(),
   progress: z

@@ -23,6 +23,14 @@ export function presentJob(view: JobView, callback?: CallbackState | null) {
     retry_at: iso(view.retryAt),
     queue_ms: view.queueMs ?? null,
     cold_start_ms: view.coldStartMs ?? null,
+    cold_start_phases: view.coldStartPhases
+      ? {
+          rung: view.coldStartPhases.rung,
+          capacity_ms: view.coldStartPhases.capacityMs,
+          provider_ms: view.coldStartPhases.providerMs,
+          boot_ms: view.coldStartPhases.bootMs,
+        }
+      : null,
     run_ms: view.runMs ?? null,
     tokens: view.usage ? { prompt: view.usage.promptTokens, completion: view.usage.completionTokens } : null,
     progress: view.progress

@@ -7,6 +7,7 @@
  */
 import { onDemandReferencePrice } from './money';
 import { stoppedMsUpTo } from './node-billing';
+import { coldStartPhases } from './cold-start';
 import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from './placement';
 import type { JobMessage, LedgerRowRequest, PoolCommand, PoolEvent, PoolReply, StepResult } from './pool-protocol';
 import { describePlan, planPreemptions, type PreemptionCheck } from './preemption';
@@ -288,6 +289,7 @@ class Step {
     node.lane = event.price ? { ...lane, pricePerHour: event.price.perHour } : lane;
     node.url = event.url;
     node.lastError = undefined;
+    node.acceptedAt = this.now;
     if (node.billedFrom === undefined) {
       node.billedFrom = this.now;
       // The always-on counterfactual is priced from this row, so analytics needs no outside figure.
@@ -408,6 +410,7 @@ class Step {
     node.inFlight = undefined;
     node.waking = undefined;
     node.url = url;
+    node.acceptedAt = this.now;
     const stoppedMs = node.stoppedAt !== undefined ? this.now - node.stoppedAt : 0;
     node.stoppedMs = (node.stoppedMs ?? 0) + stoppedMs;
     node.stoppedAt = undefined;
@@ -568,7 +571,11 @@ class Step {
   private place(): void {
     for (const { job, node, slot } of placeQueuedJobs(this.state, this.now)) {
       const coldStartMs = Math.max(0, (node.readyAt ?? 0) - job.enqueuedAt);
-      this.tell(job.jobId, { kind: 'placed', grant: { attempt: job.attempt, nodeId: node.id, nodeUrl: node.url!, slot, coldStartMs } });
+      const coldStart = coldStartPhases(node, job.enqueuedAt);
+      this.tell(job.jobId, {
+        kind: 'placed',
+        grant: { attempt: job.attempt, nodeId: node.id, nodeUrl: node.url!, slot, coldStartMs, ...(coldStart ? { coldStart } : {}) },
+      });
     }
   }
 
@@ -916,6 +923,7 @@ class Step {
     if (node.waking) {
       // A stopped node's wake: the start call; its readiness wait follows as for a new node.
       node.inFlight = 'start';
+      node.calledAt = this.now;
       this.commands.push({ type: 'start', nodeId: node.id, lane: node.lane! });
       return;
     }
@@ -943,10 +951,11 @@ class Step {
     if (node.billedFrom === undefined) {
       if (s.reconcileInFlight) return;
       node.inFlight = 'provision';
+      node.calledAt = this.now;
       this.commands.push({ type: 'provision', nodeId: node.id, lane: node.lane!, laneIndex: node.laneIndex, model: s.config.model });
     } else {
       node.inFlight = 'boot';
-      this.commands.push({ type: 'waitReady', nodeId: node.id, lane: node.lane! });
+      this.commands.push({ type: 'waitReady', nodeId: node.id, lane: node.lane!, ...(node.stops ? { rung: 'stopped' as const } : {}) });
     }
   }
 

@@ -56,7 +56,8 @@ export interface LedgerRowRequest {
 /** A side effect the pool workflow runs; each one reports back as an event, success or failure. */
 export type PoolCommand =
   | { type: 'provision'; nodeId: string; lane: Lane; laneIndex: number; model: string }
-  | { type: 'waitReady'; nodeId: string; lane: Lane }
+  /** `rung`: the node boots from the stopped rung (a wake), for the boot-phase metrics. */
+  | { type: 'waitReady'; nodeId: string; lane: Lane; rung?: 'stopped' }
   | { type: 'terminate'; nodeId: string; lane: Lane; reason: string }
   /** The stopped rung: release the node's compute, keep its disk. */
   | { type: 'stop'; nodeId: string; lane: Lane }

@@ -35,6 +35,10 @@ export interface NodeRecord {
   url?: string;
   /** Workflow time (ms) at which the provider accepted it; billing starts here. */
   billedFrom?: number;
+  /** Workflow time (ms) of the latest create or start call (lane search and backoff before it; the provider's time after). */
+  calledAt?: number;
+  /** Workflow time (ms) the provider accepted its latest create or start (a cold start's provider phase ends here). */
+  acceptedAt?: number;
   readyAt?: number;
   requestedAt: number;
   /** Jobs on this node, one entry per slot (null = free). */
@@ -308,6 +312,8 @@ export interface JobView {
   finishedAt?: number;
   queueMs?: number;
   coldStartMs?: number;
+  /** The cold start by phase: capacity search, provider call, boot (see cold-start.ts). */
+  coldStartPhases?: ColdStartPhases;
   runMs?: number;
   usage?: TokenUsage;
   result?: unknown;
@@ -336,6 +342,20 @@ export interface JobRun {
   outcome?: 'completed' | 'failed' | 'preempted' | 'cancelled' | 'revoked';
 }
 
+/** Where the node that served a cold start came from: a fresh create, or a wake from the stopped rung. */
+export type ColdStartRung = 'cold' | 'stopped';
+
+/** A cold start by phase (computed in cold-start.ts). */
+export interface ColdStartPhases {
+  rung: ColdStartRung;
+  /** Finding a lane: calls refused for lack of capacity and the backoff between them, before the call that worked. */
+  capacityMs: number;
+  /** The provider's create (or start) call that worked, until it accepted the node. */
+  providerMs: number;
+  /** From accepted to the model server answering healthy. */
+  bootMs: number;
+}
+
 /** What the pool tells a job when it gets a slot. */
 export interface PlacementGrant {
   attempt: number;
@@ -344,6 +364,8 @@ export interface PlacementGrant {
   slot: number;
   /** ms the job waited for a node to become ready (0 if it was placed on a warm node). */
   coldStartMs: number;
+  /** That wait by phase (absent for a warm node, and from pools recorded before phases). */
+  coldStart?: ColdStartPhases;
 }
 
 /** One lease as the pool keeps it. */

@@ -315,7 +315,10 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
     view.nodeId = current.nodeId;
     view.placedAt ??= Date.now();
     view.queueMs ??= view.placedAt - input.submittedAt;
-    view.coldStartMs ??= current.coldStartMs;
+    if (view.coldStartMs === undefined) {
+      view.coldStartMs = current.coldStartMs;
+      if (current.coldStart) view.coldStartPhases = current.coldStart;
+    }
     setStatus('running');
     if (resumeFrom) notify('resumed', `continuing from ${resumeFrom.completionTokens} tokens on ${current.nodeId}`);
 

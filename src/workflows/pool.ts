@@ -176,7 +176,12 @@ export async function poolEntityWorkflow(input: PoolWorkflowInput): Promise<void
         };
       }
       case 'waitReady': {
-        const result = await booting.waitNodeReady({ poolId, nodeId: command.nodeId, lane: command.lane });
+        const result = await booting.waitNodeReady({
+          poolId,
+          nodeId: command.nodeId,
+          lane: command.lane,
+          ...(command.rung ? { rung: command.rung } : {}),
+        });
         return { type: 'nodeReady', command, url: result.url };
       }
       case 'terminate':

@@ -126,7 +126,10 @@ export async function requestWorkflow(input: RequestInput): Promise<JobView> {
     }
     running = true;
     view.nodeId = grant.nodeId;
-    view.coldStartMs ??= grant.coldStartMs;
+    if (view.coldStartMs === undefined) {
+      view.coldStartMs = grant.coldStartMs;
+      if (grant.coldStart) view.coldStartPhases = grant.coldStart;
+    }
     view.status = 'running';
     return grant;
   });

@@ -55,6 +55,11 @@ test('OpenAI client: a model at zero is listed; a chat request parks through the
   assert.deepEqual(chat.usage && [chat.usage.prompt_tokens, chat.usage.completion_tokens], [2, 5]);
   assert.match(response.headers.get('x-zeropool-request-id') ?? '', /^[0-9a-f-]{36}$/);
   assert.ok(Number(response.headers.get('x-zeropool-cold-start-ms')) >= 1000, 'the cold start it waited through');
+  // Its phases as Server-Timing: a new node's (the cold rung) provider call and boot, which the mock node spends.
+  const timing = response.headers.get('server-timing') ?? '';
+  const phase = (name: string) => Number(new RegExp(`${name};dur=(\\d+)`).exec(timing)?.[1] ?? Number.NaN);
+  assert.match(timing, /provider;dur=\d+;desc="cold"/, timing);
+  assert.ok(phase('capacity') >= 0 && phase('provider') >= 0 && phase('boot') >= 1000, timing);
 
   const completion = await openai.completions.create({ model: 'llama-a', prompt: 'once upon', max_tokens: 3 });
   assert.equal(completion.choices[0]!.text, 'tok0 tok1 tok2 ');

@@ -35,6 +35,9 @@ test('worker /metrics: zeropool counters and the Temporal SDK metrics after a jo
       : undefined;
   });
   const workerSeries = parseExposition(worker);
+  // The job's cold start in phases, on the worker that ran its provider call and boot wait.
+  assert.match(worker, /zeropool_cold_start_phase_seconds_count\{[^}]*rung="cold",phase="provider"\} 1/);
+  assert.match(worker, /zeropool_cold_start_phase_seconds_count\{[^}]*rung="cold",phase="boot"\} 1/);
   for (const sdk of [
     'temporal_worker_task_slots_available',
     'temporal_workflow_completed_total',

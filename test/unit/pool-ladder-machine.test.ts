@@ -90,6 +90,12 @@ test('new work wakes a stopped node before creating one: start call, node_starte
   m.now += 4000;
   const told = m.find('tellJob', m.send({ type: 'nodeReady', command: wait!, url: 'http://node-again' }));
   assert.equal(told?.message.kind === 'placed' && told.message.grant.nodeId, 'p-n1');
+  assert.deepEqual(
+    told?.message.kind === 'placed' && told.message.grant.coldStart,
+    { rung: 'stopped', capacityMs: 0, providerMs: 1000, bootMs: 4000 },
+    'the wait split by phase: the start call, then the boot from disk',
+  );
+  assert.equal(wait?.rung, 'stopped', 'the readiness wait knows it is a wake (its boot-phase metric)');
   assert.equal(m.state.nodes[0].state, 'ready');
   assert.equal(m.ledger('node_ready').length, 1, 'a wake is not a second boot');
 });
