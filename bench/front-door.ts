@@ -4,7 +4,9 @@
  *    generator in its own process: BENCH_CLIENTS closed loops for BENCH_SECONDS (throughput), then BENCH_RATE
  *    requests/s open loop (latency p50/p99 at that load, and what the front door adds);
  * 2. BENCH_STREAMS concurrent streaming requests at once (all must complete);
- * 3. a pool at zero: time from the request to its first token minus the mock's boot (BENCH_COLD_RUNS runs).
+ * 3. a pool at zero: time from the request to its first token minus the mock's boot (BENCH_COLD_RUNS runs);
+ * 4. a pool whose node is stopped (the ladder's stopped rung): time from the request to its first token minus
+ *    the wake (the provider's start call and the boot, as the pool timed them), BENCH_COLD_RUNS runs.
  * Prints JSON. Not a test: figures go to the README and the issue note.
  */
 import { execFile } from 'node:child_process';
@@ -22,8 +24,8 @@ const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
 /** The open loop's offered load (requests/s). */
 const RATE = Number(process.env.BENCH_RATE ?? 300);
 const BOOT_SECONDS = 1;
-/** Which parts to run (comma-separated: warm, streams, cold); all by default. */
-const PARTS = new Set((process.env.BENCH_PARTS ?? 'warm,streams,cold').split(','));
+/** Which parts to run (comma-separated: warm, streams, cold, wake); all by default. */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'warm,streams,cold,wake').split(','));
 
 /**
  * How many of the warm pool's requests took each path so far (less `since`): the fast path (a leased slot) or
@@ -141,6 +143,7 @@ async function main(): Promise<void> {
   }
 
   if (PARTS.has('cold')) report.coldStart = await coldStarts(stack, chat);
+  if (PARTS.has('wake')) report.wakeFromStopped = await wakes(stack, chat);
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   await stack.stop();
 }
@@ -167,37 +170,13 @@ async function coldStarts(stack: BenchStack, chat: (stream: boolean, maxTokens?:
       const pool = await stack.call('GET', '/v1/pools/cold');
       return pool.nodes?.length === 0 && pool.phase === 'idle';
     });
-    const sent = performance.now();
-    const res = await fetch(`${stack.base}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.workspaceKey}` },
-      body: JSON.stringify({ ...chat(true, 2), model: 'cold-model' }),
-    });
-    const reader = res.body!.getReader();
-    const decoder = new TextDecoder();
-    let seen = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += decoder.decode(value, { stream: true });
-      if (seen.includes('data: {')) {
-        overBoot.push(performance.now() - sent - BOOT_SECONDS * 1000);
-        break;
-      }
-    }
-    await reader.cancel().catch(() => undefined);
     // A stream's headers go out while it waits, before the cold start is known: the request's workflow has it.
-    const requestId = res.headers.get('x-zeropool-request-id') ?? '';
-    const view = await stack.temporal.client.workflow.getHandle(jobWorkflowId(requestId)).query(jobStateQuery);
+    const { ms, view } = await firstToken(stack, { ...chat(true, 2), model: 'cold-model' });
+    overBoot.push(ms - BOOT_SECONDS * 1000);
     const coldStartMs = view.coldStartMs ?? 0;
     if (coldStartMs > 0) readyOverBoot.push(coldStartMs - BOOT_SECONDS * 1000);
     await stack.call('POST', '/v1/pools/cold/scale-to-zero');
   }
-  const round = (values: number[]) => ({
-    p50: Number(percentile(values, 50).toFixed(0)),
-    min: Number(Math.min(...values).toFixed(0)),
-    max: Number(Math.max(...values).toFixed(0)),
-  });
   return {
     bootSeconds: BOOT_SECONDS,
     runs: overBoot.length,
@@ -205,6 +184,76 @@ async function coldStarts(stack: BenchStack, chat: (stream: boolean, maxTokens?:
     // The pool's part: the request's cold start (its arrival at the pool to its node ready) minus the boot.
     readyMinusBootMs: round(readyOverBoot),
   };
+}
+
+/** p50, min and max of a list of milliseconds, whole. */
+const round = (values: number[]) => ({
+  p50: Number(percentile(values, 50).toFixed(0)),
+  min: Number(Math.min(...values).toFixed(0)),
+  max: Number(Math.max(...values).toFixed(0)),
+});
+
+/** Sends one streaming request and returns the ms to its first token and the request's view. */
+async function firstToken(stack: BenchStack, body: Record<string, unknown>) {
+  const sent = performance.now();
+  const res = await fetch(`${stack.base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.workspaceKey}` },
+    body: JSON.stringify(body),
+  });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let seen = '';
+  let ms = Number.NaN;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += decoder.decode(value, { stream: true });
+    if (seen.includes('data: {')) {
+      ms = performance.now() - sent;
+      break;
+    }
+  }
+  await reader.cancel().catch(() => undefined);
+  const requestId = res.headers.get('x-zeropool-request-id') ?? '';
+  const view = await stack.temporal.client.workflow.getHandle(jobWorkflowId(requestId)).query(jobStateQuery);
+  return { ms, view };
+}
+
+/**
+ * Requests parked on a stopped node: the pool's lane states a stopped price, so its idle node is stopped (not
+ * terminated) a second after each request; the next request wakes it. Each run's wake is what the pool timed
+ * (`coldStartPhases`: the provider's start call and the boot to healthy); the rest of the first token's wait is
+ * zeropool's: the request's way to the pool, the placement's way back, the call to the node.
+ */
+async function wakes(stack: BenchStack, chat: (stream: boolean, maxTokens?: number) => Record<string, unknown>) {
+  await stack.call('POST', '/v1/pools', {
+    id: 'stopped',
+    model: 'stopped-model',
+    maxNodes: 1,
+    slotsPerNode: 8,
+    idleTimeoutSeconds: 1,
+    teardownGraceSeconds: 0,
+    lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1, stoppedPricePerHour: 0.02 }],
+  });
+  const body = { ...chat(true, 2), model: 'stopped-model' };
+  await firstToken(stack, body); // the node's first boot (a cold start, not measured here)
+  const overWake: number[] = [];
+  const wakeMs: number[] = [];
+  const rungs = new Set<string>();
+  for (let run = 0; run < COLD_RUNS; run++) {
+    await until(async () => {
+      const pool = await stack.call('GET', '/v1/pools/stopped');
+      return pool.nodes?.length === 1 && pool.nodes[0].state === 'stopped';
+    });
+    const { ms, view } = await firstToken(stack, body);
+    const phases = view.coldStartPhases;
+    if (!phases) continue;
+    rungs.add(phases.rung);
+    wakeMs.push(phases.providerMs + phases.bootMs);
+    overWake.push(ms - phases.providerMs - phases.bootMs);
+  }
+  return { runs: overWake.length, rungs: [...rungs], wakeMs: round(wakeMs), firstTokenMinusWakeMs: round(overWake) };
 }
 
 main().then(

@@ -37,6 +37,9 @@ export type StoredJobView = JobView & { callback?: CallbackState };
 /** Seconds a client over its in-flight limit is told to wait. */
 const RETRY_AFTER_SECONDS = 2;
 
+/** How long an API process trusts a pool definition it read (its model, whether it drains). */
+export const POOL_CACHE_MS = 1000;
+
 /** Submits jobs for one API process. Pool definitions are cached for a second (they are on the hot path). */
 export class JobService {
   private readonly poolCache = new Map<string, { model: string; draining: boolean; at: number }>();
@@ -47,7 +50,7 @@ export class JobService {
   private async poolModel(workspaceId: string, poolId: string): Promise<string> {
     const key = poolKey(workspaceId, poolId);
     let cached = this.poolCache.get(key);
-    if (!cached || Date.now() - cached.at >= 1000) {
+    if (!cached || Date.now() - cached.at >= POOL_CACHE_MS) {
       const pool = await getPool(this.ctx.db, workspaceId, poolId);
       if (!pool) throw new ApiError(404, 'not_found', `pool ${poolId} does not exist`);
       cached = { model: pool.config.model, draining: pool.draining, at: Date.now() };

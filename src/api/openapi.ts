@@ -8,7 +8,7 @@ import { laneSchema, poolConfigFields, poolConfigPatchSchema, poolConfigSchema }
 import { ENTITY_ID_PATTERN } from '../ids';
 import { computeSchema } from './routes/compat';
 import { chatCompletionSchema, completionSchema, embeddingSchema } from './routes/openai';
-import { submitJobSchema } from './routes/jobs';
+import { listJobsQuerySchema, submitJobSchema } from './routes/jobs';
 import { progressReportSchema } from './routes/progress';
 import { timelineQuerySchema } from './routes/pools';
 import { analyticsQuerySchema, ledgerQuerySchema, ledgerVerifyQuerySchema } from './routes/ledger';
@@ -525,6 +525,15 @@ export const API_PATHS: PathSpec[] = [
     errors: [400, 401, 403, 404, 409],
   },
   {
+    method: 'delete',
+    path: '/v1/pools/{id}',
+    summary: 'Delete a pool with no nodes and no jobs left (drain it first); its ledger rows and job records stay',
+    tag: 'pools',
+    request: { params: idParam },
+    ok: [204, null, 'Deleted'],
+    errors: [401, 404, 409, 503],
+  },
+  {
     method: 'post',
     path: '/v1/pools/{id}/drain',
     summary: 'Stop taking jobs; finish what is queued and running, then release nodes',
@@ -554,7 +563,8 @@ export const API_PATHS: PathSpec[] = [
   {
     method: 'get',
     path: '/v1/pools/{id}/timeline',
-    summary: "The pool's recent hours from the ledger: [seconds since `from`, nodes billed, requests running] at every change",
+    summary:
+      "The pool's activity from the ledger: [seconds since `from`, nodes billed, requests running] at every change, and marks (cold starts, wakes, to zero, lane moves); without hours or minutes the window fits the activity",
     tag: 'pools',
     request: { params: idParam, query: timelineQuerySchema },
     ok: [
@@ -562,7 +572,15 @@ export const API_PATHS: PathSpec[] = [
       z.object({
         from: z.string(),
         to: z.string(),
+        fitted: z.boolean().describe('the window was fitted to the activity (no hours or minutes given)'),
         points: z.array(z.array(z.number()).min(3).max(3)),
+        marks: z.array(
+          z.object({
+            at: z.number().describe('seconds since `from`'),
+            kind: z.enum(['cold_start', 'wake', 'to_zero', 'lane_move']),
+            detail: z.string(),
+          }),
+        ),
         peakNodes: z.number().int(),
         requests: z.number().int(),
         nodeHours: z.number(),
@@ -575,7 +593,7 @@ export const API_PATHS: PathSpec[] = [
   {
     method: 'get',
     path: '/v1/pools/{id}/timeline.svg',
-    summary: "The pool's recent hours as an SVG: nodes billed and requests running, from the ledger, with node-hours and cost",
+    summary: 'The same window as an SVG: nodes billed and requests running, the marks on the time axis, node-hours and cost',
     tag: 'pools',
     request: { params: idParam, query: timelineQuerySchema },
     ok: [200, null, 'image/svg+xml'],
@@ -739,6 +757,22 @@ export const API_PATHS: PathSpec[] = [
       'Accepted (progress_token is for the node that reports progress)',
     ],
     errors: [400, 401, 404, 409, 413, 429],
+  },
+  {
+    method: 'get',
+    path: '/v1/jobs',
+    summary: 'The workspace’s jobs, newest first: filters (pool, status or open, since, until) and cursor pages',
+    tag: 'jobs',
+    request: { query: listJobsQuerySchema },
+    ok: [
+      200,
+      z.object({
+        jobs: z.array(job.omit({ result: true })),
+        next_cursor: z.string().nullable().describe('pass as cursor for the next page; null on the last'),
+      }),
+      'Jobs (results on GET /v1/jobs/{id})',
+    ],
+    errors: [400, 401],
   },
   {
     method: 'get',

@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import { Router } from 'express';
+import { TIMELINE_MARK_STYLE } from '../domain/charts';
 
 const UI_PAGE = `<!doctype html>
 <html lang="en">
@@ -46,7 +47,7 @@ const UI_PAGE = `<!doctype html>
     let key = sessionStorage.getItem('zeropool-key') || '';
     const charts = {};
     const timelineCharts = [];
-    const HOURS = 6;
+    const MARKS = ${JSON.stringify(TIMELINE_MARK_STYLE)};
     const STATES = ['provisioning', 'ready', 'terminating', 'terminate_failed', 'stopping', 'stopped'];
     const COLOURS = {
       provisioning: '#f0ad4e', ready: '#2ca02c', terminating: '#999999', terminate_failed: '#d62728', stopping: '#6baed6', stopped: '#3182bd',
@@ -64,7 +65,7 @@ const UI_PAGE = `<!doctype html>
       if (!res.ok) {
         let message = res.status + ' ' + res.statusText;
         try { message = (await res.json()).error.message; } catch {}
-        throw new Error(path + ': ' + message);
+        throw Object.assign(new Error(path + ': ' + message), { status: res.status });
       }
       return as === 'json' ? res.json() : res.text();
     }
@@ -84,9 +85,20 @@ const UI_PAGE = `<!doctype html>
       return el;
     }
 
+    // The keep-alive's plan in force, as a sentence: how long idle nodes stay, what they go down to, and why.
+    function plan(k) {
+      const w = k.windows;
+      const s = (ms) => Math.round(ms / 1000) + ' s';
+      const keep = w.mode === 'prewarm'
+        ? 'idle nodes go down at once and are pre-warmed ' + s(w.prewarmMs) + ' into the gap, kept ' + s(w.keepAliveMs) + ' more'
+        : 'idle nodes are kept ' + s(w.keepAliveMs);
+      return 'keep-alive (' + k.mode + '): ' + keep + ', then ' + (w.down || 'terminated') + ' — ' + w.reason;
+    }
+
     async function refresh() {
       if (!key) return;
       document.getElementById('error').textContent = '';
+      document.getElementById('status').textContent = 'loading…';
       try {
         const today = new Date(); today.setUTCHours(0, 0, 0, 0);
         const [list, analytics] = await Promise.all([api('/v1/pools'), api('/v1/analytics?from=' + today.toISOString())]);
@@ -115,29 +127,41 @@ const UI_PAGE = `<!doctype html>
           if (v.error) { section.append(text('p', v.error, { class: 'figures' })); return section; }
           const m = money[v.id];
           section.append(text('p', [
-            v.nodes.length + ' node(s)', v.queued + ' queued', v.running + ' running',
-            'model ' + v.config.model, 'keep-alive ' + v.keepAlive.windows.mode,
-            m ? 'today ' + usd(m.cost_usd) + ' vs always-on ' + usd(m.always_on_cost_usd) : 'no cost today',
+            v.nodes.length + ' node(s)', v.queued + ' queued', v.running + ' running', 'model ' + v.config.model,
+            m ? 'today ' + usd(m.cost_usd) + ' vs always-on ' + usd(m.always_on_cost_usd) + ' (saved ' + usd(Math.max(0, m.always_on_cost_usd - m.cost_usd)) + ')' : 'no cost today',
           ].join(' · '), { class: 'figures' }));
-          const timeline = await api('/v1/pools/' + v.id + '/timeline?hours=' + HOURS).catch(() => undefined);
+          section.append(text('p', plan(v.keepAlive), { class: 'figures plan' }));
+          const timeline = await api('/v1/pools/' + v.id + '/timeline').catch(() => undefined);
           if (timeline) {
             const canvas = document.createElement('canvas');
             canvas.id = 'timeline-' + v.id;
             canvas.height = 90;
             section.append(canvas);
-            // Points are [seconds since the window's start, nodes billed, requests running]; x in minutes ago.
-            const span = HOURS * 3600;
-            const series = (i) => [...timeline.points.map((p) => ({ x: (p[0] - span) / 60, y: p[i] })), { x: 0, y: timeline.points.at(-1)?.[i] ?? 0 }];
+            // Points are [seconds since the window's start, nodes billed, requests running]. The window fits the
+            // pool's activity; x counts back from now, in minutes up to three hours (as the SVG does).
+            const span = (Date.parse(timeline.to) - Date.parse(timeline.from)) / 1000;
+            const unit = span <= 3 * 3600 ? 60 : 3600;
+            const ago = (s) => (s - span) / unit;
+            const series = (i) => [...timeline.points.map((p) => ({ x: ago(p[0]), y: p[i] })), { x: 0, y: timeline.points.at(-1)?.[i] ?? 0 }];
+            const marks = Object.entries(MARKS).map(([kind, style]) => ({
+              type: 'scatter', label: style.label, pointStyle: 'triangle', pointRadius: 6, backgroundColor: style.colour, borderColor: style.colour,
+              data: timeline.marks.filter((mk) => mk.kind === kind).map((mk) => ({ x: ago(mk.at), y: 0, detail: mk.detail })),
+            })).filter((d) => d.data.length > 0);
+            const label = span <= 3 * 3600 ? Math.round(span / 60) + ' min' : (span / 3600).toFixed(1) + ' h';
             timelineCharts.push(() => chart(canvas.id, {
               type: 'line',
               data: { datasets: [
                 { label: 'nodes billed', data: series(1), stepped: true, borderColor: '#d62728', pointRadius: 0 },
                 { label: 'requests running', data: series(2), stepped: true, borderColor: '#999999', pointRadius: 0 },
+                ...marks,
               ] },
               options: {
                 animation: false,
-                plugins: { title: { display: true, text: 'last ' + HOURS + ' h: ' + timeline.requests + ' requests, ' + timeline.nodeHours.toFixed(2) + ' node-hours, ' + usd(timeline.costUsd) } },
-                scales: { x: { type: 'linear', min: -span / 60, max: 0, title: { display: true, text: 'minutes ago' } }, y: { beginAtZero: true, ticks: { precision: 0 } } },
+                plugins: {
+                  title: { display: true, text: 'last ' + label + ': ' + timeline.requests + ' requests, ' + timeline.nodeHours.toFixed(2) + ' node-hours, ' + usd(timeline.costUsd) },
+                  tooltip: { callbacks: { label: (c) => c.dataset.label + (c.raw.detail ? ': ' + c.raw.detail : ': ' + c.raw.y) } },
+                },
+                scales: { x: { type: 'linear', min: -span / unit, max: 0, title: { display: true, text: unit === 60 ? 'minutes ago' : 'hours ago' } }, y: { beginAtZero: true, ticks: { precision: 0 } } },
               },
             }));
           }
@@ -148,7 +172,9 @@ const UI_PAGE = `<!doctype html>
         for (const draw of timelineCharts.splice(0)) draw();
         document.getElementById('status').textContent = 'loaded ' + views.length + ' pool(s) at ' + new Date().toLocaleTimeString();
       } catch (e) {
-        document.getElementById('error').textContent = e.message;
+        // One message: a refused key says so (and what to do), anything else says what failed.
+        document.getElementById('status').textContent = '';
+        document.getElementById('error').textContent = e.status === 401 ? 'this key was refused: enter a valid API key' : e.message;
       }
     }
     refresh();

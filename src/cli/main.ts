@@ -20,9 +20,14 @@ const USAGE = `usage: zeropool <command> [options]   (--json: machine-readable o
   start <service>                start a container now
   stop <service>                 stop its containers (--drain-timeout S: give running jobs that long)
   restart <service>              stop, then start a fresh container
+  delete-pool <pool>             delete a pool with no nodes and no jobs left (drain it first)
   submit <pool> --prompt TEXT    submit a job; --priority 1-5, --max-tokens N, --wait (until it ends)
+  jobs                           jobs, newest first; --pool P, --status open|completed|failed|expired|cancelled,
+                                 --limit N, --cursor C (the next page's, printed under the table)
   job <id>                       a job's status, timings and result
   cancel <id>                    cancel a job
+  chat <model> TEXT              ask a model through the OpenAI front door (waits through a cold start);
+                                 --max-tokens N
   gpu                            the host's GPUs (nvidia-smi)
   vram                           VRAM per GPU and per service
 
@@ -50,6 +55,10 @@ const OPTIONS = {
   prompt: { type: 'string' },
   'max-tokens': { type: 'string' },
   wait: { type: 'boolean' },
+  pool: { type: 'string' },
+  status: { type: 'string' },
+  limit: { type: 'string' },
+  cursor: { type: 'string' },
 } as const;
 
 /** A usage mistake: exit code 2. */
@@ -211,6 +220,50 @@ export async function run(argv: string[], env: Record<string, string | undefined
         if (['completed', 'failed', 'expired', 'cancelled'].includes(job.status)) return out(job, () => describeJob(job));
         await new Promise((r) => setTimeout(r, 250));
       }
+    }
+    case 'delete-pool': {
+      const pool = requireArg(args, 0, 'pool name');
+      await api.call('DELETE', `/v1/pools/${encodeURIComponent(pool)}`);
+      return out({ id: pool, deleted: true }, () => `deleted pool ${pool}`);
+    }
+    case 'jobs': {
+      const query = new URLSearchParams();
+      for (const name of ['pool', 'status', 'limit', 'cursor'] as const) {
+        const value = values[name];
+        if (value !== undefined) query.set(name, value);
+      }
+      const page = await api.call('GET', `/v1/jobs${query.size > 0 ? `?${query}` : ''}`);
+      return out(page, () =>
+        [
+          page.jobs.length === 0
+            ? 'no jobs'
+            : table(
+                ['JOB', 'POOL', 'STATUS', 'PRIORITY', 'SUBMITTED', 'QUEUED', 'RAN'],
+                page.jobs.map((j: any) => [
+                  j.id,
+                  j.pool,
+                  j.status,
+                  String(j.priority),
+                  j.submitted_at,
+                  j.queue_ms === null ? '-' : `${j.queue_ms} ms`,
+                  j.run_ms === null ? '-' : `${j.run_ms} ms`,
+                ]),
+              ),
+          ...(page.next_cursor ? [`more: zeropool jobs --cursor ${page.next_cursor}`] : []),
+        ].join('\n'),
+      );
+    }
+    case 'chat': {
+      const model = requireArg(args, 0, 'model');
+      const text = args.slice(1).join(' ');
+      if (!text) throw new UsageError('chat needs the text to send: zeropool chat <model> "…"');
+      const maxTokens = numberOption(values, 'max-tokens');
+      const answer = await api.call('POST', '/v1/chat/completions', {
+        model,
+        messages: [{ role: 'user', content: text }],
+        ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
+      });
+      return out(answer, () => String(answer.choices?.[0]?.message?.content ?? ''));
     }
     case 'job': {
       const job = await api.call('GET', `/v1/jobs/${encodeURIComponent(requireArg(args, 0, 'job id'))}`);

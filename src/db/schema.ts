@@ -190,6 +190,11 @@ CREATE TABLE ledger_unmarked (
 INSERT INTO ledger_unmarked (workspace_id, through_seq) SELECT workspace_id, max(seq) FROM ledger GROUP BY workspace_id;
 `;
 
+/** `GET /v1/jobs`: a workspace's jobs newest first, a page at a time. */
+const JOB_LIST = `
+CREATE INDEX jobs_workspace_submitted_idx ON jobs (workspace_id, submitted_at DESC, id DESC);
+`;
+
 /** Migrations in order; never edit one that has shipped, add the next. */
 const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   { version: 1, name: 'base', sql: BASE },
@@ -199,6 +204,7 @@ const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   { version: 5, name: 'workspace quotas', sql: QUOTAS },
   { version: 6, name: 'VRAM and parked-request quotas', sql: MORE_QUOTAS },
   { version: 7, name: 'ledger writer marks', sql: LEDGER_MARKS },
+  { version: 8, name: 'job list index', sql: JOB_LIST },
 ];
 
 /** The schema version this code needs. */

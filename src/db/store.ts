@@ -113,3 +113,73 @@ export async function progressTokenMatches(db: Db, id: string, token: string): P
   const presented = createHash('sha256').update(token).digest();
   return timingSafeEqual(presented, stored ?? Buffer.alloc(32)) && stored !== null && stored !== undefined;
 }
+
+/** What `GET /v1/jobs` may filter on; `open` is every status before a terminal one (stored rows say `queued`). */
+export interface JobListFilter {
+  pool?: string;
+  status?: JobView['status'] | 'open';
+  /** Submitted at or after / before (ms). */
+  since?: number;
+  until?: number;
+  limit: number;
+  /** Where the last page ended: the last row's submission time (µs since the epoch) and id. */
+  after?: { submittedUs: string; id: string };
+}
+
+/** A listed job: its stored view (terminal rows hold the final one) and where the page ends when it is the last. */
+export interface ListedJob {
+  view: JobView & { callback?: CallbackState };
+  open: boolean;
+  submittedUs: string;
+}
+
+/**
+ * A workspace's jobs, newest first, one page (keyset on submission time and id, so a page never repeats or skips
+ * a row when new jobs arrive meanwhile). The time is compared in microseconds, as PostgreSQL keeps it.
+ */
+export async function listJobs(db: Db, workspaceId: string, filter: JobListFilter): Promise<ListedJob[]> {
+  const where = ['workspace_id = $1'];
+  const params: unknown[] = [workspaceId];
+  const add = (clause: (n: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(clause(`$${params.length}`));
+  };
+  if (filter.pool !== undefined) add((n) => `pool_id = ${n}`, filter.pool);
+  if (filter.status === 'open') where.push('finished_at IS NULL');
+  else if (filter.status !== undefined) add((n) => `status = ${n} AND finished_at IS NOT NULL`, filter.status);
+  if (filter.since !== undefined) add((n) => `submitted_at >= to_timestamp(${n} / 1000.0)`, filter.since);
+  if (filter.until !== undefined) add((n) => `submitted_at < to_timestamp(${n} / 1000.0)`, filter.until);
+  if (filter.after) {
+    params.push(filter.after.submittedUs, filter.after.id);
+    const [us, id] = [`$${params.length - 1}`, `$${params.length}`];
+    where.push(`(submitted_at, id) < (timestamptz 'epoch' + ${us}::bigint * interval '1 microsecond', ${id})`);
+  }
+  params.push(filter.limit);
+  const result = await db.query<{ view: JobView; callback: CallbackState | null; open: boolean; submitted_us: string }>(
+    `SELECT view, callback, finished_at IS NULL AS open,
+            (extract(epoch FROM submitted_at) * 1000000)::bigint::text AS submitted_us
+       FROM jobs WHERE ${where.join(' AND ')}
+      ORDER BY submitted_at DESC, id DESC LIMIT $${params.length}`,
+    params,
+  );
+  return result.rows.map((row) => ({
+    view: { ...row.view, ...(row.callback ? { callback: row.callback } : {}) },
+    open: row.open,
+    submittedUs: row.submitted_us,
+  }));
+}
+
+/** Removes a pool's definition (its jobs' records and its ledger rows stay); false when there was none. */
+export async function deletePool(db: Db, workspaceId: string, id: string): Promise<boolean> {
+  const result = await db.query('DELETE FROM pools WHERE workspace_id = $1 AND id = $2', [workspaceId, id]);
+  return (result.rowCount ?? 0) > 0;
+}
+
+/** How many of a pool's accepted jobs have not ended (some may not have reached the pool's queue yet). */
+export async function openJobCount(db: Db, workspaceId: string, poolId: string): Promise<number> {
+  const result = await db.query<{ n: string }>(
+    'SELECT count(*) AS n FROM jobs WHERE workspace_id = $1 AND pool_id = $2 AND finished_at IS NULL',
+    [workspaceId, poolId],
+  );
+  return Number(result.rows[0]?.n ?? 0);
+}

@@ -40,26 +40,75 @@ export function costVsColdStartsSvg(title: string, totals: Array<{ policy: strin
   return svg(title, 'cold starts', 'GPU cost (USD)', parts);
 }
 
-/** One app's day under one policy: nodes billed (line) and requests running (grey), over trace time. */
-export function timelineSvg(title: string, allPoints: Array<[number, number, number]>, spanS: number): string {
+/** What a timeline may mark, and how each mark is drawn (the dashboard uses the same colours). */
+export const TIMELINE_MARK_STYLE = {
+  cold_start: { colour: '#ff7f0e', label: 'cold start' },
+  wake: { colour: '#3182bd', label: 'wake from stopped' },
+  to_zero: { colour: '#222222', label: 'to zero' },
+  lane_move: { colour: '#9467bd', label: 'lane move' },
+} as const;
+
+export interface TimelineSvgOptions {
+  /** Drawn as symbols on the time axis, each with its detail as a tooltip. */
+  marks?: Array<{ at: number; kind: keyof typeof TIMELINE_MARK_STYLE; detail: string }>;
+  /** `ago`: the axis counts back from the window's end (a live pool); `since` (default): from its start (a trace). */
+  axis?: 'ago' | 'since';
+}
+
+/**
+ * Nodes billed (line) and requests running (grey) over a window of `spanS` seconds; minutes on the axis up to
+ * three hours, hours beyond.
+ */
+export function timelineSvg(
+  title: string,
+  allPoints: Array<[number, number, number]>,
+  spanS: number,
+  options: TimelineSvgOptions = {},
+): string {
   const points = downsample(allPoints, spanS);
   let maxY = 1;
   for (const p of points) maxY = Math.max(maxY, p[1], p[2]);
-  const x = (v: number) => M.left + (Math.max(0, v) / spanS) * (W - M.left - M.right);
+  const x = (v: number) => M.left + (Math.min(spanS, Math.max(0, v)) / spanS) * (W - M.left - M.right);
   const y = (v: number) => H - M.bottom - (v / maxY) * (H - M.top - M.bottom);
   const stepPath = (index: 1 | 2) => {
     let d = `M${x(0)},${y(0)}`;
     for (const p of points) d += `H${x(p[0]).toFixed(1)}V${y(p[index]).toFixed(1)}`;
     return `${d}H${x(spanS)}`;
   };
+  const unitS = spanS <= 3 * 3600 ? 60 : 3600;
+  const ago = options.axis === 'ago';
   const parts: string[] = [];
-  for (const t of axisTicks(spanS / 60)) parts.push(`<text x="${x(t * 60)}" y="${H - M.bottom + 16}" text-anchor="middle">${t}</text>`);
+  for (const t of axisTicks(spanS / unitS)) {
+    const at = ago ? spanS - t * unitS : t * unitS;
+    parts.push(`<text x="${x(at).toFixed(1)}" y="${H - M.bottom + 16}" text-anchor="middle">${t}</text>`);
+  }
   for (const t of axisTicks(maxY)) parts.push(`<text x="${M.left - 6}" y="${y(t) + 4}" text-anchor="end">${t}</text>`);
   parts.push(`<path d="${stepPath(2)}" fill="none" stroke="#999" stroke-width="1"/>`);
   parts.push(`<path d="${stepPath(1)}" fill="none" stroke="#d62728" stroke-width="1.5"/>`);
   parts.push(`<text x="${W - M.right}" y="${M.top - 8}" text-anchor="end" fill="#d62728">nodes billed</text>`);
   parts.push(`<text x="${W - M.right - 100}" y="${M.top - 8}" text-anchor="end" fill="#999">requests running</text>`);
-  return svg(title, 'minutes', 'count', parts);
+  const marks = options.marks ?? [];
+  const kinds = new Set(marks.map((m) => m.kind));
+  let legendX = M.left;
+  for (const kind of Object.keys(TIMELINE_MARK_STYLE) as Array<keyof typeof TIMELINE_MARK_STYLE>) {
+    if (!kinds.has(kind)) continue;
+    const style = TIMELINE_MARK_STYLE[kind];
+    parts.push(`<text x="${legendX}" y="${M.top - 8}" fill="${style.colour}">▲ ${style.label}</text>`);
+    legendX += 18 + style.label.length * 6;
+  }
+  // Each mark: a tick up from the axis and a triangle under it, its detail as the tooltip.
+  for (const m of marks) {
+    const style = TIMELINE_MARK_STYLE[m.kind];
+    const mx = x(m.at).toFixed(1);
+    const base = H - M.bottom;
+    parts.push(
+      `<g class="mark ${m.kind}"><title>${esc(`${style.label}: ${m.detail}`)}</title>` +
+        `<line x1="${mx}" y1="${base}" x2="${mx}" y2="${base - 10}" stroke="${style.colour}" stroke-width="1.5"/>` +
+        `<path d="M${mx},${base - 12}l-4,-7h8z" fill="${style.colour}"/></g>`,
+    );
+  }
+  const unit = unitS === 60 ? 'minutes' : 'hours';
+  return svg(title, ago ? `${unit} ago` : unit, 'count', parts);
 }
 
 /** At most one point per 1/1000 of the span (the highest counts in it): a busy day has millions of changes. */

@@ -2,7 +2,9 @@
  * A pool's recent day from its ledger: nodes billed (provisioning → terminated, open ones up to now; a stopped
  * node is not counted while stopped, and its disk is billed at its stopped price) and
  * requests running (the run intervals every job and front-door row carries), as step points for a chart, with
- * the node time and its cost in the window. Pure.
+ * the node time and its cost in the window, and marks for what a reader looks for: each cold start (a node
+ * asked for), each wake of a stopped node, each time the pool reached zero GPUs billed, each move to another
+ * lane (a node asked for on another provider or market than the one before). Pure.
  */
 
 /** The ledger fields the timeline reads. */
@@ -12,6 +14,18 @@ export interface TimelineRow {
   node_id: string | null;
   price_per_hour: string | null;
   details: Record<string, unknown>;
+  provider?: string | null;
+  market?: string | null;
+}
+
+export type TimelineMarkKind = 'cold_start' | 'wake' | 'to_zero' | 'lane_move';
+
+export interface TimelineMark {
+  /** Seconds since `from`. */
+  at: number;
+  kind: TimelineMarkKind;
+  /** The node's lane (`mock spot`), or for a move `mock spot → mock on-demand`. */
+  detail: string;
 }
 
 export interface PoolTimeline {
@@ -21,6 +35,8 @@ export interface PoolTimeline {
   requests: number;
   nodeHours: number;
   costUsd: number;
+  /** In time order. */
+  marks: TimelineMark[];
 }
 
 const JOB_EVENTS = new Set(['job_completed', 'job_failed', 'job_expired', 'job_cancelled']);
@@ -47,15 +63,32 @@ export function poolTimeline(rows: TimelineRow[], from: number, to: number): Poo
     costUsd += ((b - a) / 3_600_000) * start.price;
   };
   let requests = 0;
+  const marks: TimelineMark[] = [];
+  const mark = (at: number, kind: TimelineMarkKind, detail: string) => {
+    if (at >= from && at <= to) marks.push({ at: (at - from) / 1000, kind, detail });
+  };
+  /** Nodes billed at their GPU price now (counted from before the window too), and the last lane asked for. */
+  let gpuNodes = 0;
+  let lastLane: string | undefined;
+  const gpuNodeGone = (at: number) => {
+    gpuNodes -= 1;
+    if (gpuNodes === 0) mark(at, 'to_zero', 'no GPU billed');
+  };
   for (const row of rows) {
     const at = row.occurred_at.getTime();
     if (row.event_type === 'node_provisioning' && row.node_id) {
       opened.set(row.node_id, { at, price: Number(row.price_per_hour ?? 0) });
+      gpuNodes += 1;
+      const lane = [row.provider, row.market].filter(Boolean).join(' ');
+      mark(at, 'cold_start', lane);
+      if (lastLane !== undefined && lane !== lastLane) mark(at, 'lane_move', `${lastLane} → ${lane}`);
+      lastLane = lane;
     } else if (row.event_type === 'node_stopped' && row.node_id) {
       const start = opened.get(row.node_id);
       if (start && !start.stopped) {
         closeNode(start, at);
         start.stopped = { at, price: Number(row.details.stoppedPricePerHour ?? 0) };
+        gpuNodeGone(at);
       }
     } else if (row.event_type === 'node_started' && row.node_id) {
       const start = opened.get(row.node_id);
@@ -63,10 +96,15 @@ export function poolTimeline(rows: TimelineRow[], from: number, to: number): Poo
         closeNode(start, at);
         start.stopped = undefined;
         start.at = at;
+        gpuNodes += 1;
+        mark(at, 'wake', [row.provider, row.market].filter(Boolean).join(' '));
       }
     } else if (row.event_type === 'node_terminated' && row.node_id) {
       const start = opened.get(row.node_id);
-      if (start) closeNode(start, at);
+      if (start) {
+        closeNode(start, at);
+        if (!start.stopped) gpuNodeGone(at);
+      }
       opened.delete(row.node_id);
     } else if (JOB_EVENTS.has(row.event_type)) {
       const runs = Array.isArray(row.details.runs) ? (row.details.runs as Array<{ startedAt?: unknown; endedAt?: unknown }>) : [];
@@ -96,5 +134,6 @@ export function poolTimeline(rows: TimelineRow[], from: number, to: number): Poo
     if (last && last[0] === point[0]) points[points.length - 1] = point;
     else points.push(point);
   }
-  return { points, peakNodes, requests, nodeHours: nodeMs / 3_600_000, costUsd };
+  marks.sort((a, b) => a.at - b.at);
+  return { points, peakNodes, requests, nodeHours: nodeMs / 3_600_000, costUsd, marks };
 }

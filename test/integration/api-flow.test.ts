@@ -62,8 +62,21 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
   assert.equal(picture.status, 200);
   assert.match(picture.headers.get('content-type') ?? '', /^image\/svg\+xml/);
   assert.match(picture.body, /^<svg /);
-  assert.match(picture.body, /twenty · last 1 h · 20 requests · peak [1-5] nodes/);
+  assert.match(picture.body, /twenty · last 60 min · 20 requests · peak [1-5] nodes/);
+  assert.match(picture.body, /minutes ago/);
+  assert.equal((picture.body.match(/class="mark cold_start"/g) ?? []).length, nodes.size, 'a cold start marked for each node');
+  assert.match(picture.body, /class="mark to_zero"/);
   assert.equal((await stack.request('GET', '/v1/pools/twenty/timeline.svg?hours=0')).status, 400);
+  assert.equal((await stack.request('GET', '/v1/pools/twenty/timeline?hours=1&minutes=5')).status, 400);
+  // Without a window, it fits the activity: from just before the first node was asked for, at least a minute.
+  const fitted = (await stack.request('GET', '/v1/pools/twenty/timeline')).body;
+  assert.equal(fitted.fitted, true);
+  const spanMs = Date.parse(fitted.to) - Date.parse(fitted.from);
+  assert.ok(spanMs >= 60_000 - 1 && spanMs < 10 * 60_000, `fitted span ${spanMs} ms`);
+  assert.equal(fitted.requests, 20);
+  assert.deepEqual(fitted.marks.filter((m: { kind: string }) => m.kind === 'cold_start').length, nodes.size);
+  assert.equal(fitted.marks.at(-1).kind, 'to_zero', 'the pool went back to zero last');
+  assert.equal((await stack.request('GET', '/v1/pools/twenty/timeline?minutes=5')).body.fitted, false);
   const timeline = (await stack.request('GET', '/v1/pools/twenty/timeline?hours=1')).body;
   assert.equal(timeline.requests, 20);
   assert.ok(timeline.peakNodes >= 1 && timeline.peakNodes <= nodes.size);

@@ -38,6 +38,8 @@ test('dashboard in headless chromium: loads with a workspace key, shows its pool
     const j = await stack.request('GET', job.body.status_url, undefined, key);
     return j.body.status === 'completed' ? j : undefined;
   });
+  // Back to zero (idle timeout 3 s), so the timeline has both marks to draw.
+  await stack.until('pool at zero', async () => (await stack.request('GET', '/v1/pools/ui-pool', undefined, key)).body.nodes.length === 0);
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -70,7 +72,26 @@ test('dashboard in headless chromium: loads with a workspace key, shows its pool
     ),
   );
   assert.deepEqual(drawn, [true, true, true]);
-  // The key left the address bar; a wrong key shows the API's error and no pools.
+  // The timeline fits the few minutes of activity and marks the cold start and the return to zero.
+  const timeline = await page.evaluate(() => {
+    const chart = (
+      globalThis as unknown as {
+        Chart: { getChart(id: string): { data: { datasets: Array<{ label: string; data: unknown[] }> }; options: any } };
+      }
+    ).Chart.getChart('timeline-ui-pool');
+    return {
+      marks: Object.fromEntries(chart.data.datasets.map((d) => [d.label, d.data.length])),
+      axis: chart.options.scales.x.title.text as string,
+      min: chart.options.scales.x.min as number,
+    };
+  });
+  assert.equal(timeline.marks['cold start'], 1, JSON.stringify(timeline));
+  assert.equal(timeline.marks['to zero'], 1, JSON.stringify(timeline));
+  assert.equal(timeline.axis, 'minutes ago');
+  assert.ok(timeline.min >= -3 && timeline.min <= -1, `a window fitted to a minute or two of activity, not hours: ${timeline.min}`);
+  const plan = (await page.textContent('section[data-pool="ui-pool"] .plan')) ?? '';
+  assert.match(plan, /keep-alive \(fixed\): idle nodes are kept 3 s, then terminated/);
+  // The key left the address bar; a wrong key shows one message and no pools.
   assert.equal(new URL(page.url()).hash, '');
   mkdirSync('test-artifacts', { recursive: true });
   await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true });
@@ -85,5 +106,8 @@ test('dashboard in headless chromium: loads with a workspace key, shows its pool
     { timeout: 10_000 },
   );
   assert.equal(await stranger.locator('section[data-pool]').count(), 0);
+  // One clear message, and no "no key yet" beside it.
+  assert.equal(await stranger.textContent('#error'), 'this key was refused: enter a valid API key');
+  assert.equal(await stranger.textContent('#status'), '');
   assert.deepEqual(failed, [], 'no script errors on the page');
 });

@@ -99,6 +99,21 @@ test('the CLI, the simulator and replay find the server on its non-default ports
   assert.equal(simulated.code, 0, simulated.stderr);
   assert.equal(JSON.parse(simulated.stdout).completed, 4);
 
+  // The CLI's job list, chat through the front door and pool delete, on the simulator's pool.
+  const cli = (...args: string[]) => run([path.join(root, 'bin/zeropool.js'), ...args]);
+  const submitted = await cli('submit', 'first', '--prompt', 'hello', '--max-tokens', '3', '--wait', '--json');
+  assert.equal(submitted.code, 0, submitted.stderr);
+  const newest = await cli('jobs', '--pool', 'first', '--limit', '1', '--json');
+  assert.equal(newest.code, 0, newest.stderr);
+  assert.equal(JSON.parse(newest.stdout).jobs[0].id, JSON.parse(submitted.stdout).id);
+  const model = JSON.parse((await cli('pools', '--json')).stdout).find((p: { poolId: string }) => p.poolId === 'first').config.model;
+  const chat = await cli('chat', model, 'hi', 'there', '--max-tokens', '2');
+  assert.equal(chat.code, 0, chat.stderr);
+  assert.equal(chat.stdout.trim(), 'tok0 tok1');
+  const busy = await cli('delete-pool', 'first');
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /409 pool first still has \d+ node\(s\).*drain it first/);
+
   const replayed = await run(['--import', tsx, path.join(root, 'scripts/replay.ts'), '--workflow-id', 'pool:first']);
   assert.equal(replayed.code, 0, replayed.stdout + replayed.stderr);
   assert.match(replayed.stdout, /ok: the current code replays this history deterministically/);

@@ -60,7 +60,8 @@ test('auth matrix over every route: no key and a wrong key are 401, admin routes
       .replace('{id}', 'chat');
   const ownedByA = (path: string) => /\{id\}/.test(path) && !path.startsWith('/v1/workspaces');
   for (const spec of API_PATHS) {
-    const url = fill(spec.path);
+    // Team b has a pool named chat too: a delete as b is tried on a name neither has (b's pool is checked below).
+    const url = spec.method === 'delete' && spec.path === '/v1/pools/{id}' ? '/v1/pools/no-such-pool' : fill(spec.path);
     const method = spec.method.toUpperCase();
     const body = ['POST', 'PATCH'].includes(method) ? {} : undefined;
     const none = await stack.request(method, url, body, null);
@@ -257,4 +258,103 @@ test('what the fuzzer found, second run: NUL characters are a 400 (PostgreSQL ca
   assert.equal(nullMessage.body.error.type, 'invalid_request_error');
   const fractional = await stack.request('POST', '/v1/completions', { model: 'llama-3-8b', prompt: 'hi', max_tokens: 1.5 }, keyA);
   assert.equal(fractional.status, 400);
+});
+
+test('GET /v1/jobs: newest first, filters (pool, status, open, time), cursor pages that never repeat a job; another workspace sees none of them', async () => {
+  const keyC = await stack.workspaceKey('team-c');
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('lister'), keyC)).status, 201);
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('other'), keyC)).status, 201);
+  const submit = async (pool: string, maxTokens = 4) => {
+    const res = await stack.request('POST', '/v1/jobs', { pool, payload: { prompt: 'list me', max_tokens: maxTokens } }, keyC);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    return res.body.id as string;
+  };
+  const done: string[] = [];
+  for (const pool of ['lister', 'lister', 'other', 'lister']) done.push(await submit(pool));
+  for (const id of done) assert.equal((await finished(`/v1/jobs/${id}`, keyC)).status, 'completed');
+  // One still running (2 s of tokens): listed as open, with its live status.
+  const running = await submit('lister', 400);
+
+  const page1 = await stack.request('GET', '/v1/jobs?pool=lister&limit=2', undefined, keyC);
+  assert.equal(page1.status, 200, JSON.stringify(page1.body));
+  assert.deepEqual(
+    page1.body.jobs.map((j: { id: string }) => j.id),
+    [running, done[3]],
+    'newest first',
+  );
+  assert.ok(!('result' in page1.body.jobs[1]), 'results stay on GET /v1/jobs/:id');
+  assert.notEqual(page1.body.jobs[0].status, 'completed', 'the open job is asked live');
+  const page2 = await stack.request('GET', `/v1/jobs?pool=lister&limit=2&cursor=${page1.body.next_cursor}`, undefined, keyC);
+  assert.deepEqual(
+    page2.body.jobs.map((j: { id: string }) => j.id),
+    [done[1], done[0]],
+  );
+  const page3 = await stack.request('GET', `/v1/jobs?pool=lister&limit=2&cursor=${page2.body.next_cursor}`, undefined, keyC);
+  assert.deepEqual(page3.body, { jobs: [], next_cursor: null });
+
+  const open = await stack.request('GET', '/v1/jobs?status=open', undefined, keyC);
+  assert.deepEqual(
+    open.body.jobs.map((j: { id: string }) => j.id),
+    [running],
+  );
+  const completedOther = await stack.request('GET', '/v1/jobs?status=completed&pool=other', undefined, keyC);
+  assert.deepEqual(
+    completedOther.body.jobs.map((j: { id: string; status: string }) => [j.id, j.status]),
+    [[done[2], 'completed']],
+  );
+  assert.equal((await stack.request('GET', '/v1/jobs?status=failed', undefined, keyC)).body.jobs.length, 0);
+  const future = new Date(Date.now() + 3_600_000).toISOString();
+  assert.equal((await stack.request('GET', `/v1/jobs?since=${future}`, undefined, keyC)).body.jobs.length, 0);
+  assert.equal((await stack.request('GET', `/v1/jobs?until=${future}`, undefined, keyC)).body.jobs.length, 5);
+  // Another workspace: none of them.
+  const asB = await stack.request('GET', '/v1/jobs?limit=100', undefined, keyB);
+  assert.equal(asB.status, 200);
+  assert.ok(asB.body.jobs.every((j: { id: string }) => ![...done, running].includes(j.id)));
+  // Bad filters are 400s that say what is wrong.
+  const badStatus = await stack.request('GET', '/v1/jobs?status=runing', undefined, keyC);
+  assert.equal(badStatus.status, 400);
+  assert.match(JSON.stringify(badStatus.body.error), /status.*open/, 'the error names the field and what it may be');
+  assert.equal((await stack.request('GET', '/v1/jobs?cursor=nonsense', undefined, keyC)).status, 400);
+  assert.equal((await stack.request('GET', '/v1/jobs?limit=0', undefined, keyC)).status, 400);
+  assert.equal((await finished(`/v1/jobs/${running}`, keyC)).status, 'completed');
+});
+
+test('DELETE /v1/pools/:id: refused while jobs run or nodes remain (drain first); then gone, its ledger rows and job records kept, the chain intact; the id reused with new node ids', async () => {
+  const keyD = await stack.workspaceKey('team-d');
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('typo'), keyD)).status, 201);
+  const first = await stack.request('POST', '/v1/jobs', { pool: 'typo', payload: { prompt: 'x', max_tokens: 400 } }, keyD);
+  await stack.until(
+    'running',
+    async () => (await stack.request('GET', `/v1/jobs/${first.body.id}`, undefined, keyD)).body.status === 'running',
+  );
+  const busy = await stack.request('DELETE', '/v1/pools/typo', undefined, keyD);
+  assert.equal(busy.status, 409);
+  assert.match(busy.body.error.message, /1 node\(s\) and 1 job\(s\).*drain it first/);
+  assert.equal((await stack.request('GET', '/v1/pools/typo', undefined, keyD)).body.draining, false, 'a refused delete changes nothing');
+  const firstDone = await finished(`/v1/jobs/${first.body.id}`, keyD);
+  assert.equal(firstDone.status, 'completed');
+  assert.equal((await stack.request('POST', '/v1/pools/typo/drain', undefined, keyD)).status, 200);
+  await stack.until('no nodes', async () => (await stack.request('GET', '/v1/pools/typo', undefined, keyD)).body.nodes.length === 0);
+  const rowsBefore = (await stack.request('GET', '/v1/ledger?pool=typo&limit=1000', undefined, keyD)).body.events;
+  assert.ok(rowsBefore.some((e: { event_type: string }) => e.event_type === 'node_terminated'));
+
+  assert.equal((await stack.request('DELETE', '/v1/pools/typo', undefined, keyD)).status, 204);
+  assert.equal((await stack.request('GET', '/v1/pools/typo', undefined, keyD)).status, 404);
+  assert.deepEqual((await stack.request('GET', '/v1/pools', undefined, keyD)).body.pools, []);
+  assert.equal((await stack.request('DELETE', '/v1/pools/typo', undefined, keyD)).status, 404);
+  assert.equal((await stack.request('POST', '/v1/jobs', { pool: 'typo', payload: { prompt: 'x' } }, keyD)).status, 404);
+  assert.deepEqual((await stack.request('GET', '/v1/ledger?pool=typo&limit=1000', undefined, keyD)).body.events, rowsBefore);
+  assert.deepEqual(
+    (await stack.request('GET', '/v1/jobs?pool=typo', undefined, keyD)).body.jobs.map((j: { id: string }) => j.id),
+    [first.body.id],
+  );
+  assert.equal((await stack.request('GET', '/v1/ledger/verify', undefined, keyD)).body.ok, true);
+
+  // The id again: a new pool, whose nodes never share an id (a ledger key) with the old one's.
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('typo'), keyD)).status, 201);
+  const again = await stack.request('POST', '/v1/jobs', { pool: 'typo', payload: { prompt: 'y' } }, keyD);
+  const againDone = await finished(`/v1/jobs/${again.body.id}`, keyD);
+  assert.equal(againDone.status, 'completed');
+  assert.notEqual(againDone.node_id, firstDone.node_id);
+  assert.equal((await stack.request('GET', '/v1/ledger/verify', undefined, keyD)).body.ok, true);
 });

@@ -69,3 +69,35 @@ test('pool timeline: a stopped node is not counted while stopped and bills its d
     [3000, 0, 0],
   ]);
 });
+
+test('pool timeline marks: a cold start per node asked for, a lane move when the lane changes, a wake per start, to zero when the last GPU goes (not at the window end)', () => {
+  const rows = [
+    // Open before the window: counted, not marked.
+    row('node_provisioning', -100, { node_id: 'n0', price_per_hour: '1', provider: 'mock', market: 'spot' }),
+    row('node_terminated', 100, { node_id: 'n0' }),
+    row('node_provisioning', 200, { node_id: 'n1', price_per_hour: '1', provider: 'mock', market: 'spot' }),
+    row('node_provisioning', 300, { node_id: 'n2', price_per_hour: '2', provider: 'mock', market: 'on-demand' }),
+    row('node_terminated', 400, { node_id: 'n1' }),
+    row('node_stopped', 500, { node_id: 'n2', details: { stoppedPricePerHour: 0.01 } }),
+    row('node_started', 900, { node_id: 'n2', provider: 'mock', market: 'on-demand' }),
+    // n3 is still up at the window's end: no "to zero" there.
+    row('node_provisioning', 950, { node_id: 'n3', price_per_hour: '1', provider: 'mock', market: 'spot' }),
+    row('node_terminated', 1000, { node_id: 'n2' }),
+  ];
+  const input = structuredClone(rows);
+  const t = poolTimeline(rows, 0, 3_600_000);
+  assert.deepEqual(rows, input, 'input not mutated');
+  assert.deepEqual(
+    t.marks.map((m) => [m.at, m.kind, m.detail]),
+    [
+      [100, 'to_zero', 'no GPU billed'],
+      [200, 'cold_start', 'mock spot'],
+      [300, 'cold_start', 'mock on-demand'],
+      [300, 'lane_move', 'mock spot → mock on-demand'],
+      [500, 'to_zero', 'no GPU billed'],
+      [900, 'wake', 'mock on-demand'],
+      [950, 'cold_start', 'mock spot'],
+      [950, 'lane_move', 'mock on-demand → mock spot'],
+    ],
+  );
+});

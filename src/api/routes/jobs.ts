@@ -1,10 +1,11 @@
-/** /v1/jobs: submit (202 + status URL), read status, cancel. */
+/** /v1/jobs: submit (202 + status URL), list, read status, cancel. */
 import { Router } from 'express';
 import { z } from 'zod';
 import { payloadProblem, type ServiceResponse } from '../../domain/inference-request';
 import { presentJob } from '../../domain/job-presenter';
 import { basePriority } from '../../domain/placement';
-import { TERMINAL_JOB_STATUSES } from '../../domain/types';
+import { type JobStatus, TERMINAL_JOB_STATUSES } from '../../domain/types';
+import { listJobs } from '../../db/store';
 import { ENTITY_ID_PATTERN, jobWorkflowId } from '../../ids';
 import { cancelJobSignal } from '../../workflows/messages';
 import { principalOf } from '../auth';
@@ -49,6 +50,21 @@ export const submitJobSchema = z
   })
   .refine((job) => job.body === undefined || job.path !== undefined, { message: 'a body needs the path it goes to', path: ['path'] });
 
+/** `GET /v1/jobs`: filters and a page; `status=open` is every job that has not ended. */
+export const listJobsQuerySchema = z
+  .object({
+    pool: z.string().regex(ENTITY_ID_PATTERN).optional(),
+    status: z.enum(['open', ...TERMINAL_JOB_STATUSES] as [string, ...string[]]).optional(),
+    since: z.string().datetime({ offset: true }).optional(),
+    until: z.string().datetime({ offset: true }).optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z
+      .string()
+      .regex(/^[0-9]{1,20}\.[0-9a-f-]{36}$/, 'the next_cursor of an earlier page')
+      .optional(),
+  })
+  .strict();
+
 /** Routes for jobs. */
 export function jobRoutes(ctx: ApiContext, jobs: JobService): Router {
   const router = Router();
@@ -61,6 +77,34 @@ export function jobRoutes(ctx: ApiContext, jobs: JobService): Router {
       .status(202)
       .location(statusUrl)
       .json({ id, status: 'queued', status_url: statusUrl, priority: basePriority(body), progress_token: progressToken });
+  });
+
+  /**
+   * The workspace's jobs, newest first. Ended jobs come from their stored record; open ones are asked live (as
+   * GET /v1/jobs/:id does), so a running job says running. Results stay on GET /v1/jobs/:id
+   * (an image's bytes would swell a page).
+   */
+  router.get('/', async (req, res) => {
+    const q = listJobsQuerySchema.parse(req.query);
+    const workspaceId = principalOf(res).workspaceId;
+    const [submittedUs, id] = q.cursor ? (q.cursor.split(/\.(.*)/s) as [string, string]) : [];
+    const rows = await listJobs(ctx.db, workspaceId, {
+      pool: q.pool,
+      status: q.status as JobStatus | 'open' | undefined,
+      since: q.since ? Date.parse(q.since) : undefined,
+      until: q.until ? Date.parse(q.until) : undefined,
+      limit: q.limit,
+      after: submittedUs && id ? { submittedUs, id } : undefined,
+    });
+    const views = await Promise.all(rows.map((row) => (row.open ? jobs.view(workspaceId, row.view.id).catch(() => row.view) : row.view)));
+    const last = rows.length === q.limit ? rows[rows.length - 1] : undefined;
+    res.json({
+      jobs: views.map((view) => {
+        const { result: _result, ...summary } = presentJob(view, view.callback);
+        return summary;
+      }),
+      next_cursor: last ? `${last.submittedUs}.${last.view.id}` : null,
+    });
   });
 
   router.get('/:id', async (req, res) => {

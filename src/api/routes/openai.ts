@@ -6,6 +6,7 @@
 import { type Request, type Response, Router } from 'express';
 import { z } from 'zod';
 import { listPools, type StoredPool } from '../../db/store';
+import { POOL_CACHE_MS } from '../job-service';
 import { parkedRequestQuota } from '../../db/quotas';
 import { MAX_TOKENS_LIMIT } from '../../domain/inference-request';
 import { poolKey } from '../../ids';
@@ -36,8 +37,6 @@ export const completionSchema = z
   .object({ model: z.string().min(1).max(200), prompt: textOrTokens, stream: z.boolean().optional(), max_tokens: maxTokens })
   .passthrough();
 export const embeddingSchema = z.object({ model: z.string().min(1).max(200), input: textOrTokens }).passthrough();
-
-const POOL_CACHE_MS = 1000;
 
 const CHAT: OpenAiRoute = { name: 'chat.completions', nodePath: '/v1/chat/completions', streams: true };
 const COMPLETIONS: OpenAiRoute = { name: 'completions', nodePath: '/v1/completions', streams: true };

@@ -1,12 +1,13 @@
-/** /v1/pools: create, list, read live state, change config, drain, resume, scale to zero. */
+/** /v1/pools: create, list, read live state, change config, drain, resume, scale to zero, delete. */
 import { Router } from 'express';
 import { insertPoolWithinQuota, resizeWithinQuota } from '../../db/quotas';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { z } from 'zod';
 import { timelineRowsForPool } from '../../db/ledger';
 import { timelineSvg } from '../../domain/charts';
 import { poolTimeline } from '../../domain/pool-timeline';
-import { getPool, listPools, setPoolDraining } from '../../db/store';
+import { deletePool, getPool, listPools, openJobCount, setPoolDraining } from '../../db/store';
+import { getService } from '../../db/services';
 import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
 import { DOCKER_PROVIDER } from '../../domain/service';
 import type { PoolConfig, PoolView } from '../../domain/types';
@@ -23,9 +24,25 @@ import { principalOf } from '../auth';
 import type { ApiContext } from '../context';
 import { ApiError } from '../errors';
 import { bootProgress, ensurePoolWorkflow, poolView, queryPool } from '../pool-workflows';
+import { POOL_CACHE_MS } from '../job-service';
 
-/** `GET /v1/pools/:id/timeline.svg?hours=`: 1 to 168 hours back (default 24). */
-export const timelineQuerySchema = z.object({ hours: z.coerce.number().min(1).max(168).default(24) }).strict();
+/**
+ * `GET /v1/pools/:id/timeline[.svg]?hours=|minutes=`: a window up to 168 hours back; without either, the window
+ * fits the activity (from the pool's first ledger row of the last 24 hours to now).
+ */
+export const timelineQuerySchema = z
+  .object({
+    hours: z.coerce.number().min(0.01).max(168).optional(),
+    minutes: z.coerce
+      .number()
+      .min(1)
+      .max(168 * 60)
+      .optional(),
+  })
+  .strict();
+/** The fitted window: at least this long, and never longer than a day. */
+const FIT_MIN_MS = 60_000;
+const FIT_MAX_MS = 24 * 3_600_000;
 /** Requests drawn in a timeline at most (the newest). */
 const TIMELINE_REQUEST_LIMIT = 50_000;
 
@@ -137,6 +154,61 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
     res.json(asNamed(pool, outcome.applied));
   });
 
+  /**
+   * Deletes a pool that has nothing left: no node, no job queued or running, no accepted job on its way to the
+   * queue. Otherwise a 409 says what is left and to drain first; zeropool never throws work away on a delete. The pool's ledger rows, its jobs' records and its workflow history stay; the
+   * id may be used again (the new pool's nodes carry a new incarnation, so their ledger keys never collide).
+   */
+  router.delete('/:id', async (req, res) => {
+    const pool = await requirePool(res, req.params.id);
+    if (await getService(ctx.db, pool.workspaceId, pool.id))
+      throw new ApiError(
+        409,
+        'conflict',
+        `pool ${pool.id} runs the service of the same name: delete it with DELETE /v1/services/${pool.id}`,
+      );
+    await refuseWhileBusy(pool);
+    // Close the door first: submissions see the drain within a second (their pool cache), so one that read the
+    // pool before shows up in the second check below.
+    if (!pool.draining) {
+      await setPoolDraining(ctx.db, pool.workspaceId, pool.id, true);
+      await new Promise((resolve) => setTimeout(resolve, POOL_CACHE_MS + 100));
+      try {
+        await refuseWhileBusy(pool);
+      } catch (err) {
+        await setPoolDraining(ctx.db, pool.workspaceId, pool.id, false);
+        throw err;
+      }
+    }
+    await deletePool(ctx.db, pool.workspaceId, pool.id);
+    await ctx.client.workflow
+      .getHandle(poolWorkflowId(pool.key))
+      .terminate('pool deleted')
+      .catch((err) => {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      });
+    res.status(204).end();
+  });
+
+  /** A 409 naming what a pool still has: nodes (a stopped one bills its disk), jobs queued or running, accepted jobs on their way. */
+  async function refuseWhileBusy(pool: { id: string; workspaceId: string; key: PoolKey }): Promise<void> {
+    const view = await liveView(pool).catch((err) => {
+      // A pool whose workflow is gone has nothing running; one that cannot answer may have: keep it.
+      if (err instanceof ApiError && /not running/.test(err.message)) return undefined;
+      throw err;
+    });
+    const open = await openJobCount(ctx.db, pool.workspaceId, pool.id);
+    const nodes = view?.nodes.length ?? 0;
+    const jobs = Math.max(open, (view?.queued ?? 0) + (view?.running ?? 0));
+    if (nodes > 0 || jobs > 0)
+      throw new ApiError(
+        409,
+        'conflict',
+        `pool ${pool.id} still has ${nodes} node(s) and ${jobs} job(s) not ended: drain it first (POST /v1/pools/${pool.id}/drain), ` +
+          'then delete it once it has no nodes',
+      );
+  }
+
   const operatorAction = (path: string, update: typeof drainPoolUpdate, draining?: boolean) =>
     router.post(`/:id/${path}`, async (req, res) => {
       const pool = await requirePool(res, req.params.id);
@@ -149,26 +221,39 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
   operatorAction('resume', resumePoolUpdate, false);
   operatorAction('scale-to-zero', scaleToZeroUpdate);
 
-  /** The pool's recent hours from the ledger: nodes billed and requests running. */
+  /** The pool's recent activity from the ledger: nodes billed, requests running, marks. */
   async function timelineOf(pool: { id: string; workspaceId: string }, query: unknown) {
-    const { hours } = timelineQuerySchema.parse(query);
+    const q = timelineQuerySchema.parse(query);
+    if (q.hours !== undefined && q.minutes !== undefined) throw new ApiError(400, 'invalid_request', 'give hours or minutes, not both');
     const to = Date.now();
-    const from = to - hours * 3_600_000;
+    const asked = q.minutes !== undefined ? q.minutes * 60_000 : q.hours !== undefined ? q.hours * 3_600_000 : undefined;
+    let from = to - (asked ?? FIT_MAX_MS);
     const rows = await timelineRowsForPool(ctx.db, pool.workspaceId, pool.id, new Date(from), TIMELINE_REQUEST_LIMIT);
-    return { hours, from, to, timeline: poolTimeline(rows, from, to) };
+    if (asked === undefined) {
+      // Fit: from a little before the first thing that happened in the day (a node asked for, a request run).
+      const first = Math.min(
+        ...rows.map((r) => r.occurred_at.getTime()).filter((at) => at >= from),
+        ...rows.flatMap((r) =>
+          Array.isArray(r.details.runs) ? r.details.runs.map((run: { startedAt?: number }) => Number(run.startedAt)) : [],
+        ),
+      );
+      const span = Number.isFinite(first) ? Math.max(FIT_MIN_MS, (to - first) * 1.1) : 3_600_000;
+      from = to - Math.min(FIT_MAX_MS, span);
+    }
+    return { from, to, fitted: asked === undefined, timeline: poolTimeline(rows, from, to) };
   }
 
   router.get('/:id/timeline', async (req, res) => {
     const pool = await requirePool(res, req.params.id);
-    const { from, to, timeline } = await timelineOf(pool, req.query);
-    res.json({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), ...timeline });
+    const { from, to, fitted, timeline } = await timelineOf(pool, req.query);
+    res.json({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), fitted, ...timeline });
   });
 
   router.get('/:id/timeline.svg', async (req, res) => {
     const pool = await requirePool(res, req.params.id);
-    const { hours, timeline } = await timelineOf(pool, req.query);
-    const title = `${pool.id} · last ${hours} h · ${timeline.requests} requests · peak ${timeline.peakNodes} nodes · ${timeline.nodeHours.toFixed(2)} node-hours · $${timeline.costUsd.toFixed(2)}`;
-    res.type('image/svg+xml').send(timelineSvg(title, timeline.points, hours * 3600));
+    const { from, to, timeline } = await timelineOf(pool, req.query);
+    const title = `${pool.id} · last ${spanLabel(to - from)} · ${timeline.requests} requests · peak ${timeline.peakNodes} nodes · ${timeline.nodeHours.toFixed(2)} node-hours · $${timeline.costUsd.toFixed(2)}`;
+    res.type('image/svg+xml').send(timelineSvg(title, timeline.points, (to - from) / 1000, { marks: timeline.marks, axis: 'ago' }));
   });
 
   router.get('/:id/preempt/check', async (_req, res) => {
@@ -182,4 +267,9 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
   });
 
   return router;
+}
+
+/** "12 min", "6 h": a window's length as a title says it. */
+function spanLabel(ms: number): string {
+  return ms < 3 * 3_600_000 ? `${Math.round(ms / 60_000)} min` : `${Number((ms / 3_600_000).toFixed(1))} h`;
 }
