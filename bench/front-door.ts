@@ -1,7 +1,7 @@
 /**
  * OpenAI front door benchmark (`npm run bench:front-door`), side by side in one run:
- * 1. warm pool, the mock node called directly vs the same node through POST /v1/chat/completions, from a load
- *    generator in its own process: BENCH_CLIENTS closed loops for BENCH_SECONDS (throughput), then BENCH_RATE
+ * 1. warm pool, the mock node called directly vs through a bare keep-alive proxy (bench/bare-proxy.ts, the
+ *    yardstick) vs through POST /v1/chat/completions, from a load generator in its own process: BENCH_CLIENTS closed loops for BENCH_SECONDS (throughput), then BENCH_RATE
  *    requests/s open loop (latency p50/p99 at that load, and what the front door adds);
  * 2. BENCH_STREAMS concurrent streaming requests at once (all must complete);
  * 3. a pool at zero: time from the request to its first token minus the mock's boot (BENCH_COLD_RUNS runs);
@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { jobWorkflowId } from '../src/ids';
 import { jobStateQuery } from '../src/workflows/messages';
+import { startBareProxy } from './bare-proxy';
 import type { LoadResult, LoadSpec } from './load-generator';
 import { type BenchStack, percentile, startBenchStack, until } from './stack';
 
@@ -106,6 +107,10 @@ async function main(): Promise<void> {
     const closed = { mode: 'closed' as const, clients: CLIENTS, seconds: SECONDS };
     const open = { mode: 'open' as const, rate: RATE, seconds: SECONDS };
     const direct = { closed: await load({ ...directSpec, ...closed }), open: await load({ ...directSpec, ...open }) };
+    const proxy = await startBareProxy(node.url, stack.nodeToken(node.id));
+    const proxySpec = { url: `${proxy.url}/v1/chat/completions`, headers: { 'content-type': 'application/json' }, body };
+    const bareProxy = { closed: await load({ ...proxySpec, ...closed }), open: await load({ ...proxySpec, ...open }) };
+    proxy.close();
     const frontDoorClosed = await load({ ...frontDoorSpec, ...closed });
     const before = await pathsTaken(stack);
     const frontDoor = {
@@ -115,11 +120,18 @@ async function main(): Promise<void> {
     report.warm = {
       seconds: SECONDS,
       // Throughput: CLIENTS closed loops (latency there is CLIENTS / throughput, whatever the path costs).
-      closedLoop: { clients: CLIENTS, direct: direct.closed, frontDoor: frontDoor.closed },
+      closedLoop: {
+        clients: CLIENTS,
+        direct: direct.closed,
+        bareProxy: bareProxy.closed,
+        frontDoor: frontDoor.closed,
+        frontDoorOverBareProxy: Number((frontDoor.closed.requestsPerSecond / bareProxy.closed.requestsPerSecond).toFixed(2)),
+      },
       // Latency at a load: RATE requests/s whatever the answers, each timed from when it was due.
       openLoop: {
         requestsPerSecond: RATE,
         direct: direct.open,
+        bareProxy: bareProxy.open,
         frontDoor: frontDoor.open,
         addedLatencyMs: {
           p50: Number((frontDoor.open.p50 - direct.open.p50).toFixed(2)),

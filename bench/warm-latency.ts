@@ -1,5 +1,7 @@
 /**
- * Warm-pool benchmark: submit→running latency (p50/p99 over 500 jobs) and sustained jobs per second.
+ * Warm-pool benchmark: submit→running latency (p50/p99 over 500 jobs) and sustained jobs per second, and in the
+ * same run the bare-Temporal baseline (bench/bare-temporal.ts: one workflow starting one activity) measured the
+ * same way, side by side (BENCH_BARE=0 leaves it out).
  * Starts its own stack (Temporal dev server, embedded PostgreSQL, worker, API) in a temp folder, warms a
  * pool, then measures over HTTP like a client would. `npm run bench` (BENCH_JOBS, BENCH_RATE, BENCH_CONCURRENCY;
  * BENCH_EAGER=0 starts job workflows without eager start, BENCH_TRACE=1 prints one job's history with times).
@@ -8,6 +10,7 @@
  * client began its POST /v1/jobs.
  */
 import os from 'node:os';
+import { measureBareTemporal } from './bare-temporal';
 import { percentile, startBenchStack } from './stack';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 500);
@@ -121,7 +124,30 @@ async function main(): Promise<void> {
       ),
     },
   };
-  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  const bare =
+    process.env.BENCH_BARE === '0'
+      ? undefined
+      : await measureBareTemporal(temporal.nativeConnection, { jobs: JOBS, rate: RATE, clients: CONCURRENCY });
+  const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
+  process.stdout.write(
+    `${JSON.stringify(
+      {
+        ...report,
+        ...(bare
+          ? {
+              bareTemporal: bare,
+              zeropoolOverBare: {
+                submitToRunningP50: ratio(report.submitToRunningMs.p50, bare.submitToRunningMs.p50),
+                submitToRunningP99: ratio(report.submitToRunningMs.p99, bare.submitToRunningMs.p99),
+                closedLoopJobsPerSecond: ratio(report.closedLoop.jobsPerSecond, bare.closedLoop.jobsPerSecond),
+              },
+            }
+          : {}),
+      },
+      null,
+      2,
+    )}\n`,
+  );
 
   await stack.stop();
 }

@@ -6,8 +6,9 @@
  *     [--app ID[,ID…]] [--policy NAME[,NAME…]] [--cold-start 60] [--price 2] [--slots 8] [--max-nodes 100]
  *     [--decode-tps 50] [--prefill-tps 5000] [--grace 10] [--seed 1] [--per-app] [--json] [--svg DIR]
  *     [--workers N (default: the CPUs; policies are shared out among worker threads)]
- *     [--ladder [--stop-price-per-hour 0.0274] [--stop-wake 20] [--sleep-price-per-hour PRICE] [--sleep-wake 3]
- *      [--max-stopped 86400] [--cold-slack 0]]   (the warm-state ladder's table: gap-replay.ts)
+ *     [--stop-price-per-hour 0.0274] [--stop-wake 20]   (the stopped rung: the adaptive-ladder policy, and --ladder)
+ *     [--ladder [--sleep-price-per-hour PRICE] [--sleep-wake 3] [--max-stopped 86400] [--cold-slack 0]]
+ *       (the warm-state ladder's table: gap-replay.ts)
  *
  * Exit 2 on bad arguments or an unreadable trace.
  */
@@ -82,11 +83,13 @@ async function main(): Promise<void> {
     decodeTokensPerS: positive('decode-tps', v['decode-tps'] as string, DEFAULT_KNOBS.decodeTokensPerS),
     prefillTokensPerS: positive('prefill-tps', v['prefill-tps'] as string, DEFAULT_KNOBS.prefillTokensPerS),
     teardownGraceS: positive('grace', v.grace as string, DEFAULT_KNOBS.teardownGraceS),
+    stopPricePerHour: positive('stop-price-per-hour', v['stop-price-per-hour'] as string, DEFAULT_KNOBS.stopPricePerHour),
+    stopWakeS: positive('stop-wake', v['stop-wake'] as string, DEFAULT_KNOBS.stopWakeS),
   };
   if (knobs.decodeTokensPerS === 0 || knobs.prefillTokensPerS === 0) usage('token rates must be above 0');
   const ladderKnobs: LadderKnobs = {
-    stopPricePerHour: positive('stop-price-per-hour', v['stop-price-per-hour'] as string, DEFAULT_LADDER_KNOBS.stopPricePerHour),
-    stopWakeS: positive('stop-wake', v['stop-wake'] as string, DEFAULT_LADDER_KNOBS.stopWakeS),
+    stopPricePerHour: knobs.stopPricePerHour,
+    stopWakeS: knobs.stopWakeS,
     ...(v['sleep-price-per-hour'] !== undefined
       ? { sleepPricePerHour: positive('sleep-price-per-hour', v['sleep-price-per-hour'] as string, knobs.pricePerHour) }
       : {}),

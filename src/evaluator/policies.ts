@@ -10,6 +10,8 @@ export interface Policy {
   idleTimeoutSeconds: number;
   minNodes: number;
   adaptive: boolean;
+  /** The lane states a stopped price (SimulationKnobs.stopPricePerHour): idle nodes may be stopped and woken. */
+  ladder?: boolean;
   /** Not a pool configuration: the per-node bound of oracle.ts. */
   oracle: boolean;
 }
@@ -48,6 +50,15 @@ export const POLICIES: Policy[] = [
     idleTimeoutSeconds: ADAPTIVE_REFERENCE_SECONDS,
     minNodes: 0,
     adaptive: true,
+    oracle: false,
+  },
+  {
+    name: 'adaptive-ladder',
+    describe: `adaptive, and the lane states a stopped price: the pool machine stops idle nodes and wakes them (the warm-state ladder, as a live pool runs it)`,
+    idleTimeoutSeconds: ADAPTIVE_REFERENCE_SECONDS,
+    minNodes: 0,
+    adaptive: true,
+    ladder: true,
     oracle: false,
   },
   {

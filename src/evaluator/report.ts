@@ -9,6 +9,8 @@ export interface PolicyTotals {
   idleCostUsd: number;
   nodeHours: number;
   coldStarts: number;
+  /** Of the cold starts, wakes from stopped (ladder policies only). */
+  wakesWaited?: number;
   coldWaitedRequests: number;
   boots: number;
   scaledToZero: number;
@@ -43,6 +45,7 @@ export function totalsByPolicy(results: AppResult[]): PolicyTotals[] {
       idleCostUsd: rows.reduce((a, r) => a + r.idleCostUsd, 0),
       nodeHours: rows.reduce((a, r) => a + r.nodeSeconds, 0) / 3600,
       coldStarts: rows.reduce((a, r) => a + r.coldStarts, 0),
+      ...(rows.some((r) => r.wakesWaited !== undefined) ? { wakesWaited: rows.reduce((a, r) => a + (r.wakesWaited ?? 0), 0) } : {}),
       coldWaitedRequests: rows.reduce((a, r) => a + r.coldWaitedRequests, 0),
       boots: rows.reduce((a, r) => a + r.boots, 0),
       scaledToZero: rows.reduce((a, r) => a + r.scaledToZero, 0),
@@ -81,7 +84,7 @@ export function formatTable(title: string, totals: PolicyTotals[]): string {
     t.idleCostUsd.toFixed(2),
     ratio(t.vsFixed600),
     ratio(t.vsOracle),
-    String(t.coldStarts),
+    t.wakesWaited === undefined ? String(t.coldStarts) : `${t.coldStarts} (${t.wakesWaited} wakes)`,
     String(t.coldWaitedRequests),
     t.p50WaitS.toFixed(2),
     t.p99WaitS.toFixed(2),

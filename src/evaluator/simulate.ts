@@ -3,7 +3,8 @@
  * virtual time. The evaluator plays the workflow's part: it turns arrivals, finished requests and timers into
  * events and answers the machine's commands as a provider would, after the configured delays:
  * provision at once, ready `coldStartS` later (billed from provision, as every provider bills), terminate
- * at once. Health checks and reconciliation answer "all well". Nothing else is simulated: every decision
+ * at once; for a ladder policy, stop at once (the node then bills `stopPricePerHour`), start at once and ready
+ * `stopWakeS` later (billed as running from the start call). Health checks and reconciliation answer "all well". Nothing else is simulated: every decision
  * (placement, scale-up, the idle timer, teardown and its grace, the adaptive windows) is the machine's.
  * The oracle is not simulated: oracle.ts computes its bound.
  */
@@ -27,6 +28,9 @@ export interface SimulationKnobs {
   prefillTokensPerS: number;
   decodeTokensPerS: number;
   teardownGraceS: number;
+  /** The stopped rung (ladder policies): what a stopped node costs, and its wake (start call → ready). */
+  stopPricePerHour: number;
+  stopWakeS: number;
 }
 
 export const DEFAULT_KNOBS: SimulationKnobs = {
@@ -37,6 +41,8 @@ export const DEFAULT_KNOBS: SimulationKnobs = {
   prefillTokensPerS: 5000,
   decodeTokensPerS: 50,
   teardownGraceS: 10,
+  stopPricePerHour: 0.0274,
+  stopWakeS: 20,
 };
 
 /** What one policy did with one app. Money in USD; times in seconds unless the name says ms. */
@@ -48,8 +54,12 @@ export interface AppResult {
   /** Cost of node time with no request running (booting, idle, in teardown grace). */
   idleCostUsd: number;
   nodeSeconds: number;
-  /** Node boots that at least one request waited for. */
+  /** Node boots that at least one request waited for (wakes from stopped included). */
   coldStarts: number;
+  /** Of them, wakes from stopped (ladder policies). */
+  wakesWaited?: number;
+  /** Cost of stopped node time (in costUsd too). */
+  stoppedCostUsd?: number;
   /** Requests placed on a node that became ready after they arrived. */
   coldWaitedRequests: number;
   /** Requests that waited at all (queue or boot), and their waits. Requests not in it waited 0 ms. */
@@ -126,6 +136,9 @@ function before(a: Scheduled, b: Scheduled): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
+/** A node billed at its GPU price now (a stopped node bills only its disk). */
+const gpuBilled = (node: PoolState['nodes'][number]) => node.billedFrom !== undefined && node.stoppedAt === undefined;
+
 const makeNodeId: NodeIdMaker = (_pool, sequence) => `n${sequence}`;
 
 /** Runs one policy over one app's arrivals, billing node time from 0 to the end of the trace (`spanMs`). */
@@ -147,7 +160,15 @@ export function simulateApp(
     healthCheckIntervalSeconds: 3600,
     reconcileIntervalSeconds: 24 * 3600,
     keepAlive: { mode: policy.adaptive ? 'adaptive' : 'fixed' },
-    lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'evaluated-gpu', pricePerHour: knobs.pricePerHour }],
+    lanes: [
+      {
+        provider: 'mock',
+        market: 'on-demand',
+        gpu: 'evaluated-gpu',
+        pricePerHour: knobs.pricePerHour,
+        ...(policy.ladder ? { stoppedPricePerHour: knobs.stopPricePerHour } : {}),
+      },
+    ],
   });
   const state: PoolState = newPoolState('evaluated' as PoolKey, config);
   const coldStartMs = knobs.coldStartS * 1000;
@@ -167,7 +188,10 @@ export function simulateApp(
     scaledToZero: 0,
     ...(options.timeline ? { timeline: [] } : {}),
   };
+  /** Boots waited for: a node id, and for a wake which of its wakes. */
   const coldNodes = new Set<string>();
+  let wakesWaited = 0;
+  let stoppedMs = 0;
   let nodeMs = 0;
   let idleNodeMs = 0;
   let clock = -(coldStartMs + 1000);
@@ -181,6 +205,10 @@ export function simulateApp(
     if (to > from) {
       for (const node of state.nodes) {
         if (node.billedFrom === undefined) continue;
+        if (node.stoppedAt !== undefined) {
+          stoppedMs += to - from;
+          continue;
+        }
         nodeMs += to - from;
         if (busySlots(node) === 0) idleNodeMs += to - from;
       }
@@ -190,13 +218,13 @@ export function simulateApp(
   const step = (event: PoolEvent, now: number) => {
     account(now);
     clock = now;
-    const billedBefore = state.nodes.some((n) => n.billedFrom !== undefined);
+    const billedBefore = state.nodes.some(gpuBilled);
     const out = stepPoolInPlace(state, event, now, makeNodeId);
     wakeAt = out.wakeAt;
-    if (billedBefore && !state.nodes.some((n) => n.billedFrom !== undefined) && now < spanMs) result.scaledToZero += 1;
+    if (billedBefore && !state.nodes.some(gpuBilled) && now < spanMs) result.scaledToZero += 1;
     for (const command of out.commands) answer(command, now);
     if (result.timeline) {
-      const billed = state.nodes.filter((n) => n.billedFrom !== undefined).length;
+      const billed = state.nodes.filter(gpuBilled).length;
       const last = result.timeline[result.timeline.length - 1];
       const point: [number, number, number] = [now / 1000, billed, state.running.length];
       if (!last || last[1] !== point[1] || last[2] !== point[2]) result.timeline.push(point);
@@ -210,7 +238,17 @@ export function simulateApp(
         queue.push(now, { type: 'nodeProvisioned', command, laneIndex: command.laneIndex, url: `sim://${command.nodeId}` });
         return;
       case 'waitReady':
-        queue.push(now + coldStartMs, { type: 'nodeReady', command, url: `sim://${command.nodeId}` });
+        queue.push(now + (command.rung === 'stopped' ? knobs.stopWakeS * 1000 : coldStartMs), {
+          type: 'nodeReady',
+          command,
+          url: `sim://${command.nodeId}`,
+        });
+        return;
+      case 'stop':
+        queue.push(now, { type: 'nodeStopped', command });
+        return;
+      case 'start':
+        queue.push(now, { type: 'nodeStarted', command, url: `sim://${command.nodeId}` });
         return;
       case 'terminate':
         queue.push(now, { type: 'nodeTerminated', command });
@@ -234,9 +272,14 @@ export function simulateApp(
         const arrival = arrivals[index];
         const waited = now - arrival.atMs;
         if (waited > 0) result.waitsMs.push(waited);
-        if (command.message.grant.coldStartMs > 0) {
+        const { grant } = command.message;
+        if (grant.coldStartMs > 0) {
           result.coldWaitedRequests += 1;
-          coldNodes.add(command.message.grant.nodeId);
+          // A node woken again is a new wait: keyed by how many times it was stopped.
+          const stops = state.nodes.find((n) => n.id === grant.nodeId)?.stops ?? 0;
+          const key = `${grant.nodeId}#${stops}`;
+          if (!coldNodes.has(key) && stops > 0) wakesWaited += 1;
+          coldNodes.add(key);
         }
         queue.push(now + runMs(arrival, knobs), { type: 'jobFinished', jobId: command.jobId, attempt: command.message.grant.attempt });
         return;
@@ -269,7 +312,12 @@ export function simulateApp(
   account(spanMs);
   result.coldStarts = coldNodes.size;
   result.nodeSeconds = nodeMs / 1000;
-  result.costUsd = (nodeMs / 3_600_000) * knobs.pricePerHour;
+  const stoppedCostUsd = (stoppedMs / 3_600_000) * knobs.stopPricePerHour;
+  result.costUsd = (nodeMs / 3_600_000) * knobs.pricePerHour + (policy.ladder ? stoppedCostUsd : 0);
+  if (policy.ladder) {
+    result.wakesWaited = wakesWaited;
+    result.stoppedCostUsd = stoppedCostUsd;
+  }
   result.idleCostUsd = (idleNodeMs / 3_600_000) * knobs.pricePerHour;
   if (policy.adaptive) result.finalWindows = state.keepAlive?.windows;
   return result;

@@ -41,6 +41,21 @@ test('the pool machine in virtual time, by hand: fixed 10 s timeout, two request
   assert.equal(kept.coldStarts, 1);
 });
 
+test('the stopped rung in virtual time, by hand: an idle node is stopped, not terminated, and the next request waits its 20 s wake', () => {
+  // 0: boot 60, run 1, idle 10, grace 10 → stopped at 81. 100: start, wake 20, run 1, idle 10, grace 10 → stopped at 141.
+  const ladder = { ...knobs, stopPricePerHour: 0.036, stopWakeS: 20 };
+  const result = simulateApp(at(0, 100), { ...policy('fixed-10s'), ladder: true }, ladder, 300_000);
+  assert.equal(result.nodeSeconds, 81 + 41, 'GPU time: running only');
+  assert.deepEqual(result.waitsMs, [60_000, 20_000]);
+  assert.equal(result.boots, 1, 'one node all along');
+  assert.equal(result.coldStarts, 2);
+  assert.equal(result.wakesWaited, 1);
+  // Stopped 81–100 and 141–300: 178 s at $0.036 an hour ($0.00001 a second).
+  assert.ok(Math.abs((result.stoppedCostUsd ?? 0) - 178 * 0.00001) < 1e-9, String(result.stoppedCostUsd));
+  assert.ok(Math.abs(result.costUsd - (122 * 0.001 + 178 * 0.00001)) < 1e-9);
+  assert.equal(result.scaledToZero, 2, 'no GPU billed after each stop');
+});
+
 test('the adaptive policy in virtual time: arrivals every 9 minutes stop cold-starting once it has learned', () => {
   const every9min = at(...Array.from({ length: 40 }, (_, i) => i * 540));
   const span = 40 * 540_000;
