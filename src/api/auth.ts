@@ -57,14 +57,19 @@ export function authenticate(options: AuthOptions): RequestHandler {
     return record;
   }
 
+  // Digests computed once: the presented key is hashed once per request and compared with both (the hot path).
+  const adminDigest = options.adminKey ? keyDigest(options.adminKey) : undefined;
+  const emptyDigest = keyDigest('');
+
   async function resolve(key: string | undefined): Promise<Principal | undefined> {
     if (key === undefined) return options.insecure ? { workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null } : undefined;
-    if (options.adminKey && keysMatch(key, options.adminKey)) return { workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null };
+    const presented = keyDigest(key);
+    if (adminDigest && timingSafeEqual(presented, adminDigest)) return { workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null };
     const keyId = parseKeyId(key);
     if (!keyId) return undefined;
     const record = await lookup(keyId);
     // Compare even when the id is unknown, so a miss takes the same time as a wrong secret.
-    const matches = timingSafeEqual(keyDigest(key), record?.keyHash ?? keyDigest(''));
+    const matches = timingSafeEqual(presented, record?.keyHash ?? emptyDigest);
     if (!record || !matches || record.revokedAt) return undefined;
     return { workspaceId: record.workspaceId, admin: false, keyId: record.id };
   }
