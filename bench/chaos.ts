@@ -63,6 +63,8 @@ async function main(): Promise<void> {
       healthCheckIntervalSeconds: 2,
       laneCooldownSeconds: 5,
       reconcileIntervalSeconds: RECONCILE_SECONDS,
+      // The fixed timeout: every idle gap stops the nodes (an adaptive pool might keep them), so wakes are under fault.
+      keepAlive: { mode: 'fixed' },
       // Idle nodes are stopped, not terminated (the warm-state ladder), so wakes are under fault too.
       lanes: [
         { provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.5, stoppedPricePerHour: 0.03 },
@@ -89,7 +91,7 @@ async function main(): Promise<void> {
     const burst = (n: number) => Promise.all(Array.from({ length: n }, submit));
     const pool = async () =>
       (await stack.request('GET', `/v1/pools/${POOL}`)).body as
-        | { phase?: string; nodes?: Array<{ state: string }>; running?: number }
+        | { phase?: string; nodes?: Array<{ id: string; state: string }>; running?: number }
         | undefined;
     const waitFor = async (what: string, check: () => Promise<boolean>, ms = 60_000) => {
       const deadline = Date.now() + ms;
@@ -251,19 +253,34 @@ async function main(): Promise<void> {
       {
         kind: 'the provider refuses to start stopped nodes (after a wake that works)',
         run: async () => {
-          const stoppedNode = () =>
+          // Every node stopped (none ready or on its way): the next work must wake one, not land on a node still up.
+          const allStopped = () =>
             quiet(async () => {
               await waitFor('the pool idle', async () => ((await pool())?.running ?? 1) === 0, 30_000);
-              return waitFor('a node stopped', async () => (await pool())?.nodes?.some((n) => n.state === 'stopped') ?? false, 30_000);
+              return waitFor(
+                'every node stopped',
+                async () => {
+                  const nodes = (await pool())?.nodes ?? [];
+                  return nodes.length > 0 && nodes.every((n) => n.state === 'stopped');
+                },
+                30_000,
+              );
             });
-          // First a wake that works: the stopped node serves again.
-          await stoppedNode();
+          const stoppedIds = async () => new Set(((await pool())?.nodes ?? []).map((n) => n.id));
+          // First a wake that works: a stopped node serves again.
+          await allStopped();
           await burst(2);
           await waitFor('a node woken', async () => (await pool())?.nodes?.some((n) => n.state === 'ready') ?? false, 30_000);
-          const note = await stoppedNode();
+          const note = await allStopped();
+          const stopped = await stoppedIds();
           await stack.mock.setFaults({ start: { message: 'chaos: no GPU left for the stopped node' } });
           await burst(4);
-          await waitFor('a fresh node ready', async () => (await pool())?.nodes?.some((n) => n.state === 'ready') ?? false, 30_000);
+          // The refused wake ends the stopped node; the work is served by a node created for it.
+          await waitFor(
+            'a fresh node ready',
+            async () => (await pool())?.nodes?.some((n) => n.state === 'ready' && !stopped.has(n.id)) ?? false,
+            30_000,
+          );
           await stack.mock.setFaults({});
           return { end: Date.now(), ...(note ? { note } : {}) };
         },

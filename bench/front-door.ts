@@ -246,6 +246,7 @@ async function wakes(stack: BenchStack, chat: (stream: boolean, maxTokens?: numb
     slotsPerNode: 8,
     idleTimeoutSeconds: 1,
     teardownGraceSeconds: 0,
+    keepAlive: { mode: 'fixed' }, // stopped after every request, however many gaps it has seen
     lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1, stoppedPricePerHour: 0.02 }],
   });
   const body = { ...chat(true, 2), model: 'stopped-model' };

@@ -319,6 +319,8 @@ export function poolBody(id: string, overrides: Record<string, unknown> = {}) {
     slotsPerNode: 4,
     idleTimeoutSeconds: 3,
     teardownGraceSeconds: 0.5,
+    // These tests count nodes and timeouts exactly: the plain timeout, whatever the default keep-alive.
+    keepAlive: { mode: 'fixed' },
     healthCheckIntervalSeconds: 2,
     lanes: [
       { provider: 'mock', market: 'spot', gpu: 'A10G', pricePerHour: 0.45 },

@@ -42,6 +42,7 @@ test('one pool, RunPod (fake checked against its published schema) then Hypersta
     maxNodes: 2,
     slotsPerNode: 2,
     idleTimeoutSeconds: 600,
+    keepAlive: { mode: 'fixed' },
     laneCooldownSeconds: 2,
     healthCheckIntervalSeconds: 1,
     lanes: [
@@ -138,6 +139,7 @@ test('a RunPod pod the host takes away (EXITED) under a running job: the node is
     maxNodes: 2,
     slotsPerNode: 1,
     idleTimeoutSeconds: 600,
+    keepAlive: { mode: 'fixed' },
     healthCheckIntervalSeconds: 1,
     lanes: [
       {

@@ -30,6 +30,7 @@ const pool = (id: string, model: string, extra: Record<string, unknown> = {}) =>
   slotsPerNode: 10,
   idleTimeoutSeconds: 600,
   healthCheckIntervalSeconds: 1,
+  keepAlive: { mode: 'fixed' },
   lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1 }],
   ...extra,
 });
