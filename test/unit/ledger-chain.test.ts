@@ -131,7 +131,9 @@ test('an anchor kept outside the database catches a chain rewritten wholesale an
   await tamper(
     `DO $$ DECLARE r ledger; prev TEXT; BEGIN
        DELETE FROM ledger WHERE workspace_id = 'zeta' AND seq = 2;
-       UPDATE ledger SET seq = seq - 1 WHERE workspace_id = 'zeta' AND seq > 2;
+       -- In two steps: a unique index is checked row by row, so a shift in place can collide (in whatever order rows come).
+       UPDATE ledger SET seq = -seq WHERE workspace_id = 'zeta' AND seq > 2;
+       UPDATE ledger SET seq = -seq - 1 WHERE workspace_id = 'zeta' AND seq < 0;
        SELECT row_hash INTO prev FROM ledger WHERE workspace_id = 'zeta' AND seq = 1;
        FOR r IN SELECT * FROM ledger WHERE workspace_id = 'zeta' AND seq >= 2 ORDER BY seq LOOP
          r.prev_hash := prev;
