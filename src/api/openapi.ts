@@ -489,7 +489,20 @@ export const API_PATHS: PathSpec[] = [
     summary: 'Create a pool',
     tag: 'pools',
     request: {
-      body: { content: { 'application/json': { schema: poolConfigFields.extend({ id: z.string().regex(ENTITY_ID_PATTERN) }).strict() } } },
+      body: {
+        content: {
+          'application/json': {
+            schema: poolConfigFields
+              .extend({
+                id: z.string().regex(ENTITY_ID_PATTERN),
+                keepAlive: poolConfigFields.shape.keepAlive.describe(
+                  'absent: { "mode": "adaptive" } for a pool created here (pools stored without one are fixed)',
+                ),
+              })
+              .strict(),
+          },
+        },
+      },
     },
     ok: [201, z.object({ id: z.string(), config: poolConfigSchema }), 'Created'],
     errors: [400, 401, 403, 409, 413],

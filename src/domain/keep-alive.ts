@@ -229,7 +229,8 @@ export function bootEstimateMs(learning: KeepAliveLearning): number | undefined 
 
 /** Windows in force for a pool: fixed unless it asked for `adaptive` and the histogram is representative. */
 export function windowsInForce(config: PoolConfig, learning: KeepAliveLearning | undefined): KeepAliveWindows {
-  if (config.keepAlive?.mode !== 'adaptive' || !learning) return fixedWindows(config, 'keepAlive.mode is fixed');
+  if (config.keepAlive?.mode !== 'adaptive' || !learning)
+    return fixedWindows(config, 'keepAlive.mode is fixed (new pools are adaptive unless created fixed; PATCH keepAlive to change)');
   return learning.windows ?? chooseWindows(learning, config);
 }
 

@@ -183,6 +183,14 @@ export const poolConfigFields = z.object({
 });
 
 /**
+ * The keep-alive a pool created through the API gets when it names none (issue 26, item 7): adaptive, whose
+ * warm-state ladder stops idle nodes on lanes that state a stopped price. On the evaluation traces it cost 0.71×
+ * fixed 600 s at fewer cold starts, replayed through the pool machine (docs/measurements.md). The schema's own
+ * default stays `fixed`, so pools stored before this keep theirs.
+ */
+export const NEW_POOL_KEEP_ALIVE = { mode: 'adaptive' } as const;
+
+/**
  * Slots a pool may have in all (maxNodes × slotsPerNode): the pool's state holds every slot and travels through
  * Temporal (continue-as-new input, query answers), which must stay far below its 2 MB payload limit.
  */

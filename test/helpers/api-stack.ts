@@ -319,7 +319,7 @@ export function poolBody(id: string, overrides: Record<string, unknown> = {}) {
     slotsPerNode: 4,
     idleTimeoutSeconds: 3,
     teardownGraceSeconds: 0.5,
-    // These tests count nodes and timeouts exactly: the plain timeout, whatever the default keep-alive.
+    // These tests count nodes and timeouts exactly: the fixed timeout, not the default adaptive one.
     keepAlive: { mode: 'fixed' },
     healthCheckIntervalSeconds: 2,
     lanes: [

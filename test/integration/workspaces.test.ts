@@ -358,3 +358,21 @@ test('DELETE /v1/pools/:id: refused while jobs run or nodes remain (drain first)
   assert.notEqual(againDone.node_id, firstDone.node_id);
   assert.equal((await stack.request('GET', '/v1/ledger/verify', undefined, keyD)).body.ok, true);
 });
+
+test('new pools are adaptive unless they say fixed (issue 26: the ladder won on the evaluation set); pools stored before keep theirs, and their view says how to change', async () => {
+  const keyE = await stack.workspaceKey('team-e');
+  const { keepAlive: _pinned, ...unpinned } = poolBody('by-default');
+  assert.equal((await stack.request('POST', '/v1/pools', unpinned, keyE)).status, 201);
+  const byDefault = await stack.request('GET', '/v1/pools/by-default', undefined, keyE);
+  assert.equal(byDefault.body.config.keepAlive.mode, 'adaptive');
+  assert.equal(byDefault.body.keepAlive.mode, 'adaptive');
+  assert.equal((await stack.request('POST', '/v1/pools', poolBody('said-fixed'), keyE)).status, 201);
+  const saidFixed = await stack.request('GET', '/v1/pools/said-fixed', undefined, keyE);
+  assert.equal(saidFixed.body.keepAlive.mode, 'fixed');
+  assert.match(saidFixed.body.keepAlive.windows.reason, /new pools are adaptive.*PATCH keepAlive/);
+  // A pool stored before keep-alive modes existed (no keepAlive in its config) stays fixed through a PATCH.
+  await stack.database.db.query(`UPDATE pools SET config = config - 'keepAlive' WHERE workspace_id = 'team-e' AND id = 'said-fixed'`);
+  const patched = await stack.request('PATCH', '/v1/pools/said-fixed', { maxNodes: 4 }, keyE);
+  assert.equal(patched.status, 200, JSON.stringify(patched.body));
+  assert.equal(patched.body.config.keepAlive.mode, 'fixed');
+});

@@ -8,7 +8,7 @@ import { timelineSvg } from '../../domain/charts';
 import { poolTimeline } from '../../domain/pool-timeline';
 import { deletePool, getPool, listPools, openJobCount, setPoolDraining } from '../../db/store';
 import { getService } from '../../db/services';
-import { poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
+import { NEW_POOL_KEEP_ALIVE, poolConfigPatchSchema, poolConfigSchema } from '../../domain/pool-config';
 import { DOCKER_PROVIDER } from '../../domain/service';
 import type { PoolConfig, PoolView } from '../../domain/types';
 import { ENTITY_ID_PATTERN, type PoolKey, poolKey, poolWorkflowId } from '../../ids';
@@ -100,7 +100,7 @@ export function poolRoutes(ctx: ApiContext & { providers: string[] }): Router {
 
   router.post('/', async (req, res) => {
     const { id, ...rest } = createPoolSchema.parse(req.body);
-    const config = poolConfigSchema.parse({ preemptPriorityGap: ctx.defaultPreemptPriorityGap, ...rest });
+    const config = poolConfigSchema.parse({ preemptPriorityGap: ctx.defaultPreemptPriorityGap, keepAlive: NEW_POOL_KEEP_ALIVE, ...rest });
     checkProviders(config, ctx.providers);
     const workspaceId = principalOf(res).workspaceId;
     const inserted = await insertPoolWithinQuota(ctx.db, workspaceId, id, config);
