@@ -39,7 +39,7 @@ const coldStartPhaseSeconds = new client.Histogram({
 export function observeColdStartPhase(
   poolKey: PoolKey,
   provider: string,
-  rung: 'cold' | 'stopped',
+  rung: 'cold' | 'stopped' | 'sleeping',
   phase: 'provider' | 'boot',
   seconds: number,
 ): void {
@@ -255,8 +255,9 @@ export function observeLedgerEvent(event: LedgerEvent): void {
     coldStartSeconds.observe({ workspace, pool, provider: lane.provider, market: lane.market }, details.bootSeconds);
   } else if (event.eventType === 'node_terminated' && typeof details.billedSeconds === 'number') {
     gpuSeconds.inc({ workspace, pool, ...lane }, details.billedSeconds);
-    // billedSeconds is the GPU's part; a node that was stopped adds its disk's cost (storageUsd).
+    // billedSeconds is the GPU's part; a node that was stopped adds its disk's cost, one that slept its sleeping cost.
     const storageUsd = typeof details.storageUsd === 'number' ? details.storageUsd : 0;
-    costUsd.inc({ workspace, pool, ...lane }, (details.billedSeconds * (event.lane?.pricePerHour ?? 0)) / 3600 + storageUsd);
+    const sleepingUsd = typeof details.sleepingUsd === 'number' ? details.sleepingUsd : 0;
+    costUsd.inc({ workspace, pool, ...lane }, (details.billedSeconds * (event.lane?.pricePerHour ?? 0)) / 3600 + storageUsd + sleepingUsd);
   }
 }

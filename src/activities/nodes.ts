@@ -10,6 +10,7 @@ import { AuthFailedError, CapacityUnavailableError, InvalidRequestError, type No
 import type { PoolKey } from '../ids';
 import type { NodeSecrets } from '../secrets/node-secrets';
 import { checkModelServer } from './providers/model-server-health';
+import { SleepRefusedError, sleepModelServer, wakeModelServer } from './providers/model-server-sleep';
 import { observeColdStartPhase } from '../metrics';
 import type { ProviderPrice } from '../domain/pool-protocol';
 
@@ -149,6 +150,31 @@ export function createNodeActivities(deps: NodeActivityDeps) {
         }
         throw err;
       }
+    },
+
+    /** Puts a node's model server to sleep (the sleeping rung); a refusal is final (the pool terminates the node instead). */
+    async sleepNode(input: NodeRef & { url: string }): Promise<void> {
+      try {
+        await sleepModelServer(input.nodeId, input.url, { secrets: deps.secrets });
+      } catch (err) {
+        if (err instanceof SleepRefusedError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+        throw err;
+      }
+      deps.logger.info({ poolId: input.poolId, nodeId: input.nodeId }, 'model server asleep (VRAM freed)');
+    },
+
+    /** Wakes a sleeping node's model server; a refusal is final (the pool terminates it and creates a fresh node). */
+    async wakeNode(input: NodeRef & { url: string }): Promise<void> {
+      const calledAt = Date.now();
+      try {
+        await wakeModelServer(input.nodeId, input.url, { secrets: deps.secrets });
+      } catch (err) {
+        deps.logger.warn({ poolId: input.poolId, nodeId: input.nodeId, reason: (err as Error).message }, 'sleeping node did not wake');
+        if (err instanceof SleepRefusedError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+        throw err;
+      }
+      observeColdStartPhase(input.poolId, input.lane.provider, 'sleeping', 'boot', (Date.now() - calledAt) / 1000);
+      deps.logger.info({ poolId: input.poolId, nodeId: input.nodeId }, 'model server awake');
     },
 
     /** Terminates a node; a node already gone is fine. */

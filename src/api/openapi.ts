@@ -54,7 +54,7 @@ const ERROR_TEXT: Record<number, string> = {
 
 const nodeView = z.object({
   id: z.string(),
-  state: z.enum(['provisioning', 'ready', 'terminating', 'terminate_failed', 'stopping', 'stopped']),
+  state: z.enum(['provisioning', 'ready', 'terminating', 'terminate_failed', 'stopping', 'stopped', 'sleeping']),
   laneIndex: z.number().int(),
   lane: laneSchema.optional(),
   url: z.string().optional(),
@@ -63,6 +63,8 @@ const nodeView = z.object({
   billedSeconds: z.number().optional(),
   stoppedSeconds: z.number().optional(),
   stoppedAt: z.number().optional(),
+  sleptSeconds: z.number().optional(),
+  wakingFromSleep: z.boolean().optional(),
   waking: z.boolean().optional(),
 });
 const keepAliveWindows = z.object({
@@ -76,6 +78,7 @@ const keepAliveWindows = z.object({
   fixedCostSeconds: z.number().optional(),
   down: z.enum(['sleeping', 'stopped', 'terminated']).optional(),
   wakeMs: z.number().optional(),
+  sleepWakeMs: z.number().optional(),
   rungs: z
     .record(
       z.enum(['sleeping', 'stopped', 'terminated']),
@@ -125,6 +128,8 @@ const poolView = z.object({
     gapsSeen: z.number().int(),
     gapPercentilesS: z.object({ p5: z.number(), p50: z.number(), p99: z.number() }).optional(),
     bootEstimateMs: z.number().optional(),
+    wakeEstimateMs: z.number().optional(),
+    sleepWakeEstimateMs: z.number().optional(),
   }),
 });
 const preemptionCheck = z.object({
@@ -143,7 +148,7 @@ const preemptionCheck = z.object({
 });
 const coldStartPhasesSchema = z
   .object({
-    rung: z.enum(['cold', 'stopped']).describe('a fresh node, or one woken from stopped'),
+    rung: z.enum(['cold', 'stopped', 'sleeping']).describe('a fresh node, or one woken from stopped or from sleep'),
     capacity_ms: z.number().describe('finding a lane with capacity before the call that worked'),
     provider_ms: z.number().describe("the provider's create or start call"),
     boot_ms: z.number().describe('from accepted to the model server answering healthy'),

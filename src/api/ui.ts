@@ -48,7 +48,7 @@ const UI_PAGE = `<!doctype html>
     const charts = {};
     const timelineCharts = [];
     const MARKS = ${JSON.stringify(TIMELINE_MARK_STYLE)};
-    const STATES = ['provisioning', 'ready', 'terminating', 'terminate_failed', 'stopping', 'stopped'];
+    const STATES = ['provisioning', 'ready', 'terminating', 'terminate_failed', 'stopping', 'stopped', 'sleeping'];
     const COLOURS = {
       provisioning: '#f0ad4e', ready: '#2ca02c', terminating: '#999999', terminate_failed: '#d62728', stopping: '#6baed6', stopped: '#3182bd',
     };

@@ -48,9 +48,9 @@ export interface Analytics {
 /** How each figure is computed; the API returns it next to the figures. */
 export const FORMULA = {
   gpu_seconds_billed:
-    'sum over nodes of seconds from node_provisioning to node_terminated (or the window end), clipped to the window, less the seconds it was stopped (node_stopped to its next node_started or node_terminated)',
+    'sum over nodes of seconds from node_provisioning to node_terminated (or the window end), clipped to the window, less the seconds it was stopped (node_stopped to its next node_started or node_terminated) or asleep (node_slept to its next node_woke or node_terminated)',
   cost_usd:
-    'sum over nodes of billed seconds × price_per_hour of its node_provisioning row / 3600, plus its stopped seconds × the stoppedPricePerHour of each node_stopped row / 3600',
+    'sum over nodes of billed seconds × price_per_hour of its node_provisioning row / 3600, plus its stopped seconds × the stoppedPricePerHour of each node_stopped row / 3600, plus its seconds asleep × the sleepingPricePerHour of each node_slept row / 3600',
   idle_tax_usd:
     'sum over nodes of (billed seconds during which no job ran on the node) × its price_per_hour / 3600; job run intervals come from the runs of job_* rows',
   always_on_cost_usd:
@@ -71,10 +71,10 @@ interface NodeRow {
   ref_price: number | null;
   start_at: Date;
   end_at: Date;
-  /** At the GPU's price: the node's billed span less its time stopped. */
+  /** At the GPU's price: the node's billed span less its time stopped or asleep. */
   billed_seconds: number;
   stopped_seconds: number;
-  /** The stopped time at its stopped prices. */
+  /** The stopped and asleep time at their rungs' prices. */
   storage_usd: number;
   busy_seconds: number;
 }
@@ -104,12 +104,14 @@ export async function computeAnalytics(db: Db, query: AnalyticsQuery): Promise<A
               greatest(p.start_at, $2::timestamptz) AS start_at, least(coalesce(e.end_at, $3::timestamptz), $3::timestamptz) AS end_at
          FROM prov p LEFT JOIN ended e USING (node_id)),
      stops AS (
-       -- The stopped rung: from each node_stopped row to the node's next start or end, billed at its stopped price.
-       SELECT s.node_id, (s.details->>'stoppedPricePerHour')::float8 AS stop_price,
+       -- The rungs below running: from each node_stopped row to the node's next start or end, billed at its
+       -- stopped price; from each node_slept row to its next wake or end, billed at its sleeping price.
+       SELECT s.node_id, coalesce((s.details->>'stoppedPricePerHour')::float8, (s.details->>'sleepingPricePerHour')::float8, 0) AS stop_price,
               tstzrange(s.occurred_at, coalesce((SELECT min(x.occurred_at) FROM ledger x
-                 WHERE x.workspace_id = $1 AND x.node_id = s.node_id AND x.event_type IN ('node_started', 'node_terminated')
+                 WHERE x.workspace_id = $1 AND x.node_id = s.node_id
+                   AND x.event_type IN (CASE s.event_type WHEN 'node_stopped' THEN 'node_started' ELSE 'node_woke' END, 'node_terminated')
                    AND x.occurred_at >= s.occurred_at), 'infinity')) AS span
-         FROM ledger s WHERE s.workspace_id = $1 AND s.event_type = 'node_stopped' AND ${poolFilter}),
+         FROM ledger s WHERE s.workspace_id = $1 AND s.event_type IN ('node_stopped', 'node_slept') AND ${poolFilter}),
      runs AS (
        SELECT r->>'nodeId' AS node_id,
               range_agg(tstzrange(to_timestamp((r->>'startedAt')::float8 / 1000), to_timestamp((r->>'endedAt')::float8 / 1000))) AS busy

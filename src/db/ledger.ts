@@ -175,7 +175,7 @@ export async function timelineRowsForPool(
 ): Promise<LedgerRow[]> {
   const nodes = await db.query<LedgerRow>(
     `SELECT * FROM ledger WHERE workspace_id = $1 AND pool_id = $2
-       AND event_type IN ('node_provisioning', 'node_stopped', 'node_started', 'node_terminated')
+       AND event_type IN ('node_provisioning', 'node_stopped', 'node_started', 'node_slept', 'node_woke', 'node_terminated')
        AND node_id IN (SELECT node_id FROM ledger WHERE workspace_id = $1 AND pool_id = $2 AND event_type = 'node_provisioning'
                        AND node_id NOT IN (SELECT node_id FROM ledger WHERE workspace_id = $1 AND pool_id = $2
                                            AND event_type = 'node_terminated' AND occurred_at < $3 AND node_id IS NOT NULL))

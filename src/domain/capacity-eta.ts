@@ -7,7 +7,7 @@ import type { PoolView } from './types';
 export interface CapacityEta {
   /** Seconds from `now` (at least 1: a node past its estimate is "about 1 s" away, not overdue). */
   seconds: number;
-  /** `booting a node` or `waking from stopped`. */
+  /** `booting a node`, `waking from stopped` or `waking from sleep`. */
   what: string;
 }
 
@@ -15,10 +15,14 @@ export function capacityEta(view: Pick<PoolView, 'nodes' | 'keepAlive'>, now: nu
   let soonest: CapacityEta | undefined;
   for (const node of view.nodes) {
     if (node.state !== 'provisioning' || node.requestedAt === undefined) continue;
-    const estimateMs = node.waking ? view.keepAlive.wakeEstimateMs : view.keepAlive.bootEstimateMs;
+    const [estimateMs, what] = node.wakingFromSleep
+      ? [view.keepAlive.sleepWakeEstimateMs, 'waking from sleep']
+      : node.waking
+        ? [view.keepAlive.wakeEstimateMs, 'waking from stopped']
+        : [view.keepAlive.bootEstimateMs, 'booting a node'];
     if (estimateMs === undefined) continue;
     const seconds = Math.max(1, Math.ceil((node.requestedAt + estimateMs - now) / 1000));
-    if (!soonest || seconds < soonest.seconds) soonest = { seconds, what: node.waking ? 'waking from stopped' : 'booting a node' };
+    if (!soonest || seconds < soonest.seconds) soonest = { seconds, what };
   }
   return soonest;
 }

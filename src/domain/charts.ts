@@ -43,7 +43,7 @@ export function costVsColdStartsSvg(title: string, totals: Array<{ policy: strin
 /** What a timeline may mark, and how each mark is drawn (the dashboard uses the same colours). */
 export const TIMELINE_MARK_STYLE = {
   cold_start: { colour: '#ff7f0e', label: 'cold start' },
-  wake: { colour: '#3182bd', label: 'wake from stopped' },
+  wake: { colour: '#3182bd', label: 'wake (from stopped or sleep)' },
   to_zero: { colour: '#222222', label: 'to zero' },
   lane_move: { colour: '#9467bd', label: 'lane move' },
 } as const;

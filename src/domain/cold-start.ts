@@ -15,7 +15,7 @@ export function coldStartPhases(node: NodeRecord, enqueuedAt: number): ColdStart
   const called = clamp(node.calledAt, enqueuedAt);
   const accepted = clamp(node.acceptedAt, called);
   return {
-    rung: node.stops ? 'stopped' : 'cold',
+    rung: node.wokeFrom ?? (node.stops ? 'stopped' : 'cold'),
     capacityMs: called - enqueuedAt,
     providerMs: accepted - called,
     bootMs: ready - accepted,

@@ -47,6 +47,8 @@ export interface KeepAliveView {
   bootEstimateMs?: number;
   /** The wake from stopped it plans with (learned, else a third of the boot). */
   wakeEstimateMs?: number;
+  /** The wake from sleep it plans with (learned, else DEFAULT_SLEEP_WAKE_MS), where a lane offers the sleeping rung. */
+  sleepWakeEstimateMs?: number;
 }
 
 /** What the pool has learned (plain JSON: it travels through continue-as-new). */
@@ -61,6 +63,8 @@ export interface KeepAliveLearning {
   bootsMs: number[];
   /** Recent wakes from stopped (start call → ready), ms, newest last. */
   wakesMs?: number[];
+  /** Recent wakes from sleep (wake call → serving), ms, newest last. */
+  sleepWakesMs?: number[];
   /** The windows chosen from the current histogram (recomputed when it changes). */
   windows?: KeepAliveWindows;
   /** Nodes the pool had when it last went idle: a pre-warm brings back as many. */
@@ -92,6 +96,8 @@ export interface KeepAliveWindows {
   down?: DownRung;
   /** The wake from stopped the windows assume, ms. */
   wakeMs?: number;
+  /** The wake from sleep the windows assume, ms (where the lane offers the sleeping rung). */
+  sleepWakeMs?: number;
   /** The best plan per rung, priced on the same gaps (USD per gap per node; waits in seconds). */
   rungs?: Partial<Record<DownRung, { keepAliveMs: number; prewarmMs?: number; expectedCostUsd: number; coldRate: number; waitS: number }>>;
   reason: string;
@@ -145,6 +151,7 @@ export function keepAliveView(config: PoolConfig, learning: KeepAliveLearning | 
       : {}),
     ...(boot !== undefined ? { bootEstimateMs: boot } : {}),
     ...(wakeEstimateMs(learning) !== undefined ? { wakeEstimateMs: wakeEstimateMs(learning) } : {}),
+    ...(config.lanes.some((l) => l.sleepingPricePerHour !== undefined) ? { sleepWakeEstimateMs: sleepWakeEstimateMs(learning) } : {}),
     ...(learning.runMsAverage !== undefined ? { runMsAverage: Math.round(learning.runMsAverage) } : {}),
   };
 }
@@ -210,6 +217,22 @@ export function recordBoot(learning: KeepAliveLearning, bootMs: number, config: 
 export function recordWake(learning: KeepAliveLearning, wakeMs: number, config: PoolConfig): void {
   learning.wakesMs = [...(learning.wakesMs ?? []), Math.max(0, Math.round(wakeMs))].slice(-BOOTS_REMEMBERED);
   learning.windows = config.keepAlive?.mode === 'adaptive' ? chooseWindows(learning, config) : undefined;
+}
+
+/** Adds one measured wake from sleep (mutates `learning`). */
+export function recordSleepWake(learning: KeepAliveLearning, wakeMs: number, config: PoolConfig): void {
+  learning.sleepWakesMs = [...(learning.sleepWakesMs ?? []), Math.max(0, Math.round(wakeMs))].slice(-BOOTS_REMEMBERED);
+  learning.windows = config.keepAlive?.mode === 'adaptive' ? chooseWindows(learning, config) : undefined;
+}
+
+/** Until a wake from sleep is seen: vLLM's level-1 sleep reloads the weights from host memory, seconds for most models. */
+export const DEFAULT_SLEEP_WAKE_MS = 5000;
+
+/** The wake from sleep the policy plans with: the longest recent one, else DEFAULT_SLEEP_WAKE_MS (never above a boot). */
+export function sleepWakeEstimateMs(learning: KeepAliveLearning): number {
+  if (learning.sleepWakesMs?.length) return Math.max(...learning.sleepWakesMs);
+  const boot = bootEstimateMs(learning);
+  return boot === undefined ? DEFAULT_SLEEP_WAKE_MS : Math.min(DEFAULT_SLEEP_WAKE_MS, boot);
 }
 
 /**
@@ -373,8 +396,9 @@ export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): 
   if (inRange < total / 2) return fixedWindows(config, 'most idle gaps are longer than 4 h: the histogram says little');
   const bootMs = bootEstimateMs(learning);
   const fixedK = config.idleTimeoutSeconds;
-  const stoppedPrice = config.lanes[0]?.stoppedPricePerHour;
-  if (stoppedPrice !== undefined && bootMs !== undefined) return ladderWindows(learning, config, bootMs, stoppedPrice);
+  const lane = config.lanes[0];
+  const offersSleep = lane?.sleepingPricePerHour !== undefined && lane.sleepingPricePerHour < lane.pricePerHour;
+  if ((lane?.stoppedPricePerHour !== undefined || offersSleep) && bootMs !== undefined) return ladderWindows(learning, config, bootMs);
   const { best, fixed } = bestWindow(learning.gapBins, learning.outOfRange, {
     graceS: config.teardownGraceSeconds,
     bootMs,
@@ -409,18 +433,22 @@ export function chooseWindows(learning: KeepAliveLearning, config: PoolConfig): 
 }
 
 /**
- * The adaptive windows of a pool whose first lane can stop its nodes: the warm-state ladder's chooser
- * (warm-ladder.ts) picks, on the same histogram and under the same cold-start cap, between going down to
- * terminated or to stopped, each with keep and pre-warm plans. Costs are turned into running node-seconds so the
- * view reads as the two-state one does.
+ * The adaptive windows of a pool whose first lane can stop its nodes or put them to sleep: the warm-state
+ * ladder's chooser (warm-ladder.ts) picks, on the same histogram and under the same cold-start cap, between going
+ * down to terminated, stopped or sleeping, each with keep and pre-warm plans. Costs are turned into running
+ * node-seconds so the view reads as the two-state one does.
  */
-function ladderWindows(learning: KeepAliveLearning, config: PoolConfig, bootMs: number, stoppedPricePerHour: number): KeepAliveWindows {
+function ladderWindows(learning: KeepAliveLearning, config: PoolConfig, bootMs: number): KeepAliveWindows {
   const lane = config.lanes[0]!;
   const wakeMs = wakeEstimateMs(learning) ?? Math.round(bootMs / 3);
+  const sleepWakeMs = sleepWakeEstimateMs(learning);
   const ladder: Ladder = {
     runPerHour: lane.pricePerHour,
     bootS: bootMs / 1000,
-    down: { stopped: { perHour: stoppedPricePerHour, wakeS: wakeMs / 1000 } },
+    down: {
+      ...(lane.stoppedPricePerHour !== undefined ? { stopped: { perHour: lane.stoppedPricePerHour, wakeS: wakeMs / 1000 } } : {}),
+      ...(lane.sleepingPricePerHour !== undefined ? { sleeping: { perHour: lane.sleepingPricePerHour, wakeS: sleepWakeMs / 1000 } } : {}),
+    },
     maxStoppedS: config.maxStoppedSeconds ?? 24 * 3600,
   };
   const choice = chooseLadderPlan(learning.gapBins, learning.outOfRange, ladder, {
@@ -446,13 +474,14 @@ function ladderWindows(learning: KeepAliveLearning, config: PoolConfig, bootMs: 
     ...(plan.prewarmS !== undefined ? { prewarmMs: Math.round(plan.prewarmS * 1000) } : {}),
     bootMs,
     wakeMs,
+    ...(ladder.down.sleeping ? { sleepWakeMs } : {}),
     down: plan.down,
     expectedColdRate: round(choice.expected.coldRate),
     fixedColdRate: round(choice.fixed.coldRate),
     expectedCostSeconds: round(asSeconds(choice.expected.costUsd)),
     fixedCostSeconds: round(asSeconds(choice.fixed.costUsd)),
     rungs,
-    reason: `${learning.gapsSeen} idle gaps, with the stopped rung: ${choice.reason}`,
+    reason: `${learning.gapsSeen} idle gaps, with the ${Object.keys(ladder.down).join(' and ')} rung${Object.keys(ladder.down).length > 1 ? 's' : ''}: ${choice.reason}`,
   };
 }
 

@@ -11,6 +11,9 @@ export type PoolLedgerEventType =
   /** The warm-state ladder: a node stopped (GPU billing ends, its disk bills at the stopped price) and started again. */
   | 'node_stopped'
   | 'node_started'
+  /** The sleeping rung: the model server slept (the node bills at the sleeping price) and woke again. */
+  | 'node_slept'
+  | 'node_woke'
   | 'teardown_started'
   | 'teardown_cancelled'
   | 'job_preempted';

@@ -88,6 +88,15 @@ export const laneSchema = z
      * a stopped node before it creates one (the warm-state ladder's stopped rung; docs/keep-alive.md).
      */
     stoppedPricePerHour: z.number().nonnegative().max(10_000).optional(),
+    /**
+     * What a node of this lane costs per hour while its model server sleeps (vLLM sleep mode: `POST /sleep`, VRAM
+     * freed, the machine kept). Set it only where a sleeping node really costs less than a running one (a GPU you
+     * own: its idle power, the VRAM another service can use); a cloud provider bills a sleeping node in full, so
+     * there it is never worth it and stays unset. Set, and cheaper than the lane's price, the idle teardown may put
+     * the model server to sleep instead (the warm-state ladder's sleeping rung; docs/keep-alive.md); its model
+     * server must answer `POST /sleep` and `POST /wake_up` (vLLM started with `--enable-sleep-mode`).
+     */
+    sleepingPricePerHour: z.number().nonnegative().max(10_000).optional(),
     aws: awsLaneSchema.optional(),
     hyperstack: hyperstackLaneSchema.optional(),
     runpod: runpodLaneSchema.optional(),
@@ -173,7 +182,7 @@ export const poolConfigFields = z.object({
     })
     .strict()
     .default({ mode: 'fixed', minSamples: 10, extraColdStartRate: 0 }),
-  /** A stopped node is terminated after this long stopped (it would bill its disk for ever otherwise). */
+  /** A stopped (or sleeping) node is terminated after this long down (it would bill its disk, or its GPU, for ever otherwise). */
   maxStoppedSeconds: z
     .number()
     .min(60)

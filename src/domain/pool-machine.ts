@@ -6,7 +6,7 @@
  * commands; the offline evaluator can drive the same function in virtual time.
  */
 import { onDemandReferencePrice } from './money';
-import { stoppedMsUpTo } from './node-billing';
+import { sleptMsUpTo, stoppedMsUpTo } from './node-billing';
 import { coldStartPhases } from './cold-start';
 import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from './placement';
 import type { JobMessage, LedgerRowRequest, PoolCommand, PoolEvent, PoolReply, StepResult } from './pool-protocol';
@@ -33,11 +33,14 @@ import {
   recordIdleGap,
   recordRunTime,
   scaleInWindowMs,
+  recordSleepWake,
+  sleepWakeEstimateMs,
   recordWake,
   wakeEstimateMs,
   windowsInForce,
 } from './keep-alive';
 import { exchangeLeases, nextLeaseExpiry, nodeHasLeases, settleLeases } from './slot-leases';
+import { type DownRung, teardownRung } from './warm-ladder';
 import type { NodeCommand, NodeRecord, NodeState, Placement, PoolState } from './types';
 import type { PoolKey } from '../ids';
 
@@ -215,6 +218,12 @@ class Step {
       case 'nodeStarted':
         this.nodeStarted(event.command.nodeId, event.url);
         return undefined;
+      case 'nodeSlept':
+        this.nodeSlept(event.command.nodeId);
+        return undefined;
+      case 'nodeWoke':
+        this.nodeWoke(event.command.nodeId);
+        return undefined;
       case 'healthChecked':
         this.healthChecked(event.statuses);
         return undefined;
@@ -344,6 +353,7 @@ class Step {
     if (node.billedFrom !== undefined) {
       // Time stopped bills the disk, not the GPU: billedSeconds is the GPU's part, stoppedSeconds the rest.
       const stoppedMs = stoppedMsUpTo(node, this.now);
+      const sleptMs = sleptMsUpTo(node, this.now);
       this.ledger({
         key: `${node.id}:terminated`,
         eventType: 'node_terminated',
@@ -351,12 +361,15 @@ class Step {
         details: {
           laneIndex: node.laneIndex,
           reason: node.terminateReason ?? command.reason,
-          billedSeconds: (this.now - node.billedFrom - stoppedMs) / 1000,
+          billedSeconds: (this.now - node.billedFrom - stoppedMs - sleptMs) / 1000,
           ...(node.stops
             ? {
                 stoppedSeconds: stoppedMs / 1000,
                 storageUsd: (stoppedMs / 3_600_000) * (node.lane?.stoppedPricePerHour ?? 0),
               }
+            : {}),
+          ...(node.sleeps
+            ? { sleptSeconds: sleptMs / 1000, sleepingUsd: (sleptMs / 3_600_000) * (node.lane?.sleepingPricePerHour ?? 0) }
             : {}),
           ...(node.terminateFailures ? { terminateFailures: node.terminateFailures } : {}),
         },
@@ -369,19 +382,35 @@ class Step {
   private settleTeardown(): void {
     const s = this.state;
     const going: NodeState[] = ['terminating', 'terminate_failed', 'stopping'];
-    if (s.teardown && !s.nodes.some((n) => s.teardown!.nodeIds.includes(n.id) && going.includes(n.state))) s.teardown = undefined;
+    const goingDown = (n: NodeRecord) => going.includes(n.state) || n.inFlight === 'sleep';
+    if (s.teardown && !s.nodes.some((n) => s.teardown!.nodeIds.includes(n.id) && goingDown(n))) s.teardown = undefined;
   }
 
   /** The provider stopped the node (disk kept): GPU billing ends, its disk bills at the lane's stopped price. */
   private nodeStopped(nodeId: string): void {
     const node = this.node(nodeId);
     if (node?.inFlight !== 'stop') return;
-    node.inFlight = undefined;
     node.state = 'stopped';
     node.stoppedAt = this.now;
     node.stops = (node.stops ?? 0) + 1;
-    node.stopOnTeardown = undefined;
     node.url = undefined;
+    this.wentDown(node, 'node_stopped', `${node.id}:stopped:${node.stops}`, { stoppedPricePerHour: node.lane?.stoppedPricePerHour ?? 0 });
+  }
+
+  /** The model server is asleep (VRAM freed): the node bills at the lane's sleeping price until it wakes or goes. */
+  private nodeSlept(nodeId: string): void {
+    const node = this.node(nodeId);
+    if (node?.inFlight !== 'sleep') return;
+    node.sleptAt = this.now;
+    node.sleeps = (node.sleeps ?? 0) + 1;
+    this.wentDown(node, 'node_slept', `${node.id}:slept:${node.sleeps}`, { sleepingPricePerHour: node.lane?.sleepingPricePerHour ?? 0 });
+  }
+
+  /** A node reached a rung below running (stopped, or asleep; its url kept where a wake needs it): the teardown's part is done. */
+  private wentDown(node: NodeRecord, eventType: 'node_stopped' | 'node_slept', key: string, price: Record<string, number>): void {
+    node.inFlight = undefined;
+    node.stopOnTeardown = undefined;
+    node.sleepOnTeardown = undefined;
     node.readyAt = undefined;
     node.suspect = false;
     node.healthFailures = 0;
@@ -390,17 +419,49 @@ class Step {
     const reason = node.terminateReason;
     node.terminateReason = undefined;
     this.ledger({
-      key: `${node.id}:stopped:${node.stops}`,
-      eventType: 'node_stopped',
+      key,
+      eventType,
       ...this.laneFields(node),
       details: {
         laneIndex: node.laneIndex,
-        stoppedPricePerHour: node.lane?.stoppedPricePerHour ?? 0,
+        ...price,
         reason: reason ?? 'idle teardown',
         maxStoppedSeconds: this.state.config.maxStoppedSeconds ?? DEFAULT_MAX_STOPPED_SECONDS,
       },
     });
     this.settleTeardown();
+  }
+
+  /** The model server answered its wake: the node serves again (its GPU price resumed when the wake was asked). */
+  private nodeWoke(nodeId: string): void {
+    const s = this.state;
+    const node = this.node(nodeId);
+    if (node?.inFlight !== 'wake') return;
+    node.inFlight = undefined;
+    node.wakingFromSleep = undefined;
+    if (node.state !== 'provisioning') return;
+    node.state = 'ready';
+    node.readyAt = this.now;
+    this.log('info', 'node woke from sleep', { nodeId: node.id, wakeMs: this.now - node.requestedAt });
+    s.keepAlive ??= newKeepAliveLearning();
+    recordSleepWake(s.keepAlive, this.now - node.requestedAt, s.config);
+  }
+
+  /** Asks a sleeping model server to wake: from now the node bills at the GPU's price again (a wake runs the GPU). */
+  private wakeFromSleep(node: NodeRecord): void {
+    const sleptMs = node.sleptAt !== undefined ? this.now - node.sleptAt : 0;
+    node.sleptMs = (node.sleptMs ?? 0) + sleptMs;
+    node.sleptAt = undefined;
+    node.inFlight = 'wake';
+    node.calledAt = this.now;
+    node.acceptedAt = this.now;
+    this.commands.push({ type: 'wake', nodeId: node.id, lane: node.lane!, url: node.url! });
+    this.ledger({
+      key: `${node.id}:woke:${node.sleeps ?? 0}`,
+      eventType: 'node_woke',
+      ...this.laneFields(node),
+      details: { laneIndex: node.laneIndex, sleptSeconds: sleptMs / 1000 },
+    });
   }
 
   /** The provider started a stopped node again: GPU billing resumes; it boots from its disk (waitReady next). */
@@ -493,21 +554,26 @@ class Step {
         });
         return;
       }
-      case 'stop': {
-        // A provider that cannot stop (or failed to): the node goes the ordinary way, terminated.
-        const node = this.failedCall(command.nodeId, 'stop', error);
+      case 'stop':
+      case 'sleep': {
+        // A provider that cannot stop, or a model server that cannot sleep (no sleep mode, or busy): the node goes
+        // the ordinary way, terminated.
+        const node = this.failedCall(command.nodeId, command.type, error);
         if (!node) return;
         node.stopOnTeardown = undefined;
+        node.sleepOnTeardown = undefined;
         node.state = 'terminating';
-        this.log('warn', 'stop failed; terminating the node instead', { nodeId: node.id, error });
+        this.log('warn', `${command.type} failed; terminating the node instead`, { nodeId: node.id, error });
         return;
       }
-      case 'start': {
-        // Wake failed (the host's GPU taken, capacity gone): never left billing its disk; new work gets a fresh node.
-        const node = this.failedCall(command.nodeId, 'start', error);
+      case 'start':
+      case 'wake': {
+        // Wake failed (the host's GPU taken, capacity gone, the node dead while asleep): never left billing its disk
+        // or its GPU; new work gets a fresh node.
+        const node = this.failedCall(command.nodeId, command.type, error);
         if (!node) return;
-        node.waking = undefined;
-        this.log('warn', 'wake from stopped failed; terminating it and starting a fresh node', { nodeId: node.id, error });
+        const from = command.type === 'start' ? 'stopped' : 'sleep';
+        this.log('warn', `wake from ${from} failed; terminating it and starting a fresh node`, { nodeId: node.id, error });
         this.beginTermination(node, `wake failed: ${error}`);
         return;
       }
@@ -581,13 +647,18 @@ class Step {
 
   private addNodes(count: number): void {
     const s = this.state;
-    // Stopped nodes first: waking one is cheaper and quicker than a cold boot (the warm-state ladder).
+    // Sleeping nodes first (a wake of seconds), then stopped ones: either is quicker than a cold boot (the warm-state
+    // ladder). A node whose sleep call is still out counts as one: it is woken as soon as the call answers.
+    count -= Math.min(count, s.nodes.filter((n) => n.state === 'sleeping' && n.inFlight === 'sleep').length);
+    const sleeping = s.nodes.filter((n) => n.state === 'sleeping' && !n.inFlight);
     const stopped = s.nodes
       .filter((n) => n.state === 'stopped' && !n.inFlight && (s.laneCooldownUntil[String(n.laneIndex)] ?? 0) <= this.now)
       .sort((a, b) => a.laneIndex - b.laneIndex || (b.stoppedAt ?? 0) - (a.stoppedAt ?? 0));
-    for (const node of stopped.slice(0, count)) {
+    for (const node of [...sleeping, ...stopped].slice(0, count)) {
+      node.wokeFrom = node.state === 'sleeping' ? 'sleeping' : 'stopped';
+      if (node.wokeFrom === 'sleeping') node.wakingFromSleep = true;
+      else node.waking = true;
       node.state = 'provisioning';
-      node.waking = true;
       node.requestedAt = this.now;
       node.lastError = undefined;
       count -= 1;
@@ -702,10 +773,10 @@ class Step {
     const candidates = (s.draining ? activeNodes(s) : teardownCandidates(s)).filter((n) => n.state === 'ready');
     if (candidates.length > 0 && !s.teardown && (s.forceTeardown || s.draining || this.now >= deadline)) {
       const forced = s.forceTeardown || s.draining;
-      // The idle timer stops what can be stopped (unless the adaptive windows chose terminated); a scale-to-zero
-      // or a drain releases everything.
-      const stop = !forced && windowsInForce(s.config, s.keepAlive).down !== 'terminated';
-      this.startTeardown(candidates, forced ? 0 : s.config.teardownGraceSeconds, stop);
+      // The idle timer takes each node down to the rung the windows chose (or the cheapest its lane offers); a
+      // scale-to-zero or a drain releases everything.
+      const down = forced ? 'terminated' : windowsInForce(s.config, s.keepAlive).down;
+      this.startTeardown(candidates, forced ? 0 : s.config.teardownGraceSeconds, down);
     }
     if (s.forceTeardown || s.draining) this.releaseStopped(s.draining ? 'pool draining' : 'scale to zero');
     s.forceTeardown = false;
@@ -727,7 +798,12 @@ class Step {
     const windows = windowsInForce(s.config, s.keepAlive);
     if (windows.mode !== 'prewarm' || windows.prewarmMs === undefined) return undefined;
     // Back by the due time: from stopped a wake, else a boot.
-    const upMs = windows.down === 'stopped' ? wakeEstimateMs(s.keepAlive!) : bootEstimateMs(s.keepAlive!);
+    const upMs =
+      windows.down === 'stopped'
+        ? wakeEstimateMs(s.keepAlive!)
+        : windows.down === 'sleeping'
+          ? sleepWakeEstimateMs(s.keepAlive!)
+          : bootEstimateMs(s.keepAlive!);
     return s.idleSince + windows.prewarmMs - (upMs ?? 0);
   }
 
@@ -748,7 +824,7 @@ class Step {
   }
 
   /** Marks nodes for teardown; their terminate calls go out together when the grace period ends. */
-  private startTeardown(nodes: NodeRecord[], graceSeconds: number, stopWhereCan = false): void {
+  private startTeardown(nodes: NodeRecord[], graceSeconds: number, down: DownRung | undefined): void {
     const s = this.state;
     s.teardownSequence = (s.teardownSequence ?? 0) + 1;
     const key = `teardown:${s.teardownSequence}`;
@@ -756,7 +832,9 @@ class Step {
     s.teardown = { key, nodeIds: nodes.map((n) => n.id), terminateAt };
     for (const node of nodes) {
       this.beginTermination(node, 'idle teardown', terminateAt);
-      if (stopWhereCan && node.lane?.stoppedPricePerHour !== undefined) node.stopOnTeardown = true;
+      const rung = node.lane ? teardownRung(node.lane, down) : 'terminated';
+      if (rung === 'stopped') node.stopOnTeardown = true;
+      if (rung === 'sleeping') node.sleepOnTeardown = true;
     }
     this.ledger({ key: `${key}:started`, eventType: 'teardown_started', details: { nodes: s.teardown.nodeIds, graceSeconds } });
   }
@@ -774,6 +852,7 @@ class Step {
       node.terminateAfter = undefined;
       node.terminateReason = undefined;
       node.stopOnTeardown = undefined;
+      node.sleepOnTeardown = undefined;
     }
     s.teardown = undefined;
     // The kept nodes were kept for this work: scale-in gives them a whole window again before it looks at them.
@@ -828,9 +907,11 @@ class Step {
     node.moveReason = undefined;
   }
 
-  /** Stopped nodes are terminated (a scale-to-zero, a drain or a stop wants nothing billed, disks included). */
+  /** Stopped and sleeping nodes are terminated (a scale-to-zero, a drain or a stop wants nothing billed, disks included). */
   private releaseStopped(reason: string): void {
-    for (const node of this.state.nodes) if (node.state === 'stopped' && !node.inFlight) this.beginTermination(node, reason);
+    for (const node of this.state.nodes) {
+      if ((node.state === 'stopped' || node.state === 'sleeping') && !node.inFlight) this.beginTermination(node, reason);
+    }
   }
 
   private beginTermination(node: NodeRecord, reason: string, terminateAfter?: number): void {
@@ -838,7 +919,9 @@ class Step {
     node.replaces = undefined;
     node.moveReason = undefined;
     node.stopOnTeardown = undefined;
+    node.sleepOnTeardown = undefined;
     node.waking = undefined;
+    node.wakingFromSleep = undefined;
     node.state = 'terminating';
     node.terminateReason = reason;
     node.terminateAfter = terminateAfter;
@@ -858,7 +941,7 @@ class Step {
     this.releaseStopped('pool stopped');
     const ready = s.nodes.filter((n) => n.state === 'ready');
     if (s.running.length === 0 && ready.length > 0 && !s.teardown) {
-      this.startTeardown(ready, 0);
+      this.startTeardown(ready, 0, 'terminated');
       return;
     }
     if (s.running.length > 0 || s.nodes.length > 0 || s.teardown) return;
@@ -909,6 +992,9 @@ class Step {
       else if (node.state === 'stopped' && this.now >= this.stoppedUntil(node)) {
         this.beginTermination(node, 'stopped too long');
         this.driveTermination(node);
+      } else if (node.state === 'sleeping' && this.now >= this.asleepUntil(node)) {
+        this.beginTermination(node, 'asleep too long');
+        this.driveTermination(node);
       }
     }
   }
@@ -918,8 +1004,17 @@ class Step {
     return (node.stoppedAt ?? this.now) + (this.state.config.maxStoppedSeconds ?? DEFAULT_MAX_STOPPED_SECONDS) * 1000;
   }
 
+  /** When a sleeping node has slept for maxStoppedSeconds (then it is terminated: it still bills its sleeping price). */
+  private asleepUntil(node: NodeRecord): number {
+    return (node.sleptAt ?? this.now) + (this.state.config.maxStoppedSeconds ?? DEFAULT_MAX_STOPPED_SECONDS) * 1000;
+  }
+
   private driveProvisioning(node: NodeRecord): void {
     const s = this.state;
+    if (node.wakingFromSleep) {
+      this.wakeFromSleep(node);
+      return;
+    }
     if (node.waking) {
       // A stopped node's wake: the start call; its readiness wait follows as for a new node.
       node.inFlight = 'start';
@@ -970,6 +1065,12 @@ class Step {
       return;
     }
     node.terminateCalledAt ??= this.now;
+    if (node.sleepOnTeardown && node.state === 'terminating' && node.url) {
+      node.inFlight = 'sleep';
+      node.state = 'sleeping';
+      this.commands.push({ type: 'sleep', nodeId: node.id, lane: node.lane, url: node.url });
+      return;
+    }
     if (node.stopOnTeardown && node.state === 'terminating') {
       node.inFlight = 'stop';
       node.state = 'stopping';
@@ -1033,6 +1134,7 @@ class Step {
       if (node.terminateAfter !== undefined && node.terminateAfter > this.now) times.push(node.terminateAfter);
       if (node.nextAttemptAt !== undefined) times.push(node.nextAttemptAt);
       if (node.state === 'stopped') times.push(this.stoppedUntil(node));
+      if (node.state === 'sleeping') times.push(this.asleepUntil(node));
     }
     if (s.healthDueAt !== undefined && !s.healthInFlight) times.push(s.healthDueAt);
     const leaseExpiry = nextLeaseExpiry(s);

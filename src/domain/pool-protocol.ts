@@ -63,6 +63,10 @@ export type PoolCommand =
   | { type: 'stop'; nodeId: string; lane: Lane }
   /** Start a stopped node again (it then boots as a new one would, from its kept disk). */
   | { type: 'start'; nodeId: string; lane: Lane }
+  /** The sleeping rung: put the node's model server to sleep (`POST /sleep`: VRAM freed, the machine kept). */
+  | { type: 'sleep'; nodeId: string; lane: Lane; url: string }
+  /** Wake a sleeping model server (`POST /wake_up`); answers once it serves again. */
+  | { type: 'wake'; nodeId: string; lane: Lane; url: string }
   | { type: 'checkHealth'; nodes: Array<{ nodeId: string; lane: Lane }> }
   | { type: 'reconcile'; providers: string[]; knownNodeIds: string[] }
   | { type: 'tellJob'; jobId: string; message: JobMessage }
@@ -106,6 +110,8 @@ export type PoolEvent =
   | { type: 'nodeTerminated'; command: Extract<PoolCommand, { type: 'terminate' }> }
   | { type: 'nodeStopped'; command: Extract<PoolCommand, { type: 'stop' }> }
   | { type: 'nodeStarted'; command: Extract<PoolCommand, { type: 'start' }>; url: string }
+  | { type: 'nodeSlept'; command: Extract<PoolCommand, { type: 'sleep' }> }
+  | { type: 'nodeWoke'; command: Extract<PoolCommand, { type: 'wake' }> }
   | { type: 'healthChecked'; statuses: NodeHealth[] }
   | { type: 'reconciled'; removed: string[] }
   | { type: 'jobTold'; jobId: string }

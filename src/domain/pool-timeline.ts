@@ -83,21 +83,23 @@ export function poolTimeline(rows: TimelineRow[], from: number, to: number): Poo
       mark(at, 'cold_start', lane);
       if (lastLane !== undefined && lane !== lastLane) mark(at, 'lane_move', `${lastLane} → ${lane}`);
       lastLane = lane;
-    } else if (row.event_type === 'node_stopped' && row.node_id) {
+    } else if ((row.event_type === 'node_stopped' || row.event_type === 'node_slept') && row.node_id) {
+      // Stopped or asleep: off the GPU price (a sleeping node's price is what its lane states for sleep).
       const start = opened.get(row.node_id);
       if (start && !start.stopped) {
         closeNode(start, at);
-        start.stopped = { at, price: Number(row.details.stoppedPricePerHour ?? 0) };
+        start.stopped = { at, price: Number(row.details.stoppedPricePerHour ?? row.details.sleepingPricePerHour ?? 0) };
         gpuNodeGone(at);
       }
-    } else if (row.event_type === 'node_started' && row.node_id) {
+    } else if ((row.event_type === 'node_started' || row.event_type === 'node_woke') && row.node_id) {
       const start = opened.get(row.node_id);
       if (start?.stopped) {
         closeNode(start, at);
         start.stopped = undefined;
         start.at = at;
         gpuNodes += 1;
-        mark(at, 'wake', [row.provider, row.market].filter(Boolean).join(' '));
+        const lane = [row.provider, row.market].filter(Boolean).join(' ');
+        mark(at, 'wake', row.event_type === 'node_woke' ? `${lane} (from sleep)` : lane);
       }
     } else if (row.event_type === 'node_terminated' && row.node_id) {
       const start = opened.get(row.node_id);

@@ -1,6 +1,6 @@
 /** Builds the pool view answered by the state query. Pure. */
 import { keepAliveView } from './keep-alive';
-import { stoppedMsUpTo } from './node-billing';
+import { sleptMsUpTo, stoppedMsUpTo } from './node-billing';
 import { basePriority, effectivePriority, queueOrder } from './placement';
 import { busySlots, isIdle } from './scaling';
 import type { NodeRecord, PoolPhase, PoolState, PoolView } from './types';
@@ -10,11 +10,12 @@ import type { PoolKey } from '../ids';
 export function poolPhase(state: PoolState, teardownRunning: boolean): PoolPhase {
   if (state.stopping) return 'stopping';
   if (state.draining) return state.nodes.length === 0 && isIdle(state) ? 'drained' : 'draining';
-  const going = (n: NodeRecord) => n.state === 'terminating' || n.state === 'terminate_failed' || n.state === 'stopping';
+  const going = (n: NodeRecord) =>
+    n.state === 'terminating' || n.state === 'terminate_failed' || n.state === 'stopping' || n.inFlight === 'sleep';
   if (teardownRunning || state.nodes.some(going)) return 'tearing_down';
   if (state.nodes.some((n) => n.state === 'provisioning')) return 'scaling_up';
-  // Stopped nodes hold no GPU: a pool with only those is idle (they show in the view's nodes).
-  if (state.nodes.every((n) => n.state === 'stopped')) return isIdle(state) ? 'idle' : 'scaling_up';
+  // Stopped nodes hold no GPU, sleeping ones no VRAM: a pool with only those is idle (they show in the view's nodes).
+  if (state.nodes.every((n) => n.state === 'stopped' || n.state === 'sleeping')) return isIdle(state) ? 'idle' : 'scaling_up';
   return isIdle(state) ? 'waiting_idle' : 'active';
 }
 
@@ -36,10 +37,14 @@ export function toPoolView(state: PoolState, teardownRunning: boolean, now: numb
       readyAt: n.readyAt,
       ...(n.state === 'provisioning' ? { requestedAt: n.requestedAt } : {}),
       busySlots: busySlots(n),
-      ...(n.billedFrom !== undefined ? { billedSeconds: Math.max(0, (now - n.billedFrom - stoppedMsUpTo(n, now)) / 1000) } : {}),
+      ...(n.billedFrom !== undefined
+        ? { billedSeconds: Math.max(0, (now - n.billedFrom - stoppedMsUpTo(n, now) - sleptMsUpTo(n, now)) / 1000) }
+        : {}),
       ...(n.stops ? { stoppedSeconds: stoppedMsUpTo(n, now) / 1000 } : {}),
       ...(n.stoppedAt !== undefined ? { stoppedAt: n.stoppedAt } : {}),
       ...(n.waking ? { waking: true } : {}),
+      ...(n.sleeps ? { sleptSeconds: sleptMsUpTo(n, now) / 1000 } : {}),
+      ...(n.wakingFromSleep ? { wakingFromSleep: true } : {}),
       ...(n.inFlight ? { inFlight: n.inFlight } : {}),
       ...(n.terminateFailures ? { terminateFailures: n.terminateFailures } : {}),
       ...(n.lastError ? { lastError: n.lastError } : {}),

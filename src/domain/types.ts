@@ -19,11 +19,13 @@ export type { Lane, PoolConfig };
  * for the terminate call; the pool keeps retrying with backoff and the node bills until the call succeeds.
  * `stopping` / `stopped`: the warm-state ladder's stopped rung (compute released, disk kept, billed at the lane's
  * `stoppedPricePerHour`); a stopped node woken for new work is `provisioning` again (with `waking`) until ready.
+ * `sleeping`: the sleeping rung (model server asleep, VRAM freed, the machine kept at the lane's
+ * `sleepingPricePerHour`), from its sleep call on; woken, it is `provisioning` (with `wakingFromSleep`) until awake.
  */
-export type NodeState = 'provisioning' | 'ready' | 'terminating' | 'terminate_failed' | 'stopping' | 'stopped';
+export type NodeState = 'provisioning' | 'ready' | 'terminating' | 'terminate_failed' | 'stopping' | 'stopped' | 'sleeping';
 
 /** The provider call a node is waiting on (at most one at a time; cleared when a new workflow run starts). */
-export type NodeCommand = 'provision' | 'boot' | 'terminate' | 'stop' | 'start';
+export type NodeCommand = 'provision' | 'boot' | 'terminate' | 'stop' | 'start' | 'sleep' | 'wake';
 
 /** A node the pool owns (or is acquiring). */
 export interface NodeRecord {
@@ -83,6 +85,18 @@ export interface NodeRecord {
   stoppedMs?: number;
   /** Being woken from stopped: the start call, then the readiness wait, as for a new node. */
   waking?: boolean;
+  /** This teardown puts the node's model server to sleep instead of terminating it (the sleeping rung). */
+  sleepOnTeardown?: boolean;
+  /** Workflow time (ms) the model server confirmed its sleep; set while it sleeps. */
+  sleptAt?: number;
+  /** Sleeps so far (each sleep and wake has its own ledger row). */
+  sleeps?: number;
+  /** Milliseconds spent asleep in earlier sleeps (billed at the sleeping price, not the GPU's). */
+  sleptMs?: number;
+  /** Being woken from sleep: the wake call (`POST /wake_up`) answers once the model is back. */
+  wakingFromSleep?: boolean;
+  /** The rung its latest wake came from (a cold start's rung); absent: from stopped if it ever stopped, else cold. */
+  wokeFrom?: 'stopped' | 'sleeping';
 }
 
 /** Why the pool moves a node to another lane. */
@@ -226,6 +240,10 @@ export interface PoolView {
       stoppedAt?: number;
       /** Being woken from stopped. */
       waking?: boolean;
+      /** Seconds spent asleep so far (billed at the lane's sleepingPricePerHour). */
+      sleptSeconds?: number;
+      /** Being woken from sleep. */
+      wakingFromSleep?: boolean;
       /** Workflow time (ms) a provisioning node was asked for (or its wake): where its boot or wake counts from. */
       requestedAt?: number;
     }
@@ -342,8 +360,8 @@ export interface JobRun {
   outcome?: 'completed' | 'failed' | 'preempted' | 'cancelled' | 'revoked';
 }
 
-/** Where the node that served a cold start came from: a fresh create, or a wake from the stopped rung. */
-export type ColdStartRung = 'cold' | 'stopped';
+/** Where the node that served a cold start came from: a fresh create, or a wake from the stopped or sleeping rung. */
+export type ColdStartRung = 'cold' | 'stopped' | 'sleeping';
 
 /** A cold start by phase (computed in cold-start.ts). */
 export interface ColdStartPhases {

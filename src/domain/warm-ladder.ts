@@ -22,6 +22,7 @@
  * counts a third of a 60 s boot.
  */
 import { binValueSeconds, GAP_BIN_COUNT, GAP_BIN_EDGES_S } from './gap-histogram';
+import type { Lane } from './pool-config';
 
 export type DownRung = 'sleeping' | 'stopped' | 'terminated';
 export type RungName = 'running' | DownRung;
@@ -65,11 +66,11 @@ function rung(ladder: Ladder, down: DownRung): { perS: number; wakeS: number } {
 
 /**
  * A node down on `down` for `forS` seconds: what it cost, which rung it is on at the end, and that rung's wake.
- * A stopped node past maxStoppedS has been terminated (it then needs a boot).
+ * A stopped or sleeping node past maxStoppedS has been terminated (it then needs a boot).
  */
 function downFor(ladder: Ladder, down: DownRung, forS: number): { costUsd: number; endsOn: DownRung; wakeS: number } {
   const r = rung(ladder, down);
-  if (down === 'stopped' && forS > ladder.maxStoppedS) {
+  if (down !== 'terminated' && forS > ladder.maxStoppedS) {
     return { costUsd: r.perS * ladder.maxStoppedS, endsOn: 'terminated', wakeS: ladder.bootS };
   }
   return { costUsd: r.perS * Math.max(0, forS), endsOn: down, wakeS: r.wakeS };
@@ -148,7 +149,7 @@ export function ladderOracleGapCost(
     const stopped = ladder.down.stopped;
     if (stopped && gapS - stopped.wakeS <= ladder.maxStoppedS) consider('stopped', perS(stopped.perHour), stopped.wakeS);
     const sleeping = ladder.down.sleeping;
-    if (sleeping) consider('sleeping', perS(sleeping.perHour), sleeping.wakeS);
+    if (sleeping && gapS - sleeping.wakeS <= ladder.maxStoppedS) consider('sleeping', perS(sleeping.perHour), sleeping.wakeS);
   }
   return best;
 }
@@ -255,4 +256,18 @@ function pct(rate: number): string {
 
 function fmt(seconds: number): string {
   return seconds >= 120 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds)} s`;
+}
+
+/**
+ * The rung an idle node of `lane` goes down to when the pool's windows chose `down` (absent: windows that chose
+ * none, fixed or two-state, take the cheapest rung the lane offers, as the fixed timeout always has). A rung the
+ * lane does not price is not offered there: the node is terminated. Sleeping is offered only below the lane's price.
+ */
+export function teardownRung(lane: Lane, down: DownRung | undefined): DownRung {
+  const stops = lane.stoppedPricePerHour !== undefined;
+  const sleeps = lane.sleepingPricePerHour !== undefined && lane.sleepingPricePerHour < lane.pricePerHour;
+  if (down === 'stopped') return stops ? 'stopped' : 'terminated';
+  if (down === 'sleeping') return sleeps ? 'sleeping' : 'terminated';
+  if (down === 'terminated') return 'terminated';
+  return stops ? 'stopped' : sleeps ? 'sleeping' : 'terminated';
 }

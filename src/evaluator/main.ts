@@ -85,15 +85,17 @@ async function main(): Promise<void> {
     teardownGraceS: positive('grace', v.grace as string, DEFAULT_KNOBS.teardownGraceS),
     stopPricePerHour: positive('stop-price-per-hour', v['stop-price-per-hour'] as string, DEFAULT_KNOBS.stopPricePerHour),
     stopWakeS: positive('stop-wake', v['stop-wake'] as string, DEFAULT_KNOBS.stopWakeS),
+    ...(v['sleep-price-per-hour'] !== undefined
+      ? { sleepPricePerHour: positive('sleep-price-per-hour', v['sleep-price-per-hour'] as string, DEFAULT_KNOBS.pricePerHour) }
+      : {}),
+    sleepWakeS: positive('sleep-wake', v['sleep-wake'] as string, DEFAULT_KNOBS.sleepWakeS),
   };
   if (knobs.decodeTokensPerS === 0 || knobs.prefillTokensPerS === 0) usage('token rates must be above 0');
   const ladderKnobs: LadderKnobs = {
     stopPricePerHour: knobs.stopPricePerHour,
     stopWakeS: knobs.stopWakeS,
-    ...(v['sleep-price-per-hour'] !== undefined
-      ? { sleepPricePerHour: positive('sleep-price-per-hour', v['sleep-price-per-hour'] as string, knobs.pricePerHour) }
-      : {}),
-    sleepWakeS: positive('sleep-wake', v['sleep-wake'] as string, DEFAULT_LADDER_KNOBS.sleepWakeS),
+    ...(knobs.sleepPricePerHour !== undefined ? { sleepPricePerHour: knobs.sleepPricePerHour } : {}),
+    sleepWakeS: knobs.sleepWakeS,
     maxStoppedS: positive('max-stopped', v['max-stopped'] as string, DEFAULT_LADDER_KNOBS.maxStoppedS),
     coldSlack: positive('cold-slack', v['cold-slack'] as string, DEFAULT_LADDER_KNOBS.coldSlack),
   };

@@ -4,7 +4,8 @@
  * events and answers the machine's commands as a provider would, after the configured delays:
  * provision at once, ready `coldStartS` later (billed from provision, as every provider bills), terminate
  * at once; for a ladder policy, stop at once (the node then bills `stopPricePerHour`), start at once and ready
- * `stopWakeS` later (billed as running from the start call). Health checks and reconciliation answer "all well". Nothing else is simulated: every decision
+ * `stopWakeS` later (billed as running from the start call); with a sleeping price (`sleepPricePerHour`), sleep at
+ * once (the node then bills that price) and wake `sleepWakeS` later (billed as running from the wake call). Health checks and reconciliation answer "all well". Nothing else is simulated: every decision
  * (placement, scale-up, the idle timer, teardown and its grace, the adaptive windows) is the machine's.
  * The oracle is not simulated: oracle.ts computes its bound.
  */
@@ -31,6 +32,9 @@ export interface SimulationKnobs {
   /** The stopped rung (ladder policies): what a stopped node costs, and its wake (start call → ready). */
   stopPricePerHour: number;
   stopWakeS: number;
+  /** The sleeping rung (ladder policies, only where given: a cloud GPU bills a sleeping node in full). */
+  sleepPricePerHour?: number;
+  sleepWakeS: number;
 }
 
 export const DEFAULT_KNOBS: SimulationKnobs = {
@@ -43,6 +47,7 @@ export const DEFAULT_KNOBS: SimulationKnobs = {
   teardownGraceS: 10,
   stopPricePerHour: 0.0274,
   stopWakeS: 20,
+  sleepWakeS: 3,
 };
 
 /** What one policy did with one app. Money in USD; times in seconds unless the name says ms. */
@@ -58,7 +63,7 @@ export interface AppResult {
   coldStarts: number;
   /** Of them, wakes from stopped (ladder policies). */
   wakesWaited?: number;
-  /** Cost of stopped node time (in costUsd too). */
+  /** Cost of stopped and asleep node time (in costUsd too). */
   stoppedCostUsd?: number;
   /** Requests placed on a node that became ready after they arrived. */
   coldWaitedRequests: number;
@@ -136,8 +141,9 @@ function before(a: Scheduled, b: Scheduled): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
-/** A node billed at its GPU price now (a stopped node bills only its disk). */
-const gpuBilled = (node: PoolState['nodes'][number]) => node.billedFrom !== undefined && node.stoppedAt === undefined;
+/** A node billed at its GPU price now (a stopped node bills only its disk, a sleeping one the sleeping price). */
+const gpuBilled = (node: PoolState['nodes'][number]) =>
+  node.billedFrom !== undefined && node.stoppedAt === undefined && node.sleptAt === undefined;
 
 const makeNodeId: NodeIdMaker = (_pool, sequence) => `n${sequence}`;
 
@@ -167,6 +173,7 @@ export function simulateApp(
         gpu: 'evaluated-gpu',
         pricePerHour: knobs.pricePerHour,
         ...(policy.ladder ? { stoppedPricePerHour: knobs.stopPricePerHour } : {}),
+        ...(policy.ladder && knobs.sleepPricePerHour !== undefined ? { sleepingPricePerHour: knobs.sleepPricePerHour } : {}),
       },
     ],
   });
@@ -192,6 +199,7 @@ export function simulateApp(
   const coldNodes = new Set<string>();
   let wakesWaited = 0;
   let stoppedMs = 0;
+  let sleptMs = 0;
   let nodeMs = 0;
   let idleNodeMs = 0;
   let clock = -(coldStartMs + 1000);
@@ -207,6 +215,10 @@ export function simulateApp(
         if (node.billedFrom === undefined) continue;
         if (node.stoppedAt !== undefined) {
           stoppedMs += to - from;
+          continue;
+        }
+        if (node.sleptAt !== undefined) {
+          sleptMs += to - from;
           continue;
         }
         nodeMs += to - from;
@@ -250,6 +262,12 @@ export function simulateApp(
       case 'start':
         queue.push(now, { type: 'nodeStarted', command, url: `sim://${command.nodeId}` });
         return;
+      case 'sleep':
+        queue.push(now, { type: 'nodeSlept', command });
+        return;
+      case 'wake':
+        queue.push(now + knobs.sleepWakeS * 1000, { type: 'nodeWoke', command });
+        return;
       case 'terminate':
         queue.push(now, { type: 'nodeTerminated', command });
         return;
@@ -275,10 +293,11 @@ export function simulateApp(
         const { grant } = command.message;
         if (grant.coldStartMs > 0) {
           result.coldWaitedRequests += 1;
-          // A node woken again is a new wait: keyed by how many times it was stopped.
-          const stops = state.nodes.find((n) => n.id === grant.nodeId)?.stops ?? 0;
-          const key = `${grant.nodeId}#${stops}`;
-          if (!coldNodes.has(key) && stops > 0) wakesWaited += 1;
+          // A node woken again is a new wait: keyed by how many times it was stopped or put to sleep.
+          const node = state.nodes.find((n) => n.id === grant.nodeId);
+          const downs = (node?.stops ?? 0) + (node?.sleeps ?? 0);
+          const key = `${grant.nodeId}#${downs}`;
+          if (!coldNodes.has(key) && downs > 0) wakesWaited += 1;
           coldNodes.add(key);
         }
         queue.push(now + runMs(arrival, knobs), { type: 'jobFinished', jobId: command.jobId, attempt: command.message.grant.attempt });
@@ -312,7 +331,7 @@ export function simulateApp(
   account(spanMs);
   result.coldStarts = coldNodes.size;
   result.nodeSeconds = nodeMs / 1000;
-  const stoppedCostUsd = (stoppedMs / 3_600_000) * knobs.stopPricePerHour;
+  const stoppedCostUsd = (stoppedMs / 3_600_000) * knobs.stopPricePerHour + (sleptMs / 3_600_000) * (knobs.sleepPricePerHour ?? 0);
   result.costUsd = (nodeMs / 3_600_000) * knobs.pricePerHour + (policy.ladder ? stoppedCostUsd : 0);
   if (policy.ladder) {
     result.wakesWaited = wakesWaited;

@@ -24,6 +24,9 @@ const bootedAt = Number(process.env.MOCK_CREATED_AT) || Date.now();
  */
 const wakeMs = Math.max(0, Number(process.env.MOCK_WAKE_MS ?? 1500));
 let sleeping = false;
+/** Sleeps and wakes so far (`GET /_mock/stats`): tests see that the pool's calls reached the model server. */
+let sleeps = 0;
+let wakes = 0;
 /** A wake in progress: every /wake_up call waits for the same one. */
 let waking: Promise<void> | undefined;
 
@@ -243,7 +246,7 @@ const server = http.createServer((req, res) => {
   if (url === '/health') {
     return isReady() ? json(res, 200, { status: 'ok', node: nodeIdentity }) : json(res, 503, { status: 'starting' });
   }
-  if (url === '/_mock/stats') return json(res, 200, { node: nodeIdentity, active, maxActive, served, aborted });
+  if (url === '/_mock/stats') return json(res, 200, { node: nodeIdentity, active, maxActive, served, aborted, sleeps, wakes, sleeping });
   if (url === '/_mock/events') return json(res, 200, { node: nodeIdentity, events });
   if (url.startsWith('/_mock/fail') && req.method === 'POST') {
     // Test knob: the next `count` completion requests answer `status` (a node in trouble).
@@ -268,6 +271,7 @@ const server = http.createServer((req, res) => {
   if (url.startsWith('/sleep') && req.method === 'POST') {
     if (active > 0)
       return json(res, 409, { error: { message: `${active} request(s) running: sleep refused`, type: 'invalid_request_error' } });
+    if (!sleeping) sleeps += 1;
     sleeping = true;
     return json(res, 200, { is_sleeping: true });
   }
@@ -277,6 +281,7 @@ const server = http.createServer((req, res) => {
         setTimeout(() => {
           sleeping = false;
           waking = undefined;
+          wakes += 1;
           resolve();
         }, wakeMs),
       );

@@ -28,3 +28,9 @@ export const BOOT_WAIT_ACTIVITY: ActivityOptions = {
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3 },
 };
+
+/** A wake from sleep: the model server reloads its weights (seconds; a large model a minute or two); one retry. */
+export const WAKE_FROM_SLEEP_ACTIVITY: ActivityOptions = {
+  startToCloseTimeout: '3 minutes',
+  retry: { initialInterval: '1 second', maximumAttempts: 2 },
+};

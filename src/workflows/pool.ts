@@ -29,7 +29,7 @@ import { describePlan, planPreemptions, type PreemptionCheck } from '../domain/p
 import { toPoolView } from '../domain/pool-view';
 import { type LeaseAnswer, validateLeaseExchange } from '../domain/slot-leases';
 import type { PoolConfig, PoolState, PoolView } from '../domain/types';
-import { BOOKKEEPING_ACTIVITY, BOOT_WAIT_ACTIVITY, PROVIDER_CALL_ACTIVITY } from './activity-options';
+import { BOOKKEEPING_ACTIVITY, BOOT_WAIT_ACTIVITY, PROVIDER_CALL_ACTIVITY, WAKE_FROM_SLEEP_ACTIVITY } from './activity-options';
 import {
   drainPoolUpdate,
   exchangeLeasesUpdate,
@@ -60,6 +60,8 @@ export interface PoolWorkflowInput {
 
 const provisioning = proxyActivities<Activities>(PROVIDER_CALL_ACTIVITY);
 const booting = proxyActivities<Activities>(BOOT_WAIT_ACTIVITY);
+/** A wake from sleep reloads the weights (seconds to a minute): longer than a provider call, no heartbeat needed. */
+const waking = proxyActivities<Activities>(WAKE_FROM_SLEEP_ACTIVITY);
 const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_ACTIVITY);
 
 /** Commands whose result continue-as-new waits for: redoing them in the next run would lose or repeat work. */
@@ -68,6 +70,8 @@ const SETTLE_BEFORE_CONTINUE: ReadonlySet<PoolCommand['type']> = new Set([
   'terminate',
   'stop',
   'start',
+  'sleep',
+  'wake',
   'reconcile',
   'tellJob',
   'recordLedger',
@@ -194,6 +198,12 @@ export async function poolEntityWorkflow(input: PoolWorkflowInput): Promise<void
         const result = await provisioning.startNode({ poolId, nodeId: command.nodeId, lane: command.lane });
         return { type: 'nodeStarted', command, url: result.url };
       }
+      case 'sleep':
+        await provisioning.sleepNode({ poolId, nodeId: command.nodeId, lane: command.lane, url: command.url });
+        return { type: 'nodeSlept', command };
+      case 'wake':
+        await waking.wakeNode({ poolId, nodeId: command.nodeId, lane: command.lane, url: command.url });
+        return { type: 'nodeWoke', command };
       case 'checkHealth':
         return { type: 'healthChecked', statuses: await bookkeeping.checkNodes({ poolId, nodes: command.nodes }) };
       case 'reconcile': {

@@ -3,9 +3,23 @@ import assert from 'node:assert/strict';
 import { asPoolKey, nodeId } from '../../src/ids';
 import { newPoolState, stepPool } from '../../src/domain/pool-machine';
 import type { PoolCommand, PoolEvent } from '../../src/domain/pool-protocol';
-import type { PoolConfig, PoolState } from '../../src/domain/types';
+import type { Lane, PoolConfig, PoolState } from '../../src/domain/types';
+import { poolConfig } from './stack';
 
 export type Of<T extends PoolCommand['type']> = Extract<PoolCommand, { type: T }>;
+
+/** The warm-state ladder tests' pool: one-slot nodes on `lane`, a 600 s idle timeout, a 30 s grace. */
+export function ladderPoolConfig(lane: Lane, overrides: Partial<PoolConfig> = {}): PoolConfig {
+  return poolConfig({
+    slotsPerNode: 1,
+    maxNodes: 2,
+    idleTimeoutSeconds: 600,
+    teardownGraceSeconds: 30,
+    healthCheckIntervalSeconds: 15,
+    lanes: [lane],
+    ...overrides,
+  });
+}
 
 /** Drives the pure machine by hand: events in, commands out, the clock moved by the test. */
 export class Machine {
@@ -44,6 +58,29 @@ export class Machine {
     assert.ok(this.wakeAt !== undefined, 'the machine asked for a wake-up');
     this.now = this.wakeAt;
     return this.send({ type: 'timerFired' });
+  }
+
+  /** Fires timers (answering health checks and reconciliations as healthy and clean) until the machine asks for `type`. */
+  fireUntil<T extends PoolCommand['type']>(type: T): Of<T> {
+    for (let i = 0; i < 200; i++) {
+      const commands = this.fire();
+      const check = this.find('checkHealth', commands);
+      if (check)
+        this.send({ type: 'healthChecked', statuses: check.nodes.map((n) => ({ nodeId: n.nodeId, exists: true, healthy: true })) });
+      if (this.find('reconcile', commands)) this.send({ type: 'reconciled', removed: [] });
+      const found = this.find(type, commands);
+      if (found) return found;
+    }
+    throw new Error(`no ${type} command`);
+  }
+
+  /** Runs job `j1` on a fresh node until it finishes a second later: the pool is idle, its idle timer running. */
+  ranOneJob(): this {
+    this.arrive('j1');
+    this.bringUp();
+    this.now += 1000;
+    this.send({ type: 'jobFinished', jobId: 'j1', attempt: 1 });
+    return this;
   }
 
   at(ms: number): this {

@@ -17,7 +17,7 @@ import {
 } from '../../src/activities/providers/provider';
 import { ledgerRowsForPool, type LedgerEvent } from '../../src/db/ledger';
 import { insertJob } from '../../src/db/store';
-import type { JobInput, JobView, PoolConfig, PoolView } from '../../src/domain/types';
+import type { JobInput, JobView, Lane, PoolConfig, PoolView } from '../../src/domain/types';
 import { poolConfigSchema } from '../../src/domain/pool-config';
 import { asPoolKey, jobWorkflowId, POOL_WORKFLOW_TYPE, poolWorkflowId } from '../../src/ids';
 import type { jobWorkflow } from '../../src/workflows/job';
@@ -71,6 +71,18 @@ export function poolConfig(overrides: Partial<PoolConfig> = {}): PoolConfig {
       { provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.2 },
     ],
     ...overrides,
+  });
+}
+
+/** A rung test's pool under the time-skipping server: one one-slot node on `lane`, idle after 60 s, no grace. */
+export function oneNodeRungPool(lane: Lane): PoolConfig {
+  return poolConfig({
+    maxNodes: 1,
+    slotsPerNode: 1,
+    idleTimeoutSeconds: 60,
+    teardownGraceSeconds: 0,
+    healthCheckIntervalSeconds: 120,
+    lanes: [lane],
   });
 }
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { countEvents, poolConfig } from '../helpers/stack';
+import { countEvents, oneNodeRungPool } from '../helpers/stack';
 import { timeSkippingSuite } from '../helpers/suite';
 import { asPoolKey, poolWorkflowId } from '../../src/ids';
 import { recordHistory } from '../helpers/histories';
@@ -17,14 +17,7 @@ test('stopped rung (mock provider): idle → stopped with its disk kept, the nex
   const env = suite.env();
   const mock = suite.mock();
   const key = asPoolKey('ladder');
-  const config = poolConfig({
-    maxNodes: 1,
-    slotsPerNode: 1,
-    idleTimeoutSeconds: 60,
-    teardownGraceSeconds: 0,
-    healthCheckIntervalSeconds: 120,
-    lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.2, stoppedPricePerHour: 0.03 }],
-  });
+  const config = oneNodeRungPool({ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.2, stoppedPricePerHour: 0.03 });
   const stoppedNode = () =>
     h.until('the node stopped', async () => {
       const view = await h.pool('ladder');

@@ -171,3 +171,22 @@ test('stopped nodes (the warm-state ladder) bill their GPU price only while runn
   close(stoppedOnly.totals.gpuSecondsBilled, 0, 'both stopped throughout the window');
   close(stoppedOnly.totals.costUsd, (2 * 1000 * 0.03) / 3600, 'disks only');
 });
+
+test('sleeping nodes bill their sleeping price from node_slept to node_woke, and a node that stopped and slept bills each span at its own price', async () => {
+  const pool = asPoolKey('sleepy.chat');
+  const lane: Lane = { ...onDemand, stoppedPricePerHour: 0.03, sleepingPricePerHour: 0.2 };
+  const node = (id: string) => ({ nodeId: `${pool}-${id}`, lane, poolId: pool });
+  // e: runs 0–600, asleep 600–1800, runs 1800–2000, stopped 2000–3000, runs 3000–3600, terminated.
+  const events: LedgerEvent[] = [
+    row('e:prov', 'node_provisioning', 0, { ...node('e'), details: { referencePricePerHour: 1.1 } }),
+    row('e:slept:1', 'node_slept', 600, { ...node('e'), details: { sleepingPricePerHour: 0.2 } }),
+    row('e:woke:1', 'node_woke', 1800, node('e')),
+    row('e:stopped:1', 'node_stopped', 2000, { ...node('e'), details: { stoppedPricePerHour: 0.03 } }),
+    row('e:started:1', 'node_started', 3000, node('e')),
+    row('e:end', 'node_terminated', 3600, node('e')),
+  ];
+  for (const e of events) await appendLedgerEvent(database.db, e, TEST_NODE_SECRETS);
+  const hour = await computeAnalytics(database.db, { workspaceId: 'sleepy', from: new Date(at(0)), to: new Date(at(3600)) });
+  close(hour.totals.gpuSecondsBilled, 600 + 200 + 600, 'GPU seconds: running time only');
+  close(hour.totals.costUsd, (1400 * 1.1 + 1200 * 0.2 + 1000 * 0.03) / 3600, 'running at 1.10, asleep at 0.20, stopped at 0.03');
+});

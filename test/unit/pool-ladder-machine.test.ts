@@ -2,54 +2,30 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { PoolConfig } from '../../src/domain/types';
-import { Machine, type Of } from '../helpers/pool-machine-driver';
-import { poolConfig } from '../helpers/stack';
+import { ladderPoolConfig, Machine, type Of } from '../helpers/pool-machine-driver';
 
 const STOPPED_PRICE = 0.0274;
 const config = (overrides: Partial<PoolConfig> = {}) =>
-  poolConfig({
-    slotsPerNode: 1,
-    maxNodes: 2,
-    idleTimeoutSeconds: 600,
-    teardownGraceSeconds: 30,
-    healthCheckIntervalSeconds: 15,
-    lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.2, stoppedPricePerHour: STOPPED_PRICE }],
-    ...overrides,
-  });
+  ladderPoolConfig(
+    { provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.2, stoppedPricePerHour: STOPPED_PRICE },
+    overrides,
+  );
 
 /** A pool that ran one job and went idle: the idle timer is due. */
 function idlePool(overrides: Partial<PoolConfig> = {}): Machine {
-  const m = new Machine(config(overrides));
-  m.arrive('j1');
-  m.bringUp();
-  m.now += 1000;
-  m.send({ type: 'jobFinished', jobId: 'j1', attempt: 1 });
-  return m;
-}
-
-/** Fires timers (answering health checks and reconciliations) until the machine asks for `type`. */
-function until<T extends Parameters<Machine['find']>[0]>(m: Machine, type: T): Of<T> {
-  for (let i = 0; i < 200; i++) {
-    const commands = m.fire();
-    const check = m.find('checkHealth', commands);
-    if (check) m.send({ type: 'healthChecked', statuses: check.nodes.map((n) => ({ nodeId: n.nodeId, exists: true, healthy: true })) });
-    if (m.find('reconcile', commands)) m.send({ type: 'reconciled', removed: [] });
-    const found = m.find(type, commands);
-    if (found) return found;
-  }
-  throw new Error(`no ${type} command`);
+  return new Machine(config(overrides)).ranOneJob();
 }
 
 function stoppedPool(overrides: Partial<PoolConfig> = {}): Machine {
   const m = idlePool(overrides);
-  const stop = until(m, 'stop');
+  const stop = m.fireUntil('stop');
   m.send({ type: 'nodeStopped', command: stop });
   return m;
 }
 
 test('the idle teardown stops a node whose lane has a stopped price instead of terminating it: one node_stopped row at that price, the pool idle', () => {
   const m = idlePool();
-  const stop = until(m, 'stop');
+  const stop = m.fireUntil('stop');
   assert.equal(stop.nodeId, 'p-n1');
   assert.equal(m.state.nodes[0].state, 'stopping');
   assert.equal(m.findAll('terminate', m.all).length, 0, 'no terminate call');
@@ -69,7 +45,7 @@ test('the idle teardown stops a node whose lane has a stopped price instead of t
 
 test('a lane without a stopped price: the idle teardown terminates as before', () => {
   const m = idlePool({ lanes: [{ provider: 'mock', market: 'on-demand', gpu: 'A10G', pricePerHour: 1.2 }] });
-  assert.equal(until(m, 'terminate').nodeId, 'p-n1');
+  assert.equal(m.fireUntil('terminate').nodeId, 'p-n1');
   assert.equal(m.findAll('stop', m.all).length, 0);
 });
 
@@ -98,61 +74,4 @@ test('new work wakes a stopped node before creating one: start call, node_starte
   assert.equal(wait?.rung, 'stopped', 'the readiness wait knows it is a wake (its boot-phase metric)');
   assert.equal(m.state.nodes[0].state, 'ready');
   assert.equal(m.ledger('node_ready').length, 1, 'a wake is not a second boot');
-});
-
-test('a wake that fails (no GPU for the stopped node) terminates it, never leaving it to bill its disk, and a fresh node is created', () => {
-  const m = stoppedPool();
-  const start = m.find('start', m.arrive('j2'))!;
-  const after = m.send({ type: 'commandFailed', command: start, error: 'no GPU on the host' });
-  assert.equal(m.find('terminate', after)?.nodeId, 'p-n1');
-  assert.equal(m.find('provision', after)?.nodeId, 'p-n2', 'a fresh node for the work');
-  assert.match(m.state.nodes.find((n) => n.id === 'p-n1')!.terminateReason!, /wake failed: no GPU/);
-});
-
-test('a stopped node past maxStoppedSeconds is terminated; its node_terminated row bills the GPU time only, the stopped time at the disk price', () => {
-  const m = stoppedPool({ maxStoppedSeconds: 3600 });
-  const provisionedAt = m.ledger('node_provisioning')[0].occurredAt;
-  const stoppedAt = m.now;
-  const terminate = until(m, 'terminate');
-  assert.equal(m.now, stoppedAt + 3_600_000, 'the machine wakes when the node has been stopped too long');
-  assert.equal(terminate.nodeId, 'p-n1');
-  assert.equal(terminate.reason, 'stopped too long');
-  m.send({ type: 'nodeTerminated', command: terminate });
-  const [row] = m.ledger('node_terminated');
-  assert.equal(row.details?.billedSeconds, (stoppedAt - provisionedAt) / 1000);
-  assert.equal(row.details?.stoppedSeconds, (m.now - stoppedAt) / 1000);
-  assert.ok(Math.abs((row.details?.storageUsd as number) - ((m.now - stoppedAt) / 3_600_000) * STOPPED_PRICE) < 1e-9);
-  assert.equal(m.state.nodes.length, 0);
-});
-
-test('a provider that cannot stop the node: it is terminated instead', () => {
-  const m = idlePool();
-  const stop = until(m, 'stop');
-  const after = m.send({ type: 'commandFailed', command: stop, error: 'provider runpod cannot stop nodes' });
-  assert.equal(m.find('terminate', after)?.nodeId, 'p-n1');
-  m.send({ type: 'nodeTerminated', command: m.find('terminate', after)! });
-  assert.equal(m.ledger('node_stopped').length, 0);
-  assert.equal(m.ledger('node_terminated').length, 1);
-});
-
-test('scale-to-zero releases stopped nodes too (nothing billed, disks included), and so does a drain', () => {
-  for (const event of [{ type: 'scaleToZeroRequested' }, { type: 'drainRequested' }] as const) {
-    const m = stoppedPool();
-    const terminate = m.find('terminate', m.send(event));
-    assert.equal(terminate?.nodeId, 'p-n1', event.type);
-  }
-});
-
-test('an arrival during the grace period keeps the node running (the teardown is cancelled before any stop call)', () => {
-  const m = idlePool();
-  // The idle timer fires (answering health checks on the way) and the teardown starts; its grace runs.
-  while (!m.state.teardown) {
-    const check = m.find('checkHealth', m.fire());
-    if (check) m.send({ type: 'healthChecked', statuses: [{ nodeId: 'p-n1', exists: true, healthy: true }] });
-  }
-  assert.equal(m.state.nodes[0].state, 'terminating');
-  m.arrive('j2');
-  assert.equal(m.state.nodes[0].state, 'ready');
-  assert.equal(m.state.nodes[0].stopOnTeardown, undefined);
-  assert.equal(m.findAll('stop', m.all).length, 0);
 });

@@ -51,24 +51,29 @@ test('pool timeline from ledger rows, by hand: nodes billed, requests running, n
   ]);
 });
 
-test('pool timeline: a stopped node is not counted while stopped and bills its disk at the stopped price', () => {
-  const rows = [
-    row('node_provisioning', 0, { node_id: 'n1', price_per_hour: '2' }),
-    row('node_stopped', 600, { node_id: 'n1', details: { stoppedPricePerHour: 0.036 } }),
-    row('node_started', 2400, { node_id: 'n1' }),
-    row('node_stopped', 3000, { node_id: 'n1', details: { stoppedPricePerHour: 0.036 } }),
-  ];
-  const t = poolTimeline(rows, 0, 3_600_000);
-  // Running 0–600 and 2400–3000 (1200 s at $2/h); stopped 600–2400 and 3000–3600 (2400 s at $0.036/h).
-  assert.ok(Math.abs(t.nodeHours - 1200 / 3600) < 1e-9);
-  assert.ok(Math.abs(t.costUsd - ((1200 / 3600) * 2 + (2400 / 3600) * 0.036)) < 1e-9);
-  assert.deepEqual(t.points, [
-    [0, 1, 0],
-    [600, 0, 0],
-    [2400, 1, 0],
-    [3000, 0, 0],
-  ]);
-});
+for (const [down, up, priceKey] of [
+  ['node_stopped', 'node_started', 'stoppedPricePerHour'],
+  ['node_slept', 'node_woke', 'sleepingPricePerHour'],
+] as const) {
+  test(`pool timeline: a node down (${down}) is not counted while down and bills its rung's price meanwhile`, () => {
+    const rows = [
+      row('node_provisioning', 0, { node_id: 'n1', price_per_hour: '2' }),
+      row(down, 600, { node_id: 'n1', details: { [priceKey]: 0.036 } }),
+      row(up, 2400, { node_id: 'n1' }),
+      row(down, 3000, { node_id: 'n1', details: { [priceKey]: 0.036 } }),
+    ];
+    const t = poolTimeline(rows, 0, 3_600_000);
+    // Running 0–600 and 2400–3000 (1200 s at $2/h); down 600–2400 and 3000–3600 (2400 s at $0.036/h).
+    assert.ok(Math.abs(t.nodeHours - 1200 / 3600) < 1e-9);
+    assert.ok(Math.abs(t.costUsd - ((1200 / 3600) * 2 + (2400 / 3600) * 0.036)) < 1e-9);
+    assert.deepEqual(t.points, [
+      [0, 1, 0],
+      [600, 0, 0],
+      [2400, 1, 0],
+      [3000, 0, 0],
+    ]);
+  });
+}
 
 test('pool timeline marks: a cold start per node asked for, a lane move when the lane changes, a wake per start, to zero when the last GPU goes (not at the window end)', () => {
   const rows = [
