@@ -7,6 +7,7 @@
  */
 import { onDemandReferencePrice } from './money';
 import { sleptMsUpTo, stoppedMsUpTo } from './node-billing';
+import { jsonCopy } from './plain-json';
 import { coldStartPhases } from './cold-start';
 import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacement, requeueJobsOfNode } from './placement';
 import type { JobMessage, LedgerRowRequest, PoolCommand, PoolEvent, PoolReply, StepResult } from './pool-protocol';
@@ -68,7 +69,7 @@ export type NodeIdMaker = (poolKey: PoolKey, sequence: number, incarnation?: str
 
 /** Applies one event; returns the new state, the commands to run, when to wake, and a reply for updates. */
 export function stepPool(previous: PoolState, event: PoolEvent, now: number, makeNodeId: NodeIdMaker): StepResult {
-  const m = new Step(clone(previous), now, makeNodeId);
+  const m = new Step(jsonCopy(previous), now, makeNodeId);
   const reply = m.apply(event);
   m.drive();
   return { state: m.state, commands: m.commands, wakeAt: m.wakeAt(), ...(reply ? { reply } : {}) };
@@ -83,10 +84,6 @@ export function stepPoolInPlace(state: PoolState, event: PoolEvent, now: number,
   const reply = m.apply(event);
   m.drive();
   return { state: m.state, commands: m.commands, wakeAt: m.wakeAt(), ...(reply ? { reply } : {}) };
-}
-
-function clone<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
 }
 
 /** One step's working copy: the rules mutate it; nothing outside sees it until the step returns. */

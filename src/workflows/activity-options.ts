@@ -1,5 +1,5 @@
 /** Activity options more than one workflow uses: one definition, so they cannot drift apart. */
-import type { ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
 
 /** Ledger rows and job records: retried until the database answers. */
 export const BOOKKEEPING_ACTIVITY: ActivityOptions = {
@@ -33,4 +33,14 @@ export const BOOT_WAIT_ACTIVITY: ActivityOptions = {
 export const WAKE_FROM_SLEEP_ACTIVITY: ActivityOptions = {
   startToCloseTimeout: '3 minutes',
   retry: { initialInterval: '1 second', maximumAttempts: 2 },
+};
+
+/** A job's attempt at its node: heartbeating, stopped by a preemption or a cancel, never retried here. */
+export const INFERENCE_ACTIVITY: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '10 seconds',
+  // A preempted or cancelled request must have ended at the node before the slot is given to anyone else.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  // The job retries through its pool (a new placement, after a backoff), never blindly on the same node.
+  retry: { maximumAttempts: 1 },
 };

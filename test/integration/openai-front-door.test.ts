@@ -6,6 +6,7 @@ import OpenAI from 'openai';
 import { ledgerRowsForPool } from '../../src/db/ledger';
 import { ApiStack } from '../helpers/api-stack';
 import { jobWorkflowId } from '../../src/ids';
+import { recordHistory } from '../helpers/histories';
 
 /** The official `openai` npm package is the client in every test here. */
 let stack: ApiStack;
@@ -77,6 +78,8 @@ test('OpenAI client: a model at zero is listed; a chat request parks through the
   assert.equal(chatRow.details.kind, 'request');
   assert.deepEqual(chatRow.details.usage, { promptTokens: 2, completionTokens: 5 });
   assert.equal((chatRow.details.runs as unknown[]).length, 1, 'its run interval on its node');
+  // A request parked through a cold start, through the job machine (test/replay.test.ts).
+  await recordHistory(stack.env.client, jobWorkflowId(response.headers.get('x-zeropool-request-id')!), 'request-cold-start');
 });
 
 test('streaming at zero: SSE keep-alive comments while the pool cold-starts, then the tokens; the official client reads the stream', async () => {

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { getCallbackSecret } from '../../src/db/callbacks';
 import { jobWorkflowId } from '../../src/ids';
 import { cancelJobSignal } from '../../src/workflows/messages';
+import { recordHistory } from '../helpers/histories';
 import { startCallbackReceiver, startNtfyServer } from '../helpers/receivers';
 import { countEvents, poolConfig, switchableSpotProvider, testMockProvider } from '../helpers/stack';
 import { timeSkippingSuite } from '../helpers/suite';
@@ -73,10 +74,13 @@ test('retries: a 5xx is retried with growing backoff and completes; a 4xx fails 
     const node = await h.until('warm node', async () => (await h.pool('retry')).nodes.find((n) => n.state === 'ready'));
 
     await fetch(`${node.url}/_mock/fail?status=503&count=2`, { method: 'POST' });
-    const flaky = await h.result(await h.submit('retry', { prompt: 'again' }, { maxAttempts: 3 }));
+    const flakyId = await h.submit('retry', { prompt: 'again' }, { maxAttempts: 3 });
+    const flaky = await h.result(flakyId);
     assert.equal(flaky.status, 'completed');
     assert.equal(flaky.failures, 2);
     assert.equal(flaky.attempt, 3);
+    // Two failed attempts, each retried after its backoff, then completed (test/replay.test.ts).
+    await recordHistory(h.client, jobWorkflowId(flakyId), 'job-retried');
     const runs = flaky.runs!;
     assert.equal(runs.length, 3);
     assert.deepEqual(
@@ -219,6 +223,8 @@ test('preemption: a priority-1 job stops a priority-5 job on a full pool; the vi
 
       const view = await h.pool('full');
       assert.equal(view.preemptedTotal, 1);
+      // A job preempted, queued again and resumed from its snapshot, through the job machine (test/replay.test.ts).
+      await recordHistory(h.client, jobWorkflowId(victim), 'job-preempted-resumed');
       const seen = await h.until('notifications', async () => {
         const events = ntfy.published.map((p) => `${p.title}`);
         // Both jobs' completions: the two arrive independently, so wait for both rather than the first.
