@@ -231,6 +231,7 @@ export class FrontDoor {
       submittedAt: Date.now(),
       parkTimeoutSeconds,
       indexed: this.ctx.indexed,
+      machine: true,
     };
     let handle: WorkflowHandle<typeof requestWorkflow>;
     try {

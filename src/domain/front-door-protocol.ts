@@ -16,6 +16,8 @@ export interface RequestInput {
   parkTimeoutSeconds: number;
   /** Whether the search attributes are registered. */
   indexed: boolean;
+  /** The job machine runs it (absent: a run started before it; see JobInput.machine). */
+  machine?: true;
 }
 
 /** How a front-door request ended, as the API process reports it. */

@@ -77,18 +77,22 @@ class JobStep {
         } else this.announce();
         return;
       case 'timerFired':
-        return this.timerFired();
+        this.timerFired();
+        return;
       case 'placed':
-        return this.placed(event.grant);
+        this.placed(event.grant);
+        return;
       case 'revoked':
-        return this.revoked(event.attempt, event.reason);
+        this.revoked(event.attempt, event.reason);
+        return;
       case 'preemptRequested':
         if (s.kind === 'request' || event.attempt !== s.view.attempt || s.preempt) return;
         s.preempt = { attempt: event.attempt, reason: event.reason, byJobId: event.byJobId };
         if (s.phase === 'running') this.commands.push({ type: 'stopAttempt' });
         return;
       case 'cancelRequested':
-        return this.cancelRequested(event.reason);
+        this.cancelRequested(event.reason);
+        return;
       case 'progressReported': {
         if (event.attempt !== undefined && event.attempt !== s.view.attempt) return;
         const reported: ProgressSnapshot = {
@@ -102,17 +106,21 @@ class JobStep {
         return;
       }
       case 'attemptEnded':
-        return this.attemptEnded(event.attempt, event.end);
+        this.attemptEnded(event.attempt, event.end);
+        return;
       case 'poolUnreachable':
         if (s.grant || s.view.attempt > 1) return;
-        return this.finish('failed', `pool ${s.view.pool} is not running: ${event.error}`);
+        this.finish('failed', `pool ${s.view.pool} is not running: ${event.error}`);
+        return;
       case 'slotAsked':
-        return this.slotAsked(event.askId, event.failedNodeId);
+        this.slotAsked(event.askId, event.failedNodeId);
+        return;
       case 'leaseRenewed':
         s.leaseRenewedAt = this.now;
         return;
       case 'requestDone':
-        return this.requestDone(event);
+        this.requestDone(event);
+        return;
       case 'outcomeRecorded':
       case 'outcomeRefused':
       case 'outcomeNotStorable':
@@ -133,9 +141,14 @@ class JobStep {
     const s = this.state;
     if (this.awaitsDeadline() && this.now >= s.deadline) {
       this.tellPool({ kind: 'withdrawn' });
-      return this.finish('expired', s.expiredText);
+      this.finish('expired', s.expiredText);
+      return;
     }
     if (s.phase === 'confirming' && this.now >= (s.arrivalWindowEndsAt ?? 0)) this.announce();
+    if (s.kind === 'request' && s.phase === 'running' && this.now >= (s.leaseCheckAt ?? 0)) {
+      // A renewal does not move the check (that would restart the timer each time): the check moves on here.
+      s.leaseCheckAt = this.leaseEndsAt();
+    }
     if (s.kind === 'request' && s.phase === 'running' && this.now >= this.leaseEndsAt()) {
       this.tellPool({ kind: 'finished', attempt: s.view.attempt });
       this.finish('failed', 'the API process running the request stopped renewing its lease');
@@ -160,7 +173,10 @@ class JobStep {
     const grant = s.grant!;
     if (s.phase !== 'queued') return;
     s.view.retryAt = undefined;
-    if (s.preempt?.attempt === grant.attempt) return this.requeueAfterPreemption(undefined);
+    if (s.preempt?.attempt === grant.attempt) {
+      this.requeueAfterPreemption(undefined);
+      return;
+    }
     this.takeSlot(grant);
     s.runStartedAt = this.now;
     if (s.resumeFrom) this.notify('resumed', `continuing from ${s.resumeFrom.completionTokens} tokens on ${grant.nodeId}`);
@@ -242,23 +258,27 @@ class JobStep {
       s.view.result = end.result.response ? { response: end.result.response } : { text: end.result.text };
       s.view.runMs = end.result.finishedAt - end.result.startedAt;
       s.view.startedAt = end.result.startedAt;
-      return this.finish('completed');
+      this.finish('completed');
+      return;
     }
     if (s.cancelReason !== undefined) {
       run.outcome = 'cancelled';
       this.tellPool({ kind: 'withdrawn' });
-      return this.finish('cancelled', s.cancelReason);
+      this.finish('cancelled', s.cancelReason);
+      return;
     }
     if (s.preempt?.attempt === attempt) {
       run.outcome = 'preempted';
-      return this.requeueAfterPreemption(end.snapshot);
+      this.requeueAfterPreemption(end.snapshot);
+      return;
     }
     if (s.view.attempt > attempt) {
       // Revoked: the pool already requeued the job as view.attempt.
       run.outcome = 'revoked';
       if (this.failed()) {
         this.tellPool({ kind: 'withdrawn' });
-        return this.finish('failed', `gave up after ${s.failures} failed attempts: node lost`);
+        this.finish('failed', `gave up after ${s.failures} failed attempts: node lost`);
+        return;
       }
       s.phase = 'queued';
       this.setStatus('queued');
@@ -269,7 +289,8 @@ class JobStep {
     run.outcome = 'failed';
     if (!end.retryable || this.failed()) {
       this.tellPool({ kind: 'finished', attempt });
-      return this.finish('failed', end.retryable ? `gave up after ${s.failures} failed attempts: ${end.message}` : end.message);
+      this.finish('failed', end.retryable ? `gave up after ${s.failures} failed attempts: ${end.message}` : end.message);
+      return;
     }
     // The node failed us before the pool noticed: back off, then take the next free slot ahead of jobs of the
     // same priority. The pool holds the place (and keeps the capacity) during the backoff.
@@ -335,7 +356,10 @@ class JobStep {
       s.phase = 'queued';
       this.tellPool({ kind: 'arrived', arrival: this.arrival({ attempt: s.view.attempt, front: true, failedNodeId }) });
     }
-    if (s.grant) return this.answerSlot(askId);
+    if (s.grant) {
+      this.answerSlot(askId);
+      return;
+    }
     s.slotAsks.push(askId);
   }
 
@@ -344,6 +368,7 @@ class JobStep {
     if (s.phase !== 'running') {
       this.takeSlot(s.grant!);
       s.leaseRenewedAt = this.now;
+      s.leaseCheckAt = this.leaseEndsAt();
     }
     this.commands.push({ type: 'answerSlot', askId, grant: s.grant! });
   }
@@ -458,7 +483,7 @@ class JobStep {
     const times: number[] = [];
     if (this.awaitsDeadline()) times.push(s.deadline);
     if (s.phase === 'confirming' && s.arrivalWindowEndsAt !== undefined) times.push(s.arrivalWindowEndsAt);
-    if (s.kind === 'request' && s.phase === 'running') times.push(this.leaseEndsAt());
+    if (s.kind === 'request' && s.phase === 'running' && s.leaseCheckAt !== undefined) times.push(s.leaseCheckAt);
     return times.length > 0 ? Math.min(...times) : undefined;
   }
 }

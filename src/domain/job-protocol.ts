@@ -54,6 +54,8 @@ export interface JobMachineState {
   runStartedAt?: number;
   /** Request: the API's last lease renewal (ms); the lease ends REQUEST_LEASE_MS after it. */
   leaseRenewedAt?: number;
+  /** Request: when the lease is next looked at (its end as of the last look; renewals do not move it). */
+  leaseCheckAt?: number;
   /** Request: slot asks (update calls) waiting for a grant, by ask id. */
   slotAsks: number[];
   /** Request: the outcome the API reported. */

@@ -300,6 +300,12 @@ export interface JobInput {
    * hash is stored in PostgreSQL; it is in the history, where it grants nothing that history access does not.
    */
   progressToken?: string;
+  /**
+   * The job machine runs it (set by every starter since 2026-12-07). Absent: a run started before, which replays
+   * through the frozen body (src/workflows/job-legacy.ts). A field of the input, not a `patched()` marker: the
+   * marker and the search-attribute upsert that comes with it would cost two events on every job's history.
+   */
+  machine?: true;
 }
 
 /** How far a job got: the latest progress its node reported, kept across preemption and handed to the next attempt. */

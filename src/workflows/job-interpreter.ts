@@ -22,6 +22,7 @@ import {
   ParentClosePolicy,
   proxyActivities,
   setHandler,
+  sleep,
   startChild,
   TimeoutFailure,
   upsertSearchAttributes,
@@ -249,22 +250,42 @@ export async function interpretJob(spec: JobRunSpec): Promise<JobView> {
   // Times the machine branches on come from history, never from when a worker happened to run the task (a worker
   // catching up after a crash runs old tasks at a later clock than a replay does): the start is the workflow's
   // start, and a timer's firing means its due time was reached.
+  // One timer for the machine's wake-up, kept while its due time stays the same (each event would otherwise
+  // cancel and start one: two history events each). Always a timer, even when due (at least 1 ms): whether one is
+  // started must not depend on the clock.
+  let timer: { dueAt: number; fired: boolean; scope: CancellationScope } | undefined;
+  const armTimer = (dueAt: number | undefined) => {
+    if (timer && timer.dueAt === dueAt && !timer.fired) return;
+    timer?.scope.cancel();
+    timer = undefined;
+    if (dueAt === undefined) return;
+    const armed = { dueAt, fired: false, scope: new CancellationScope() };
+    timer = armed;
+    armed.scope
+      .run(() => sleep(Math.max(1, dueAt - Date.now())))
+      .then(
+        () => {
+          armed.fired = true;
+        },
+        () => undefined,
+      );
+  };
+
   apply({ type: 'started', arrivalSignalled: spec.arrivalSignalled }, workflowInfo().startTime.getTime());
   while (state.phase !== 'ended') {
     if (events.length === 0) {
-      const dueAt = wakeAt;
-      // Always a timer, even when due (at least 1 ms): whether one is started must not depend on the clock.
-      const heard =
-        dueAt === undefined
-          ? (await condition(() => events.length > 0), true)
-          : await condition(() => events.length > 0, Math.max(1, dueAt - Date.now()));
-      if (!heard) {
-        apply({ type: 'timerFired' }, Math.max(Date.now(), dueAt!));
+      armTimer(wakeAt);
+      const current = timer;
+      await condition(() => events.length > 0 || current?.fired === true);
+      if (events.length === 0 && current?.fired) {
+        timer = undefined;
+        apply({ type: 'timerFired' }, Math.max(Date.now(), current.dueAt));
         continue;
       }
     }
     apply(events.shift()!);
   }
+  armTimer(undefined);
   await condition(() => inFlight === 0 && allHandlersFinished());
   return state.view;
 }

@@ -5,18 +5,16 @@
  * snapshot), and hands its callback and notification to a child that outlives it. Every rule is the job
  * machine's (src/domain/job-machine.ts); this runs it (job-interpreter.ts).
  */
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import { newJobMachine } from '../domain/job-machine';
 import type { JobInput, JobView } from '../domain/types';
 import { interpretJob } from './job-interpreter';
 import { legacyJobWorkflow } from './job-legacy';
 
-/** Runs recorded before the job machine have no marker of this name: they replay through the body they ran. */
-export const JOB_MACHINE_PATCH = 'job-machine';
-
 /** The job workflow. Returns the job's final view. */
 export async function jobWorkflow(input: JobInput): Promise<JobView> {
-  if (!patched(JOB_MACHINE_PATCH)) return legacyJobWorkflow(input);
+  // Runs started before the job machine (no `machine` in their input) replay through the body they ran.
+  if (!input.machine) return legacyJobWorkflow(input);
   // The TTL runs on the workflow clock from the job's start, not the API's: retries and preemption never restart it.
   const state = newJobMachine(input, workflowInfo().startTime.getTime());
   return interpretJob({ kind: 'job', input, state, arrivalSignalled: input.arrivalSignalled ?? false });

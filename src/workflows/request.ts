@@ -6,16 +6,15 @@
  * gives the slot back and writes the ledger row. A lease not renewed for REQUEST_LEASE_MS ends it too. The rules
  * are the job machine's (src/domain/job-machine.ts), run by the same interpreter as a job's.
  */
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import type { RequestInput } from '../domain/front-door-protocol';
 import { newRequestMachine } from '../domain/job-machine';
 import type { JobView } from '../domain/types';
 import { interpretJob } from './job-interpreter';
-import { JOB_MACHINE_PATCH } from './job';
 import { legacyRequestWorkflow } from './request-legacy';
 
 export async function requestWorkflow(input: RequestInput): Promise<JobView> {
-  if (!patched(JOB_MACHINE_PATCH)) return legacyRequestWorkflow(input);
+  if (!input.machine) return legacyRequestWorkflow(input);
   const state = newRequestMachine(input, workflowInfo().startTime.getTime());
   return interpretJob({ kind: 'request', input, state, arrivalSignalled: false });
 }

@@ -24,6 +24,7 @@ test('front-door requests on workflow time: one parked past its deadline expires
       submittedAt: Date.now(),
       parkTimeoutSeconds,
       indexed: false,
+      machine: true,
     };
     return h.client.workflow.start<typeof requestWorkflow>('requestWorkflow', {
       workflowId: jobWorkflowId(requestId),

@@ -57,10 +57,15 @@ test('request park timeout: a grant the API never takes (its process died before
 
 test('request lease: renewals keep it; REQUEST_LEASE_MS without one ends it failed and gives the slot back', () => {
   const d = running();
-  assert.equal(d.wakeAt, d.now + REQUEST_LEASE_MS);
+  const firstCheck = d.now + REQUEST_LEASE_MS;
+  assert.equal(d.wakeAt, firstCheck);
   d.now += 50_000;
+  const renewedAt = d.now;
   d.send({ type: 'leaseRenewed' });
-  assert.equal(d.wakeAt, d.now + REQUEST_LEASE_MS, 'renewed');
+  assert.equal(d.wakeAt, firstCheck, 'a renewal does not move the timer');
+  d.fire();
+  assert.deepEqual(d.last, [], 'renewed since: not over');
+  assert.equal(d.wakeAt, renewedAt + REQUEST_LEASE_MS, 'the next look is a lease after the renewal');
   d.fire();
   assert.deepEqual(d.told(), ['finished:1']);
   assert.equal(d.state.view.status, 'failed');
@@ -101,7 +106,8 @@ test('request node failure: a node that failed before answering sends it to anot
   const d = running();
   d.send({ type: 'slotAsked', askId: 2, failedNodeId: 'n1' });
   assert.deepEqual(d.told(), ['arrived:2:front']);
-  assert.equal((d.find('tellPool')?.message as { arrival: { failedNodeId?: string } }).arrival.failedNodeId, 'n1');
+  const told = d.find('tellPool')?.message;
+  assert.equal(told?.kind === 'arrived' && told.arrival.failedNodeId, 'n1');
   assert.equal(d.state.phase, 'queued');
   d.send({ type: 'slotAsked', askId: 3, failedNodeId: 'n9' });
   assert.deepEqual(d.told(), [], 'a node it does not hold: just another ask');
