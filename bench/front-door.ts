@@ -7,9 +7,12 @@
  * 3. a pool at zero: time from the request to its first token minus the mock's boot (BENCH_COLD_RUNS runs);
  * 4. a pool whose node is stopped (the ladder's stopped rung): time from the request to its first token minus
  *    the wake (the provider's start call and the boot, as the pool timed them), BENCH_COLD_RUNS runs.
+ * BENCH_PROFILE=<path> also records CPU profiles of this process during the closed loops of the bare proxy and the front door.
  * Prints JSON. Not a test: figures go to the README and the issue note.
  */
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import inspector from 'node:inspector';
 import os from 'node:os';
 import path from 'node:path';
 import { jobWorkflowId } from '../src/ids';
@@ -39,6 +42,69 @@ async function pathsTaken(stack: BenchStack, since = { fast: 0, workflow: 0 }): 
        FROM ledger WHERE workspace_id = 'bench' AND pool_id = 'warm' AND details->>'kind' = 'request'`,
   );
   return { fast: Number(rows[0]!.fast) - since.fast, workflow: Number(rows[0]!.workflow) - since.workflow };
+}
+
+/**
+ * A closed loop's result with the CPU this process (the API, the bare proxy, the worker) spent per request: the
+ * figure that says what each path costs whatever else shares the machine's cores.
+ */
+async function withCpu(
+  run: () => Promise<LoadResult>,
+): Promise<LoadResult & { processCpuMsPerRequest: number; mainThreadMsPerRequest: number }> {
+  const before = process.cpuUsage();
+  const loopBefore = performance.eventLoopUtilization();
+  const result = await run();
+  const used = process.cpuUsage(before);
+  const loop = performance.eventLoopUtilization(loopBefore);
+  const requests = Math.max(1, result.requests);
+  return {
+    ...result,
+    // Every thread of the process (the main one, GC, libuv's pool, the Temporal worker's native threads)…
+    processCpuMsPerRequest: Number(((used.user + used.system) / 1000 / requests).toFixed(3)),
+    // …and the main thread's busy time alone (JavaScript runs there: the path's own cost).
+    mainThreadMsPerRequest: Number((loop.active / requests).toFixed(3)),
+  };
+}
+
+/**
+ * With BENCH_PROFILE=<path>, a CPU profile of this process (the API, the worker) while `run` runs, written as
+ * <path>.<label>.cpuprofile (Chrome DevTools, speedscope) and its top functions by self time printed to stderr.
+ */
+async function profiled<T>(label: string, run: () => Promise<T>): Promise<T> {
+  if (!process.env.BENCH_PROFILE) return run();
+  const file = `${process.env.BENCH_PROFILE}.${label}.cpuprofile`;
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<any>((resolve, reject) => session.post(method, params, (err, out) => (err ? reject(err) : resolve(out))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  await post('Profiler.start');
+  const result = await run();
+  const { profile } = await post('Profiler.stop');
+  session.disconnect();
+  await writeFile(file, JSON.stringify(profile));
+  process.stderr.write(`${label} (${file}):\n${topSelfTime(profile).join('\n')}\n`);
+  return result;
+}
+
+/** The 40 functions with the most self time in a V8 CPU profile, as `percent  name  file:line`. */
+function topSelfTime(profile: { nodes: ProfileNode[]; samples: number[] }): string[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  for (const id of profile.samples) {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const key = `${functionName || '(anonymous)'}  ${url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/src\//, 'src/')}:${lineNumber + 1}`;
+    self.set(key, (self.get(key) ?? 0) + 1);
+  }
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 40)
+    .map(([key, n]) => `${((100 * n) / profile.samples.length).toFixed(1).padStart(5)}%  ${key}`);
+}
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
 }
 
 /** Runs the load generator in its own process (bench/load-generator.ts) and returns what it measured. */
@@ -109,9 +175,12 @@ async function main(): Promise<void> {
     const direct = { closed: await load({ ...directSpec, ...closed }), open: await load({ ...directSpec, ...open }) };
     const proxy = await startBareProxy(node.url, stack.nodeToken(node.id));
     const proxySpec = { url: `${proxy.url}/v1/chat/completions`, headers: { 'content-type': 'application/json' }, body };
-    const bareProxy = { closed: await load({ ...proxySpec, ...closed }), open: await load({ ...proxySpec, ...open }) };
+    const bareProxy = {
+      closed: await withCpu(() => profiled('bare-proxy', () => load({ ...proxySpec, ...closed }))),
+      open: await load({ ...proxySpec, ...open }),
+    };
     proxy.close();
-    const frontDoorClosed = await load({ ...frontDoorSpec, ...closed });
+    const frontDoorClosed = await withCpu(() => profiled('front-door', () => load({ ...frontDoorSpec, ...closed })));
     const before = await pathsTaken(stack);
     const frontDoor = {
       closed: frontDoorClosed,

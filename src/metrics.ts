@@ -74,6 +74,13 @@ export const httpRequests = new client.Histogram({
   registers: [registry],
 });
 
+/** OpenAI requests the hot path took (past the router and the body parser: src/api/openai-hot-path.ts). */
+export const openAiHotPathRequests = new client.Counter({
+  name: 'zeropool_openai_hot_path_requests_total',
+  help: 'OpenAI requests served by the hot path (a key seen lately, a plain JSON body); the rest took the routed way',
+  registers: [registry],
+});
+
 /** Where the Temporal SDK's own metrics are scraped (see src/sdk-metrics.ts); unset: ours only. */
 let sdkMetricsUrl: string | undefined;
 export function setSdkMetricsSource(url: string | undefined): void {

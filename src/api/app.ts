@@ -1,8 +1,10 @@
 /** The HTTP API (express 5): request ids, structured logs, auth, routes, docs, metrics, one error body. */
 import { randomUUID } from 'node:crypto';
 import { httpTracing } from '../tracing';
+import bytes from 'bytes';
 import express from 'express';
 import { logger } from '../logger';
+import { lazyRequestLog } from './request-log';
 import { listPools } from '../db/store';
 import type { PoolView } from '../domain/types';
 import { poolKey, poolWorkflowId } from '../ids';
@@ -11,7 +13,7 @@ import { computeAnalytics } from '../db/analytics';
 import { listWorkspaces } from '../db/workspaces';
 import { poolStateQuery } from '../workflows/messages';
 import { withTimeout } from './query';
-import { authenticate, requireAdmin } from './auth';
+import { authenticate, principalResolver, requireAdmin } from './auth';
 import type { ApiContext } from './context';
 import { docsRoutes } from './docs';
 import { uiRoutes } from './ui';
@@ -22,6 +24,7 @@ import { JobService } from './job-service';
 import { compatRoutes } from './routes/compat';
 import { openAiRoutes } from './routes/openai';
 import { FrontDoor } from './front-door';
+import { openAiHotPath } from './openai-hot-path';
 import { AbandonedRequests } from './abandoned-requests';
 import { LeaseBook } from './lease-book';
 import { LedgerBatch } from './ledger-batch';
@@ -68,7 +71,25 @@ export interface AppOptions {
 export function createApp(ctx: ApiContext, options: AppOptions): express.Express {
   if (!options.apiKey && !options.insecure)
     throw new Error('refusing to serve without an API key: set ZEROPOOL_API_KEY, or ZEROPOOL_INSECURE=1 for a trusted network');
+  const frontDoor = new FrontDoor(
+    ctx,
+    options.nodeSecrets,
+    options.fastPath === false
+      ? undefined
+      : {
+          leases: new LeaseBook(ctx.client, logger),
+          abandoned: new AbandonedRequests(ctx.client, logger),
+          ledger: new LedgerBatch(ctx.db, options.nodeSecrets, logger, {
+            ...(options.ledgerSpoolDir ? { spool: new LedgerSpool(options.ledgerSpoolDir, logger) } : {}),
+            ...(options.ledgerBatchMs ? { maxDelayMs: options.ledgerBatchMs } : {}),
+          }),
+        },
+  );
+  const openAi = openAiRoutes(ctx, frontDoor);
+  const principals = principalResolver({ adminKey: options.apiKey, insecure: options.insecure ?? false, db: ctx.db });
   const app = express();
+  // Called at shutdown: leases go back to their pools and the last ledger rows are written.
+  app.locals.close = () => frontDoor.close();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
@@ -76,11 +97,13 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use((req, res, next) => {
     const requestId = req.header('x-request-id')?.slice(0, 100) || randomUUID();
     res.setHeader('x-request-id', requestId);
-    res.locals.log = logger.child({ requestId });
+    lazyRequestLog(res, logger, { requestId });
     const stopTimer = httpRequests.startTimer({ method: req.method });
-    res.on('finish', () => stopTimer({ route: routeLabel(req), status: String(res.statusCode) }));
+    res.on('finish', () => stopTimer({ route: routeLabel(req, res), status: String(res.statusCode) }));
     next();
   });
+  // Warm OpenAI requests first, past the router and the body parser (what it does not take goes on below).
+  app.use(openAiHotPath(principals, openAi.handlers, bytes.parse(options.bodyLimit) ?? 0));
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -93,7 +116,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use(uiRoutes());
   // Nodes report progress with the job's own token, not an API key.
   app.use(jobProgressRoute(ctx, options.bodyLimit));
-  app.use(authenticate({ adminKey: options.apiKey, insecure: options.insecure ?? false, db: ctx.db }));
+  app.use(authenticate(principals));
   app.use(jsonBody(options.bodyLimit));
   app.use(rejectUnstorableText);
   app.get('/metrics', requireAdmin, async (_req, res) => {
@@ -134,23 +157,7 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
   app.use('/v1', gpuRoutes({ ...ctx, local }));
   app.use('/v1/callback-secret', callbackSecretRoutes(ctx));
   app.use('/v1', ledgerRoutes(ctx, options.nodeSecrets));
-  const frontDoor = new FrontDoor(
-    ctx,
-    options.nodeSecrets,
-    options.fastPath === false
-      ? undefined
-      : {
-          leases: new LeaseBook(ctx.client, logger),
-          abandoned: new AbandonedRequests(ctx.client, logger),
-          ledger: new LedgerBatch(ctx.db, options.nodeSecrets, logger, {
-            ...(options.ledgerSpoolDir ? { spool: new LedgerSpool(options.ledgerSpoolDir, logger) } : {}),
-            ...(options.ledgerBatchMs ? { maxDelayMs: options.ledgerBatchMs } : {}),
-          }),
-        },
-  );
-  // Called at shutdown: leases go back to their pools and the last ledger rows are written.
-  app.locals.close = () => frontDoor.close();
-  app.use('/v1', openAiRoutes(ctx, frontDoor));
+  app.use('/v1', openAi.router);
   app.use('/v1', compatRoutes(jobs));
   // A known path asked with a method it does not serve: 405 naming the methods it does (as the document lists them).
   const documented = API_PATHS.map((p) => ({
@@ -169,7 +176,8 @@ export function createApp(ctx: ApiContext, options: AppOptions): express.Express
 }
 
 /** The matched route pattern (not the raw path: ids would explode the label set). */
-function routeLabel(req: express.Request): string {
+function routeLabel(req: express.Request, res: express.Response): string {
+  if (typeof res.locals.route === 'string') return res.locals.route; // set by the hot path
   const route = (req as { route?: { path?: string } }).route?.path;
   return route ? `${req.baseUrl}${route === '/' ? '' : route}` || '/' : 'unmatched';
 }

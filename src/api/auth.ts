@@ -9,6 +9,7 @@ import type { Pool } from 'pg';
 import { findApiKey, keyDigest, parseKeyId, type ApiKeyRecord } from '../db/workspaces';
 import { DEFAULT_WORKSPACE } from '../ids';
 import { ApiError } from './errors';
+import { addLogBindings } from './request-log';
 
 /** Who is calling. */
 export interface Principal {
@@ -44,36 +45,69 @@ export interface AuthOptions {
   db: Pick<Pool, 'query'>;
 }
 
-/** Middleware that resolves the caller into `res.locals.principal` or answers 401. */
-export function authenticate(options: AuthOptions): RequestHandler {
+/** Who presented a key: `resolve` checks it (a digest, a cached record); `accepted` knows it only if it passed lately. */
+export interface PrincipalResolver {
+  resolve(key: string | undefined): Promise<Principal | undefined>;
+  /** The caller when this key (or no key, in insecure mode) passed within KEY_CACHE_MS; no work, no I/O. */
+  accepted(key: string | undefined): Principal | undefined;
+}
+
+const INSECURE_PRINCIPAL: Principal = Object.freeze({ workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null });
+const ADMIN_PRINCIPAL: Principal = Object.freeze({ workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null });
+
+/** Resolves presented keys; one per app, shared by the middleware and the OpenAI hot path. */
+export function principalResolver(options: AuthOptions): PrincipalResolver {
   const cache = new Map<string, { record: ApiKeyRecord | undefined; at: number }>();
 
-  async function lookup(keyId: string): Promise<ApiKeyRecord | undefined> {
+  async function lookup(keyId: string): Promise<{ record: ApiKeyRecord | undefined; at: number }> {
     const hit = cache.get(keyId);
-    if (hit && Date.now() - hit.at < KEY_CACHE_MS) return hit.record;
+    if (hit && Date.now() - hit.at < KEY_CACHE_MS) return hit;
     const record = await findApiKey(options.db, keyId);
     if (cache.size > 10_000) cache.clear();
-    cache.set(keyId, { record, at: Date.now() });
-    return record;
+    const entry = { record, at: Date.now() };
+    cache.set(keyId, entry);
+    return entry;
   }
 
-  // Digests computed once: the presented key is hashed once per request and compared with both (the hot path).
+  // Digests computed once: the presented key is hashed once and compared with both.
   const adminDigest = options.adminKey ? keyDigest(options.adminKey) : undefined;
   const emptyDigest = keyDigest('');
+  // Keys that passed, by the exact text presented, until their record is looked up again (the same KEY_CACHE_MS,
+  // so a revoked key stops as soon as it did before): a warm request hashes nothing. Only accepted keys are kept,
+  // so wrong guesses neither fill it nor take a path of their own.
+  const passed = new Map<string, { principal: Principal; until: number }>();
+  const remember = (key: string, principal: Principal, until: number) => {
+    if (passed.size >= 10_000) passed.clear();
+    passed.set(key, { principal, until });
+    return principal;
+  };
+
+  function accepted(key: string | undefined): Principal | undefined {
+    if (key === undefined) return options.insecure ? INSECURE_PRINCIPAL : undefined;
+    const known = passed.get(key);
+    return known && Date.now() < known.until ? known.principal : undefined;
+  }
 
   async function resolve(key: string | undefined): Promise<Principal | undefined> {
-    if (key === undefined) return options.insecure ? { workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null } : undefined;
+    const known = accepted(key);
+    if (known || key === undefined) return known;
     const presented = keyDigest(key);
-    if (adminDigest && timingSafeEqual(presented, adminDigest)) return { workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null };
+    if (adminDigest && timingSafeEqual(presented, adminDigest)) return remember(key, ADMIN_PRINCIPAL, Date.now() + KEY_CACHE_MS);
     const keyId = parseKeyId(key);
     if (!keyId) return undefined;
-    const record = await lookup(keyId);
+    const { record, at } = await lookup(keyId);
     // Compare even when the id is unknown, so a miss takes the same time as a wrong secret.
     const matches = timingSafeEqual(presented, record?.keyHash ?? emptyDigest);
     if (!record || !matches || record.revokedAt) return undefined;
-    return { workspaceId: record.workspaceId, admin: false, keyId: record.id };
+    return remember(key, Object.freeze({ workspaceId: record.workspaceId, admin: false, keyId: record.id }), at + KEY_CACHE_MS);
   }
 
+  return { resolve, accepted };
+}
+
+/** Middleware that resolves the caller into `res.locals.principal` or answers 401. */
+export function authenticate(resolver: PrincipalResolver): RequestHandler {
+  const { resolve } = resolver;
   return (req, res, next) => {
     if (isPublic(req.path)) return next();
     const key = presentedKey((name) => req.header(name));
@@ -90,7 +124,7 @@ export function authenticate(options: AuthOptions): RequestHandler {
           return next(new ApiError(401, 'unauthorized', message));
         }
         res.locals.principal = principal;
-        res.locals.log = res.locals.log.child({ workspaceId: principal.workspaceId });
+        addLogBindings(res.locals, { workspaceId: principal.workspaceId });
         next();
       },
       (err) => next(err),

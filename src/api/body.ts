@@ -71,17 +71,19 @@ class BodyRefused extends Error {
   }
 }
 
+/** The 400 for a body nested deeper than MAX_JSON_DEPTH. */
+export function bodyTooDeepError(): ApiError {
+  return new ApiError(400, 'body_too_deep', `request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels, its limit`, [
+    { path: 'body', message: `nesting deeper than ${MAX_JSON_DEPTH}` },
+  ]);
+}
+
 /** express.json with the nesting bound checked on the raw bytes first. */
 export function jsonBody(limit: string): RequestHandler {
   const parse = express.json({
     limit,
     verify: (_req, _res, buf) => {
-      if (jsonNestsDeeperThan(buf, MAX_JSON_DEPTH))
-        throw new BodyRefused(
-          new ApiError(400, 'body_too_deep', `request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels, its limit`, [
-            { path: 'body', message: `nesting deeper than ${MAX_JSON_DEPTH}` },
-          ]),
-        );
+      if (jsonNestsDeeperThan(buf, MAX_JSON_DEPTH)) throw new BodyRefused(bodyTooDeepError());
     },
   });
   return (req, res, next) => {

@@ -17,6 +17,9 @@ export class ApiError extends Error {
   }
 }
 
+/** The 400 for a body that is not JSON (the body parser's failure, or the hot path's). */
+export const invalidJsonError = (): ApiError => new ApiError(400, 'invalid_json', 'the request body is not valid JSON');
+
 /** 400 from a zod failure, naming each bad field. */
 export function validationError(error: ZodError): ApiError {
   return new ApiError(
@@ -51,7 +54,7 @@ function asApiError(err: unknown): ApiError | undefined {
     const bound = typeof limit === 'number' ? ` of ${limit} bytes (BODY_LIMIT)` : ' (BODY_LIMIT)';
     return new ApiError(413, 'payload_too_large', `the request body is larger than the limit${bound}: send less, or raise BODY_LIMIT`);
   }
-  if (status === 400 && type === 'entity.parse.failed') return new ApiError(400, 'invalid_json', 'the request body is not valid JSON');
+  if (status === 400 && type === 'entity.parse.failed') return invalidJsonError();
   if (status === 415 || type === 'encoding.unsupported')
     return new ApiError(415, 'unsupported_media_type', 'the request body must be JSON (content-type: application/json)');
   return undefined;

@@ -25,6 +25,7 @@ import type { LedgerBatch } from './ledger-batch';
 import { poolView } from './pool-workflows';
 import type { AbandonedRequests } from './abandoned-requests';
 import { type NodeAnswer, postToNode, readText } from './node-call';
+import { usageInText } from './answer-usage';
 
 /** A streaming client hears from us at least this often while it waits for its first token. */
 export const SSE_COMMENT_INTERVAL_MS = 5000;
@@ -145,7 +146,6 @@ export class FrontDoor {
   }
 
   async handle(req: Request, res: Response, route: OpenAiRoute, pool: TargetPool, body: Record<string, unknown>): Promise<void> {
-    const log: Logger = res.locals.log;
     const stream = route.streams && body.stream === true;
     const priority = headerNumber(req, 'x-zeropool-priority', 1, 5, { integer: true }) ?? DEFAULT_PRIORITY;
     const parkTimeoutSeconds = headerNumber(req, 'x-zeropool-timeout', 1, 3600) ?? pool.config.parkTimeoutSeconds ?? 300;
@@ -184,10 +184,15 @@ export class FrontDoor {
         return;
       }
       // Nothing reached the client: the workflow way, and the pool hears that this node failed.
-      log.warn({ requestId, nodeId: slot.nodeId, error: attempt.error }, 'node failed before answering on a leased slot');
+      (res.locals.log as Logger).warn(
+        { requestId, nodeId: slot.nodeId, error: attempt.error },
+        'node failed before answering on a leased slot',
+      );
       failedNodeId = slot.nodeId;
     }
 
+    // The request's logger is made here, off the warm path (see request-log.ts).
+    const log: Logger = res.locals.log;
     const workspaceId = splitPoolKey(pool.key).workspaceId;
     // Read first: from here until the places are taken nothing awaits, so racing requests see each other's.
     const workspaceLimit = pool.workspaceMaxParked ? await pool.workspaceMaxParked() : null;
@@ -338,7 +343,8 @@ export class FrontDoor {
     renew: () => Promise<unknown>,
   ): Promise<{ kind: 'node_failed'; error: string } | { kind: 'done'; outcome: RequestOutcome }> {
     const startedAt = Date.now();
-    const lease = setInterval(() => void renew(), REQUEST_RENEW_MS);
+    // A leased slot needs no renewal (noRenewal): no timer then.
+    const lease = renew === noRenewal ? undefined : setInterval(() => void renew(), REQUEST_RENEW_MS);
     const base = { nodeId: grant.nodeId, attempt: grant.attempt, startedAt, stream };
     let answer: NodeAnswer;
     try {
@@ -374,7 +380,7 @@ export class FrontDoor {
           res.writeHead(answer.status, { 'content-type': answer.contentType ?? 'application/json' });
           res.end(text);
         }
-        const usage = ok ? usageOf(safeParse(text)) : undefined;
+        const usage = ok ? usageInText(text) : undefined;
         return {
           kind: 'done',
           outcome: {
@@ -402,7 +408,7 @@ export class FrontDoor {
             if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
             chunks += 1;
             // Only a chunk that carries usage is parsed (the last, where the server sends it), not every token's.
-            if (line.includes('"usage"')) usage = usageOf(safeParse(line.slice(6))) ?? usage;
+            if (line.includes('"usage"')) usage = usageInText(line.slice(6)) ?? usage;
           }
         }
       } catch (err) {
@@ -471,21 +477,6 @@ function headerNumber(req: Request, name: string, min: number, max: number, opti
     throw new ApiError(400, 'invalid_request', `${name} must be ${options.integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
   }
   return value;
-}
-
-function safeParse(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** OpenAI usage (snake case) as the ledger keeps it. */
-function usageOf(value: unknown): RequestOutcome['usage'] {
-  const usage = (value as { usage?: { prompt_tokens?: number; completion_tokens?: number } } | undefined)?.usage;
-  if (!usage || typeof usage.prompt_tokens !== 'number') return undefined;
-  return { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens ?? 0 };
 }
 
 /** Moves a per-key count (never below zero). */

@@ -37,8 +37,18 @@ export function nodeSecrets(key: Buffer): NodeSecrets {
     }
     return derived;
   };
+  // A node's secret is asked on every warm request to it (the front door's hot path): derived once per node.
+  const nodeTokens = new Map<string, string>();
   return {
-    of: (nodeId) => `zpn_${derive(nodeId)}`,
+    of: (nodeId) => {
+      let token = nodeTokens.get(nodeId);
+      if (token === undefined) {
+        token = `zpn_${derive(nodeId)}`;
+        if (nodeTokens.size >= 10_000) nodeTokens.clear();
+        nodeTokens.set(nodeId, token);
+      }
+      return token;
+    },
     progressToken: (jobId) => `zpj_${derive(`progress:${jobId}`)}`,
     topicSuffix: (workspaceId) => derive(`ntfy:${workspaceId}`),
     ledgerMark: (workspaceId, content) => createHmac('sha256', ledgerKey(workspaceId)).update(content).digest('base64url'),

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { ledgerRowsForPool } from '../../src/db/ledger';
-import { ApiStack } from '../helpers/api-stack';
+import { ApiStack, TEST_ADMIN_KEY } from '../helpers/api-stack';
 import { jobWorkflowId } from '../../src/ids';
 import { recordHistory } from '../helpers/histories';
 
@@ -539,4 +539,70 @@ test('every error of the OpenAI routes is in OpenAI’s shape, whatever raised i
   const own = await raw('/v1/pools', { headers: { authorization: keyA } });
   assert.equal(own.status, 401);
   assert.deepEqual(Object.keys(own.body.error).sort(), ['code', 'details', 'message']);
+});
+
+test('the hot path answers as the routed way does: the same requests, taken past the router (a key seen lately) and through it (a query string), get the same status and body, refusals and answers alike', async () => {
+  await createPool(keyA, pool('hot', 'llama-hot', { minNodes: 1 }));
+  const headers = { authorization: `Bearer ${keyA}`, 'content-type': 'application/json' };
+  const post = async (path: string, body: string, extra: Record<string, string> = {}) => {
+    const res = await fetch(`${stack.baseUrl}${path}`, { method: 'POST', headers: { ...headers, ...extra }, body });
+    const text = await res.text();
+    return { status: res.status, body: /^\s*[[{]/.test(text) ? JSON.parse(text) : text, contentType: res.headers.get('content-type') };
+  };
+  // The key is seen once, so the hot path knows it from here on.
+  assert.equal((await stack.request('GET', '/v1/models', undefined, keyA)).status, 200);
+  const hotCount = async () => {
+    const text = await (await fetch(`${stack.baseUrl}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } })).text();
+    return Number(/^zeropool_openai_hot_path_requests_total (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+  };
+  const hotBefore = await hotCount();
+  const chat = (extra: Record<string, unknown>) =>
+    JSON.stringify({ model: 'llama-hot', messages: [{ role: 'user', content: 'hi' }], ...extra });
+  const cases: Array<{ name: string; path: string; body: string; status: number }> = [
+    { name: 'not JSON', path: '/v1/chat/completions', body: '{"model":', status: 400 },
+    { name: 'a JSON string, not an object', path: '/v1/completions', body: '"hello"', status: 400 },
+    { name: 'nested too deep', path: '/v1/embeddings', body: `${'['.repeat(80)}${']'.repeat(80)}`, status: 400 },
+    {
+      name: 'a NUL in a message',
+      path: '/v1/chat/completions',
+      body: chat({ messages: [{ role: 'user', content: 'a\u0000b' }] }),
+      status: 400,
+    },
+    {
+      name: 'a lone surrogate in a key',
+      path: '/v1/chat/completions',
+      body: '{"model":"llama-hot","messages":[{"role":"user"}],"\\ud800":1}',
+      status: 400,
+    },
+    { name: 'a field the schema refuses', path: '/v1/chat/completions', body: chat({ max_tokens: 0 }), status: 400 },
+    { name: 'no pool serves the model', path: '/v1/completions', body: JSON.stringify({ model: 'nobody', prompt: 'x' }), status: 404 },
+    { name: 'a bad priority header', path: '/v1/chat/completions', body: chat({}), status: 400 },
+  ];
+  for (const c of cases) {
+    const extra: Record<string, string> = c.name === 'a bad priority header' ? { 'x-zeropool-priority': '9' } : {};
+    const hot = await post(c.path, c.body, extra);
+    const routed = await post(`${c.path}?via=router`, c.body, extra);
+    assert.equal(hot.status, c.status, `${c.name}: ${JSON.stringify(hot.body)}`);
+    assert.deepEqual(hot, routed, c.name);
+  }
+  // An answer: the same tokens and usage either way (the mock node's answer depends only on the request).
+  const answer = async (path: string) => {
+    const res = await post(path, chat({ max_tokens: 3 }));
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return { content: res.body.choices[0].message.content, usage: res.body.usage };
+  };
+  assert.deepEqual(await answer('/v1/chat/completions'), await answer('/v1/chat/completions?via=router'));
+  assert.equal(
+    (await hotCount()) - hotBefore,
+    cases.length + 1,
+    'each request without a query string took the hot path; the others did not',
+  );
+  // A body declared with a charset, and an answer to a key the hot path has not seen yet (a new workspace key).
+  const fresh = await stack.request('POST', '/v1/workspaces/team-a/keys', { label: 'fresh' });
+  const viaFresh = await fetch(`${stack.baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${fresh.body.key}`, 'content-type': 'application/json; charset=utf-8' },
+    body: chat({ max_tokens: 1 }),
+  });
+  assert.equal(viaFresh.status, 200, await viaFresh.text());
 });

@@ -42,7 +42,10 @@ const CHAT: OpenAiRoute = { name: 'chat.completions', nodePath: '/v1/chat/comple
 const COMPLETIONS: OpenAiRoute = { name: 'completions', nodePath: '/v1/completions', streams: true };
 const EMBEDDINGS: OpenAiRoute = { name: 'embeddings', nodePath: '/v1/embeddings', streams: false };
 
-export function openAiRoutes(ctx: Pick<ApiContext, 'db'>, frontDoor: FrontDoor): Router {
+/** The proxied routes' handlers, by path under /v1: the router serves them, and so does the hot path (openai-hot-path.ts). */
+export type OpenAiHandlers = Record<'/chat/completions' | '/completions' | '/embeddings', (req: Request, res: Response) => Promise<void>>;
+
+export function openAiRoutes(ctx: Pick<ApiContext, 'db'>, frontDoor: FrontDoor): { router: Router; handlers: OpenAiHandlers } {
   const router = Router();
   // A warm request must not cost a PostgreSQL round trip: a workspace's pools are read at most once a second
   // (a model not in the cached list is looked up at once, so a pool just created is found).
@@ -86,9 +89,12 @@ export function openAiRoutes(ctx: Pick<ApiContext, 'db'>, frontDoor: FrontDoor):
       body,
     );
   };
-  router.post('/chat/completions', proxied(CHAT, chatCompletionSchema));
-  router.post('/completions', proxied(COMPLETIONS, completionSchema));
-  router.post('/embeddings', proxied(EMBEDDINGS, embeddingSchema));
+  const handlers: OpenAiHandlers = {
+    '/chat/completions': proxied(CHAT, chatCompletionSchema),
+    '/completions': proxied(COMPLETIONS, completionSchema),
+    '/embeddings': proxied(EMBEDDINGS, embeddingSchema),
+  };
+  for (const [path, handler] of Object.entries(handlers)) router.post(path, handler);
 
   // Every model the workspace's pools serve, those at zero included: a model does not vanish when idle.
   router.get('/models', async (_req, res) => {
@@ -99,5 +105,5 @@ export function openAiRoutes(ctx: Pick<ApiContext, 'db'>, frontDoor: FrontDoor):
     res.json({ object: 'list', data: [...models].map(([id, created]) => ({ id, object: 'model', created, owned_by: workspaceId })) });
   });
 
-  return router;
+  return { router, handlers };
 }
