@@ -25,6 +25,8 @@ async function main(): Promise<void> {
       server.close();
       void (app.locals.close as () => Promise<void>)()
         .then(() => tracing?.shutdown())
+        // Said, not swallowed: a close that failed may have left spooled rows for the next process.
+        .catch((err) => logger.error({ err }, 'API shutdown did not finish cleanly'))
         .finally(() => process.exit(0));
     });
   }
