@@ -7,8 +7,8 @@
  * Contract: a request the hot path takes gets the answer the routed way would give, refusals included, in the
  * same order: the key (`accepted`, no I/O), the body (declared JSON, a declared length within BODY_LIMIT, nesting
  * bound, JSON text, storable text), then the route's own handler (schema, pool, front door). What it does not
- * take (a key not seen lately or wrong, no or another content type, no declared length or chunked, a query
- * string, any other path or method) goes the routed way untouched: nothing has been read from it.
+ * take (a key not seen lately or wrong, no or another content type, a compressed body, no declared length or
+ * chunked, a query string, any other path or method) goes the routed way untouched: nothing has been read from it.
  * Failure model: a refusal after the body is read goes to the one error handler through `next(err)`, as the
  * routed way's do; a client that leaves mid-body ends the request with the stream's error, as the parser does.
  */
@@ -38,6 +38,9 @@ export function openAiHotPath(principals: PrincipalResolver, handlers: OpenAiHan
     const headers = req.headers;
     const length = Number(headers['content-length']);
     if (!(length > 0 && length <= limitBytes) || headers['transfer-encoding'] !== undefined) return next();
+    // A compressed body is the parser's to inflate.
+    const encoding = headers['content-encoding'];
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return next();
     if (!PLAIN_JSON.test(headers['content-type'] ?? '')) return next();
     const principal = principals.accepted(presentedKey((name) => req.header(name)));
     if (!principal) return next();
