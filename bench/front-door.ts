@@ -7,6 +7,7 @@
  * 3. a pool at zero: time from the request to its first token minus the mock's boot (BENCH_COLD_RUNS runs);
  * 4. a pool whose node is stopped (the ladder's stopped rung): time from the request to its first token minus
  *    the wake (the provider's start call and the boot, as the pool timed them), BENCH_COLD_RUNS runs.
+ * BENCH_ROUNDS=n alternates n pairs of closed loops (bare proxy, front door) and prints the ratio's median.
  * BENCH_PROFILE=<path> also records CPU profiles of this process during the closed loops of the bare proxy and the front door.
  * Prints JSON. Not a test: figures go to the README and the issue note.
  */
@@ -25,6 +26,8 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 1000);
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
+/** Pairs of closed loops (bare proxy, then front door) in the warm part; the ratio's median is printed. */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
 /** The open loop's offered load (requests/s). */
 const RATE = Number(process.env.BENCH_RATE ?? 300);
 const BOOT_SECONDS = 1;
@@ -179,8 +182,21 @@ async function main(): Promise<void> {
       closed: await withCpu(() => profiled('bare-proxy', () => load({ ...proxySpec, ...closed }))),
       open: await load({ ...proxySpec, ...open }),
     };
-    proxy.close();
     const frontDoorClosed = await withCpu(() => profiled('front-door', () => load({ ...frontDoorSpec, ...closed })));
+    // More alternating pairs of closed loops (BENCH_ROUNDS), so the ratio is a median, not one draw of the
+    // machine's weather.
+    const rounds: Array<{ bareProxy: number; frontDoor: number; ratio: number; mainThreadMs: [number, number] }> = [];
+    for (let round = 1; round < ROUNDS; round++) {
+      const viaProxy = await withCpu(() => load({ ...proxySpec, ...closed }));
+      const viaFrontDoor = await withCpu(() => load({ ...frontDoorSpec, ...closed }));
+      rounds.push({
+        bareProxy: viaProxy.requestsPerSecond,
+        frontDoor: viaFrontDoor.requestsPerSecond,
+        ratio: Number((viaFrontDoor.requestsPerSecond / viaProxy.requestsPerSecond).toFixed(2)),
+        mainThreadMs: [viaFrontDoor.mainThreadMsPerRequest, viaProxy.mainThreadMsPerRequest],
+      });
+    }
+    proxy.close();
     const before = await pathsTaken(stack);
     const frontDoor = {
       closed: frontDoorClosed,
@@ -195,6 +211,18 @@ async function main(): Promise<void> {
         bareProxy: bareProxy.closed,
         frontDoor: frontDoor.closed,
         frontDoorOverBareProxy: Number((frontDoor.closed.requestsPerSecond / bareProxy.closed.requestsPerSecond).toFixed(2)),
+        ...(rounds.length > 0
+          ? {
+              // Every pair, the first above included: [front door, bare proxy] main-thread ms per request each.
+              rounds,
+              medianFrontDoorOverBareProxy: Number(
+                percentile(
+                  [frontDoor.closed.requestsPerSecond / bareProxy.closed.requestsPerSecond, ...rounds.map((r) => r.ratio)],
+                  50,
+                ).toFixed(2),
+              ),
+            }
+          : {}),
       },
       // Latency at a load: RATE requests/s whatever the answers, each timed from when it was due.
       openLoop: {
