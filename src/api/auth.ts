@@ -52,8 +52,8 @@ export interface PrincipalResolver {
   accepted(key: string | undefined): Principal | undefined;
 }
 
-const INSECURE_PRINCIPAL: Principal = Object.freeze({ workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null });
-const ADMIN_PRINCIPAL: Principal = Object.freeze({ workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null });
+/** The bootstrap admin key's caller, and every caller in insecure mode. */
+const DEFAULT_ADMIN: Principal = Object.freeze({ workspaceId: DEFAULT_WORKSPACE, admin: true, keyId: null });
 
 /** Resolves presented keys; one per app, shared by the middleware and the OpenAI hot path. */
 export function principalResolver(options: AuthOptions): PrincipalResolver {
@@ -83,7 +83,7 @@ export function principalResolver(options: AuthOptions): PrincipalResolver {
   };
 
   function accepted(key: string | undefined): Principal | undefined {
-    if (key === undefined) return options.insecure ? INSECURE_PRINCIPAL : undefined;
+    if (key === undefined) return options.insecure ? DEFAULT_ADMIN : undefined;
     const known = passed.get(key);
     return known && Date.now() < known.until ? known.principal : undefined;
   }
@@ -92,7 +92,7 @@ export function principalResolver(options: AuthOptions): PrincipalResolver {
     const known = accepted(key);
     if (known || key === undefined) return known;
     const presented = keyDigest(key);
-    if (adminDigest && timingSafeEqual(presented, adminDigest)) return remember(key, ADMIN_PRINCIPAL, Date.now() + KEY_CACHE_MS);
+    if (adminDigest && timingSafeEqual(presented, adminDigest)) return remember(key, DEFAULT_ADMIN, Date.now() + KEY_CACHE_MS);
     const keyId = parseKeyId(key);
     if (!keyId) return undefined;
     const { record, at } = await lookup(keyId);
