@@ -11,7 +11,9 @@
  */
 import os from 'node:os';
 import { measureBareTemporal } from './bare-temporal';
+import { jobWorkflowId, poolKey, poolWorkflowId } from '../src/ids';
 import { percentile, startBenchStack } from './stack';
+import { workflowTaskStats } from './workflow-tasks';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 500);
 const RATE = Number(process.env.BENCH_RATE ?? 20);
@@ -91,18 +93,28 @@ async function main(): Promise<void> {
   let next = 0;
   const thrStart = Date.now();
   const results: Array<{ latency: number; finishedAt: number }> = [];
+  const closedLoopJobIds: string[] = [];
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < JOBS) {
         next += 1;
         const sentAt = Date.now();
         const { id } = await post('/v1/jobs', { pool: 'bench', payload });
+        closedLoopJobIds.push(id);
         results.push(...(await waitAll([{ id, sentAt }])));
       }
     }),
   );
   const lastFinish = Math.max(...results.map((r) => r.finishedAt));
   const jobsPerSecond = results.length / ((lastFinish - thrStart) / 1000);
+  const poolTasks = await workflowTaskStats(temporal.client, poolWorkflowId(poolKey('bench', 'bench')), thrStart, lastFinish);
+  // Twenty jobs from the middle of the closed loop: their own workflow tasks, to set beside the pool's.
+  const sampled = closedLoopJobIds.slice(Math.floor(closedLoopJobIds.length / 2) - 10, Math.floor(closedLoopJobIds.length / 2) + 10);
+  const jobTasks = await Promise.all(
+    sampled.map((id) => workflowTaskStats(temporal.client, jobWorkflowId(id), 0, Number.MAX_SAFE_INTEGER)),
+  );
+  const meanOf = (pick: (s: (typeof jobTasks)[number]) => number) =>
+    Number((jobTasks.reduce((sum, s) => sum + pick(s), 0) / Math.max(1, jobTasks.length)).toFixed(1));
 
   const report = {
     machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.cpus()[0]?.model}`,
@@ -122,6 +134,15 @@ async function main(): Promise<void> {
         results.map((r) => r.latency),
         50,
       ),
+      /** The pool workflow's tasks during the closed loop (bench/workflow-tasks.ts). */
+      poolWorkflow: { ...poolTasks, eventsPerJob: Number((poolTasks.events / results.length).toFixed(1)) },
+      /** Means over 20 of its jobs: history events, workflow tasks, and a task's wait and run. */
+      jobWorkflow: {
+        events: meanOf((s) => s.events),
+        workflowTasks: meanOf((s) => s.workflowTasks),
+        queueMs: meanOf((s) => s.queueMs.mean),
+        runMs: meanOf((s) => s.runMs.mean),
+      },
     },
   };
   const bare =

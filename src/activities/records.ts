@@ -1,11 +1,13 @@
 /** Activities that write the ledger and job records. Idempotent: retries never add a second row. */
 import type { Pool } from 'pg';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { appendLedgerEvent, type LedgerEvent, LedgerKeyConflictError } from '../db/ledger';
 import type { LedgerMarks } from '../db/ledger-marks';
 import { saveJobOutcome } from '../db/store';
 import { isDataException, OUTCOME_NOT_STORABLE } from '../domain/job-policy';
 import type { JobView } from '../domain/types';
+import { poolWorkflowId } from '../ids';
+import { jobFinishedSignal } from '../workflows/messages';
 import { observeLedgerEvent } from '../metrics';
 
 /** A key conflict does not go away by retrying: it fails the write at once, loudly. */
@@ -29,28 +31,61 @@ export function createRecordActivities(db: Pool, marks: LedgerMarks, afterLedger
      * event, the job's record is still made terminal (every accepted job ends in one state), then the conflict
      * is refused loudly; the ledger keeps its first row.
      */
-    async recordJobOutcome(input: { view: JobView; event: LedgerEvent }): Promise<void> {
-      const client = await db.connect();
-      try {
-        await client.query('BEGIN');
-        await saveJobOutcome(client, input.view);
-        const written = await appendLedgerEvent(client, input.event, marks);
-        await client.query('COMMIT');
-        afterLedgerWrite?.(input.event);
-        if (written) observeLedgerEvent(input.event);
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        if (err instanceof LedgerKeyConflictError) await saveJobOutcome(db, input.view);
-        // Retrying the same bytes cannot succeed: fail once, and the job workflow ends the job failed instead.
-        if (isDataException(err))
-          throw ApplicationFailure.nonRetryable(
-            `${(err as Error).message} (SQLSTATE ${(err as { code: string }).code})`,
-            OUTCOME_NOT_STORABLE,
-          );
-        refuseConflicts(err);
-      } finally {
-        client.release();
-      }
+    async recordJobOutcome(input: { view: JobView; event: LedgerEvent; release?: SlotRelease }): Promise<OutcomeWritten> {
+      // The pool hears first: a database that is down must not hold the slot (a retry tells it again, which it ignores).
+      const poolTold = input.release ? await tellPoolSlotFree(input.view, input.release) : false;
+      await writeJobOutcome(input);
+      return { poolTold };
     },
   };
+
+  async function writeJobOutcome(input: { view: JobView; event: LedgerEvent }): Promise<void> {
+    const client = await db.connect();
+    try {
+      await client.query('BEGIN');
+      await saveJobOutcome(client, input.view);
+      const written = await appendLedgerEvent(client, input.event, marks);
+      await client.query('COMMIT');
+      afterLedgerWrite?.(input.event);
+      if (written) observeLedgerEvent(input.event);
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (err instanceof LedgerKeyConflictError) await saveJobOutcome(db, input.view);
+      // Retrying the same bytes cannot succeed: fail once, and the job workflow ends the job failed instead.
+      if (isDataException(err))
+        throw ApplicationFailure.nonRetryable(
+          `${(err as Error).message} (SQLSTATE ${(err as { code: string }).code})`,
+          OUTCOME_NOT_STORABLE,
+        );
+      refuseConflicts(err);
+    } finally {
+      client.release();
+    }
+  }
+}
+
+/** The pool's slot that a job's outcome write gives back (see JobInput.machine = 2). */
+export interface SlotRelease {
+  attempt: number;
+}
+
+/** What recordJobOutcome did besides the write: whether the pool was told the slot is free. */
+export interface OutcomeWritten {
+  poolTold: boolean;
+}
+
+/**
+ * Signals the job's pool that its attempt ended, through the worker's client. False when it could not: the job
+ * workflow then signals the pool itself, so a slot is never lost to a failed signal here.
+ */
+async function tellPoolSlotFree(view: JobView, release: SlotRelease): Promise<boolean> {
+  try {
+    await Context.current()
+      .client.workflow.getHandle(poolWorkflowId(view.pool))
+      .signal(jobFinishedSignal, { jobId: view.id, attempt: release.attempt });
+    return true;
+  } catch (err) {
+    log.warn('the pool could not be told a slot is free; the job tells it', { jobId: view.id, poolId: view.pool, error: String(err) });
+    return false;
+  }
 }

@@ -102,7 +102,7 @@ export class JobService {
       submittedAt: Date.now(),
       indexed: this.ctx.indexed,
       arrivalSignalled: true,
-      machine: true,
+      machine: 2,
       priority,
       ...(derived ? {} : { progressToken }),
       ...(request.callbackUrl ? { callbackUrl: request.callbackUrl } : {}),

@@ -240,14 +240,3 @@ export type AwsLane = z.output<typeof awsLaneSchema>;
 export type HyperstackLane = z.output<typeof hyperstackLaneSchema>;
 export type RunpodLane = z.output<typeof runpodLaneSchema>;
 export type PoolConfigPatch = z.output<typeof poolConfigPatchSchema>;
-
-/** Throws a readable error if the config is invalid (synchronous: it runs inside an update validator). */
-export function validatePoolConfig(config: PoolConfig, current?: PoolConfig): void {
-  const parsed = poolConfigSchema.safeParse(config);
-  if (!parsed.success) {
-    throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; '));
-  }
-  if (current && current.model !== config.model) {
-    throw new Error('model cannot change on a live pool: create a new pool for another model');
-  }
-}

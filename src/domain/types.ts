@@ -301,11 +301,14 @@ export interface JobInput {
    */
   progressToken?: string;
   /**
-   * The job machine runs it (set by every starter since 2026-12-07). Absent: a run started before, which replays
-   * through the frozen body (src/workflows/job-legacy.ts). A field of the input, not a `patched()` marker: the
-   * marker and the search-attribute upsert that comes with it would cost two events on every job's history.
+   * Which interpreter runs it; a field of the input, not a `patched()` marker (the marker and the search-attribute
+   * upsert that comes with it would cost two events on every job's history). Absent: a run started before the job
+   * machine, which replays through the frozen body (src/workflows/job-legacy.ts). `true`: the job machine, its
+   * outcome written by an activity and its slot given back by a signal of its own. `2` (every starter since
+   * 2026-12-07): the outcome's write also tells the pool the slot is free (src/workflows/outcome-release.ts):
+   * a completed job's history has no signal of its own, and one workflow task fewer.
    */
-  machine?: true;
+  machine?: true | 2;
 }
 
 /** How far a job got: the latest progress its node reported, kept across preemption and handed to the next attempt. */

@@ -39,6 +39,7 @@ import type { JobInput, JobView, PlacementGrant, ProgressSnapshot } from '../dom
 import { jobDeliveryWorkflowId, poolWorkflowId } from '../ids';
 import { BOOKKEEPING_ACTIVITY, INFERENCE_ACTIVITY, NOTIFICATION_ACTIVITY } from './activity-options';
 import { jobDeliveryWorkflow } from './delivery';
+import { foldReleaseIntoOutcome, type SlotRelease } from './outcome-release';
 import {
   cancelJobSignal,
   jobArrivedSignal,
@@ -59,10 +60,12 @@ const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_ACTIVITY);
 const notifications = proxyActivities<Activities>(NOTIFICATION_ACTIVITY);
 
 /** What the machine starts from, and the input its commands need (a job's or a request's). */
-export type JobRunSpec = { state: JobMachineState; arrivalSignalled: boolean } & (
-  | { kind: 'job'; input: JobInput }
-  | { kind: 'request'; input: RequestInput }
-);
+export type JobRunSpec = {
+  state: JobMachineState;
+  arrivalSignalled: boolean;
+  /** Machine 2: the outcome's write also gives the slot back (see outcome-release.ts). */
+  outcomeGivesSlotBack?: boolean;
+} & ({ kind: 'job'; input: JobInput } | { kind: 'request'; input: RequestInput });
 
 type SlotAnswer = { grant: PlacementGrant } | { message: string; errorType: string };
 
@@ -145,11 +148,26 @@ export async function interpretJob(spec: JobRunSpec): Promise<JobView> {
     );
   };
 
-  const recordOutcome = (command: Extract<JobMachineCommand, { type: 'recordOutcome' }>) => {
+  /** A job's outcome write; with `release`, it tells the pool the slot is free too (or the job does, if it could not). */
+  const writeJobOutcome = (command: Extract<JobMachineCommand, { type: 'recordOutcome' }>, release?: SlotRelease) => {
+    const input = { view: state.view, event: jobOutcomeRow(state.view, command.status, command.error) };
+    if (!release) return bookkeeping.recordJobOutcome(input);
+    return bookkeeping.recordJobOutcome({ ...input, release: { attempt: release.message.attempt } }).then(
+      (written) => {
+        if (!written.poolTold) run(release);
+      },
+      (err: unknown) => {
+        run(release);
+        throw err;
+      },
+    );
+  };
+
+  const recordOutcome = (command: Extract<JobMachineCommand, { type: 'recordOutcome' }>, release?: SlotRelease) => {
     const view = state.view;
-    const write =
+    const write: Promise<unknown> =
       spec.kind === 'job'
-        ? bookkeeping.recordJobOutcome({ view, event: jobOutcomeRow(view, command.status, command.error) })
+        ? writeJobOutcome(command, release)
         : bookkeeping.recordLedgerEvent(
             requestLedgerRow({
               requestId: state.jobId,
@@ -244,7 +262,15 @@ export async function interpretJob(spec: JobRunSpec): Promise<JobView> {
     const out = stepJob(state, event, now);
     state = out.state;
     wakeAt = out.wakeAt;
-    for (const command of out.commands) run(command);
+    if (!spec.outcomeGivesSlotBack) {
+      for (const command of out.commands) run(command);
+      return;
+    }
+    const { commands, release } = foldReleaseIntoOutcome(out.commands);
+    for (const command of commands) {
+      if (command.type === 'recordOutcome' && !command.bestEffort) recordOutcome(command, release);
+      else run(command);
+    }
   };
 
   // Times the machine branches on come from history, never from when a worker happened to run the task (a worker

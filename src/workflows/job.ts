@@ -17,5 +17,11 @@ export async function jobWorkflow(input: JobInput): Promise<JobView> {
   if (!input.machine) return legacyJobWorkflow(input);
   // The TTL runs on the workflow clock from the job's start, not the API's: retries and preemption never restart it.
   const state = newJobMachine(input, workflowInfo().startTime.getTime());
-  return interpretJob({ kind: 'job', input, state, arrivalSignalled: input.arrivalSignalled ?? false });
+  return interpretJob({
+    kind: 'job',
+    input,
+    state,
+    arrivalSignalled: input.arrivalSignalled ?? false,
+    outcomeGivesSlotBack: input.machine === 2,
+  });
 }

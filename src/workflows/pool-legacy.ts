@@ -27,7 +27,7 @@ import { basePriority, enqueueJob, nextRetryAt, placeQueuedJobs, releasePlacemen
 import { describePlan, planPreemptions, type PreemptionCheck } from '../domain/preemption';
 import { onDemandReferencePrice } from '../domain/money';
 import { newPoolState, toPoolView } from '../domain/pool-view';
-import { validatePoolConfig } from '../domain/pool-config';
+import { validatePoolConfig } from '../domain/pool-config-check';
 import {
   activeNodes,
   allLanesShortBackoffMs,

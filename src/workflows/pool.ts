@@ -22,7 +22,7 @@ import {
 import type { Activities } from '../activities';
 import { PlacementTraces } from './placement-traces';
 import { jobWorkflowId, nodeId as makeNodeId, type PoolKey } from '../ids';
-import { validatePoolConfig } from '../domain/pool-config';
+import { validatePoolConfig } from '../domain/pool-config-check';
 import { newPoolState, stepPool } from '../domain/pool-machine';
 import type { PoolCommand, PoolEvent, PoolReply } from '../domain/pool-protocol';
 import { describePlan, planPreemptions, type PreemptionCheck } from '../domain/preemption';

@@ -166,7 +166,7 @@ export class PoolHarness {
       maxAttempts: 3,
       submittedAt: Date.now(),
       indexed: false,
-      machine: true,
+      machine: 2,
       ...extra,
     };
     await insertJob(this.db, { id: jobId, pool: poolId, status: 'queued', attempt: 1, submittedAt: input.submittedAt });

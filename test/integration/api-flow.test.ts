@@ -4,6 +4,7 @@ import { ledgerRowsForPool } from '../../src/db/ledger';
 import { jobWorkflowId, poolWorkflowId, asPoolKey } from '../../src/ids';
 import { countEvents } from '../helpers/stack';
 import { recordHistory } from '../helpers/histories';
+import { updatePoolConfigUpdate } from '../../src/workflows/messages';
 import { ApiStack, poolBody } from '../helpers/api-stack';
 
 let stack: ApiStack;
@@ -176,6 +177,13 @@ test('bad input gets a clear error and nothing is created', async () => {
   const ok = await stack.request('PATCH', '/v1/pools/twenty', { maxNodes: 7 });
   assert.equal(ok.status, 200);
   assert.equal(ok.body.config.maxNodes, 7);
+  // Below the API: the pool workflow's own validator refuses a bad config sent straight to Temporal, and keeps the one it has.
+  const pool = stack.env.client.workflow.getHandle(poolWorkflowId(asPoolKey('twenty')));
+  await assert.rejects(
+    pool.executeUpdate(updatePoolConfigUpdate, { args: [{ ...ok.body.config, minNodes: 9, maxNodes: 2 }] }),
+    (err: Error) => /minNodes must not exceed maxNodes/.test(String((err as Error & { cause?: Error }).cause?.message)),
+  );
+  assert.equal((await stack.request('GET', '/v1/pools/twenty')).body.config.maxNodes, 7);
 });
 
 test('operator actions: drain finishes work then releases every node; scale-to-zero releases idle baseline nodes now', async () => {

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import { keysMatch } from '../../src/api/auth';
 import { toChatRequest } from '../../src/domain/inference-request';
 import { loadConfig } from '../../src/config';
-import { poolConfigSchema, validatePoolConfig } from '../../src/domain/pool-config';
+import { poolConfigSchema } from '../../src/domain/pool-config';
+import { validatePoolConfig } from '../../src/domain/pool-config-check';
 import { poolConfig } from '../helpers/stack';
 
 test('config: defaults, coercion, and one error naming every bad variable', () => {
