@@ -31,7 +31,7 @@ export function createRecordActivities(db: Pool, marks: LedgerMarks, afterLedger
      * event, the job's record is still made terminal (every accepted job ends in one state), then the conflict
      * is refused loudly; the ledger keeps its first row.
      */
-    async recordJobOutcome(input: { view: JobView; event: LedgerEvent; release?: SlotRelease }): Promise<OutcomeWritten> {
+    async recordJobOutcome(input: { view: JobView; event: LedgerEvent; release?: FreedSlot }): Promise<OutcomeWritten> {
       // The pool hears first: a database that is down must not hold the slot (a retry tells it again, which it ignores).
       const poolTold = input.release ? await tellPoolSlotFree(input.view, input.release) : false;
       await writeJobOutcome(input);
@@ -65,7 +65,7 @@ export function createRecordActivities(db: Pool, marks: LedgerMarks, afterLedger
 }
 
 /** The pool's slot that a job's outcome write gives back (see JobInput.machine = 2). */
-export interface SlotRelease {
+export interface FreedSlot {
   attempt: number;
 }
 
@@ -78,7 +78,7 @@ export interface OutcomeWritten {
  * Signals the job's pool that its attempt ended, through the worker's client. False when it could not: the job
  * workflow then signals the pool itself, so a slot is never lost to a failed signal here.
  */
-async function tellPoolSlotFree(view: JobView, release: SlotRelease): Promise<boolean> {
+async function tellPoolSlotFree(view: JobView, release: FreedSlot): Promise<boolean> {
   try {
     await Context.current()
       .client.workflow.getHandle(poolWorkflowId(view.pool))

@@ -95,6 +95,12 @@ test('20 concurrent jobs at zero over HTTP: all complete on at most ceil(20/4) n
   );
   assert.equal(byTenant.count, 20);
   assert.equal((await stack.env.client.workflow.count(`ZeropoolPriority < 3 AND ZeropoolPool = "twenty"`)).count, 0);
+  // Machine 2: each job's outcome activity gave its slot back; no job had to signal the pool itself.
+  for (const job of submitted) {
+    const history = await stack.env.client.workflow.getHandle(jobWorkflowId(job.body.id)).fetchHistory();
+    const signalled = (history.events ?? []).filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes);
+    assert.deepEqual(signalled, [], `job ${job.body.id} signalled its pool itself`);
+  }
   await recordHistory(stack.env.client, poolWorkflowId(asPoolKey('twenty')), 'pool-scale-from-zero');
   await recordHistory(stack.env.client, jobWorkflowId(submitted[0].body.id), 'job-completed');
 });

@@ -84,3 +84,19 @@ test('a callback’s stored error says one of three words: a name that resolves 
   assert.doesNotMatch(state?.lastError ?? '', /127\.0\.0\.1|::1|resolves|localhost/, 'no address, no name: not a probe');
   assert.equal(state?.url, 'https://localhost/hook\ufffd', 'the URL was stored, made storable');
 });
+
+test('an outcome write that cannot reach the pool (no client in its context) says so, so the job tells the pool itself; the outcome is written all the same', async () => {
+  const db = database.db;
+  const id = '00000000-0000-4000-8000-0000000000b7';
+  const view: JobView = { id, pool: asPoolKey('outcomes'), status: 'queued', attempt: 1, submittedAt: Date.now() };
+  await insertJob(db, view);
+  const records = createRecordActivities(db, TEST_NODE_SECRETS);
+  const done = { ...view, status: 'completed' as const, finishedAt: Date.now(), result: { text: 'ok' } };
+  const event = { eventKey: `${id}:completed`, eventType: 'job_completed' as const, occurredAt: Date.now(), poolId: view.pool, jobId: id };
+  const env = new MockActivityEnvironment();
+  assert.deepEqual(await env.run(records.recordJobOutcome, { view: done, event, release: { attempt: 1 } }), { poolTold: false });
+  assert.equal((await db.query('SELECT status FROM jobs WHERE id = $1', [id])).rows[0].status, 'completed');
+  assert.equal((await db.query('SELECT 1 FROM ledger WHERE event_key = $1', [event.eventKey])).rowCount, 1);
+  // Without a slot to give back nothing is sent, and the answer says the pool was not told.
+  assert.deepEqual(await env.run(records.recordJobOutcome, { view: done, event }), { poolTold: false });
+});
