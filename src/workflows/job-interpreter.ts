@@ -149,7 +149,7 @@ export async function interpretJob(spec: JobRunSpec): Promise<JobView> {
   };
 
   /** A job's outcome write; with `release`, it tells the pool the slot is free too (or the job does, if it could not). */
-  const writeJobOutcome = (command: Extract<JobMachineCommand, { type: 'recordOutcome' }>, release?: SlotRelease) => {
+  const jobOutcomeWrite = (command: Extract<JobMachineCommand, { type: 'recordOutcome' }>, release?: SlotRelease) => {
     const input = { view: state.view, event: jobOutcomeRow(state.view, command.status, command.error) };
     if (!release) return bookkeeping.recordJobOutcome(input);
     return bookkeeping.recordJobOutcome({ ...input, release: { attempt: release.message.attempt } }).then(
@@ -167,7 +167,7 @@ export async function interpretJob(spec: JobRunSpec): Promise<JobView> {
     const view = state.view;
     const write: Promise<unknown> =
       spec.kind === 'job'
-        ? writeJobOutcome(command, release)
+        ? jobOutcomeWrite(command, release)
         : bookkeeping.recordLedgerEvent(
             requestLedgerRow({
               requestId: state.jobId,
@@ -262,13 +262,9 @@ export async function interpretJob(spec: JobRunSpec): Promise<JobView> {
     const out = stepJob(state, event, now);
     state = out.state;
     wakeAt = out.wakeAt;
-    if (!spec.outcomeGivesSlotBack) {
-      for (const command of out.commands) run(command);
-      return;
-    }
-    const { commands, release } = foldReleaseIntoOutcome(out.commands);
+    const { commands, release } = spec.outcomeGivesSlotBack ? foldReleaseIntoOutcome(out.commands) : { commands: out.commands };
     for (const command of commands) {
-      if (command.type === 'recordOutcome' && !command.bestEffort) recordOutcome(command, release);
+      if (release && command.type === 'recordOutcome' && !command.bestEffort) recordOutcome(command, release);
       else run(command);
     }
   };

@@ -11,11 +11,12 @@ export type SlotRelease = Extract<JobMachineCommand, { type: 'tellPool' }> & { m
 
 /** The step's commands with the slot's release folded into its outcome write, and the release that was folded. */
 export function foldReleaseIntoOutcome(commands: readonly JobMachineCommand[]): {
-  commands: JobMachineCommand[];
+  commands: readonly JobMachineCommand[];
   release?: SlotRelease;
 } {
   const release = commands.find((c): c is SlotRelease => c.type === 'tellPool' && c.message.kind === 'finished');
   const carrier = commands.some((c) => c.type === 'recordOutcome' && !c.bestEffort);
-  if (!release || !carrier) return { commands: [...commands] };
+  // Most steps neither free a slot nor end the job: their commands pass as they are, not copied.
+  if (!release || !carrier) return { commands };
   return { commands: commands.filter((c) => c !== release), release };
 }

@@ -27,9 +27,9 @@ after(async () => {
   await database?.close();
 });
 
-test('an outcome holding a lone surrogate is refused once, non-retryable, and writes nothing; the same job’s storable outcome then closes it', async () => {
+/** A queued job's record, the record activities, and the ledger row of its outcome by status. */
+async function queuedJob(id: string) {
   const db = database.db;
-  const id = '00000000-0000-4000-8000-0000000000a1';
   const view: JobView = { id, pool: asPoolKey('outcomes'), status: 'queued', attempt: 1, submittedAt: Date.now() };
   await insertJob(db, view);
   const records = createRecordActivities(db, TEST_NODE_SECRETS);
@@ -40,6 +40,12 @@ test('an outcome holding a lone surrogate is refused once, non-retryable, and wr
     poolId: view.pool,
     jobId: id,
   });
+  return { db, view, records, event };
+}
+
+test('an outcome holding a lone surrogate is refused once, non-retryable, and writes nothing; the same job’s storable outcome then closes it', async () => {
+  const id = '00000000-0000-4000-8000-0000000000a1';
+  const { db, view, records, event } = await queuedJob(id);
   const poisoned = { ...view, status: 'completed' as const, finishedAt: Date.now(), result: { text: 'A\ud800B' } };
   await assert.rejects(records.recordJobOutcome({ view: poisoned, event: event('completed') }), (err: unknown) => {
     assert.ok(err instanceof ApplicationFailure, String(err));
@@ -86,13 +92,10 @@ test('a callback’s stored error says one of three words: a name that resolves 
 });
 
 test('an outcome write that cannot reach the pool (no client in its context) says so, so the job tells the pool itself; the outcome is written all the same', async () => {
-  const db = database.db;
   const id = '00000000-0000-4000-8000-0000000000b7';
-  const view: JobView = { id, pool: asPoolKey('outcomes'), status: 'queued', attempt: 1, submittedAt: Date.now() };
-  await insertJob(db, view);
-  const records = createRecordActivities(db, TEST_NODE_SECRETS);
+  const { db, view, records, event: row } = await queuedJob(id);
   const done = { ...view, status: 'completed' as const, finishedAt: Date.now(), result: { text: 'ok' } };
-  const event = { eventKey: `${id}:completed`, eventType: 'job_completed' as const, occurredAt: Date.now(), poolId: view.pool, jobId: id };
+  const event = row('completed');
   const env = new MockActivityEnvironment();
   assert.deepEqual(await env.run(records.recordJobOutcome, { view: done, event, release: { attempt: 1 } }), { poolTold: false });
   assert.equal((await db.query('SELECT status FROM jobs WHERE id = $1', [id])).rows[0].status, 'completed');

@@ -30,7 +30,7 @@ function fold(commands: JobMachineCommand[]) {
   return folded;
 }
 
-const types = (commands: JobMachineCommand[]) => commands.map((c) => c.type);
+const types = (commands: readonly JobMachineCommand[]) => commands.map((c) => c.type);
 
 test('an ending that frees its slot: the outcome write carries the release, and no separate signal is left', () => {
   const endings: Array<[string, (d: JobDriver) => JobMachineCommand[]]> = [
