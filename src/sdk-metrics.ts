@@ -5,12 +5,17 @@
  * scrape target has both. Counters end in `_total` and durations are in seconds, as Prometheus prefers.
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { freePort } from './stack/postgres';
+import { freePort } from './stack/free-port';
 
-/** Installs the SDK runtime with its Prometheus exporter on a free loopback port; returns the scrape URL. */
-export async function installSdkMetrics(logLevel: 'WARN' | 'INFO' = 'INFO'): Promise<string> {
+/**
+ * Installs the SDK runtime with its Prometheus exporter on a free loopback port; returns the scrape URL.
+ * `shutdownSignals: []` keeps the SDK from shutting the worker down on SIGINT/SIGTERM by itself, for a process
+ * that stops its parts in its own order (src/main.ts: the API gives its leases back while the worker still runs).
+ */
+export async function installSdkMetrics(logLevel: 'WARN' | 'INFO' = 'INFO', shutdownSignals?: NodeJS.Signals[]): Promise<string> {
   const port = await freePort();
   Runtime.install({
+    ...(shutdownSignals ? { shutdownSignals } : {}),
     logger: new DefaultLogger(logLevel),
     telemetryOptions: {
       metrics: {

@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { MockProvider } from '../../src/activities/providers/mock';
-import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/stack/postgres';
 import { ensureTemporalBinary } from '../../src/stack/temporal-binaries';
 import { startDevServer, type DevServer } from '../../src/stack/temporal-dev';
 

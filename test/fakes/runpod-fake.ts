@@ -15,7 +15,7 @@
 import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { freePort } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
 import { startModelServer } from './model-server-process';
 import { RunpodContract } from './runpod-contract';
 export const RUNPOD_NO_CAPACITY =

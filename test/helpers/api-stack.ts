@@ -22,7 +22,7 @@ import { GpuProbe } from '../../src/local-gpus/probe';
 import { temporalPoolControl } from '../../src/stack/local-gpus';
 import { logger } from '../../src/logger';
 import { waitUntil } from './wait';
-import { freePort } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
 import { startTestDatabase, type TestDatabase } from './postgres';
 import { devServerEnv } from './temporal';
 import { loadNodeSecretKey, type NodeSecrets, nodeSecrets } from '../../src/secrets/node-secrets';

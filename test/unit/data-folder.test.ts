@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { dataFolderMode, secureDataFolder } from '../../src/stack/data-folder';
 import { ensureTemporalBinary } from '../../src/stack/temporal-binaries';
-import { freePort } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
 import { startDevServer } from '../../src/stack/temporal-dev';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'zeropool-data-'));

