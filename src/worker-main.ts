@@ -44,6 +44,8 @@ async function main(): Promise<void> {
   await worker.run();
   await db.end();
   await tracing?.shutdown();
+  // Stopped: the metrics server and Temporal's connection would hold the process open otherwise.
+  process.exit(0);
 }
 
 main().catch((err) => {

@@ -297,16 +297,19 @@ export class ApiStack {
       this.worker.worker.shutdown();
       await this.worker.done.catch(() => undefined);
     }
+    let workerExit: number | null = 0;
     if (this.workerChild && this.workerChild.exitCode === null) {
       const child = this.workerChild;
-      await new Promise((resolve) => {
-        child.once('exit', resolve);
+      workerExit = await new Promise<number | null>((resolve) => {
+        child.once('exit', (code) => resolve(code));
         child.kill('SIGTERM');
       });
     }
     await this.mock?.terminateAll();
     await this.env?.teardown();
     await this.database?.close();
+    // A SIGTERM ends the worker process by its own shutdown: drained, then exit 0.
+    if (workerExit !== 0) throw new Error(`the worker process ended with ${workerExit} on SIGTERM, not 0`);
   }
 }
 
