@@ -93,14 +93,14 @@ async function main(): Promise<void> {
   // 2. Throughput: CONCURRENCY clients in a closed loop, each submitting and waiting for its job to end. Each
   // waits as the bare baseline's clients do, on the workflow's result (BENCH_WAIT=poll: each polls PostgreSQL
   // every 50 ms instead, as before 2026-12-08; 32 pollers load the two cores the system under test runs on).
-  const waitForEnd =
-    process.env.BENCH_WAIT === 'poll'
-      ? (id: string, sentAt: number) => waitAll([{ id, sentAt }])
-      : async (id: string, sentAt: number) => {
-          const view: JobView = await temporal.client.workflow.getHandle(jobWorkflowId(id)).result();
-          if (view.status !== 'completed') throw new Error(`job ${id} ${view.status}: ${view.error}`);
-          return [{ latency: view.startedAt! - sentAt, finishedAt: view.finishedAt! }];
-        };
+  const pollsDatabase = process.env.BENCH_WAIT === 'poll';
+  const waitForEnd = pollsDatabase
+    ? (id: string, sentAt: number) => waitAll([{ id, sentAt }])
+    : async (id: string, sentAt: number) => {
+        const view: JobView = await temporal.client.workflow.getHandle(jobWorkflowId(id)).result();
+        if (view.status !== 'completed') throw new Error(`job ${id} ${view.status}: ${view.error}`);
+        return [{ latency: view.startedAt! - sentAt, finishedAt: view.finishedAt! }];
+      };
   let next = 0;
   const thrStart = Date.now();
   const results: Array<{ latency: number; finishedAt: number }> = [];
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     },
     closedLoop: {
       clients: CONCURRENCY,
-      waitsOn: process.env.BENCH_WAIT === 'poll' ? 'PostgreSQL, polled by each client' : 'the job workflow’s result',
+      waitsOn: pollsDatabase ? 'PostgreSQL, polled by each client' : 'the job workflow’s result',
       jobs: results.length,
       jobsPerSecond: Number(jobsPerSecond.toFixed(1)),
       submitToRunningP50Ms: percentile(

@@ -14,6 +14,7 @@ import { LEASE_RENEW_MS, LEASE_SAFETY_MS, type LeaseAnswer, type LeaseExchange, 
 import type { PoolConfig } from '../domain/types';
 import { poolWorkflowId, type PoolKey } from '../ids';
 import { exchangeLeasesUpdate } from '../workflows/messages';
+import { withTimeout } from './query';
 
 /** Leases unused this long are given back. */
 const RELEASE_UNUSED_MS = 60_000;
@@ -121,14 +122,14 @@ export class LeaseBook {
         if (book.leases.size > 0) await this.exchange(book, true).catch(() => undefined);
       }),
     );
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), CLOSE_WAIT_MS);
-    });
-    if ((await Promise.race([givenBack, waited])) === 'late') {
+    if (
+      (await withTimeout(
+        givenBack.then(() => true),
+        CLOSE_WAIT_MS,
+      )) === undefined
+    ) {
       this.log.warn({ waitedMs: CLOSE_WAIT_MS }, 'slot leases not taken back at shutdown: the pools let them lapse');
     }
-    clearTimeout(timer);
   }
 
   private book(key: PoolKey): PoolBook {

@@ -301,7 +301,12 @@ export class ApiStack {
     if (this.workerChild && this.workerChild.exitCode === null) {
       const child = this.workerChild;
       workerExit = await new Promise<number | null>((resolve) => {
-        child.once('exit', (code) => resolve(code));
+        // A worker that does not end within 30 s is killed, and reported below (null), rather than holding the file.
+        const stuck = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        child.once('exit', (code) => {
+          clearTimeout(stuck);
+          resolve(code);
+        });
         child.kill('SIGTERM');
       });
     }
